@@ -1,0 +1,9 @@
+"""Local development and the embedded default: works with nothing configured."""
+
+from .base import *  # noqa: F403
+from .base import VAR_DIR, env
+
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = env.str("SECRET_KEY", default="insecure-local-development-key-change-me")
+
+VAR_DIR.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,14 @@
+"""Settings for the test suite. ``DATABASE_URL`` and ``CELERY_BROKER_URL`` come from the
+environment (PostgreSQL and Redis in CI); tasks run eagerly unless a test says otherwise."""
+
+from .base import *  # noqa: F403
+from .base import VAR_DIR, env
+
+SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+LANGUAGE_CODE = "en"
+
+VAR_DIR.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,76 @@
+"""Domain events published by ``members`` after commit.
+
+Higher apps (``segmentation``, ``campaigns``) and later parts of ``members`` (points, tiers,
+referrals) subscribe in their ``AppConfig.ready()``; the services that publish never learn who
+listens. Handlers receive ids, never model instances, and run after the publishing transaction
+commits (immediately when there is no transaction). They are not Django model signals: bulk
+writes (imports, seed data) publish their own batch events on purpose.
+
+    from members.events import order_recorded
+
+    @order_recorded.subscribe
+    def earn_points(*, order_id, member_id, **_):
+        ...
+"""
+
+import logging
+from collections.abc import Callable
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+class DomainEvent:
+    def __init__(self, name: str, doc: str):
+        self.name = name
+        self.__doc__ = doc
+        self._handlers: list[Callable[..., object]] = []
+
+    def subscribe(self, handler: Callable[..., object]) -> Callable[..., object]:
+        """Register ``handler`` (usable as a decorator). Registering twice has no effect."""
+        if handler not in self._handlers:
+            self._handlers.append(handler)
+        return handler
+
+    def unsubscribe(self, handler: Callable[..., object]) -> None:
+        if handler in self._handlers:
+            self._handlers.remove(handler)
+
+    @property
+    def handlers(self) -> tuple[Callable[..., object], ...]:
+        return tuple(self._handlers)
+
+    def publish(self, **payload) -> None:
+        """Call every handler with ``payload`` once the current transaction commits.
+
+        A failing handler is logged and does not stop the others: the publisher's work is already
+        committed, and each subscriber owns its retries (usually by queueing a Celery task).
+        """
+        transaction.on_commit(lambda: self._dispatch(payload))
+
+    def _dispatch(self, payload: dict) -> None:
+        for handler in self._handlers:
+            try:
+                handler(**payload)
+            except Exception:
+                logger.exception("%s handler %s failed for %s", self.name, handler.__qualname__, payload)
+
+    def __repr__(self):
+        return f"<DomainEvent {self.name}>"
+
+
+member_registered = DomainEvent("member_registered", "A member joined. Payload: member_id.")
+order_recorded = DomainEvent(
+    "order_recorded", "A new paid order was recorded. Payload: order_id, member_id, store_id."
+)
+refund_recorded = DomainEvent(
+    "refund_recorded", "A refund was recorded. Payload: refund_id, order_id, member_id."
+)
+orders_imported = DomainEvent(
+    "orders_imported",
+    "Historical orders were bulk-imported (no per-order events). Payload: count, member_ids_from, "
+    "member_ids_to.",
+)
+
+ALL_EVENTS = (member_registered, order_recorded, refund_recorded, orders_imported)

@@ -1,0 +1,138 @@
+"""Stores, members, orders and refunds: the data and its constraints, no workflows.
+
+Writes go through ``members.services``; reads through ``members.selectors``.
+"""
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from members.referral_codes import new_referral_code
+
+MONEY = {"max_digits": 12, "decimal_places": 2}
+
+
+class TimeStampedModel(models.Model):
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Store(TimeStampedModel):
+    code = models.CharField(_("store code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    city = models.CharField(_("city"), max_length=50, db_index=True)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("store")
+        verbose_name_plural = _("stores")
+
+    def __str__(self):
+        return f"{self.name} ({self.code})"
+
+
+class Member(TimeStampedModel):
+    class Gender(models.TextChoices):
+        UNKNOWN = "unknown", _("Unknown")
+        FEMALE = "female", _("Female")
+        MALE = "male", _("Male")
+
+    class Channel(models.TextChoices):
+        STORE = "store", _("In store")
+        MINI_PROGRAM = "mini_program", _("Mini-program")
+        OFFICIAL_ACCOUNT = "official_account", _("Official account")
+        POS = "pos", _("POS")
+        IMPORT = "import", _("Import")
+        OTHER = "other", _("Other")
+
+    mobile = models.CharField(_("mobile"), max_length=11, unique=True, help_text=_("11 digits, canonical form."))
+    name = models.CharField(_("name"), max_length=50, blank=True)
+    gender = models.CharField(_("gender"), max_length=10, choices=Gender.choices, default=Gender.UNKNOWN)
+    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    registered_at = models.DateTimeField(_("registered at"), db_index=True)
+    channel = models.CharField(
+        _("registration channel"), max_length=20, choices=Channel.choices, default=Channel.STORE
+    )
+    home_store = models.ForeignKey(
+        Store, verbose_name=_("home store"), on_delete=models.PROTECT, null=True, blank=True, related_name="members"
+    )
+    openid = models.CharField(_("WeChat openid"), max_length=64, null=True, blank=True, unique=True)
+    referral_code = models.CharField(_("referral code"), max_length=16, unique=True, default=new_referral_code)
+    referrer = models.ForeignKey(
+        "self", verbose_name=_("referred by"), on_delete=models.PROTECT, null=True, blank=True, related_name="referees"
+    )
+
+    class Meta:
+        ordering = ["-registered_at", "-id"]
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
+        constraints = [
+            models.CheckConstraint(condition=~Q(referrer=F("id")), name="member_not_own_referrer"),
+        ]
+
+    def __str__(self):
+        return f"{self.name or '—'} {self.mobile}"
+
+
+class Order(TimeStampedModel):
+    class Status(models.TextChoices):
+        PAID = "paid", _("Paid")
+        PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
+        REFUNDED = "refunded", _("Refunded")
+
+    external_id = models.CharField(_("external order id"), max_length=64, unique=True)
+    member = models.ForeignKey(Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="orders")
+    store = models.ForeignKey(Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="orders")
+    paid_at = models.DateTimeField(_("paid at"))
+    amount = models.DecimalField(_("amount"), **MONEY)
+    refunded_amount = models.DecimalField(_("refunded amount"), default=Decimal("0.00"), **MONEY)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PAID)
+
+    class Meta:
+        ordering = ["-paid_at", "-id"]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        indexes = [
+            models.Index(fields=["member", "paid_at"], name="order_member_paid_at"),
+            models.Index(fields=["store", "paid_at"], name="order_store_paid_at"),
+            models.Index(fields=["paid_at"], name="order_paid_at"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="order_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
+                name="order_refunds_within_amount",
+            ),
+        ]
+
+    def __str__(self):
+        return self.external_id
+
+    @property
+    def net_amount(self) -> Decimal:
+        return self.amount - self.refunded_amount
+
+
+class Refund(TimeStampedModel):
+    external_id = models.CharField(_("external refund id"), max_length=64, unique=True)
+    order = models.ForeignKey(Order, verbose_name=_("order"), on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(_("amount"), **MONEY)
+    refunded_at = models.DateTimeField(_("refunded at"))
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-refunded_at", "-id"]
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+        ]
+
+    def __str__(self):
+        return self.external_id

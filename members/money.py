@@ -1,0 +1,32 @@
+"""Money is ``Decimal`` with two places, never float."""
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+CENT = Decimal("0.01")
+MAX_AMOUNT = Decimal("9999999999.99")  # what Decimal(12, 2) holds
+
+
+def to_money(value, *, field: str = "amount", allow_zero: bool = False) -> Decimal:
+    """Parse ``value`` (str, int or Decimal; never float) into a positive 2-place Decimal.
+
+    Refuses NaN, infinities, more than two decimal places, zero (unless allowed) and negatives,
+    raising a ``ValidationError`` keyed by ``field``.
+    """
+    if isinstance(value, float) or isinstance(value, bool):
+        raise ValidationError({field: _("Send amounts as decimal strings, not floating-point numbers.")})
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise ValidationError({field: _("“%(value)s” is not an amount.") % {"value": value}}) from None
+    if not amount.is_finite():
+        raise ValidationError({field: _("An amount must be a finite number.")})
+    if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
+        raise ValidationError({field: _("An amount has at most two decimal places.")})
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise ValidationError({field: _("An amount must be greater than zero.")})
+    if amount > MAX_AMOUNT:
+        raise ValidationError({field: _("The amount is too large.")})
+    return amount.quantize(CENT)

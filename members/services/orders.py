@@ -1,0 +1,165 @@
+"""Recording orders and refunds: the one way money enters the member's history.
+
+Both services are idempotent: re-sending the same external id with the same content returns the
+row recorded the first time (``created=False``); the same external id with different content is
+refused with ``IdempotencyConflict``. New rows publish ``order_recorded`` / ``refund_recorded``
+after commit, which points, tiers, referrals, segments and triggers subscribe to.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from members.events import order_recorded, refund_recorded
+from members.lock_objects import order_lock
+from members.models import Member, Order, Refund, Store
+from members.money import to_money
+
+
+class IdempotencyConflict(ValidationError):
+    """The external id was used before for different content."""
+
+
+class OrderRecorded(NamedTuple):
+    order: Order
+    created: bool
+
+
+class RefundRecorded(NamedTuple):
+    refund: Refund
+    created: bool
+
+
+def _aware(value: datetime, field: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValidationError({field: _("A date and time is required.")})
+    if timezone.is_naive(value):
+        return timezone.make_aware(value)
+    return value
+
+
+def order_record(
+    *, external_id: str, member: Member, store: Store, paid_at: datetime, amount: Decimal | str
+) -> OrderRecorded:
+    external_id = (external_id or "").strip()
+    if not external_id:
+        raise ValidationError({"external_id": _("An external order id is required.")})
+    amount = to_money(amount)
+    paid_at = _aware(paid_at, "paid_at")
+
+    existing = Order.objects.filter(external_id=external_id).first()
+    if existing is not None:
+        return OrderRecorded(_same_order_or_conflict(existing, member, store, paid_at, amount), False)
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                external_id=external_id, member=member, store=store, paid_at=paid_at, amount=amount
+            )
+            order_recorded.publish(order_id=order.pk, member_id=member.pk, store_id=store.pk)
+    except IntegrityError:
+        # Another request recorded the same external id between our read and our insert.
+        existing = Order.objects.filter(external_id=external_id).first()
+        if existing is None:
+            raise
+        return OrderRecorded(_same_order_or_conflict(existing, member, store, paid_at, amount), False)
+    return OrderRecorded(order, True)
+
+
+def _same_order_or_conflict(order: Order, member: Member, store: Store, paid_at: datetime, amount: Decimal) -> Order:
+    differences = [
+        name
+        for name, ours, theirs in (
+            ("member", order.member_id, member.pk),
+            ("store", order.store_id, store.pk),
+            ("paid_at", order.paid_at, paid_at),
+            ("amount", order.amount, amount),
+        )
+        if ours != theirs
+    ]
+    if differences:
+        raise IdempotencyConflict(
+            {
+                "external_id": _(
+                    "Order %(id)s was already recorded with a different %(fields)s; "
+                    "send a new external id for a new order."
+                )
+                % {"id": order.external_id, "fields": ", ".join(differences)}
+            },
+            code="conflict",
+        )
+    return order
+
+
+def refund_record(
+    *,
+    external_id: str,
+    order: Order,
+    amount: Decimal | str,
+    refunded_at: datetime | None = None,
+    reason: str = "",
+) -> RefundRecorded:
+    external_id = (external_id or "").strip()
+    if not external_id:
+        raise ValidationError({"external_id": _("An external refund id is required.")})
+    amount = to_money(amount)
+    refunded_at = _aware(refunded_at, "refunded_at") if refunded_at is not None else timezone.now()
+
+    try:
+        with transaction.atomic():
+            locked = order_lock(order_id=order.pk)
+            # Read after the lock: a concurrent retry of this refund has committed by now.
+            existing = Refund.objects.filter(external_id=external_id).first()
+            if existing is not None:
+                return RefundRecorded(_same_refund_or_conflict(existing, locked, amount), False)
+            if locked.refunded_amount + amount > locked.amount:
+                raise ValidationError(
+                    {
+                        "amount": _(
+                            "Refunds of order %(order)s would exceed what was paid: paid %(paid)s, "
+                            "already refunded %(refunded)s, this refund %(amount)s."
+                        )
+                        % {
+                            "order": locked.external_id,
+                            "paid": locked.amount,
+                            "refunded": locked.refunded_amount,
+                            "amount": amount,
+                        }
+                    },
+                    code="over_refund",
+                )
+            refund = Refund.objects.create(
+                external_id=external_id, order=locked, amount=amount, refunded_at=refunded_at, reason=reason
+            )
+            locked.refunded_amount += amount
+            locked.status = (
+                Order.Status.REFUNDED if locked.refunded_amount == locked.amount else Order.Status.PARTIALLY_REFUNDED
+            )
+            locked.save(update_fields=["refunded_amount", "status", "updated_at"])
+            refund_recorded.publish(refund_id=refund.pk, order_id=locked.pk, member_id=locked.member_id)
+    except IntegrityError:
+        existing = Refund.objects.filter(external_id=external_id).select_related("order").first()
+        if existing is None:
+            raise
+        return RefundRecorded(_same_refund_or_conflict(existing, order, amount), False)
+    order.refunded_amount, order.status = locked.refunded_amount, locked.status
+    return RefundRecorded(refund, True)
+
+
+def _same_refund_or_conflict(refund: Refund, order: Order, amount: Decimal) -> Refund:
+    if refund.order_id != order.pk or refund.amount != amount:
+        raise IdempotencyConflict(
+            {
+                "external_id": _(
+                    "Refund %(id)s was already recorded for a different order or amount; "
+                    "send a new external id for a new refund."
+                )
+                % {"id": refund.external_id}
+            },
+            code="conflict",
+        )
+    return refund
