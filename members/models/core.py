@@ -67,6 +67,9 @@ class Member(TimeStampedModel):
     referrer = models.ForeignKey(
         "self", verbose_name=_("referred by"), on_delete=models.PROTECT, null=True, blank=True, related_name="referees"
     )
+    tier = models.ForeignKey(
+        "members.Tier", verbose_name=_("tier"), on_delete=models.PROTECT, null=True, blank=True, related_name="members"
+    )
 
     class Meta:
         ordering = ["-registered_at", "-id"]

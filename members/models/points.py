@@ -1,0 +1,3 @@
+"""points models (loyalty core)."""
+
+__all__: list[str] = []

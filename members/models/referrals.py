@@ -1,0 +1,3 @@
+"""referrals models (loyalty core)."""
+
+__all__: list[str] = []

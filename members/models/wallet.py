@@ -1,0 +1,3 @@
+"""wallet models (loyalty core)."""
+
+__all__: list[str] = []
