@@ -17,7 +17,7 @@ def _database_status() -> str:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    except Exception as exc:  # noqa: BLE001 - any failure means "down"; the reason is reported
+    except Exception as exc:
         return f"error: {exc.__class__.__name__}"
     return "ok"
 
@@ -30,7 +30,7 @@ def _broker_status() -> str:
     )
     try:
         broker.ensure_connection(max_retries=1, timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"error: {exc.__class__.__name__}"
     finally:
         broker.release()

@@ -61,16 +61,11 @@ class DomainEvent:
 
 
 member_registered = DomainEvent("member_registered", "A member joined. Payload: member_id.")
-order_recorded = DomainEvent(
-    "order_recorded", "A new paid order was recorded. Payload: order_id, member_id, store_id."
-)
-refund_recorded = DomainEvent(
-    "refund_recorded", "A refund was recorded. Payload: refund_id, order_id, member_id."
-)
+order_recorded = DomainEvent("order_recorded", "A new paid order was recorded. Payload: order_id, member_id, store_id.")
+refund_recorded = DomainEvent("refund_recorded", "A refund was recorded. Payload: refund_id, order_id, member_id.")
 orders_imported = DomainEvent(
     "orders_imported",
-    "Historical orders were bulk-imported (no per-order events). Payload: count, member_ids_from, "
-    "member_ids_to.",
+    "Historical orders were bulk-imported (no per-order events). Payload: count, member_ids_from, member_ids_to.",
 )
 
 ALL_EVENTS = (member_registered, order_recorded, refund_recorded, orders_imported)

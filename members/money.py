@@ -15,7 +15,7 @@ def to_money(value, *, field: str = "amount", allow_zero: bool = False) -> Decim
     Refuses NaN, infinities, more than two decimal places, zero (unless allowed) and negatives,
     raising a ``ValidationError`` keyed by ``field``.
     """
-    if isinstance(value, float) or isinstance(value, bool):
+    if isinstance(value, (float, bool)):
         raise ValidationError({field: _("Send amounts as decimal strings, not floating-point numbers.")})
     try:
         amount = Decimal(str(value).strip())

@@ -2,7 +2,7 @@
 environment (PostgreSQL and Redis in CI); tasks run eagerly unless a test says otherwise."""
 
 from .base import *  # noqa: F403
-from .base import VAR_DIR, env
+from .base import VAR_DIR
 
 SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
 DEBUG = False

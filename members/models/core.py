@@ -56,9 +56,7 @@ class Member(TimeStampedModel):
     gender = models.CharField(_("gender"), max_length=10, choices=Gender.choices, default=Gender.UNKNOWN)
     birthday = models.DateField(_("birthday"), null=True, blank=True)
     registered_at = models.DateTimeField(_("registered at"), db_index=True)
-    channel = models.CharField(
-        _("registration channel"), max_length=20, choices=Channel.choices, default=Channel.STORE
-    )
+    channel = models.CharField(_("registration channel"), max_length=20, choices=Channel.choices, default=Channel.STORE)
     home_store = models.ForeignKey(
         Store, verbose_name=_("home store"), on_delete=models.PROTECT, null=True, blank=True, related_name="members"
     )

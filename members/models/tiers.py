@@ -17,18 +17,29 @@ class Tier(TimeStampedModel):
 
     code = models.SlugField(_("code"), max_length=32, unique=True)
     name = models.CharField(_("name"), max_length=50)
-    rank = models.PositiveSmallIntegerField(_("rank"), unique=True, help_text=_("0 is the entry level; higher is better."))
+    rank = models.PositiveSmallIntegerField(
+        _("rank"), unique=True, help_text=_("0 is the entry level; higher is better.")
+    )
     points_multiplier = models.DecimalField(
-        _("points multiplier"), max_digits=4, decimal_places=2, default=Decimal("1.00"),
+        _("points multiplier"),
+        max_digits=4,
+        decimal_places=2,
+        default=Decimal("1.00"),
         validators=[MinValueValidator(Decimal("0"))],
     )
     birthday_points_multiplier = models.DecimalField(
-        _("birthday points multiplier"), max_digits=4, decimal_places=2, default=Decimal("1.00"),
+        _("birthday points multiplier"),
+        max_digits=4,
+        decimal_places=2,
+        default=Decimal("1.00"),
         validators=[MinValueValidator(Decimal("0"))],
         help_text=_("Applied on top of the tier multiplier to orders paid on the member's birthday."),
     )
     discount_rate = models.DecimalField(
-        _("discount rate"), max_digits=3, decimal_places=2, default=Decimal("1.00"),
+        _("discount rate"),
+        max_digits=3,
+        decimal_places=2,
+        default=Decimal("1.00"),
         validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(Decimal("1.00"))],
         help_text=_("Price factor: 0.95 means 5% off."),
     )
