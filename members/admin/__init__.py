@@ -1,0 +1,3 @@
+"""Admin for the members app, one module per part of the domain."""
+
+from members.admin import core, points, tiers, wallet  # noqa: F401

@@ -1,0 +1,1 @@
+"""Celery tasks of the members app: thin, idempotent, take ids, call services."""
