@@ -19,12 +19,15 @@ def normalize_mobile(raw: str) -> str:
     """Return the canonical 11-digit form of ``raw`` or raise ``ValidationError``."""
     text = unicodedata.normalize("NFKC", str(raw or "")).strip()
     text = _SEPARATORS.sub("", text)
-    if text.startswith("+"):
-        text = text[1:]
-    elif text.startswith("00"):
-        text = text[2:]
+    international = False
+    for prefix in ("+", "00"):
+        if text.startswith(prefix):
+            text, international = text[len(prefix) :], True
+            break
     if len(text) == 13 and text.startswith("86"):
         text = text[2:]
+    elif international:
+        text = ""  # another country's number
     if not _CANONICAL.match(text):
         raise ValidationError(
             _("“%(value)s” is not a valid mainland China mobile number."),

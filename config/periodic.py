@@ -1,0 +1,25 @@
+"""Every periodic schedule of the platform, in one place.
+
+``python manage.py setup_periodic_tasks`` writes them into django-celery-beat's tables (idempotent;
+it never overwrites a schedule an operator has edited in the admin, unless ``--reset``).
+Times are in settings.TIME_ZONE.
+"""
+
+from typing import NamedTuple
+
+
+class Schedule(NamedTuple):
+    name: str
+    task: str
+    minute: str
+    hour: str
+    description: str
+
+
+SCHEDULES = (
+    Schedule("Expire points", "members.tasks.points_expire_task", "30", "0", "Expire what is left of old points lots."),
+    Schedule(
+        "Downgrade tiers", "members.tasks.tier_downgrade_task", "0", "2", "Downgrade members past their retention."
+    ),
+    Schedule("Reconcile balances", "members.tasks.reconcile_task", "0", "4", "Compare every balance with its ledger."),
+)
