@@ -1,0 +1,346 @@
+"""Stored value (储值): topping up, spending and refunding a member's wallet.
+
+A wallet holds **principal** (money the member paid in) and **bonus** (granted by a top-up offer)
+apart. Every service here:
+
+- runs in its own durable transaction and changes balances only under the wallet's row lock
+  (``members.lock_objects.wallet_lock``; the wallet is created on first use);
+- writes one immutable ``WalletEntry`` (signed deltas, the balances after, who, why) and never
+  updates or deletes an entry — a mistake is corrected by a new entry;
+- is idempotent: the same ``idempotency_key`` with the same arguments returns the entry recorded
+  the first time without moving money again; the same key with different arguments is refused with
+  ``IdempotencyConflict``;
+- never lets a balance go negative (checked here, and by the database's ``CheckConstraint``).
+
+**Which part pays: the proportional rule** (``split_proportionally``, the one place it is computed).
+An amount taken from a pair of parts (principal P, bonus B) is split in proportion to them: the
+bonus share is ``amount × B / (P + B)`` rounded *down* to the cent and the principal pays the rest.
+If one part cannot cover its share, the other pays the remainder. The rule is applied to:
+
+- a spend, with P and B the wallet's balances just before the spend;
+- a spend refund, with P and B what that spend took and has not yet been refunded — so a refund goes
+  back to the parts the spend came from, partial refunds in proportion to them, and refunds of a
+  spend never exceed it, in total or per part.
+
+A top-up refund returns the top-up's principal only if the wallet still holds it (otherwise it is
+refused), claws back what is left of its bonus (``min(top-up bonus, bonus balance)``), and happens at
+most once per top-up.
+"""
+
+import hashlib
+import json
+from decimal import Decimal
+from typing import NamedTuple
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils.translation import gettext_lazy as _
+
+from members.lock_objects import wallet_lock
+from members.models import Member, Wallet, WalletEntry
+from members.money import CENT, to_money
+from members.services.orders import IdempotencyConflict
+
+__all__ = [
+    "IdempotencyConflict",
+    "Split",
+    "split_proportionally",
+    "wallet_refund_spend",
+    "wallet_refund_top_up",
+    "wallet_spend",
+    "wallet_top_up",
+]
+
+ZERO = Decimal("0.00")
+Kind = WalletEntry.Kind
+
+
+class Split(NamedTuple):
+    principal: Decimal
+    bonus: Decimal
+
+
+def split_proportionally(*, amount: Decimal, principal: Decimal, bonus: Decimal) -> Split:
+    """Split ``amount`` between ``principal`` and ``bonus`` by the proportional rule (see above).
+
+    The bonus share is ``amount × bonus / (principal + bonus)`` rounded down to the cent; the
+    principal pays the rest; if a part cannot cover its share the other pays the remainder.
+    Requires ``0 <= amount <= principal + bonus``. Computed in whole cents, so it is exact.
+    """
+    if amount < 0 or principal < 0 or bonus < 0 or amount > principal + bonus:
+        raise ValueError(f"cannot take {amount} from principal {principal} and bonus {bonus}")
+    amount_c, principal_c, bonus_c = (int(value / CENT) for value in (amount, principal, bonus))
+    total_c = principal_c + bonus_c
+    bonus_share = amount_c * bonus_c // total_c if total_c else 0
+    principal_share = amount_c - bonus_share
+    if principal_share > principal_c:  # principal short: the bonus pays the remainder
+        principal_share, bonus_share = principal_c, amount_c - principal_c
+    if bonus_share > bonus_c:  # bonus short: the principal pays the remainder
+        principal_share, bonus_share = amount_c - bonus_c, bonus_c
+    return Split(principal=Decimal(principal_share) * CENT, bonus=Decimal(bonus_share) * CENT)
+
+
+# --- services -----------------------------------------------------------------------------------
+
+
+def wallet_top_up(
+    *,
+    member: Member,
+    amount_paid: Decimal | str,
+    bonus: Decimal | str = ZERO,
+    offer_code: str = "",
+    idempotency_key: str,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    reference: str = "",
+) -> WalletEntry:
+    """Add ``amount_paid`` to the principal and ``bonus`` (granted by offer ``offer_code``) to the bonus."""
+    amount_paid = to_money(amount_paid, field="amount_paid")
+    bonus = to_money(bonus, field="bonus", allow_zero=True)
+    request = _Request(
+        operation=Kind.TOP_UP,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        text={"reason": reason, "reference": reference, "offer_code": offer_code},
+        arguments={"member": member.pk, "amount_paid": str(amount_paid), "bonus": str(bonus)},
+    )
+
+    def movement(wallet: Wallet) -> _Movement:
+        return _Movement(principal_delta=amount_paid, bonus_delta=bonus)
+
+    return _record(request=request, member_id=member.pk, movement=movement)
+
+
+def wallet_spend(
+    *,
+    member: Member,
+    amount: Decimal | str,
+    idempotency_key: str,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    reference: str = "",
+) -> WalletEntry:
+    """Take ``amount`` from the wallet, split between principal and bonus by the proportional rule."""
+    amount = to_money(amount)
+    request = _Request(
+        operation=Kind.SPEND,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        text={"reason": reason, "reference": reference},
+        arguments={"member": member.pk, "amount": str(amount)},
+    )
+
+    def movement(wallet: Wallet) -> _Movement:
+        if amount > wallet.total:
+            raise ValidationError(
+                {
+                    "amount": _("Insufficient balance: the wallet holds %(balance)s, the spend is %(amount)s.")
+                    % {"balance": wallet.total, "amount": amount}
+                },
+                code="insufficient_balance",
+            )
+        split = split_proportionally(amount=amount, principal=wallet.principal, bonus=wallet.bonus)
+        return _Movement(principal_delta=-split.principal, bonus_delta=-split.bonus)
+
+    return _record(request=request, member_id=member.pk, movement=movement)
+
+
+def wallet_refund_spend(
+    *,
+    spend_entry: WalletEntry | None = None,
+    spend_idempotency_key: str = "",
+    amount: Decimal | str | None = None,
+    idempotency_key: str,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    reference: str = "",
+) -> WalletEntry:
+    """Give back (part of) a spend, to the parts it came from.
+
+    Name the spend by its entry or by the idempotency key it was made with. ``amount`` defaults to
+    all that is still refundable (the whole spend if nothing was refunded yet).
+    """
+    spend = _refunded_entry(
+        entry=spend_entry, key=spend_idempotency_key, kind=Kind.SPEND, field="spend_entry", label=_("a spend")
+    )
+    amount = None if amount is None else to_money(amount)
+    request = _Request(
+        operation=Kind.SPEND_REFUND,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        text={"reason": reason, "reference": reference},
+        arguments={"spend": spend.pk, "amount": "remaining" if amount is None else str(amount)},
+    )
+
+    def movement(wallet: Wallet) -> _Movement:
+        refunded = spend.refunds.filter(kind=Kind.SPEND_REFUND).aggregate(
+            principal=Sum("principal_delta", default=ZERO), bonus=Sum("bonus_delta", default=ZERO)
+        )
+        left_principal = -spend.principal_delta - refunded["principal"]
+        left_bonus = -spend.bonus_delta - refunded["bonus"]
+        to_refund = left_principal + left_bonus if amount is None else amount
+        if to_refund <= 0 or to_refund > left_principal + left_bonus:
+            raise ValidationError(
+                {
+                    "amount": _(
+                        "Refunds of a spend cannot exceed it: spent %(spent)s, already refunded %(refunded)s, "
+                        "this refund %(amount)s."
+                    )
+                    % {
+                        "spent": -spend.amount,
+                        "refunded": refunded["principal"] + refunded["bonus"],
+                        "amount": to_refund,
+                    }
+                },
+                code="over_refund",
+            )
+        split = split_proportionally(amount=to_refund, principal=left_principal, bonus=left_bonus)
+        return _Movement(principal_delta=split.principal, bonus_delta=split.bonus, related_entry=spend)
+
+    return _record(request=request, member_id=spend.wallet.member_id, movement=movement)
+
+
+def wallet_refund_top_up(
+    *,
+    top_up_entry: WalletEntry,
+    idempotency_key: str,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    reference: str = "",
+) -> WalletEntry:
+    """Return a top-up's principal (only if still unspent) and claw back what is left of its bonus."""
+    top_up = _refunded_entry(entry=top_up_entry, key="", kind=Kind.TOP_UP, field="top_up_entry", label=_("a top-up"))
+    request = _Request(
+        operation=Kind.TOP_UP_REFUND,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        text={"reason": reason, "reference": reference},
+        arguments={"top_up": top_up.pk},
+    )
+
+    def movement(wallet: Wallet) -> _Movement:
+        if top_up.refunds.filter(kind=Kind.TOP_UP_REFUND).exists():
+            raise ValidationError(
+                {"top_up_entry": _("This top-up was already refunded; a top-up is refunded at most once.")},
+                code="already_refunded",
+            )
+        if wallet.principal < top_up.principal_delta:
+            raise ValidationError(
+                {
+                    "top_up_entry": _(
+                        "The top-up was partly spent: its principal is %(paid)s but the wallet holds only "
+                        "%(principal)s of principal, so it cannot be refunded."
+                    )
+                    % {"paid": top_up.principal_delta, "principal": wallet.principal}
+                },
+                code="top_up_spent",
+            )
+        claw_back = min(top_up.bonus_delta, wallet.bonus)
+        return _Movement(principal_delta=-top_up.principal_delta, bonus_delta=-claw_back, related_entry=top_up)
+
+    return _record(request=request, member_id=top_up.wallet.member_id, movement=movement)
+
+
+# --- the shared recording path -------------------------------------------------------------------
+
+
+class _Request(NamedTuple):
+    operation: str
+    idempotency_key: str
+    actor: AbstractBaseUser | None
+    text: dict[str, str]  # free-text fields stored on the entry
+    arguments: dict[str, object]  # everything else that defines the request
+
+    @property
+    def fingerprint(self) -> str:
+        body = {
+            "operation": str(self.operation),
+            "actor": getattr(self.actor, "pk", None),
+            **self.arguments,
+            **self.text,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _Movement(NamedTuple):
+    principal_delta: Decimal
+    bonus_delta: Decimal
+    related_entry: WalletEntry | None = None
+
+
+def _record(*, request: _Request, member_id: int, movement) -> WalletEntry:
+    """Lock the wallet, replay or apply ``movement(wallet)``, write the entry; all in one transaction."""
+    key = _clean_request(request)
+    fingerprint = request.fingerprint
+    try:
+        with transaction.atomic(durable=True):
+            wallet = wallet_lock(member_id=member_id)
+            # Read after the lock: a concurrent request with this key on this wallet has committed by now.
+            replayed = _replayed(key, fingerprint)
+            if replayed is not None:
+                return replayed
+            move = movement(wallet)
+            wallet.principal += move.principal_delta
+            wallet.bonus += move.bonus_delta
+            if wallet.principal < 0 or wallet.bonus < 0:  # the rules above prevent it; never store it
+                raise ValidationError({"amount": _("Insufficient balance.")}, code="insufficient_balance")
+            wallet.save(update_fields=["principal", "bonus", "updated_at"])
+            return WalletEntry.objects.create(
+                wallet=wallet,
+                kind=request.operation,
+                principal_delta=move.principal_delta,
+                bonus_delta=move.bonus_delta,
+                amount=move.principal_delta + move.bonus_delta,
+                principal_after=wallet.principal,
+                bonus_after=wallet.bonus,
+                actor=request.actor,
+                related_entry=move.related_entry,
+                idempotency_key=key,
+                request_fingerprint=fingerprint,
+                **request.text,
+            )
+    except IntegrityError:
+        # The key was taken meanwhile by a request on another wallet (the lock did not serialise us).
+        replayed = _replayed(key, fingerprint)
+        if replayed is None:
+            raise
+        return replayed
+
+
+def _clean_request(request: _Request) -> str:
+    key = (request.idempotency_key or "").strip()
+    if not key:
+        raise ValidationError({"idempotency_key": _("An idempotency key is required.")}, code="required")
+    values = {"idempotency_key": key, **request.text}
+    WalletEntry(**values).clean_fields(exclude=[f.name for f in WalletEntry._meta.fields if f.name not in values])
+    return key
+
+
+def _replayed(key: str, fingerprint: str) -> WalletEntry | None:
+    entry = WalletEntry.objects.filter(idempotency_key=key).first()
+    if entry is not None and entry.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            {
+                "idempotency_key": _(
+                    "The idempotency key %(key)s was already used for a different request; "
+                    "send a new key for a new operation."
+                )
+                % {"key": key}
+            },
+            code="conflict",
+        )
+    return entry
+
+
+def _refunded_entry(*, entry: WalletEntry | None, key: str, kind: str, field: str, label) -> WalletEntry:
+    """The entry a refund reverses, named by the entry itself or by the key it was made with."""
+    found = None
+    if entry is not None:
+        found = WalletEntry.objects.select_related("wallet").filter(pk=entry.pk).first()
+    elif key:
+        found = WalletEntry.objects.select_related("wallet").filter(idempotency_key=key.strip()).first()
+    if found is None or found.kind != kind:
+        raise ValidationError({field: _("Name an existing entry of %(kind)s to refund.") % {"kind": label}})
+    return found
