@@ -1,0 +1,120 @@
+"""Reads of the members app: querysets with their related rows already fetched.
+
+Staff look members up by phone, so every lookup by mobile normalises the term first
+(``+86 138-0013-8000``, full-width digits and ``8613800138000`` are one number) and then matches
+the canonical form exactly, which the unique index on ``Member.mobile`` answers at once.
+"""
+
+import re
+import unicodedata
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from django.core.exceptions import ValidationError
+from django.db.models import Count, DecimalField, Max, Min, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+
+from members.mobile import normalize_mobile
+from members.models import MONEY, Member, Order
+
+MOBILE_LENGTH = 11
+_MOBILE_PREFIX_MIN = 3
+_SEPARATORS = re.compile(r"[\s\-().·]")
+_ZERO = Value(Decimal("0.00"), output_field=DecimalField(**MONEY))
+
+
+class OrderSummary(NamedTuple):
+    """A member's orders in one aggregate: how many, how much, since when."""
+
+    count: int
+    total_paid: Decimal
+    total_refunded: Decimal
+    first_paid_at: datetime | None
+    last_paid_at: datetime | None
+
+    @property
+    def net_paid(self) -> Decimal:
+        return self.total_paid - self.total_refunded
+
+
+def mobile_or_none(term: str) -> str | None:
+    """The canonical mobile number ``term`` spells, or ``None`` when it is not one."""
+    try:
+        return normalize_mobile(term)
+    except ValidationError:
+        return None
+
+
+def _mobile_prefix(term: str) -> str | None:
+    """Leading digits of a mobile number (``138 0013``), for a search on part of a number."""
+    text = _SEPARATORS.sub("", unicodedata.normalize("NFKC", term or ""))
+    if text.isascii() and text.isdigit() and text.startswith("1") and _MOBILE_PREFIX_MIN <= len(text) < MOBILE_LENGTH:
+        return text
+    return None
+
+
+def member_get_by_mobile(*, mobile: str) -> Member | None:
+    """The member with this mobile number in any spelling, or ``None``."""
+    canonical = mobile_or_none(mobile)
+    if canonical is None:
+        return None
+    return Member.objects.filter(mobile=canonical).first()
+
+
+def member_search(*, term: str, queryset: QuerySet[Member] | None = None) -> QuerySet[Member]:
+    """Members matching what staff typed.
+
+    A whole mobile number in any spelling matches exactly (unique index). The first digits of a
+    number match as a range on the same index: every stored mobile has 11 digits, so the numbers
+    starting with ``138`` are exactly those between ``13800000000`` and ``13899999999``, whatever
+    the database collation. Anything else is looked for in the name.
+    """
+    queryset = Member.objects.all() if queryset is None else queryset
+    term = (term or "").strip()
+    if not term:
+        return queryset
+    mobile = mobile_or_none(term)
+    if mobile is not None:
+        return queryset.filter(mobile=mobile)
+    prefix = _mobile_prefix(term)
+    if prefix is not None:
+        padding = MOBILE_LENGTH - len(prefix)
+        return queryset.filter(mobile__gte=prefix + "0" * padding, mobile__lte=prefix + "9" * padding)
+    return queryset.filter(name__icontains=term)
+
+
+def order_search(*, term: str, queryset: QuerySet[Order] | None = None) -> QuerySet[Order]:
+    """Orders whose external id is ``term``, or of the member whose mobile ``term`` spells.
+
+    The member is resolved first so that PostgreSQL can combine two index scans (external id,
+    member) instead of joining every order to its member.
+    """
+    queryset = Order.objects.all() if queryset is None else queryset
+    term = (term or "").strip()
+    if not term:
+        return queryset
+    condition = Q(external_id=term)
+    mobile = mobile_or_none(term)
+    if mobile is not None:
+        member_ids = list(Member.objects.filter(mobile=mobile).values_list("pk", flat=True))
+        if member_ids:
+            condition |= Q(member_id__in=member_ids)
+    return queryset.filter(condition)
+
+
+def member_recent_orders(*, member_id: int, limit: int = 20) -> QuerySet[Order]:
+    """The member's latest orders, newest first, with their store."""
+    return Order.objects.filter(member_id=member_id).select_related("store").order_by("-paid_at", "-id")[:limit]
+
+
+def member_order_summary(*, member_id: int) -> OrderSummary:
+    """Count, amounts and first/last paid time of the member's orders, in one query."""
+    row = Order.objects.filter(member_id=member_id).aggregate(
+        count=Count("id"),
+        total_paid=Coalesce(Sum("amount"), _ZERO),
+        total_refunded=Coalesce(Sum("refunded_amount"), _ZERO),
+        first_paid_at=Min("paid_at"),
+        last_paid_at=Max("paid_at"),
+    )
+    return OrderSummary(**row)

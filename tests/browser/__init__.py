@@ -1,0 +1,1 @@
+"""Tests that drive the admin in a real (headless) browser."""
