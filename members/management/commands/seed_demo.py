@@ -1,0 +1,439 @@
+"""``seed_demo``: realistic, reproducible demo data (see ``members.demo_data`` for its shape).
+
+    python manage.py seed_demo --members 100000 --orders 1000000 --seed 42 [--as-of 2025-06-30] [--reset]
+
+Exactly N members and M orders are created; the same arguments and as-of date always give the same
+data. Rows go in through the bulk paths only — COPY on PostgreSQL, ``bulk_create`` in batches
+elsewhere — streamed member by member, in one transaction. No per-order events are published: once
+the data is committed, ``orders_imported`` is published once for the whole batch.
+"""
+
+import argparse
+import datetime as dt
+import sys
+import time
+from contextlib import contextmanager
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.apps import apps
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.core.management.color import no_style
+from django.db import connection, models, transaction
+from django.db.models import F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from tqdm import tqdm
+
+from members.demo_data import DemoData, DemoMember, DemoOrder, DemoRefund
+from members.events import orders_imported
+from members.models import Member, Order, Refund, Store
+
+DEMO_MODELS = (Refund, Order, Member, Store)  # what --reset deletes, with whatever depends on it
+BATCH_SIZE = 2000
+
+
+def uses_copy(conn) -> bool:
+    """Whether rows go in with COPY (PostgreSQL) rather than ``bulk_create``."""
+    return conn.vendor == "postgresql"
+
+
+def _as_of(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(_("“%(value)s” is not a date: use YYYY-MM-DD.") % {"value": value}) from None
+
+
+class Command(BaseCommand):
+    help = gettext_lazy(
+        "Create realistic, reproducible demo data: stores, members, orders and refunds. "
+        "The same arguments and as-of date always give the same data."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--members", type=int, default=1000, help=gettext_lazy("Members to create (exactly)."))
+        parser.add_argument("--orders", type=int, default=10000, help=gettext_lazy("Orders to create (exactly)."))
+        parser.add_argument("--seed", type=int, default=42, help=gettext_lazy("Random seed."))
+        parser.add_argument(
+            "--as-of",
+            type=_as_of,
+            default=None,
+            help=gettext_lazy("Last day of the data, YYYY-MM-DD (default: yesterday in the brand's time zone)."),
+        )
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help=gettext_lazy(
+                "Delete all stores, members, orders and refunds (and the rows that refer to them: wallets, "
+                "points, segments …) first. Without it, the command refuses to run on a database with data."
+            ),
+        )
+        parser.add_argument("--no-progress", action="store_true", help=gettext_lazy("Do not show a progress bar."))
+
+    def handle(self, *args, members, orders, seed, as_of, reset, no_progress, verbosity, **options):
+        if members < 0 or orders < 0:
+            raise CommandError(_("--members and --orders must not be negative."))
+        if orders and not members:
+            raise CommandError(_("Orders need members: give --members 1 or more."))
+        tz = ZoneInfo(settings.TIME_ZONE)
+        # Default: yesterday, so that no demo order lies later today than "now".
+        as_of = as_of or timezone.now().astimezone(tz).date() - dt.timedelta(days=1)
+        started = last = time.monotonic()
+
+        def lap(step: str) -> None:  # timings of the steps, with -v 2
+            nonlocal last
+            now = time.monotonic()
+            if verbosity >= 2:
+                self.stdout.write(_("  %(step)s: %(seconds).1f s") % {"step": step, "seconds": now - last})
+            last = now
+
+        data = DemoData(members=members, orders=orders, seed=seed, as_of=as_of, tz=tz)
+        copy = uses_copy(connection)
+        with transaction.atomic():
+            if reset:
+                deleted = _delete_demo_data()
+                if verbosity and any(deleted.values()):
+                    self.stdout.write(
+                        _(
+                            "Deleted the previous data: %(stores)s stores, %(members)s members, %(orders)s orders, "
+                            "%(refunds)s refunds."
+                        )
+                        % deleted
+                    )
+            else:
+                _refuse_if_not_empty()
+            lap(_("previous data deleted") if reset else _("database checked"))
+            writer = _CopyWriter(data) if copy else _BulkCreateWriter(data)
+            show = not no_progress and verbosity > 0
+            with tqdm(total=members, unit=" members", file=sys.stderr, disable=not show, leave=False) as progress:
+                member_ids = writer.write(progress, lap)
+            if member_ids:
+                orders_imported.publish(count=orders, member_ids_from=member_ids[0], member_ids_to=member_ids[-1])
+        lap(_("committed (foreign keys checked)"))
+        if copy:
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE " + ", ".join(_quoted_table(model) for model in DEMO_MODELS))
+            lap(_("tables analysed"))
+
+        if verbosity:
+            never = sum(1 for member in data.members() if not member.order_count)
+            self.stdout.write(
+                self.style.SUCCESS(
+                    _(
+                        "Demo data as of %(as_of)s (seed %(seed)s): %(stores)s stores, %(members)s members "
+                        "(%(never)s never bought), %(orders)s orders, %(refunds)s refunds in %(seconds).1f s."
+                    )
+                    % {
+                        "as_of": as_of.isoformat(),
+                        "seed": seed,
+                        "stores": len(data.stores),
+                        "members": members,
+                        "never": never,
+                        "orders": orders,
+                        "refunds": data.refund_count,
+                        "seconds": time.monotonic() - started,
+                    }
+                )
+            )
+
+
+# --- an empty database, or an emptied one ---------------------------------------------------
+def _refuse_if_not_empty() -> None:
+    counts = {model: model._base_manager.count() for model in (Member, Store, Order)}
+    if any(counts.values()):
+        raise CommandError(
+            _(
+                "The database already has %(members)s members, %(stores)s stores and %(orders)s orders. "
+                "seed_demo only fills an empty database: run it with --reset to delete them (and everything "
+                "that depends on them) first."
+            )
+            % {"members": counts[Member], "stores": counts[Store], "orders": counts[Order]}
+        )
+
+
+def _delete_demo_data() -> dict[str, int]:
+    """Delete every store, member, order and refund, and every row that refers to them.
+
+    Foreign keys declared ``SET_NULL`` are cleared instead. Runs inside the caller's transaction;
+    Django's foreign keys are deferred, so the tables can be emptied in any order.
+    """
+    deleted = {
+        "stores": Store._base_manager.count(),
+        "members": Member._base_manager.count(),
+        "orders": Order._base_manager.count(),
+        "refunds": Refund._base_manager.count(),
+    }
+    wiped, cleared = _dependent_tables()
+    for model, field in cleared:
+        model._base_manager.filter(**{f"{field.name}__isnull": False}).update(**{field.name: None})
+    tables = [_quoted_table(model) for model in wiped]
+    postgresql = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if postgresql:
+            # Check the rows written earlier in this transaction now: TRUNCATE refuses to run while
+            # deferred foreign-key checks are pending.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        if postgresql and not cleared:
+            cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+            return deleted
+        for table in tables:
+            cursor.execute(f"DELETE FROM {table}")  # noqa: S608 (a table name from the models, quoted)
+        # Empty tables: let the ids start at 1 again, so a re-seeded database has the same ids.
+        if postgresql:
+            for model in DEMO_MODELS:
+                cursor.execute(
+                    "SELECT setval(pg_get_serial_sequence(%s, %s), 1, false)",
+                    [_quoted_table(model), model._meta.pk.column],
+                )
+        elif connection.vendor == "sqlite":
+            names = [model._meta.db_table for model in DEMO_MODELS]
+            cursor.execute(
+                f"DELETE FROM sqlite_sequence WHERE name IN ({', '.join(['%s'] * len(names))})",  # noqa: S608
+                names,
+            )
+    return deleted
+
+
+def _dependent_tables() -> tuple[list[type[models.Model]], list[tuple[type[models.Model], models.Field]]]:
+    """The models to empty (the demo models and, transitively, all that refer to them) and the
+    nullable ``SET_NULL`` foreign keys from other models to clear."""
+    wiped: list[type[models.Model]] = list(DEMO_MODELS)
+    existing = set(connection.introspection.table_names())  # models not migrated yet have no rows
+    foreign_keys = [
+        (model, field)
+        for model in apps.get_models(include_auto_created=True)
+        if model._meta.managed and not model._meta.proxy and model._meta.db_table in existing
+        for field in model._meta.concrete_fields
+        if field.is_relation and (field.many_to_one or field.one_to_one)
+    ]
+    grew = True
+    while grew:
+        grew = False
+        for model, field in foreign_keys:
+            refers_to_wiped = field.remote_field.model._meta.concrete_model in wiped
+            set_null = field.null and field.remote_field.on_delete is models.SET_NULL
+            if model not in wiped and refers_to_wiped and not set_null:
+                wiped.insert(0, model)  # dependents first
+                grew = True
+    cleared = [
+        (model, field)
+        for model, field in foreign_keys
+        if model not in wiped and field.remote_field.model._meta.concrete_model in wiped
+    ]
+    return wiped, cleared
+
+
+def _quoted_table(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+# --- writing the rows -------------------------------------------------------------------------
+class _Writer:
+    """Turns positions into ids and rows. Members and orders get explicit ids (reserved first), so
+    orders can name their member and refunds their order without reading anything back."""
+
+    member_fields = (
+        "id", "mobile", "name", "gender", "birthday", "registered_at", "channel", "home_store_id", "openid",
+        "referral_code", "referrer_id", "tier_id", "created_at", "updated_at",
+    )  # fmt: skip
+    order_fields = (
+        "id", "external_id", "member_id", "store_id", "paid_at", "amount", "refunded_amount", "status",
+        "created_at", "updated_at",
+    )  # fmt: skip
+    refund_fields = ("external_id", "order_id", "amount", "refunded_at", "reason", "created_at", "updated_at")
+
+    def __init__(self, data: DemoData):
+        self.data = data
+        self.calendar = data.calendar
+        self._money: dict[int, Decimal] = {}
+        self.store_ids: list[int] = []
+        self.first_member_id = 0
+        self.first_order_id = 0
+
+    def write(self, progress, lap) -> list[int]:
+        """Write everything; return the member ids, in registration order."""
+        self.store_ids = self.write_stores()
+        members = self.data.members()
+        lap(_("members generated, stores written"))
+        self.first_member_id = self.reserve_ids(Member, len(members))
+        self.first_order_id = self.reserve_ids(Order, self.data.order_count)
+        self.write_members(members)
+        lap(_("members written"))
+        refunds = self.write_orders(progress)
+        lap(_("orders generated and written"))
+        self.write_refunds(refunds)
+        lap(_("refunds written"))
+        return list(range(self.first_member_id, self.first_member_id + len(members)))
+
+    def write_stores(self) -> list[int]:
+        stores = Store.objects.bulk_create(
+            Store(code=spec.code, name=spec.name, city=spec.city, is_active=spec.is_active) for spec in self.data.stores
+        )
+        if not all(store.pk for store in stores):  # backends that cannot return ids
+            by_code = dict(Store.objects.values_list("code", "id"))
+            stores = [Store(pk=by_code[spec.code]) for spec in self.data.stores]
+        for store, spec in zip(stores, self.data.stores, strict=True):
+            opened = self.data.store_opened_at(spec)
+            Store.objects.filter(pk=store.pk).update(created_at=opened, updated_at=opened)
+        return [store.pk for store in stores]
+
+    def reserve_ids(self, model: type[models.Model], count: int) -> int:
+        raise NotImplementedError
+
+    def write_members(self, members: list[DemoMember]) -> None:
+        raise NotImplementedError
+
+    def write_orders(self, progress) -> list[DemoRefund]:
+        raise NotImplementedError
+
+    def write_refunds(self, refunds: list[DemoRefund]) -> None:
+        raise NotImplementedError
+
+    # --- rows, in the field order above ---
+    def money(self, cents: int) -> Decimal:
+        value = self._money.get(cents)
+        if value is None:
+            value = self._money[cents] = Decimal(cents).scaleb(-2)
+        return value
+
+    def member_row(self, m: DemoMember) -> tuple:
+        registered_at = self.calendar.moment(m.registered_day, m.registered_second)
+        return (
+            self.first_member_id + m.index, m.mobile, m.name, m.gender, m.birthday, registered_at, m.channel,
+            self.store_ids[m.home_store], m.openid, m.referral_code,
+            None if m.referrer is None else self.first_member_id + m.referrer, None, registered_at, registered_at,
+        )  # fmt: skip
+
+    def order_row(self, o: DemoOrder, refund: DemoRefund | None) -> tuple:
+        paid_at = self.calendar.moment(o.day, o.second)
+        updated_at = paid_at if refund is None else self.calendar.moment(refund.day, refund.second)
+        return (
+            self.first_order_id + o.number, o.external_id, self.first_member_id + o.member, self.store_ids[o.store],
+            paid_at, self.money(o.cents), self.money(o.refunded_cents), o.status, paid_at, updated_at,
+        )  # fmt: skip
+
+    def refund_row(self, r: DemoRefund) -> tuple:
+        refunded_at = self.calendar.moment(r.day, r.second)
+        return (
+            r.external_id, self.first_order_id + r.order, self.money(r.cents), refunded_at, r.reason,
+            refunded_at, refunded_at,
+        )  # fmt: skip
+
+    def orders_with_refunds(self, progress):
+        for _member, orders, refunds in self.data.orders():
+            by_order = {refund.order: refund for refund in refunds}
+            yield [(order, by_order.get(order.number)) for order in orders], refunds
+            progress.update(1)
+
+
+class _CopyWriter(_Writer):
+    """PostgreSQL: COPY … FROM STDIN, one COPY per table, rows streamed as they are generated."""
+
+    def reserve_ids(self, model, count):
+        if not count:
+            return 0
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [_quoted_table(model), model._meta.pk.column])
+            (sequence,) = cursor.fetchone()
+            cursor.execute("SELECT nextval(%s)", [sequence])
+            (first,) = cursor.fetchone()
+            cursor.execute("SELECT setval(%s, %s)", [sequence, first + count - 1])
+        return first
+
+    def write_members(self, members):
+        with self._copy(Member, self.member_fields) as (copy, extras):
+            for member in members:
+                copy.write_row(self.member_row(member) + extras())
+
+    def write_orders(self, progress):
+        all_refunds = []
+        with self._copy(Order, self.order_fields) as (copy, extras):
+            for orders, refunds in self.orders_with_refunds(progress):
+                for order, refund in orders:
+                    copy.write_row(self.order_row(order, refund) + extras())
+                all_refunds.extend(refunds)
+        return all_refunds
+
+    def write_refunds(self, refunds):
+        with self._copy(Refund, self.refund_fields) as (copy, extras):
+            for refund in refunds:
+                copy.write_row(self.refund_row(refund) + extras())
+
+    @contextmanager
+    def _copy(self, model, attnames):
+        """``COPY table (fields…) FROM STDIN``, plus the model's other columns at their defaults
+        (fields added to the models later keep working; database defaults are left to the database).
+        Yields the psycopg ``Copy`` and a function giving the values of those other columns."""
+        by_attname = {field.attname: field for field in model._meta.concrete_fields}
+        fields = [by_attname[name] for name in attnames]
+        others = [
+            field
+            for field in by_attname.values()
+            if field not in fields and not field.primary_key and field.db_default is models.NOT_PROVIDED
+        ]
+        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields + others)
+        if others:
+            extras = lambda: tuple(field.get_db_prep_save(field.get_default(), connection) for field in others)  # noqa: E731
+        else:
+            extras = tuple
+        connection.ensure_connection()
+        with (
+            connection.connection.cursor() as cursor,
+            cursor.copy(f"COPY {_quoted_table(model)} ({columns}) FROM STDIN") as copy,
+        ):
+            yield copy, extras
+
+
+class _BulkCreateWriter(_Writer):
+    """Other databases (SQLite, the embedded default): ``bulk_create`` in batches."""
+
+    def reserve_ids(self, model, count):
+        return (model._base_manager.aggregate(last=Coalesce(models.Max("pk"), 0))["last"] or 0) + 1
+
+    def write_members(self, members):
+        batch = []
+        for member in members:
+            batch.append(Member(**dict(zip(self.member_fields, self.member_row(member), strict=True))))
+            if len(batch) == BATCH_SIZE:
+                Member.objects.bulk_create(batch)
+                batch = []
+        Member.objects.bulk_create(batch)
+        # bulk_create stamps created_at/updated_at with the current time: give them the history's dates.
+        Member.objects.filter(pk__gte=self.first_member_id).update(
+            created_at=F("registered_at"), updated_at=F("registered_at")
+        )
+
+    def write_orders(self, progress):
+        all_refunds, batch = [], []
+        for orders, refunds in self.orders_with_refunds(progress):
+            for order, refund in orders:
+                batch.append(Order(**dict(zip(self.order_fields, self.order_row(order, refund), strict=True))))
+            if len(batch) >= BATCH_SIZE:
+                Order.objects.bulk_create(batch)
+                batch = []
+            all_refunds.extend(refunds)
+        Order.objects.bulk_create(batch)
+        Order.objects.filter(pk__gte=self.first_order_id).update(created_at=F("paid_at"), updated_at=F("paid_at"))
+        return all_refunds
+
+    def write_refunds(self, refunds):
+        Refund.objects.bulk_create(
+            (Refund(**dict(zip(self.refund_fields, self.refund_row(refund), strict=True))) for refund in refunds),
+            batch_size=BATCH_SIZE,
+        )
+        Refund.objects.filter(order_id__gte=self.first_order_id).update(
+            created_at=F("refunded_at"), updated_at=F("refunded_at")
+        )
+        last_refund = Refund.objects.filter(order=OuterRef("pk")).order_by("-refunded_at").values("refunded_at")[:1]
+        Order.objects.filter(pk__gte=self.first_order_id, refunds__isnull=False).update(
+            updated_at=Subquery(last_refund)
+        )
+        # Ids were given explicitly: move the sequences past them (PostgreSQL, Oracle; nothing on SQLite).
+        with connection.cursor() as cursor:
+            for sql in connection.ops.sequence_reset_sql(no_style(), [Member, Order, Refund]):
+                cursor.execute(sql)
