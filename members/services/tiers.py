@@ -1,0 +1,464 @@
+"""Tiers (会员等级): who qualifies for what, upgrades on orders, scheduled downgrades, staff changes.
+
+Rules of the game (the models in ``members.models.tiers`` hold the data):
+
+- A member qualifies for a tier when any of its rules holds; a rule holds when all of its
+  conditions hold, as of a moment ``as_of``: net spend (``amount - refunded_amount``) and/or the
+  number of paid orders (fully refunded ones do not count) with ``paid_at`` in
+  ``(as_of - window_days, as_of]``, and/or an RFM score. Only active tiers count. The entry level
+  (the active tier of rank 0) needs no rules: every member qualifies for it, and it is where a
+  member who qualifies for nothing else lands (no tier at all when there is no entry level).
+- **Upgrade on order** (``tier_evaluate_for_order``): as soon as an order makes a member qualify
+  for a higher tier they move straight to the highest one they qualify for. It never downgrades.
+  Idempotent: one order changes a tier at most once (a ``UniqueConstraint`` backs it).
+- **Retention**: ``MemberTierStatus.last_qualified_at`` is the last moment the member was seen
+  qualifying for their current tier (or a better one). Giving a tier sets it; every qualifying
+  order and every scheduled run while the member still qualifies refreshes it.
+- **Scheduled downgrade** (``tier_downgrade_due``): a member who no longer qualifies for their
+  tier and whose ``last_qualified_at`` is at least ``retention_days`` old moves to the highest tier
+  they still qualify for. Set-based: one SQL statement finds everyone due (one aggregate per rule
+  inside it); the members who change are moved in batches, a few queries per batch. Safe to run
+  twice, and alongside orders (each batch re-checks its members under their row locks). The
+  retention clock is as precise as the schedule, so run it daily: after missed runs it counts
+  from the last run that saw the member qualify. Refunds need no event: the next run sees them.
+- **Manual changes** (``tier_set_manually``) need the ``members.set_member_tier`` permission. A
+  manually given tier is kept for its retention period like any other, then follows the rules.
+- **RFM scores** come from a provider the segmentation app registers with
+  ``register_rfm_score_provider(fn)``, where ``fn(*, member_ids) -> dict[member_id, int]`` answers
+  for many members at once (one query, please: the scheduled run asks once for every member above
+  the entry level). A member missing from the answer has no score. **When no provider is
+  registered, a rule with an RFM condition never holds.** The last registered provider is used;
+  unregistering it brings back the previous one.
+
+Every change is one ``TierChange`` row (reason, detail, actor, order). Evaluate a tier *before*
+points are earned on ``order_recorded`` so that the qualifying order earns at the new multiplier.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from members.lock_objects import member_lock, members_lock
+from members.models import Member, MemberTierStatus, Order, Tier, TierChange, TierRule
+
+SET_TIER_PERMISSION = "members.set_member_tier"
+DOWNGRADE_BATCH = 500  # members moved per transaction by the scheduled downgrade
+
+# --- RFM score providers ----------------------------------------------------------------------
+
+RfmScoreProvider = Callable[..., Mapping[int, int]]
+_rfm_score_providers: list[RfmScoreProvider] = []
+
+
+def register_rfm_score_provider(fn: RfmScoreProvider) -> RfmScoreProvider:
+    """Make ``fn(*, member_ids) -> {member_id: score}`` the source of RFM scores (usable as a decorator)."""
+    if fn in _rfm_score_providers:
+        _rfm_score_providers.remove(fn)
+    _rfm_score_providers.append(fn)
+    return fn
+
+
+def unregister_rfm_score_provider(fn: RfmScoreProvider) -> None:
+    if fn in _rfm_score_providers:
+        _rfm_score_providers.remove(fn)
+
+
+def _rfm_scores(member_ids: Iterable[int]) -> dict[int, int] | None:
+    """Scores of ``member_ids``, or None when no provider is registered (RFM conditions then fail)."""
+    if not _rfm_score_providers:
+        return None
+    return dict(_rfm_score_providers[-1](member_ids=list(member_ids)))
+
+
+# --- The ladder: active tiers and their rules -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ladder:
+    by_id: dict[int, Tier]  # every tier, active or not
+    tiers: dict[int, Tier]  # active tiers by rank
+    floor: Tier | None  # the entry level: the active tier of rank 0
+    rules: list[TierRule]  # the rules of the active tiers above the entry level
+
+    @property
+    def uses_rfm(self) -> bool:
+        return any(rule.min_rfm_score is not None for rule in self.rules)
+
+
+def _load_ladder() -> _Ladder:
+    by_id = {tier.pk: tier for tier in Tier.objects.prefetch_related("rules")}
+    tiers = {tier.rank: tier for tier in by_id.values() if tier.is_active}
+    rules = [rule for rank, tier in sorted(tiers.items()) if rank > 0 for rule in tier.rules.all()]
+    return _Ladder(by_id=by_id, tiers=tiers, floor=tiers.get(0), rules=rules)
+
+
+@dataclass(frozen=True)
+class _Qualification:
+    tier: Tier
+    detail: str
+
+
+def _qualifying_sql(
+    *, ladder: _Ladder, as_of: datetime, rfm_scores: Mapping[int, int] | None, member_filter: tuple[str, list]
+) -> tuple[str, list]:
+    """SQL with columns (member_id, tier_rank, rule_id, spend, orders): one row per member and rule
+    that holds as of ``as_of``, for the members ``member_filter`` selects (a condition on ``m``, the
+    member table, with its parameters).
+
+    Each rule with a spend or order condition is one aggregate over the orders in its window; an
+    RFM condition joins the ids of the members whose score is high enough.
+    """
+    order_table = connection.ops.quote_name(Order._meta.db_table)
+    member_table = connection.ops.quote_name(Member._meta.db_table)
+    filter_sql, filter_params = member_filter
+    parts: list[str] = []
+    params: list = []
+    for rule in ladder.rules:
+        rfm_join, rfm_params = "", []
+        if rule.min_rfm_score is not None:
+            if rfm_scores is None:
+                continue  # no provider: an RFM condition is never met
+            rfm_ids = [member_id for member_id, score in rfm_scores.items() if score >= rule.min_rfm_score]
+            if not rfm_ids:
+                continue
+            rfm_join, rfm_params = "JOIN unnest(%s::bigint[]) AS rfm(member_id) ON rfm.member_id = m.id", [rfm_ids]
+        if rule.min_spend is None and rule.min_orders is None:
+            parts.append(
+                f"SELECT m.id, %s, %s, NULL::numeric, NULL::bigint FROM {member_table} m {rfm_join} "  # noqa: S608
+                f"WHERE {filter_sql}"
+            )
+            params += [rule.tier.rank, rule.pk, *rfm_params, *filter_params]
+            continue
+        having, having_params = [], []
+        if rule.min_spend is not None:
+            having.append("SUM(o.amount - o.refunded_amount) >= %s")
+            having_params.append(rule.min_spend)
+        if rule.min_orders is not None:
+            having.append("COUNT(*) >= %s")
+            having_params.append(rule.min_orders)
+        parts.append(
+            "SELECT o.member_id, %s, %s, SUM(o.amount - o.refunded_amount), COUNT(*) "  # noqa: S608
+            f"FROM {order_table} o JOIN {member_table} m ON m.id = o.member_id {rfm_join} "
+            f"WHERE o.paid_at > %s AND o.paid_at <= %s AND o.status <> %s AND {filter_sql} "
+            f"GROUP BY o.member_id HAVING {' AND '.join(having)}"
+        )
+        params += [
+            rule.tier.rank,
+            rule.pk,
+            *rfm_params,
+            as_of - timedelta(days=rule.window_days),
+            as_of,
+            Order.Status.REFUNDED,
+            *filter_params,
+            *having_params,
+        ]
+    if not parts:
+        return "SELECT NULL::bigint, NULL::int, NULL::bigint, NULL::numeric, NULL::bigint WHERE FALSE", []
+    return " UNION ALL ".join(f"({part})" for part in parts), params
+
+
+def _qualifications_for(*, member_ids: list[int], as_of: datetime, ladder: _Ladder) -> dict[int, _Qualification]:
+    """For each of ``member_ids`` that qualifies for a tier above the entry level as of ``as_of``,
+    the highest such tier and what made it hold. One query (plus the RFM provider's)."""
+    if not ladder.rules or not member_ids:
+        return {}
+    rfm_scores = _rfm_scores(member_ids) if ladder.uses_rfm else None
+    sql, params = _qualifying_sql(
+        ladder=ladder, as_of=as_of, rfm_scores=rfm_scores, member_filter=("m.id = ANY(%s::bigint[])", [member_ids])
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT ON (member_id) member_id, tier_rank, rule_id, spend, orders "  # noqa: S608
+            f"FROM ({sql}) AS q(member_id, tier_rank, rule_id, spend, orders) "
+            "ORDER BY member_id, tier_rank DESC, rule_id",
+            params,
+        )
+        rows = cursor.fetchall()
+    qualifications = {}
+    for member_id, rank, rule_id, spend, orders in rows:
+        tier = ladder.tiers[rank]
+        rule = next(rule for rule in tier.rules.all() if rule.pk == rule_id)
+        rfm_score = (rfm_scores or {}).get(member_id)
+        detail = _describe(rule, spend=spend, orders=orders, rfm_score=rfm_score)
+        qualifications[member_id] = _Qualification(tier=tier, detail=detail)
+    return qualifications
+
+
+def _qualification_for(*, member_id: int, as_of: datetime, ladder: _Ladder) -> _Qualification | None:
+    return _qualifications_for(member_ids=[member_id], as_of=as_of, ladder=ladder).get(member_id)
+
+
+def _describe(rule: TierRule, *, spend: Decimal | None, orders: int | None, rfm_score: int | None) -> str:
+    """What made the rule hold, e.g. "spent ¥1,024.00 in 365 days"."""
+    facts = []
+    if rule.min_spend is not None:
+        facts.append(
+            gettext("spent ¥%(amount)s in %(days)s days") % {"amount": f"{spend:,.2f}", "days": rule.window_days}
+        )
+    if rule.min_orders is not None:
+        facts.append(gettext("%(count)s orders in %(days)s days") % {"count": orders, "days": rule.window_days})
+    if rule.min_rfm_score is not None:
+        facts.append(gettext("RFM score %(score)s") % {"score": rfm_score})
+    return gettext("%(tier)s: %(facts)s") % {"tier": rule.tier.name, "facts": ", ".join(facts)}
+
+
+# --- Writing a change ------------------------------------------------------------------------
+
+
+def _confirm(*, member: Member, as_of: datetime) -> None:
+    """Record that ``member`` qualifies for their current tier as of ``as_of`` (under the member lock)."""
+    status = MemberTierStatus.objects.filter(member=member).first()
+    if status is None:
+        MemberTierStatus.objects.create(member=member, tier_id=member.tier_id, last_qualified_at=as_of)
+    elif status.tier_id != member.tier_id or status.last_qualified_at < as_of:
+        status.tier_id, status.last_qualified_at = member.tier_id, as_of
+        status.save(update_fields=["tier", "last_qualified_at", "updated_at"])
+
+
+def _change_tier(
+    *,
+    member: Member,
+    to_tier: Tier | None,
+    reason: str,
+    detail: str,
+    as_of: datetime,
+    actor=None,
+    order_id: int | None = None,
+) -> TierChange:
+    """Move a locked ``member`` to ``to_tier``, restart the retention clock and keep the history."""
+    change = TierChange.objects.create(
+        member=member,
+        from_tier_id=member.tier_id,
+        to_tier=to_tier,
+        reason=reason,
+        detail=detail,
+        actor=actor,
+        order_id=order_id,
+    )
+    member.tier = to_tier
+    member.save(update_fields=["tier", "updated_at"])
+    if to_tier is None:
+        MemberTierStatus.objects.filter(member=member).delete()
+    else:
+        MemberTierStatus.objects.update_or_create(member=member, defaults={"tier": to_tier, "last_qualified_at": as_of})
+    return change
+
+
+# --- Services ---------------------------------------------------------------------------------
+
+
+def tier_assign_initial(*, member_id: int) -> TierChange | None:
+    """Give a member without a tier the entry level (call on ``member_registered``)."""
+    ladder = _load_ladder()
+    if ladder.floor is None:
+        return None
+    with transaction.atomic():
+        member = member_lock(member_id=member_id)
+        if member.tier_id is not None:
+            return None
+        return _change_tier(
+            member=member,
+            to_tier=ladder.floor,
+            reason=TierChange.Reason.INITIAL,
+            detail=gettext("entry level"),
+            as_of=timezone.now(),
+        )
+
+
+def tier_evaluate_for_order(*, order_id: int, as_of: datetime | None = None) -> TierChange | None:
+    """Upgrade the order's member at once to the highest tier they now qualify for.
+
+    Never downgrades. When the member still qualifies for their current tier, the retention clock
+    restarts. Idempotent: an order changes a tier at most once. ``as_of`` defaults to now (or the
+    order's ``paid_at`` when that is later). Returns the change, or None.
+    """
+    order = Order.objects.only("id", "member_id", "paid_at").get(pk=order_id)
+    as_of = as_of or max(timezone.now(), order.paid_at)
+    ladder = _load_ladder()
+    with transaction.atomic():
+        member = member_lock(member_id=order.member_id)
+        current_tier = ladder.by_id.get(member.tier_id)
+        current = current_tier if current_tier is not None and current_tier.is_active else None
+        current_rank = current_tier.rank if current_tier is not None else -1
+        qualification = _qualification_for(member_id=member.pk, as_of=as_of, ladder=ladder)
+        target = qualification.tier if qualification else ladder.floor
+
+        if (
+            target is not None
+            and target.rank > current_rank
+            and not TierChange.objects.filter(order_id=order.pk).exists()
+        ):
+            initial = member.tier_id is None and target == ladder.floor
+            return _change_tier(
+                member=member,
+                to_tier=target,
+                reason=TierChange.Reason.INITIAL if initial else TierChange.Reason.UPGRADE_ON_ORDER,
+                detail=qualification.detail if qualification else gettext("entry level"),
+                as_of=as_of,
+                order_id=order.pk,
+            )
+        # The entry level needs no confirming: nobody moves down from it.
+        still_qualifies = (
+            current is not None
+            and current != ladder.floor
+            and qualification is not None
+            and qualification.tier.rank >= current.rank
+        )
+        if still_qualifies:
+            _confirm(member=member, as_of=as_of)
+    return None
+
+
+def tier_set_manually(*, member: Member, tier: Tier | None, actor, reason: str) -> TierChange | None:
+    """Staff set a member's tier (None removes it). Needs ``members.set_member_tier``; ``reason`` is
+    required and kept in the history. Returns the change, or None when the member already has ``tier``.
+    """
+    if actor is None or not actor.has_perm(SET_TIER_PERMISSION):
+        raise PermissionDenied(_("You are not allowed to change members' tiers."))
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why the tier is changed.")})
+    if tier is not None and not tier.is_active:
+        raise ValidationError({"tier": _("Tier %(tier)s is not active.") % {"tier": tier}})
+    with transaction.atomic():
+        locked = member_lock(member_id=member.pk)
+        if locked.tier_id == (tier.pk if tier else None):
+            return None
+        change = _change_tier(
+            member=locked,
+            to_tier=tier,
+            reason=TierChange.Reason.MANUAL,
+            detail=reason,
+            as_of=timezone.now(),
+            actor=actor,
+        )
+    member.tier = tier
+    return change
+
+
+def tier_downgrade_due(*, as_of: datetime) -> int:
+    """Move down every member whose retention period has run out; returns how many moved.
+
+    One statement reads the standing of every member above the entry level: it refreshes
+    ``last_qualified_at`` of those who still qualify and returns those who are due. Those are then
+    re-checked and moved under their row locks, ``DOWNGRADE_BATCH`` members per transaction.
+    """
+    ladder = _load_ladder()
+    member_table = connection.ops.quote_name(Member._meta.db_table)
+    tier_table = connection.ops.quote_name(Tier._meta.db_table)
+    status_table = connection.ops.quote_name(MemberTierStatus._meta.db_table)
+    # Members above the entry level: the only ones a downgrade can move.
+    above_floor = ("m.tier_id IS NOT NULL AND m.tier_id <> %s", [ladder.floor.pk if ladder.floor else -1])
+
+    with connection.cursor() as cursor:
+        # A member whose tier was set outside these services gets a status now: the clock starts.
+        cursor.execute(
+            f"INSERT INTO {status_table} (member_id, tier_id, last_qualified_at, created_at, updated_at) "  # noqa: S608
+            f"SELECT m.id, m.tier_id, %s, now(), now() FROM {member_table} m "
+            f"LEFT JOIN {status_table} s ON s.member_id = m.id "
+            f"WHERE {above_floor[0]} AND (s.id IS NULL OR s.tier_id <> m.tier_id) "
+            "ON CONFLICT (member_id) DO UPDATE SET tier_id = EXCLUDED.tier_id, "
+            "last_qualified_at = EXCLUDED.last_qualified_at, updated_at = EXCLUDED.updated_at "
+            f"WHERE {status_table}.tier_id <> EXCLUDED.tier_id",
+            [as_of, *above_floor[1]],
+        )
+
+        rfm_scores = None
+        if ladder.uses_rfm and _rfm_score_providers:
+            rfm_scores = _rfm_scores(
+                Member.objects.filter(tier__isnull=False)
+                .exclude(tier=ladder.floor)
+                .values_list("id", flat=True)
+                .order_by("id")
+            )
+        qualifying, qualifying_params = _qualifying_sql(
+            ladder=ladder, as_of=as_of, rfm_scores=rfm_scores, member_filter=above_floor
+        )
+        # ``confirmed`` runs although the final SELECT does not read it (PostgreSQL runs every
+        # data-modifying WITH); it sees the same snapshot, and touches only members who qualify,
+        # while the SELECT returns only members who do not.
+        cursor.execute(
+            f"WITH qualifying (member_id, tier_rank, rule_id, spend, orders) AS ({qualifying}), "  # noqa: S608
+            "best AS (SELECT member_id, MAX(tier_rank) AS tier_rank FROM qualifying GROUP BY member_id), "
+            "standing AS ("
+            "  SELECT m.id AS member_id, m.tier_id, s.last_qualified_at, t.retention_days,"
+            "         (t.is_active AND COALESCE(b.tier_rank, -1) >= t.rank) AS qualifies"
+            f"  FROM {member_table} m JOIN {tier_table} t ON t.id = m.tier_id"
+            f"  JOIN {status_table} s ON s.member_id = m.id AND s.tier_id = m.tier_id"
+            "   LEFT JOIN best b ON b.member_id = m.id"
+            f"  WHERE {above_floor[0]}"
+            "), confirmed AS ("
+            f"  UPDATE {status_table} s SET last_qualified_at = %s, updated_at = now() FROM standing st"
+            "   WHERE s.member_id = st.member_id AND st.qualifies AND s.last_qualified_at < %s"
+            "   RETURNING s.member_id"
+            ") SELECT member_id, tier_id FROM standing"
+            " WHERE NOT qualifies AND last_qualified_at + make_interval(days => retention_days) <= %s"
+            " ORDER BY member_id",
+            [*qualifying_params, *above_floor[1], as_of, as_of, as_of],
+        )
+        due = cursor.fetchall()
+
+    batches = [due[i : i + DOWNGRADE_BATCH] for i in range(0, len(due), DOWNGRADE_BATCH)]
+    return sum(_downgrade_batch(due=dict(batch), as_of=as_of, ladder=ladder) for batch in batches)
+
+
+def _downgrade_batch(*, due: dict[int, int], as_of: datetime, ladder: _Ladder) -> int:
+    """Move members found due (member id → the tier they were due on), after re-checking them under
+    their row locks: an order may have come in since. A few queries per batch."""
+    with transaction.atomic():
+        members = [m for m in members_lock(member_ids=due) if m.tier_id == due[m.pk]]
+        statuses = {s.member_id: s for s in MemberTierStatus.objects.filter(member__in=members)}
+        members = [
+            m
+            for m in members
+            if (status := statuses.get(m.pk)) is not None
+            and status.tier_id == m.tier_id
+            and status.last_qualified_at + timedelta(days=ladder.by_id[m.tier_id].retention_days) <= as_of
+        ]
+        qualifications = _qualifications_for(member_ids=[m.pk for m in members], as_of=as_of, ladder=ladder)
+        now = timezone.now()
+        changes: list[TierChange] = []
+        kept: list[MemberTierStatus] = []
+        removed: list[int] = []
+        for member in members:
+            current, status = ladder.by_id[member.tier_id], statuses[member.pk]
+            qualification = qualifications.get(member.pk)
+            if current.is_active and qualification is not None and qualification.tier.rank >= current.rank:
+                status.last_qualified_at, status.updated_at = as_of, now  # qualifies again: confirmed
+                kept.append(status)
+                continue
+            target = qualification.tier if qualification else ladder.floor
+            lapsed = gettext("not qualified for %(tier)s since %(date)s (kept %(days)s days)") % {
+                "tier": current.name,
+                "date": f"{timezone.localtime(status.last_qualified_at):%Y-%m-%d}",
+                "days": current.retention_days,
+            }
+            qualifies = qualification.detail if qualification else gettext("qualifies for no higher tier")
+            changes.append(
+                TierChange(
+                    member=member,
+                    from_tier=current,
+                    to_tier=target,
+                    reason=TierChange.Reason.SCHEDULED_DOWNGRADE,
+                    detail=f"{lapsed}; {qualifies}",
+                )
+            )
+            member.tier, member.updated_at = target, now
+            if target is None:
+                removed.append(status.pk)
+            else:
+                status.tier, status.last_qualified_at, status.updated_at = target, as_of, now
+                kept.append(status)
+        TierChange.objects.bulk_create(changes)
+        Member.objects.bulk_update([change.member for change in changes], ["tier", "updated_at"])
+        MemberTierStatus.objects.bulk_update(kept, ["tier", "last_qualified_at", "updated_at"])
+        if removed:
+            MemberTierStatus.objects.filter(pk__in=removed).delete()
+    return len(changes)
