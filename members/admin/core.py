@@ -104,7 +104,7 @@ class MemberAdminForm(forms.ModelForm):
 
     class Meta:
         model = Member
-        fields = ("mobile", "name", "gender", "birthday", "registered_at", "channel", "home_store", "tier", "referrer")
+        fields = ("mobile", "name", "gender", "birthday", "registered_at", "channel", "home_store")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -129,8 +129,10 @@ class MemberAdmin(AllOrNothingImportExportMixin, admin.ModelAdmin):
     search_fields = ("mobile", "name")  # shows the search box; member_search does the work
     search_help_text = _("A mobile number in any spelling, its first digits, or part of a name.")
     show_full_result_count = False
-    autocomplete_fields = ("home_store", "referrer")
-    readonly_fields = ("referral_code", "openid", "created_at", "updated_at")
+    autocomplete_fields = ("home_store",)
+    # Tiers change through the tiers service (history, permission): admin:members_tierchange_set.
+    # Referrals are made at registration with a code (referral_register), never by editing.
+    readonly_fields = ("tier", "referrer", "referral_code", "openid", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("mobile", "name", "gender", "birthday")}),
         (
@@ -156,11 +158,7 @@ class MemberAdmin(AllOrNothingImportExportMixin, admin.ModelAdmin):
             registered_at=obj.registered_at,
             channel=obj.channel,
             home_store=obj.home_store,
-            referrer=obj.referrer,
         )
-        if obj.tier_id is not None:
-            member.tier_id = obj.tier_id
-            member.save(update_fields=["tier", "updated_at"])
         for field in Member._meta.concrete_fields:
             setattr(obj, field.attname, getattr(member, field.attname))
         obj._state.adding = False

@@ -1,0 +1,710 @@
+"""Points (积分): earning, redeeming, expiry, refunds, staff adjustments, grants and reversals.
+
+The ledger
+    Every movement is one append-only ``PointsEntry`` (signed points, balance and debt after, reason,
+    actor, reference, idempotency key). Points that are credited together form a ``PointsLot`` that
+    expires as a whole; debits take from the lots that expire first (``expires_at``, then id). After
+    every service, for every member: ``account.balance == sum(entries.points) == sum(lots.remaining)``
+    and none of them is below zero. A mistake is never edited away: it is corrected by a reversing
+    entry (``points_reverse``) or a staff adjustment (``points_adjust``).
+
+Earning
+    ``floor(amount paid × points_per_yuan × tier multiplier × birthday multiplier × campaign
+    multipliers)``, computed in ``Decimal`` and rounded down once, at the end. Campaigns add
+    multipliers with ``register_multiplier_provider``. Points live for the program's points life
+    (a number of months, or until the end of the year after they were earned).
+
+Refunds and debt (the policy)
+    A refund takes back the points its order earned in proportion to the money refunded,
+    cumulatively: once refunds totalling ``r`` of an order of amount ``a`` are processed, exactly
+    ``floor(earned × r / a)`` points have been taken back, so partial refunds add up and a full refund
+    takes back exactly what was earned. If the member has already spent (or lost to expiry) some
+    of them, the balance still never goes below zero: the service takes what is there (oldest-expiring
+    lots first) and records the shortfall as ``debt`` on the account. Debt is not spendable and never
+    shown as a negative balance; the member's next credits (orders, rewards, staff additions) repay it
+    first, with a ``debt_repayment`` entry, and only the rest becomes spendable. Reversals of grants
+    follow the same policy. Redemptions and staff deductions never create debt: they are refused
+    ("insufficient points").
+
+Concurrency and retries
+    Every write runs in ``transaction.atomic(durable=True)`` under ``points_account_lock`` and takes
+    an idempotency key backed by a unique constraint: a retried call returns the first entry; the same
+    key used for something else is refused with ``IdempotencyConflict``. Lots whose time has come are
+    expired (``points_expire``, daily) and also just before any debit of the member, so expired
+    points can never be spent.
+"""
+
+import calendar
+from collections.abc import Callable
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, OuterRef, Subquery, Sum, Window
+from django.utils import timezone
+from django.utils.translation import gettext as _g
+from django.utils.translation import gettext_lazy as _
+
+from members.lock_objects import points_account_lock, points_accounts_lock
+from members.models import LoyaltyProgram, Member, Order, PointsAccount, PointsEntry, PointsLot, Refund
+from members.services.orders import IdempotencyConflict
+
+Kind = PointsEntry.Kind
+
+ADJUST_PERMISSION = "members.adjust_points"
+GRANT_KINDS = frozenset({Kind.REFERRAL_REWARD, Kind.CAMPAIGN_REWARD})
+REVERSIBLE_KINDS = frozenset({Kind.EARN, Kind.ADJUST, Kind.REFERRAL_REWARD, Kind.CAMPAIGN_REWARD})
+MAX_KEY_LENGTH = 100
+EXPIRY_CHUNK_MEMBERS = 500
+
+MultiplierProvider = Callable[..., Decimal | None]
+_multiplier_providers: list[MultiplierProvider] = []
+
+
+# --- hooks -----------------------------------------------------------------------------------
+
+
+def register_multiplier_provider(fn: MultiplierProvider) -> MultiplierProvider:
+    """Add an extra earning multiplier: ``fn(*, member, order) -> Decimal`` (``None`` or 1 = none).
+
+    Every registered provider applies, multiplied together with the tier and birthday multipliers.
+    Usable as a decorator; registering twice has no effect.
+    """
+    if fn not in _multiplier_providers:
+        _multiplier_providers.append(fn)
+    return fn
+
+
+def unregister_multiplier_provider(fn: MultiplierProvider) -> None:
+    if fn in _multiplier_providers:
+        _multiplier_providers.remove(fn)
+
+
+# --- public services -------------------------------------------------------------------------
+
+
+def points_for_order(*, order: Order, program: LoyaltyProgram | None = None) -> int:
+    """The points ``order`` earns: every multiplier in ``Decimal``, rounded down once at the end."""
+    program = program or LoyaltyProgram.current()
+    member = order.member
+    multiplier = program.points_per_yuan
+    if member.tier is not None:
+        multiplier *= member.tier.points_multiplier
+        if _is_birthday(member, order.paid_at):
+            multiplier *= member.tier.birthday_points_multiplier
+    for provider in list(_multiplier_providers):
+        extra = provider(member=member, order=order)
+        if extra is None:
+            continue
+        if isinstance(extra, (float, bool)) or not isinstance(extra, (Decimal, int)) or extra < 0:
+            raise TypeError(f"multiplier provider {provider!r} returned {extra!r}; expected a Decimal >= 0")
+        multiplier *= Decimal(extra)
+    return int((order.amount * multiplier).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def points_earn_for_order(*, order_id: int) -> PointsEntry | None:
+    """Credit the points a paid order earns, once (key ``order:<id>:earn``).
+
+    Returns the earn entry (the first one on a retry), or ``None`` when the order earns nothing.
+    Refunds of the order recorded before its points were earned take their share back at once.
+    """
+    order = Order.objects.select_related("member__tier").get(pk=order_id)
+    key = f"order:{order.pk}:earn"
+
+    def run() -> PointsEntry | None:
+        with transaction.atomic(durable=True):
+            account = points_account_lock(member_id=order.member_id)
+            existing = _existing_entry(key, member_id=order.member_id, kind=Kind.EARN)
+            if existing is not None:
+                return existing
+            program = LoyaltyProgram.current()
+            points = points_for_order(order=order, program=program)
+            if points <= 0:
+                return None
+            entry = _credit(
+                account,
+                points=points,
+                kind=Kind.EARN,
+                reason=_g("Order %(order)s") % {"order": order.external_id},
+                idempotency_key=key,
+                earned_at=order.paid_at,
+                reference=f"order:{order.pk}",
+                order=order,
+                program=program,
+            )
+            for refund in Refund.objects.filter(order_id=order.pk).order_by("id"):
+                _clawback(account, refund=refund, order=order, earn=entry)
+            return entry
+
+    return _retrying_on_key(key, run, member_id=order.member_id, kind=Kind.EARN)
+
+
+def points_redeem(
+    *,
+    member: Member,
+    points: int,
+    idempotency_key: str,
+    reason: str,
+    actor=None,
+    reference: str = "",
+) -> PointsEntry:
+    """Spend ``points`` from the lots that expire first. Never below zero: "insufficient points"."""
+    points = _positive_points(points)
+    key = _client_key(idempotency_key)
+
+    def run() -> PointsEntry:
+        with transaction.atomic(durable=True):
+            account = points_account_lock(member_id=member.pk)
+            existing = _existing_entry(key, member_id=member.pk, kind=Kind.REDEEM, points=-points)
+            if existing is not None:
+                return existing
+            return _debit(
+                account,
+                points=points,
+                kind=Kind.REDEEM,
+                allow_debt=False,
+                reason=reason,
+                idempotency_key=key,
+                actor=actor,
+                reference=reference,
+            )
+
+    return _retrying_on_key(key, run, member_id=member.pk, kind=Kind.REDEEM, points=-points)
+
+
+def points_expire(*, as_of: datetime) -> int:
+    """Expire what is left of every lot with ``expires_at <= as_of``; returns the points expired.
+
+    One ``expire`` entry per lot (key ``lot:<id>:expire``). Set-based, walking the members with
+    something to expire in id order, a chunk per transaction. Running it again changes nothing.
+    """
+    if timezone.is_naive(as_of):
+        raise ValueError("as_of must be timezone-aware")
+    total, after = 0, 0
+    while True:
+        member_ids = list(
+            PointsLot.objects.filter(remaining__gt=0, expires_at__lte=as_of, member_id__gt=after)
+            .order_by("member_id")
+            .values_list("member_id", flat=True)
+            .distinct()[:EXPIRY_CHUNK_MEMBERS]
+        )
+        if not member_ids:
+            return total
+        with transaction.atomic(durable=True):
+            accounts = points_accounts_lock(member_ids=member_ids)
+            total += _expire_due_lots(accounts, as_of=as_of)
+        after = member_ids[-1]
+
+
+def points_clawback_for_refund(*, refund_id: int) -> PointsEntry | None:
+    """Take back the refunded share of what the refund's order earned, once (``refund:<id>:clawback``).
+
+    Returns the clawback entry, or ``None`` when there is nothing to take back (the order earned
+    nothing, or not yet: its earning will then apply this refund itself). See the module docstring
+    for the policy when the points were already spent.
+    """
+    refund = Refund.objects.select_related("order").get(pk=refund_id)
+    order = refund.order
+    key = f"refund:{refund.pk}:clawback"
+
+    def run() -> PointsEntry | None:
+        with transaction.atomic(durable=True):
+            account = points_account_lock(member_id=order.member_id)
+            earn = PointsEntry.objects.filter(idempotency_key=f"order:{order.pk}:earn").first()
+            if earn is None:
+                return None
+            return _clawback(account, refund=refund, order=order, earn=earn)
+
+    return _retrying_on_key(key, run, member_id=order.member_id, kind=Kind.REFUND_CLAWBACK)
+
+
+def points_adjust(*, member: Member, points: int, reason: str, actor, idempotency_key: str) -> PointsEntry:
+    """A staff correction: positive adds a lot, negative takes the oldest-expiring points.
+
+    Needs the ``members.adjust_points`` permission and a reason; may not go below zero.
+    """
+    if actor is None or not actor.has_perm(ADJUST_PERMISSION):
+        raise PermissionDenied(_("You are not allowed to adjust points."))
+    reason = (reason or "").strip()
+    if not reason:
+        raise _invalid("reason", _("Give a reason for the adjustment."), "required")
+    if isinstance(points, bool) or not isinstance(points, int) or points == 0:
+        raise _invalid("points", _("Adjust by a whole number of points other than zero."), "invalid")
+    key = _client_key(idempotency_key)
+
+    def run() -> PointsEntry:
+        with transaction.atomic(durable=True):
+            account = points_account_lock(member_id=member.pk)
+            existing = _existing_entry(key, member_id=member.pk, kind=Kind.ADJUST, points=points)
+            if existing is not None:
+                return existing
+            if points > 0:
+                return _credit(
+                    account,
+                    points=points,
+                    kind=Kind.ADJUST,
+                    reason=reason,
+                    idempotency_key=key,
+                    earned_at=timezone.now(),
+                    actor=actor,
+                )
+            return _debit(
+                account,
+                points=-points,
+                kind=Kind.ADJUST,
+                allow_debt=False,
+                reason=reason,
+                idempotency_key=key,
+                actor=actor,
+            )
+
+    return _retrying_on_key(key, run, member_id=member.pk, kind=Kind.ADJUST, points=points)
+
+
+def points_grant(
+    *,
+    member: Member,
+    points: int,
+    kind: str,
+    reason: str,
+    idempotency_key: str,
+    reference: str = "",
+    actor=None,
+) -> PointsEntry:
+    """Give ``points`` as a reward (``referral_reward``, ``campaign_reward``): a new lot."""
+    points = _positive_points(points)
+    key = _client_key(idempotency_key)
+
+    def run() -> PointsEntry:
+        with transaction.atomic(durable=True):
+            account = points_account_lock(member_id=member.pk)
+            return points_grant_locked(
+                account=account,
+                points=points,
+                kind=kind,
+                reason=reason,
+                idempotency_key=key,
+                reference=reference,
+                actor=actor,
+            )
+
+    return _retrying_on_key(key, run, member_id=member.pk, kind=kind, points=points)
+
+
+def points_reverse(*, entry: PointsEntry, idempotency_key: str, reason: str, actor=None) -> PointsEntry:
+    """Take back what ``entry`` credited (same policy as refunds: no negative balance, the rest is debt).
+
+    An entry is reversed at most once: reversing it again returns the first reversal.
+    """
+    key = _client_key(idempotency_key)
+
+    def run() -> PointsEntry:
+        with transaction.atomic(durable=True):
+            account = points_account_lock(member_id=entry.member_id)
+            return points_reverse_locked(account=account, entry=entry, idempotency_key=key, reason=reason, actor=actor)
+
+    return _retrying_on_key(key, run, member_id=entry.member_id, kind=Kind.REVERSAL)
+
+
+# --- domain event handlers (subscribed in ``MembersConfig.ready()``) ----------------------------
+
+
+def points_on_order_recorded(*, order_id: int, **_payload) -> None:
+    """``order_recorded`` → earn the order's points (after the tier is evaluated)."""
+    points_earn_for_order(order_id=order_id)
+
+
+def points_on_refund_recorded(*, refund_id: int, **_payload) -> None:
+    """``refund_recorded`` → take back the refunded share of the order's points."""
+    points_clawback_for_refund(refund_id=refund_id)
+
+
+# --- building blocks for services that already hold the account lock (referrals, campaigns) ------
+
+
+def points_grant_locked(
+    *,
+    account: PointsAccount,
+    points: int,
+    kind: str,
+    reason: str,
+    idempotency_key: str,
+    reference: str = "",
+    actor=None,
+) -> PointsEntry:
+    """``points_grant`` inside the caller's transaction, ``account`` locked by the caller."""
+    if kind not in GRANT_KINDS:
+        raise _invalid("kind", _("Points can be granted only as a reward."), "invalid")
+    points = _positive_points(points)
+    existing = _existing_entry(idempotency_key, member_id=account.member_id, kind=kind, points=points)
+    if existing is not None:
+        return existing
+    return _credit(
+        account,
+        points=points,
+        kind=kind,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        earned_at=timezone.now(),
+        reference=reference,
+        actor=actor,
+    )
+
+
+def points_reverse_locked(
+    *, account: PointsAccount, entry: PointsEntry, idempotency_key: str, reason: str, actor=None
+) -> PointsEntry:
+    """``points_reverse`` inside the caller's transaction, ``account`` locked by the caller."""
+    if account.member_id != entry.member_id:
+        raise ValueError("the locked account is not the entry's member's")
+    existing = _existing_entry(idempotency_key, member_id=entry.member_id, kind=Kind.REVERSAL)
+    if existing is not None:
+        if existing.reverses_id != entry.pk:
+            raise _conflict(idempotency_key)
+        return existing
+    earlier = PointsEntry.objects.filter(reverses_id=entry.pk).first()
+    if earlier is not None:
+        return earlier
+    if entry.kind not in REVERSIBLE_KINDS or entry.points <= 0:
+        raise _invalid("entry", _("Only entries that added points can be reversed."), "not_reversible")
+    return _debit(
+        account,
+        points=entry.points,
+        kind=Kind.REVERSAL,
+        allow_debt=True,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        reference=entry.reference,
+        order_id=entry.order_id,
+        reverses=entry,
+    )
+
+
+# --- internals -------------------------------------------------------------------------------
+
+
+def _credit(
+    account: PointsAccount,
+    *,
+    points: int,
+    kind: str,
+    reason: str,
+    idempotency_key: str,
+    earned_at: datetime,
+    actor=None,
+    reference: str = "",
+    order: Order | None = None,
+    program: LoyaltyProgram | None = None,
+) -> PointsEntry:
+    """Add ``points``: debt is repaid first, the rest becomes a lot. Returns the credit entry."""
+    program = program or LoyaltyProgram.current()
+    account.balance += points
+    entry = _append(
+        account,
+        kind=kind,
+        points=points,
+        reason=reason,
+        key=idempotency_key,
+        actor=actor,
+        reference=reference,
+        order_id=order.pk if order else None,
+    )
+    repaid = min(account.debt, points)
+    if repaid:
+        account.balance -= repaid
+        account.debt -= repaid
+        _append(
+            account,
+            kind=Kind.DEBT_REPAYMENT,
+            points=-repaid,
+            reason=_g("Repays points owed after a refund"),
+            key=f"entry:{entry.pk}:debt_repayment",
+            reference=reference,
+            order_id=order.pk if order else None,
+        )
+    if points - repaid:
+        PointsLot.objects.create(
+            member_id=account.member_id,
+            points=points - repaid,
+            remaining=points - repaid,
+            earned_at=earned_at,
+            expires_at=_expires_at(earned_at, program),
+            source_entry=entry,
+        )
+    account.save(update_fields=["balance", "debt", "updated_at"])
+    return entry
+
+
+def _debit(
+    account: PointsAccount,
+    *,
+    points: int,
+    kind: str,
+    allow_debt: bool,
+    reason: str,
+    idempotency_key: str,
+    actor=None,
+    reference: str = "",
+    order_id: int | None = None,
+    reverses: PointsEntry | None = None,
+) -> PointsEntry:
+    """Take ``points`` (> 0) from the lots expiring first; the part that is not there is refused
+    or, with ``allow_debt``, becomes debt."""
+    _expire_due_lots({account.member_id: account}, as_of=timezone.now())
+    if points > account.balance and not allow_debt:
+        raise _invalid(
+            "points",
+            _("Insufficient points: %(balance)s available, %(points)s asked.")
+            % {"balance": account.balance, "points": points},
+            "insufficient_points",
+        )
+    taken = min(points, account.balance)
+    if taken:
+        _take_from_lots(account.member_id, taken)
+    account.balance -= taken
+    account.debt += points - taken
+    entry = _append(
+        account,
+        kind=kind,
+        points=-taken,
+        reason=reason,
+        key=idempotency_key,
+        actor=actor,
+        reference=reference,
+        order_id=order_id,
+        reverses=reverses,
+    )
+    account.save(update_fields=["balance", "debt", "updated_at"])
+    return entry
+
+
+def _take_from_lots(member_id: int, points: int) -> None:
+    """Lower the remainders of the member's open lots, first to expire first, by ``points`` in all.
+
+    Only the lots needed are read: those whose running total before them is under ``points``.
+    """
+    running = Window(Sum("remaining"), order_by=[F("expires_at").asc(), F("id").asc()])
+    lots = list(
+        PointsLot.objects.filter(member_id=member_id, remaining__gt=0)
+        .annotate(running=running)
+        .filter(running__lt=points + F("remaining"))
+        .order_by("expires_at", "id")
+        .only("id", "remaining")
+    )
+    left = points
+    for lot in lots:
+        used = min(lot.remaining, left)
+        lot.remaining -= used
+        left -= used
+    if left:
+        raise AssertionError(f"points lots of member {member_id} do not cover the balance")
+    now = timezone.now()
+    for lot in lots:
+        lot.updated_at = now
+    PointsLot.objects.bulk_update(lots, ["remaining", "updated_at"])
+
+
+def _clawback(account: PointsAccount, *, refund: Refund, order: Order, earn: PointsEntry) -> PointsEntry | None:
+    """The share of ``earn`` that ``refund`` takes back (cumulative over the order's refunds)."""
+    key = f"refund:{refund.pk}:clawback"
+    existing = _existing_entry(key, member_id=account.member_id, kind=Kind.REFUND_CLAWBACK)
+    if existing is not None:
+        return existing
+    if PointsEntry.objects.filter(reverses_id=earn.pk).exists():
+        return None  # the earning was reversed as a whole already
+    before = Refund.objects.filter(order_id=order.pk, id__lt=refund.pk).aggregate(total=Sum("amount"))["total"]
+    cents_before = _cents(before or Decimal(0))
+    cents_upto = cents_before + _cents(refund.amount)
+    cents_paid = _cents(order.amount)
+    points = earn.points * cents_upto // cents_paid - earn.points * cents_before // cents_paid
+    if points <= 0:
+        return None
+    return _debit(
+        account,
+        points=points,
+        kind=Kind.REFUND_CLAWBACK,
+        allow_debt=True,
+        reason=_g("Refund %(refund)s of order %(order)s") % {"refund": refund.external_id, "order": order.external_id},
+        idempotency_key=key,
+        reference=f"refund:{refund.pk}",
+        order_id=order.pk,
+    )
+
+
+def _expire_due_lots(accounts: dict[int, PointsAccount], *, as_of: datetime) -> int:
+    """Expire the open lots of the locked ``accounts`` due by ``as_of``, in four statements.
+
+    The accounts are locked, so the due lots cannot change between the statements: the balances
+    are lowered by the sum of exactly the lots that are then set to zero.
+    """
+    due_lots = PointsLot.objects.filter(member_id__in=list(accounts), remaining__gt=0, expires_at__lte=as_of)
+    due = list(due_lots.order_by("member_id", "expires_at", "id").values_list("id", "member_id", "remaining"))
+    if not due:
+        return 0
+    reason = _g("Points expired")
+    entries = []
+    for lot_id, member_id, remaining in due:
+        account = accounts[member_id]
+        account.balance -= remaining
+        entries.append(
+            PointsEntry(
+                member_id=member_id,
+                kind=Kind.EXPIRE,
+                points=-remaining,
+                balance_after=account.balance,
+                debt_after=account.debt,
+                reason=reason,
+                reference=f"lot:{lot_id}",
+                idempotency_key=f"lot:{lot_id}:expire",
+            )
+        )
+    now = timezone.now()
+    PointsEntry.objects.bulk_create(entries, batch_size=1000)
+    expiring = due_lots.filter(member_id=OuterRef("member_id")).values("member_id").annotate(total=Sum("remaining"))
+    touched = {member_id for _l, member_id, _r in due}
+    PointsAccount.objects.filter(member_id__in=touched).update(
+        balance=F("balance") - Subquery(expiring.values("total")), updated_at=now
+    )
+    due_lots.update(remaining=0, updated_at=now)
+    for member_id in touched:
+        accounts[member_id].updated_at = now
+    return sum(remaining for _l, _m, remaining in due)
+
+
+def _append(
+    account: PointsAccount,
+    *,
+    kind: str,
+    points: int,
+    reason: str,
+    key: str,
+    actor=None,
+    reference: str = "",
+    order_id: int | None = None,
+    reverses: PointsEntry | None = None,
+) -> PointsEntry:
+    """Write one ledger row; ``account`` already holds the balance and debt after it."""
+    return PointsEntry.objects.create(
+        member_id=account.member_id,
+        kind=kind,
+        points=points,
+        balance_after=account.balance,
+        debt_after=account.debt,
+        reason=str(reason)[:200],
+        actor=actor,
+        reference=reference[:64],
+        order_id=order_id,
+        reverses=reverses,
+        idempotency_key=key,
+    )
+
+
+def _existing_entry(key: str, *, member_id: int, kind: str, points: int | None = None) -> PointsEntry | None:
+    """The entry written under ``key`` before, if any; refused if it was for something else."""
+    entry = PointsEntry.objects.filter(idempotency_key=key).first()
+    if entry is None:
+        return None
+    if entry.member_id != member_id or entry.kind != kind or (points is not None and entry.points != points):
+        raise _conflict(key)
+    return entry
+
+
+def _retrying_on_key(key: str, run: Callable[[], PointsEntry | None], **expected) -> PointsEntry | None:
+    """Run ``run``; if a concurrent call committed the same key first, answer with its entry."""
+    try:
+        return run()
+    except IntegrityError:
+        existing = _existing_entry(key, **expected)
+        if existing is None:
+            raise
+        return existing
+
+
+def _conflict(key: str) -> IdempotencyConflict:
+    message = _(
+        "The idempotency key %(key)s was already used for a different operation; send a new key for a new operation."
+    ) % {"key": key}
+    return IdempotencyConflict({"idempotency_key": ValidationError(message, code="conflict")})
+
+
+def _invalid(field: str, message, code: str) -> ValidationError:
+    return ValidationError({field: ValidationError(message, code=code)})
+
+
+def _client_key(key: str) -> str:
+    key = (key or "").strip()
+    if not key:
+        raise _invalid("idempotency_key", _("An idempotency key is required."), "required")
+    if len(key) > MAX_KEY_LENGTH:
+        raise _invalid(
+            "idempotency_key",
+            _("An idempotency key has at most %(n)s characters.") % {"n": MAX_KEY_LENGTH},
+            "max_length",
+        )
+    return key
+
+
+def _positive_points(points: int) -> int:
+    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+        raise _invalid("points", _("Points must be a whole number greater than zero."), "invalid")
+    return points
+
+
+def _cents(amount: Decimal) -> int:
+    return int(amount * 100)
+
+
+def _local_zone() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def _is_birthday(member: Member, paid_at: datetime) -> bool:
+    """Whether ``paid_at`` falls on the member's birthday (month and day, in the brand's time zone).
+
+    Members born on 29 February celebrate on the 28th in other years.
+    """
+    birthday = member.birthday
+    if birthday is None:
+        return False
+    day = paid_at.astimezone(_local_zone()).date()
+    if (birthday.month, birthday.day) == (day.month, day.day):
+        return True
+    return (
+        (birthday.month, birthday.day) == (2, 29) and not calendar.isleap(day.year) and (day.month, day.day) == (2, 28)
+    )
+
+
+def _expires_at(earned_at: datetime, program: LoyaltyProgram) -> datetime:
+    local = earned_at.astimezone(_local_zone())
+    if program.points_life_policy == LoyaltyProgram.PointsLife.END_OF_NEXT_YEAR:
+        return datetime(local.year + 2, 1, 1, tzinfo=local.tzinfo)
+    return _add_months(local, program.points_life_months)
+
+
+def _add_months(value: datetime, months: int) -> datetime:
+    index = value.month - 1 + months
+    year, month = value.year + index // 12, index % 12 + 1
+    return value.replace(year=year, month=month, day=min(value.day, calendar.monthrange(year, month)[1]))
+
+
+__all__ = [
+    "ADJUST_PERMISSION",
+    "points_adjust",
+    "points_clawback_for_refund",
+    "points_earn_for_order",
+    "points_expire",
+    "points_for_order",
+    "points_grant",
+    "points_grant_locked",
+    "points_on_order_recorded",
+    "points_on_refund_recorded",
+    "points_redeem",
+    "points_reverse",
+    "points_reverse_locked",
+    "register_multiplier_provider",
+    "unregister_multiplier_provider",
+]

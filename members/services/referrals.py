@@ -1,0 +1,241 @@
+"""Referrals (推荐): registering with a code, completing on the first qualifying order, reversing.
+
+Rules
+    * A new member registers with another member's referral code (case-insensitive). Refused: an
+      unknown code, one's own code, a referee who was a member before (registered more than
+      ``REGISTRATION_GRACE`` ago, or who already has orders), a referee already referred, and a
+      cycle (the referee is found walking up the referrer's chain of referrers).
+      ``Member.referrer`` is set with the referral and always agrees with it.
+    * The referral completes on the referee's first paid order of at least
+      ``LoyaltyProgram.referral_min_order_amount``; both sides are rewarded once, even when two first
+      orders arrive together. What they get is a ``RewardPlan``: by default the program's points; a
+      resolver registered with ``register_referral_reward_resolver`` (campaigns: rewards by the
+      referrer's segment) can decide otherwise.
+    * A full refund of the qualifying order within ``referral_reversal_days`` of completion takes both
+      rewards back (``points_reverse``: the spent part becomes debt) and marks the referral reversed.
+
+Locks: the points accounts of both members (member-id order), then the referral row; its status is
+read again under the lock, so a referral is paid and reversed at most once.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _g
+from django.utils.translation import gettext_lazy as _
+
+from members.lock_objects import member_lock, points_accounts_lock, referral_lock
+from members.models import LoyaltyProgram, Member, Order, PointsEntry, Referral, Refund
+from members.referral_codes import normalize_referral_code
+from members.services.points import points_grant_locked, points_reverse_locked
+
+REGISTRATION_GRACE = timedelta(days=1)
+
+__all__ = [
+    "REGISTRATION_GRACE",
+    "RewardPlan",
+    "referral_complete_for_order",
+    "referral_on_order_recorded",
+    "referral_on_refund_recorded",
+    "referral_register",
+    "referral_reverse_for_refund",
+    "register_referral_reward_resolver",
+    "unregister_referral_reward_resolver",
+]
+
+
+@dataclass(frozen=True)
+class RewardPlan:
+    """What a completed referral gives each side. ``note`` is kept on the referral for the record."""
+
+    referrer_points: int = 0
+    referee_points: int = 0
+    note: str = ""
+
+
+RewardResolver = Callable[..., RewardPlan | None]
+_reward_resolvers: list[RewardResolver] = []
+
+
+def register_referral_reward_resolver(fn: RewardResolver) -> RewardResolver:
+    """Let ``fn(*, referral) -> RewardPlan | None`` decide the rewards of a completing referral.
+
+    Resolvers are asked in the order they were registered; the first plan that is not ``None``
+    wins, and when none answers the program's default points apply. Usable as a decorator.
+    """
+    if fn not in _reward_resolvers:
+        _reward_resolvers.append(fn)
+    return fn
+
+
+def unregister_referral_reward_resolver(fn: RewardResolver) -> None:
+    if fn in _reward_resolvers:
+        _reward_resolvers.remove(fn)
+
+
+def referral_reward_plan(*, referral: Referral) -> RewardPlan:
+    for resolver in list(_reward_resolvers):
+        plan = resolver(referral=referral)
+        if plan is not None:
+            return plan
+    program = LoyaltyProgram.current()
+    return RewardPlan(referrer_points=program.referral_referrer_points, referee_points=program.referral_referee_points)
+
+
+def _refused(message, code: str) -> ValidationError:
+    return ValidationError({"code": ValidationError(message, code=code)})
+
+
+def referral_register(*, referee: Member, code: str) -> Referral:
+    """Record that the new member ``referee`` registered with ``code``; sets ``referee.referrer``."""
+    normalized = normalize_referral_code(code)
+    if not normalized:
+        raise _refused(_("Enter a referral code."), "required")
+    referrer = Member.objects.filter(referral_code=normalized).only("id").first()
+    if referrer is None:
+        raise _refused(_("This referral code does not exist."), "unknown_code")
+    if referrer.pk == referee.pk:
+        raise _refused(_("You cannot use your own referral code."), "self_referral")
+    try:
+        with transaction.atomic():
+            # Both members locked (id order), so two members cannot refer each other at once.
+            locked = {pk: member_lock(member_id=pk) for pk in sorted((referrer.pk, referee.pk))}
+            fresh = locked[referee.pk]
+            if fresh.registered_at < timezone.now() - REGISTRATION_GRACE or Order.objects.filter(member=fresh).exists():
+                raise _refused(_("Referral codes are for new members only."), "existing_member")
+            if Referral.objects.filter(referee=fresh).exists() or fresh.referrer_id not in (None, referrer.pk):
+                raise _refused(_("This member was already referred."), "already_referred")
+            if _in_referrer_chain(start_id=referrer.pk, member_id=referee.pk):
+                raise _refused(_("Members cannot refer each other in a circle."), "cycle")
+            referral = Referral.objects.create(referrer_id=referrer.pk, referee_id=fresh.pk, code=normalized)
+            if fresh.referrer_id != referrer.pk:
+                fresh.referrer_id = referrer.pk
+                fresh.save(update_fields=["referrer", "updated_at"])
+    except IntegrityError:
+        if Referral.objects.filter(referee_id=referee.pk).exists():
+            raise _refused(_("This member was already referred."), "already_referred") from None
+        raise
+    referee.referrer_id = referrer.pk
+    return referral
+
+
+def _in_referrer_chain(*, start_id: int, member_id: int) -> bool:
+    """Whether ``member_id`` is ``start_id`` or one of its referrers, its referrers' referrers…"""
+    table = connection.ops.quote_name(Member._meta.db_table)
+    sql = f"""
+        WITH RECURSIVE chain(id) AS (
+            SELECT CAST(%s AS BIGINT)
+            UNION
+            SELECT m.referrer_id FROM {table} m JOIN chain c ON m.id = c.id WHERE m.referrer_id IS NOT NULL
+        )
+        SELECT 1 FROM chain WHERE id = %s LIMIT 1
+    """  # noqa: S608 (the table name comes from the model, values are parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [start_id, member_id])
+        return cursor.fetchone() is not None
+
+
+def referral_on_order_recorded(*, order_id: int, **_payload) -> None:
+    """``order_recorded`` → complete the referee's referral (after the order's points are earned)."""
+    referral_complete_for_order(order_id=order_id)
+
+
+def referral_on_refund_recorded(*, refund_id: int, **_payload) -> None:
+    """``refund_recorded`` → reverse the referral whose qualifying order is now refunded in full."""
+    referral_reverse_for_refund(refund_id=refund_id)
+
+
+def referral_complete_for_order(*, order_id: int) -> Referral | None:
+    """Complete the referee's pending referral if ``order`` qualifies and reward both sides.
+
+    Returns the referral when this call completed it, else ``None`` (no referral, not qualifying,
+    or completed already — by this order or a concurrent one).
+    """
+    order = Order.objects.get(pk=order_id)
+    referral = Referral.objects.filter(referee_id=order.member_id, status=Referral.Status.PENDING).first()
+    if referral is None:
+        return None
+    program = LoyaltyProgram.current()
+    if order.amount < program.referral_min_order_amount or order.status == Order.Status.REFUNDED:
+        return None
+    with transaction.atomic(durable=True):
+        accounts = points_accounts_lock(member_ids=[referral.referrer_id, referral.referee_id])
+        referral = referral_lock(referral_id=referral.pk)
+        if referral.status != Referral.Status.PENDING:
+            return None
+        plan = referral_reward_plan(referral=referral)
+        reference = f"referral:{referral.pk}"
+        reason = _g("Referral of member %(referee)s by member %(referrer)s") % {
+            "referee": referral.referee_id,
+            "referrer": referral.referrer_id,
+        }
+        for side, member_id, points in (
+            ("referrer", referral.referrer_id, plan.referrer_points),
+            ("referee", referral.referee_id, plan.referee_points),
+        ):
+            if points > 0:
+                entry = points_grant_locked(
+                    account=accounts[member_id],
+                    points=points,
+                    kind=PointsEntry.Kind.REFERRAL_REWARD,
+                    reason=reason,
+                    idempotency_key=f"{reference}:{side}",
+                    reference=reference,
+                )
+                setattr(referral, f"{side}_entry", entry)
+        referral.status = Referral.Status.COMPLETED
+        referral.qualifying_order = order
+        referral.completed_at = timezone.now()
+        referral.reward_note = plan.note[:200]
+        referral.save(
+            update_fields=[
+                "status",
+                "qualifying_order",
+                "completed_at",
+                "referrer_entry",
+                "referee_entry",
+                "reward_note",
+                "updated_at",
+            ]
+        )
+    return referral
+
+
+def referral_reverse_for_refund(*, refund_id: int) -> Referral | None:
+    """Reverse a completed referral whose qualifying order is now refunded in full within the period.
+
+    Returns the referral when this call reversed it, else ``None``.
+    """
+    refund = Refund.objects.select_related("order").get(pk=refund_id)
+    order = refund.order
+    referral = Referral.objects.filter(qualifying_order_id=order.pk, status=Referral.Status.COMPLETED).first()
+    if referral is None or order.refunded_amount < order.amount:
+        return None
+    fully_refunded_at = Refund.objects.filter(order_id=order.pk).aggregate(at=Max("refunded_at"))["at"]
+    period = timedelta(days=LoyaltyProgram.current().referral_reversal_days)
+    if fully_refunded_at > referral.completed_at + period:
+        return None
+    with transaction.atomic(durable=True):
+        accounts = points_accounts_lock(member_ids=[referral.referrer_id, referral.referee_id])
+        referral = referral_lock(referral_id=referral.pk)
+        if referral.status != Referral.Status.COMPLETED:
+            return None
+        reason = _g("Order %(order)s of a referral was refunded in full") % {"order": order.external_id}
+        for side, member_id in (("referrer", referral.referrer_id), ("referee", referral.referee_id)):
+            entry_id = getattr(referral, f"{side}_entry_id")
+            if entry_id is not None:
+                points_reverse_locked(
+                    account=accounts[member_id],
+                    entry=PointsEntry.objects.get(pk=entry_id),
+                    idempotency_key=f"referral:{referral.pk}:{side}:reversal",
+                    reason=reason,
+                )
+        referral.status = Referral.Status.REVERSED
+        referral.reversed_at = timezone.now()
+        referral.save(update_fields=["status", "reversed_at", "updated_at"])
+    return referral
