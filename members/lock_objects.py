@@ -1,10 +1,11 @@
 """Every row lock of the members app, in one place.
 
-Locks are always taken in one order — member, then wallet, then order; by primary key within a
-kind — so that two requests never deadlock. Call these inside ``transaction.atomic``.
+Locks are always taken in one order — member, then points account, then referral, then wallet,
+then order; by primary key within a kind — so that two requests never deadlock. Call these inside
+``transaction.atomic``.
 """
 
-from members.models import Member, Order
+from members.models import Member, Order, PointsAccount, Referral, Wallet
 
 
 def member_lock(*, member_id: int) -> Member:
@@ -13,3 +14,61 @@ def member_lock(*, member_id: int) -> Member:
 
 def order_lock(*, order_id: int) -> Order:
     return Order.objects.select_for_update().get(pk=order_id)
+
+
+# --- wallet (stored value) ---
+
+
+def wallet_lock(*, member_id: int) -> Wallet:
+    """Lock the member's wallet row, creating an empty wallet first if the member has none.
+
+    Creation is ``INSERT ... ON CONFLICT DO NOTHING``: when two first uses race, the second insert
+    waits for the first to commit and then does nothing, and both go on to lock the one row.
+    """
+    try:
+        return Wallet.objects.select_for_update().get(member_id=member_id)
+    except Wallet.DoesNotExist:
+        Wallet.objects.bulk_create([Wallet(member_id=member_id)], ignore_conflicts=True)
+        return Wallet.objects.select_for_update().get(member_id=member_id)
+
+
+# --- points and referrals ---
+# A points account is member-level: take it after the Member row (if that is locked at all) and
+# before the wallet and the order; several accounts in member-id order. A referral row comes after
+# the points accounts of its two members.
+
+
+def points_accounts_lock(*, member_ids) -> dict[int, PointsAccount]:
+    """Lock the points accounts of ``member_ids`` in member-id order, creating missing ones first.
+
+    Creation is ``INSERT ... ON CONFLICT DO NOTHING``, so two first uses that race both end up
+    locking the one row. Returns the accounts by member id.
+    """
+    ids = sorted(set(member_ids))
+    accounts = {
+        a.member_id: a
+        for a in PointsAccount.objects.select_for_update().filter(member_id__in=ids).order_by("member_id")
+    }
+    missing = [member_id for member_id in ids if member_id not in accounts]
+    if missing:
+        PointsAccount.objects.bulk_create([PointsAccount(member_id=m) for m in missing], ignore_conflicts=True)
+        accounts = {
+            a.member_id: a
+            for a in PointsAccount.objects.select_for_update().filter(member_id__in=ids).order_by("member_id")
+        }
+    return accounts
+
+
+def points_account_lock(*, member_id: int) -> PointsAccount:
+    """Lock one member's points account (created empty if the member has none)."""
+    return points_accounts_lock(member_ids=[member_id])[member_id]
+
+
+def referral_lock(*, referral_id: int) -> Referral:
+    return Referral.objects.select_for_update().get(pk=referral_id)
+
+
+# --- tiers ---
+def members_lock(*, member_ids) -> list[Member]:
+    """Lock many members at once, in primary-key order (the scheduled tier downgrade)."""
+    return list(Member.objects.select_for_update().filter(pk__in=sorted(set(member_ids))).order_by("pk"))

@@ -309,19 +309,6 @@ def points_reverse(*, entry: PointsEntry, idempotency_key: str, reason: str, act
     return _retrying_on_key(key, run, member_id=entry.member_id, kind=Kind.REVERSAL)
 
 
-# --- domain event handlers (subscribed in ``MembersConfig.ready()``) ----------------------------
-
-
-def points_on_order_recorded(*, order_id: int, **_payload) -> None:
-    """``order_recorded`` → earn the order's points (after the tier is evaluated)."""
-    points_earn_for_order(order_id=order_id)
-
-
-def points_on_refund_recorded(*, refund_id: int, **_payload) -> None:
-    """``refund_recorded`` → take back the refunded share of the order's points."""
-    points_clawback_for_refund(refund_id=refund_id)
-
-
 # --- building blocks for services that already hold the account lock (referrals, campaigns) ------
 
 
@@ -700,8 +687,6 @@ __all__ = [
     "points_for_order",
     "points_grant",
     "points_grant_locked",
-    "points_on_order_recorded",
-    "points_on_refund_recorded",
     "points_redeem",
     "points_reverse",
     "points_reverse_locked",

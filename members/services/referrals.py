@@ -40,8 +40,6 @@ __all__ = [
     "REGISTRATION_GRACE",
     "RewardPlan",
     "referral_complete_for_order",
-    "referral_on_order_recorded",
-    "referral_on_refund_recorded",
     "referral_register",
     "referral_reverse_for_refund",
     "register_referral_reward_resolver",
@@ -138,16 +136,6 @@ def _in_referrer_chain(*, start_id: int, member_id: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(sql, [start_id, member_id])
         return cursor.fetchone() is not None
-
-
-def referral_on_order_recorded(*, order_id: int, **_payload) -> None:
-    """``order_recorded`` → complete the referee's referral (after the order's points are earned)."""
-    referral_complete_for_order(order_id=order_id)
-
-
-def referral_on_refund_recorded(*, refund_id: int, **_payload) -> None:
-    """``refund_recorded`` → reverse the referral whose qualifying order is now refunded in full."""
-    referral_reverse_for_refund(refund_id=refund_id)
 
 
 def referral_complete_for_order(*, order_id: int) -> Referral | None:

@@ -1,0 +1,46 @@
+"""Everything ``members`` does when its own domain events fire — listed in one place.
+
+Connected in ``MembersConfig.ready()``. Handlers run after the publishing transaction commits, in
+the order they are subscribed here; each runs in its own transaction and is idempotent, and a
+failing one is logged without stopping the next (``members.events.DomainEvent``). Order matters:
+the tier is evaluated first, so the qualifying order earns points at the new tier's multiplier;
+a referral completes after the order's points are earned.
+"""
+
+from members.events import member_registered, order_recorded, refund_recorded
+from members.services.points import points_clawback_for_refund, points_earn_for_order
+from members.services.referrals import referral_complete_for_order, referral_reverse_for_refund
+from members.services.tiers import tier_assign_initial, tier_evaluate_for_order
+
+
+def on_member_registered_assign_tier(*, member_id: int, **_payload) -> None:
+    tier_assign_initial(member_id=member_id)
+
+
+def on_order_recorded_evaluate_tier(*, order_id: int, **_payload) -> None:
+    tier_evaluate_for_order(order_id=order_id)
+
+
+def on_order_recorded_earn_points(*, order_id: int, **_payload) -> None:
+    points_earn_for_order(order_id=order_id)
+
+
+def on_order_recorded_complete_referral(*, order_id: int, **_payload) -> None:
+    referral_complete_for_order(order_id=order_id)
+
+
+def on_refund_recorded_claw_back_points(*, refund_id: int, **_payload) -> None:
+    points_clawback_for_refund(refund_id=refund_id)
+
+
+def on_refund_recorded_reverse_referral(*, refund_id: int, **_payload) -> None:
+    referral_reverse_for_refund(refund_id=refund_id)
+
+
+def connect() -> None:
+    member_registered.subscribe(on_member_registered_assign_tier)
+    order_recorded.subscribe(on_order_recorded_evaluate_tier)
+    order_recorded.subscribe(on_order_recorded_earn_points)
+    order_recorded.subscribe(on_order_recorded_complete_referral)
+    refund_recorded.subscribe(on_refund_recorded_claw_back_points)
+    refund_recorded.subscribe(on_refund_recorded_reverse_referral)
