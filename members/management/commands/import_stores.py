@@ -1,0 +1,12 @@
+from django.utils.translation import gettext_lazy as _
+
+from members.csv_import import ImportCommand
+from members.services.imports import stores_import
+
+
+class Command(ImportCommand):
+    help = _("Import stores from a CSV file with the columns code,name,city. Known codes are updated.")
+    what = _("stores")
+
+    def run_import(self, **kwargs):
+        return stores_import(**kwargs)

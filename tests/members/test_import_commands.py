@@ -1,0 +1,505 @@
+"""The ``import_stores``, ``import_members`` and ``import_orders`` commands."""
+
+import datetime as dt
+import io
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from members.csv_import import detect_encoding
+from members.events import order_recorded, orders_imported
+from members.models import Member, Order, Store
+from members.services import imports
+from members.services.imports import members_import, orders_import
+from tests.factories import MemberFactory, OrderFactory, StoreFactory
+
+pytestmark = pytest.mark.django_db
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def write(tmp_path, text: str, *, name: str = "data.csv", encoding: str = "utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def run(command: str, path, *args) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(command, str(path), *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def run_failing(command: str, path, *args) -> tuple[str, str]:
+    err = io.StringIO()
+    with pytest.raises(CommandError) as failure:
+        call_command(command, str(path), *args, stdout=io.StringIO(), stderr=err)
+    return str(failure.value), err.getvalue()
+
+
+def order_rows():
+    return list(
+        Order.objects.order_by("external_id").values_list(
+            "external_id", "member__mobile", "store__code", "paid_at", "amount", "updated_at"
+        )
+    )
+
+
+@pytest.fixture
+def stores():
+    return StoreFactory(code="SH01", name="静安店"), StoreFactory(code="SH02", name="徐汇店")
+
+
+@pytest.fixture
+def members(stores):
+    return (
+        MemberFactory(mobile="13800138000", home_store=stores[0]),
+        MemberFactory(mobile="13900139000", home_store=stores[1]),
+    )
+
+
+# --- Stores ---------------------------------------------------------------------------------
+
+
+def test_import_stores_creates_new_stores_and_updates_known_ones(tmp_path):
+    # given
+    StoreFactory(code="SH01", name="旧名字", city="上海")
+    path = write(tmp_path, "code,name,city\nSH01,静安店,上海\nBJ01,国贸店,北京\n")
+
+    # when
+    out, err = run("import_stores", path)
+
+    # then
+    assert "1 created, 0 unchanged, 1 updated" in out
+    assert err == ""
+    assert list(Store.objects.order_by("code").values_list("code", "name", "city")) == [
+        ("BJ01", "国贸店", "北京"),
+        ("SH01", "静安店", "上海"),
+    ]
+
+
+def test_import_stores_twice_changes_nothing(tmp_path):
+    # given
+    path = write(tmp_path, "code,name,city\nSH01,静安店,上海\nBJ01,国贸店,北京\n")
+    run("import_stores", path)
+    before = list(Store.objects.order_by("code").values_list("code", "name", "city", "updated_at"))
+
+    # when
+    out, _ = run("import_stores", path)
+
+    # then
+    assert "0 created, 2 unchanged, 0 updated" in out
+    assert list(Store.objects.order_by("code").values_list("code", "name", "city", "updated_at")) == before
+
+
+def test_import_stores_refuses_a_code_repeated_with_another_name(tmp_path):
+    # given
+    path = write(tmp_path, "code,name,city\nSH01,静安店,上海\nSH01,别的店,上海\n")
+
+    # when
+    message, err = run_failing("import_stores", path)
+
+    # then
+    assert "line 3: code: Store SH01 appears on line 2 with a different name or city." in err
+    assert "1 bad row" in message
+    assert not Store.objects.exists()
+
+
+# --- Members --------------------------------------------------------------------------------
+
+
+def test_import_members_creates_members_with_normalised_mobiles_and_referral_codes(tmp_path, stores):
+    # given
+    path = write(
+        tmp_path,
+        "mobile,name,registered_at,store_code\n"
+        "+86 138-0013-8000,王芳,2023-05-01 10:30:00,SH01\n"
+        "13900139000,李雷,2023-06-02T08:00:00+00:00,\n",
+    )
+
+    # when
+    out, _ = run("import_members", path)
+
+    # then
+    assert "2 created, 0 unchanged" in out
+    wang = Member.objects.get(mobile="13800138000")
+    assert (wang.name, wang.home_store, wang.channel) == ("王芳", stores[0], Member.Channel.IMPORT)
+    assert wang.registered_at == dt.datetime(2023, 5, 1, 10, 30, tzinfo=SHANGHAI)
+    li = Member.objects.get(mobile="13900139000")
+    assert li.home_store is None
+    assert li.registered_at == dt.datetime(2023, 6, 2, 8, 0, tzinfo=dt.UTC)
+    codes = set(Member.objects.values_list("referral_code", flat=True))
+    assert len(codes) == 2
+    assert all(len(code) == 8 for code in codes)
+
+
+def test_import_members_reads_the_optional_columns(tmp_path, stores):
+    # given
+    path = write(
+        tmp_path,
+        "mobile,name,registered_at,store_code,gender,birthday,channel,openid\n"
+        "13800138000,王芳,2023-05-01,SH01,女,1990-05-17,mini_program,oABC123\n",
+    )
+
+    # when
+    run("import_members", path)
+
+    # then
+    member = Member.objects.get()
+    assert (member.gender, member.birthday, member.channel, member.openid) == (
+        Member.Gender.FEMALE,
+        dt.date(1990, 5, 17),
+        Member.Channel.MINI_PROGRAM,
+        "oABC123",
+    )
+
+
+def test_import_members_leaves_known_mobiles_and_repeated_rows_alone(tmp_path, stores):
+    # given
+    existing = MemberFactory(mobile="13800138000", name="原名")
+    path = write(
+        tmp_path,
+        "mobile,name,registered_at,store_code\n"
+        "13800138000,新名,2023-05-01,SH01\n"
+        "13700137000,张三,2023-05-01,SH01\n"
+        "137-0013-7000,张三,2023-05-01,SH01\n",
+    )
+
+    # when
+    out, _ = run("import_members", path)
+
+    # then
+    assert "1 created, 2 unchanged" in out
+    existing.refresh_from_db()
+    assert existing.name == "原名"
+    assert Member.objects.count() == 2
+
+
+def test_import_members_twice_changes_nothing(tmp_path, stores):
+    # given
+    path = write(tmp_path, "mobile,name,registered_at,store_code\n13800138000,王芳,2023-05-01,SH01\n")
+    run("import_members", path)
+    before = list(Member.objects.values_list("mobile", "name", "referral_code", "registered_at", "updated_at"))
+
+    # when
+    out, _ = run("import_members", path)
+
+    # then
+    assert "0 created, 1 unchanged" in out
+    assert list(Member.objects.values_list("mobile", "name", "referral_code", "registered_at", "updated_at")) == before
+
+
+def test_import_members_reports_every_bad_row_and_writes_nothing(tmp_path, stores):
+    # given
+    path = write(
+        tmp_path,
+        "mobile,name,registered_at,store_code\n"
+        "13800138000,好人,2023-05-01,SH01\n"
+        "12345,坏号码,2023-05-01,SH01\n"
+        "13900139000,无店,2023-05-01,NOPE\n"
+        "13700137000,坏日期,2023-13-45,SH01\n",
+    )
+
+    # when
+    message, err = run_failing("import_members", path)
+
+    # then
+    assert "line 3: mobile: “12345” is not a valid mainland China mobile number." in err
+    assert "line 4: store_code: No store has the code “NOPE”." in err
+    assert "line 5: registered_at:" in err
+    assert "line 2" not in err
+    assert "3 bad row" in message
+    assert not Member.objects.exists()
+
+
+def test_import_members_draws_again_referral_codes_that_collide(tmp_path, stores, monkeypatch):
+    # given a generator whose first draws collide with an existing member and with each other
+    MemberFactory(referral_code="AAAAAAAA")
+    draws = iter(["AAAAAAAA", "BBBBBBBB", "BBBBBBBB", "CCCCCCCC", "DDDDDDDD", "EEEEEEEE"])
+    monkeypatch.setattr(imports, "new_referral_code", lambda: next(draws))
+    path = write(
+        tmp_path,
+        "mobile,name,registered_at,store_code\n"
+        "13800138000,甲,2023-05-01,SH01\n13700137000,乙,2023-05-01,SH01\n13600136000,丙,2023-05-01,SH01\n",
+    )
+
+    # when
+    run("import_members", path)
+
+    # then
+    codes = list(Member.objects.values_list("referral_code", flat=True))
+    assert len(codes) == len(set(codes)) == 4
+
+
+def test_import_members_refuses_an_openid_of_another_member(tmp_path, stores):
+    # given
+    MemberFactory(mobile="13900139000", openid="oTAKEN")
+    path = write(
+        tmp_path,
+        "mobile,name,registered_at,store_code,openid\n13800138000,王芳,2023-05-01,SH01,oTAKEN\n",
+    )
+
+    # when
+    _, err = run_failing("import_members", path)
+
+    # then
+    assert "line 2: openid: This openid belongs to the member with mobile 13900139000." in err
+    assert not Member.objects.filter(mobile="13800138000").exists()
+
+
+# --- Orders ---------------------------------------------------------------------------------
+
+
+def test_import_orders_records_orders_and_publishes_one_batch_event(
+    tmp_path, members, django_capture_on_commit_callbacks
+):
+    # given
+    wang, li = members
+    imported, recorded = [], []
+    orders_imported.subscribe(collect := lambda **payload: imported.append(payload))
+    order_recorded.subscribe(collect_one := lambda **payload: recorded.append(payload))
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\n"
+        "A-1,13800138000,SH01,2024-03-01 12:00:00,38.50\n"
+        "A-2,+86 139 0013 9000,SH02,2024-03-02T09:15:00+08:00,120\n",
+    )
+
+    # when
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            out, _ = run("import_orders", path)
+    finally:
+        orders_imported.unsubscribe(collect)
+        order_recorded.unsubscribe(collect_one)
+
+    # then
+    assert "2 created, 0 unchanged" in out
+    first, second = Order.objects.order_by("external_id")
+    assert (first.member, first.store.code, first.amount) == (wang, "SH01", Decimal("38.50"))
+    assert first.paid_at == dt.datetime(2024, 3, 1, 12, 0, tzinfo=SHANGHAI)
+    assert (second.member, second.amount, second.status) == (li, Decimal("120.00"), Order.Status.PAID)
+    assert imported == [{"count": 2, "member_ids_from": min(wang.pk, li.pk), "member_ids_to": max(wang.pk, li.pk)}]
+    assert recorded == []
+
+
+def test_import_orders_reports_every_bad_row_with_its_line_and_writes_nothing(tmp_path, members):
+    # given
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\n"
+        "OK-1,13800138000,SH01,2024-03-01 12:00,10.00\n"  # 2: fine
+        "B-3,12345,SH01,2024-03-01 12:00,10.00\n"  # 3
+        "B-4,13800138000,NOPE,2024-03-01 12:00,10.00\n"  # 4
+        "B-5,13800138000,SH01,2024-03-01 12:00,0\n"  # 5
+        "B-6,13800138000,SH01,2024-03-01 12:00,-3\n"  # 6
+        "B-7,13800138000,SH01,2024-03-01 12:00,1.005\n"  # 7
+        "B-8,13800138000,SH01,yesterday,10.00\n"  # 8
+        "B-9,13700137000,SH01,2024-03-01 12:00,10.00\n",  # 9: nobody has this mobile
+    )
+
+    # when
+    message, err = run_failing("import_orders", path)
+
+    # then
+    assert "line 3: member_mobile: “12345” is not a valid mainland China mobile number." in err
+    assert "line 4: store_code: No store has the code “NOPE”." in err
+    assert "line 5: amount: An amount must be greater than zero." in err
+    assert "line 6: amount: An amount must be greater than zero." in err
+    assert "line 7: amount: An amount has at most two decimal places." in err
+    assert "line 8: paid_at: “yesterday” is not an ISO 8601 date and time" in err
+    assert "line 9: member_mobile: No member has the mobile number 13700137000." in err
+    assert "line 2:" not in err
+    assert "7 bad row(s)" in message
+    assert not Order.objects.exists()
+
+
+def test_import_orders_twice_changes_nothing(tmp_path, members):
+    # given
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\n"
+        "A-1,13800138000,SH01,2024-03-01 12:00:00,38.50\n"
+        "A-2,13900139000,SH02,2024-03-02 09:15:00,120.00\n",
+    )
+    run("import_orders", path)
+    before = order_rows()
+
+    # when
+    out, _ = run("import_orders", path)
+
+    # then
+    assert "0 created, 2 unchanged" in out
+    assert order_rows() == before
+
+
+def test_import_orders_refuses_an_order_id_recorded_with_other_content(tmp_path, members):
+    # given
+    OrderFactory(external_id="A-1", member=members[0], amount=Decimal("38.50"))
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\nA-1,13800138000,SH01,2024-03-01 12:00:00,40.00\n",
+    )
+
+    # when
+    _, err = run_failing("import_orders", path)
+
+    # then
+    assert "line 2: order_id: Order A-1 was already recorded with a different paid_at, amount." in err
+    assert Order.objects.get().amount == Decimal("38.50")
+
+
+def test_import_orders_accepts_a_row_repeated_with_the_same_content(tmp_path, members):
+    # given
+    row = "A-1,13800138000,SH01,2024-03-01 12:00:00,38.50\n"
+    path = write(tmp_path, "order_id,member_mobile,store_code,paid_at,amount\n" + row + row)
+
+    # when
+    out, _ = run("import_orders", path)
+
+    # then
+    assert "1 created, 1 unchanged" in out
+    assert Order.objects.count() == 1
+
+
+def test_import_orders_finds_repeated_rows_across_batches(tmp_path, members):
+    # given a file whose repeated order ids fall in different batches of two rows
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\n"
+        "A-1,13800138000,SH01,2024-03-01 12:00:00,38.50\n"
+        "A-2,13800138000,SH01,2024-03-01 13:00:00,10.00\n"
+        "A-1,13800138000,SH01,2024-03-01T04:00:00Z,38.5\n"  # the same order, written differently
+        "A-2,13800138000,SH01,2024-03-01 13:00:00,11.00\n",
+    )
+
+    # when
+    with path.open("rb") as file:
+        result = orders_import(file=file, batch_size=2)
+
+    # then
+    assert (result.created, result.unchanged, result.error_count) == (2, 1, 1)
+    assert result.errors == ["line 5: order_id: Order A-2 was already recorded with a different amount."]
+    assert not Order.objects.exists()
+
+
+# --- Files ----------------------------------------------------------------------------------
+
+
+def test_import_reads_gbk_files_with_chinese_names(tmp_path, stores):
+    # given
+    path = write(
+        tmp_path, "mobile,name,registered_at,store_code\n13800138000,欧阳娜娜,2023-05-01,SH01\n", encoding="gbk"
+    )
+
+    # when
+    run("import_members", path)
+
+    # then
+    assert Member.objects.get().name == "欧阳娜娜"
+
+
+def test_import_reads_utf8_files_with_a_byte_order_mark(tmp_path):
+    # given
+    path = write(tmp_path, "code,name,city\r\nSH01,静安店,上海\r\n", encoding="utf-8-sig")
+
+    # when
+    run("import_stores", path)
+
+    # then
+    assert list(Store.objects.values_list("code", "name", "city")) == [("SH01", "静安店", "上海")]
+
+
+def test_import_ignores_extra_columns_in_any_order(tmp_path, members):
+    # given
+    path = write(
+        tmp_path,
+        "Amount,note,ORDER_ID,paid_at,store_code,member_mobile,cashier\n"
+        "38.50,生日,A-1,2024-03-01 12:00:00,SH01,13800138000,小王\n",
+    )
+
+    # when
+    run("import_orders", path)
+
+    # then
+    assert list(Order.objects.values_list("external_id", "amount")) == [("A-1", Decimal("38.50"))]
+
+
+def test_import_refuses_a_file_missing_a_required_column(tmp_path, members):
+    # given
+    path = write(tmp_path, "order_id,member_mobile,paid_at,amount\nA-1,13800138000,2024-03-01 12:00:00,38.50\n")
+
+    # when
+    message, _ = run_failing("import_orders", path)
+
+    # then
+    assert "Missing required column(s): store_code." in message
+    assert not Order.objects.exists()
+
+
+def test_import_reports_the_physical_line_after_a_multi_line_field(tmp_path, stores):
+    # given a quoted name spanning lines 2–3, a blank line 4, then a bad row on line 5
+    path = write(
+        tmp_path,
+        'mobile,name,registered_at,store_code\n13800138000,"王\n芳",2023-05-01,SH01\n\n1,李雷,2023-05-01,SH01\n',
+    )
+
+    # when
+    _, err = run_failing("import_members", path)
+
+    # then
+    assert err.startswith("line 5: mobile:")
+
+
+def test_import_shows_a_progress_bar_on_request(tmp_path):
+    # given
+    path = write(tmp_path, "code,name,city\nSH01,静安店,上海\n")
+
+    # when
+    _, err = run("import_stores", path, "--progress")
+
+    # then
+    assert "100%" in err
+
+
+def test_import_refuses_a_file_that_does_not_exist(tmp_path):
+    message, _ = run_failing("import_stores", tmp_path / "missing.csv")
+    assert "Cannot open" in message
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"\xef\xbb\xbfcode,name\n", "utf-8-sig"),
+        ("code,name\nSH01,静安店\n".encode(), "utf-8"),
+        ("code,name\nSH01,静安店\n".encode("gbk"), "gb18030"),
+        (b"code\n" + "店".encode() * 40_000 + "店".encode("gbk"), "gb18030"),  # GBK only far into the file
+    ],
+)
+def test_detect_encoding_streams_the_whole_file_and_rewinds(data, expected):
+    # given
+    file = io.BytesIO(data)
+
+    # when
+    encoding = detect_encoding(file, chunk_size=1000)
+
+    # then
+    assert encoding == expected
+    assert file.tell() == 0
+
+
+def test_members_import_keeps_a_bounded_number_of_messages_but_counts_all(tmp_path, stores, monkeypatch):
+    # given
+    monkeypatch.setattr(imports, "MAX_KEPT_ERRORS", 2)
+    reported = []
+    path = write(tmp_path, "mobile,name,registered_at,store_code\n" + "1,x,2023-05-01,SH01\n" * 5)
+
+    # when
+    result = members_import(file=path, on_error=reported.append)
+
+    # then
+    assert (result.error_count, len(result.errors), len(reported)) == (5, 2, 5)
+    assert reported[-1].startswith("line 6: mobile:")
