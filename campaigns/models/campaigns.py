@@ -1,0 +1,3 @@
+"""campaigns models."""
+
+__all__: list[str] = []

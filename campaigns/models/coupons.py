@@ -1,0 +1,3 @@
+"""coupons models."""
+
+__all__: list[str] = []

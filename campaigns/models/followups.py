@@ -1,0 +1,3 @@
+"""followups models."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""offers models."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""outbox models."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""triggers models."""
+
+__all__: list[str] = []
