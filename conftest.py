@@ -1,6 +1,16 @@
 """Shared fixtures for the whole suite."""
 
 import pytest
+from django.utils import translation
+
+
+@pytest.fixture(autouse=True)
+def _default_language(settings):
+    """Every test starts in the default language: a request or command that activated another
+    one (LocaleMiddleware leaves it active on the thread) must not leak into the next test."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture
