@@ -1,6 +1,76 @@
 """Hooks campaigns plugs into lower apps (points multipliers, referral reward resolvers, tier RFM
-scores). Connected in ``CampaignsConfig.ready()``."""
+scores). Connected in ``CampaignsConfig.ready()``.
+
+- ``campaign_points_multiplier`` — ``members.services.points`` multiplier provider: the highest
+  ``MemberPointsMultiplier`` active when the order was paid (granted by a campaign benefit or a
+  top-up offer). Multipliers do not stack: double points twice is still double points.
+- ``referral_reward_resolve`` — ``members.services.referrals`` resolver: rewards by the referrer's
+  segment (``campaigns.services.offers``); ``referral_coupons_revoke`` takes the unused coupons
+  back when a referral is reversed (``register_referral_reversal_hook``).
+- ``on_segment_changed_grant_transition_campaigns`` — ``segmentation.events.segment_changed``
+  subscriber: when the segment entered is watched by a running transition campaign, queue
+  ``campaign_transition_task`` (which calls ``campaign_grants_for_transition``). Cheap: the set of
+  watched segments is cached for ``WATCHED_TTL`` seconds, since a recompute publishes an event per
+  changed member.
+"""
+
+import time
+from decimal import Decimal
+
+WATCHED_TTL = 30.0
+_watched: dict[str, object] = {"at": None, "ids": frozenset()}
+
+
+def campaign_points_multiplier(*, member, order) -> Decimal | None:
+    from campaigns.models import MemberPointsMultiplier
+
+    values = MemberPointsMultiplier.objects.filter(
+        member_id=member.pk, starts_at__lte=order.paid_at, ends_at__gt=order.paid_at
+    ).values_list("multiplier", flat=True)
+    return max(values, default=None)
+
+
+def referral_reward_resolve(*, referral):
+    from campaigns.services.offers import referral_reward_resolve as resolve
+
+    return resolve(referral=referral)
+
+
+def referral_coupons_revoke(*, referral) -> None:
+    from campaigns.services.offers import referral_coupons_revoke as revoke
+
+    revoke(referral=referral)
+
+
+def forget_watched_segments() -> None:
+    """Drop the cached set of watched segments (called when a campaign's status changes)."""
+    _watched["at"] = None
+
+
+def _watched_segment_ids() -> frozenset:
+    now = time.monotonic()
+    if _watched["at"] is None or now - _watched["at"] > WATCHED_TTL:
+        from campaigns.services.campaigns import transition_campaign_segment_ids
+
+        _watched["ids"] = frozenset(transition_campaign_segment_ids())
+        _watched["at"] = now
+    return _watched["ids"]
+
+
+def on_segment_changed_grant_transition_campaigns(*, member_id: int, to_segment_id, run_id=None, **_payload) -> None:
+    if to_segment_id is None or to_segment_id not in _watched_segment_ids():
+        return
+    from campaigns.tasks import campaign_transition_task
+
+    campaign_transition_task.delay(member_id=member_id, to_segment_id=to_segment_id, run_id=run_id)
 
 
 def connect() -> None:
-    pass
+    from members.services import referrals
+    from members.services.points import register_multiplier_provider
+    from segmentation.events import segment_changed
+
+    register_multiplier_provider(campaign_points_multiplier)
+    referrals.register_referral_reward_resolver(referral_reward_resolve)
+    referrals.register_referral_reversal_hook(referral_coupons_revoke)
+    segment_changed.subscribe(on_segment_changed_grant_transition_campaigns)

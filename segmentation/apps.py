@@ -5,3 +5,16 @@ from django.utils.translation import gettext_lazy as _
 class SegmentationConfig(AppConfig):
     name = "segmentation"
     verbose_name = _("Segmentation")
+
+    def ready(self):
+        from members.events import order_recorded, orders_imported, refund_recorded
+        from segmentation import subscribers
+
+        order_recorded.subscribe(subscribers.refresh_member_on_order)
+        refund_recorded.subscribe(subscribers.refresh_member_on_refund)
+        orders_imported.subscribe(subscribers.recompute_after_import)
+        try:
+            from members.services.tiers import register_rfm_score_provider
+        except ImportError:  # tiers without RFM conditions
+            return
+        register_rfm_score_provider(subscribers.rfm_score_provider)

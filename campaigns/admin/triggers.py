@@ -1,1 +1,126 @@
-"""Admin: triggers."""
+"""Admin: triggers (edited by operators) and their firings (read-only history)."""
+
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.utils.translation import gettext_lazy as _
+
+from campaigns.models import Trigger, TriggerFiring
+from campaigns.services.triggers import forget_active_triggers
+from members.admin.points import MobileSearchMixin, ReadOnlyAdmin
+
+
+@admin.register(Trigger)
+class TriggerAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "condition", "does", "cap", "is_active", "fired", "skipped")
+    list_filter = ("kind", "is_active")
+    list_select_related = ("segment", "coupon_template", "campaign")
+    search_fields = ("name",)
+    raw_id_fields = ("campaign",)
+    actions = ["activate", "deactivate"]
+    fieldsets = (
+        (None, {"fields": ("name", "description", "kind", "is_active")}),
+        (
+            _("When"),
+            {
+                "fields": (
+                    "segment",
+                    "inactivity_days",
+                    "delay_days",
+                    ("r_min_score", "r_max_score"),
+                    ("f_min_score", "f_max_score"),
+                    ("m_min_score", "m_max_score"),
+                ),
+                "description": _(
+                    "Scores: 1–5 in quintile mode; in thresholds mode 1 is high (H) and 0 low (L). "
+                    "F high and M low in thresholds mode: F at least 1, M at most 0."
+                ),
+            },
+        ),
+        (
+            _("What"),
+            {
+                "fields": (
+                    "coupon_template",
+                    ("message_template", "message_channel"),
+                    ("create_followup", "followup_due_days"),
+                    "followup_reason",
+                    "campaign",
+                )
+            },
+        ),
+        (_("How often"), {"fields": (("cap_count", "cap_days"),)}),
+    )
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                fired_count=Count("firings", filter=Q(firings__status=TriggerFiring.Status.FIRED)),
+                skipped_count=Count("firings", filter=Q(firings__status=TriggerFiring.Status.SKIPPED)),
+            )
+        )
+
+    @admin.display(description=_("when"))
+    def condition(self, obj):
+        if obj.kind == Trigger.Kind.ENTERED_SEGMENT:
+            return obj.segment.slug if obj.segment_id else "—"
+        if obj.kind == Trigger.Kind.INACTIVITY:
+            return _("%(n)s days without a purchase") % {"n": obj.inactivity_days}
+        if obj.kind == Trigger.Kind.AFTER_ORDER:
+            text = _("%(n)s days after an order") % {"n": obj.delay_days}
+            return f"{text} ({obj.segment.slug})" if obj.segment_id else text
+        return ", ".join(f"{key.replace('_score__', ' ')} {value}" for key, value in obj.pattern_conditions().items())
+
+    @admin.display(description=_("does"))
+    def does(self, obj):
+        parts = []
+        if obj.coupon_template_id:
+            parts.append(str(obj.coupon_template))
+        if obj.message_template:
+            parts.append(_("message %(t)s") % {"t": obj.message_template})
+        if obj.create_followup:
+            parts.append(_("follow-up"))
+        if obj.campaign_id:
+            parts.append(_("campaign %(c)s") % {"c": obj.campaign})
+        return "; ".join(str(part) for part in parts) or "—"
+
+    @admin.display(description=_("cap"))
+    def cap(self, obj):
+        if not obj.cap_count:
+            return "—"
+        return _("%(n)s per %(d)s days") % {"n": obj.cap_count, "d": obj.cap_days}
+
+    @admin.display(description=_("fired"), ordering="fired_count")
+    def fired(self, obj):
+        return obj.fired_count
+
+    @admin.display(description=_("skipped"), ordering="skipped_count")
+    def skipped(self, obj):
+        return obj.skipped_count
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        forget_active_triggers()
+
+    @admin.action(description=_("Activate the selected triggers"))
+    def activate(self, request, queryset):
+        count = queryset.update(is_active=True)
+        forget_active_triggers()
+        self.message_user(request, _("%(n)s triggers activated.") % {"n": count}, messages.SUCCESS)
+
+    @admin.action(description=_("Deactivate the selected triggers"))
+    def deactivate(self, request, queryset):
+        count = queryset.update(is_active=False)
+        forget_active_triggers()
+        self.message_user(request, _("%(n)s triggers deactivated.") % {"n": count}, messages.SUCCESS)
+
+
+@admin.register(TriggerFiring)
+class TriggerFiringAdmin(MobileSearchMixin, ReadOnlyAdmin):
+    list_display = ("created_at", "trigger", "member", "cause_key", "status", "due_at", "fired_at", "skip_reason")
+    list_filter = ("status", "trigger")
+    list_select_related = ("trigger", "member")
+    search_fields = ("member__mobile", "cause_key")
+    date_hierarchy = "created_at"
+    raw_id_fields = ("member", "coupon", "message", "followup")

@@ -5,6 +5,7 @@ broker on the filesystem, so it can be tried with only Python. Set ``DATABASE_UR
 ``CELERY_BROKER_URL`` (or ``REDIS_URL``) for PostgreSQL and Redis, the production configuration.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -122,21 +124,101 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# --- Cache -----------------------------------------------------------------------------------
+# Throttling counts requests in the default cache. Per process (LocMem) unless ``CACHE_URL`` (or
+# ``REDIS_URL``) names a Redis server, which several web workers then share.
+_CACHE_URL = env.str("CACHE_URL", default=env.str("REDIS_URL", default=""))
+if _CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "huiyuan"}}
+
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "members.apis.pagination.CappedLimitOffsetPagination",
     "PAGE_SIZE": 20,
     "COERCE_DECIMAL_TO_STRING": True,
+    "EXCEPTION_HANDLER": "members.apis.errors.api_exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Scoped throttles (``members.apis.throttling``): login per client address, money per caller.
+    "DEFAULT_THROTTLE_RATES": {
+        "auth": env.str("THROTTLE_AUTH", default="20/min"),
+        "member_money": env.str("THROTTLE_MEMBER_MONEY", default="10/min"),
+        "pos_money": env.str("THROTTLE_POS_MONEY", default="600/min"),
+        "payment_notify": env.str("THROTTLE_PAYMENT_NOTIFY", default="600/min"),
+    },
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Huiyuan API",
-    "DESCRIPTION": "Member management for store brands: members, orders, loyalty and campaigns.",
+    "DESCRIPTION": (
+        "Member management for store brands: members, orders, loyalty and campaigns.\n\n"
+        "Members of the mini-program authenticate with a bearer token from `/api/v1/auth/`; store "
+        "systems (POS) with their store's API key in the `X-Api-Key` header. Amounts are decimal "
+        "strings with two places, times ISO 8601 with a UTC offset. Errors have one shape: "
+        "`{code, message, fields}`, where `fields` maps each invalid field to its problems."
+    ),
     "VERSION": "1.0.0",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "members.models.core.Order.Status",
+        "ReferralStatusEnum": "members.models.referrals.Referral.Status",
+        "TopUpStatusEnum": "members.models.api.TopUpIntent.Status",
+        "PointsEntryKindEnum": "members.models.points.PointsEntry.Kind",
+        "WalletEntryKindEnum": "members.models.wallet.WalletEntry.Kind",
+        "GenderEnum": "members.models.core.Member.Gender",
+    },
 }
+
+# Member tokens (djangorestframework-simplejwt): a short-lived access token and a refresh token
+# that rotates on every use; used and logged-out refresh tokens are blacklisted.
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=30)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "ISSUER": "huiyuan",
+    "AUDIENCE": "huiyuan-members",
+    "LEEWAY": 5,
+}
+if env.str("JWT_SIGNING_KEY", default=""):  # otherwise SECRET_KEY signs them
+    SIMPLE_JWT["SIGNING_KEY"] = env.str("JWT_SIGNING_KEY")
+
+# A login without WeChat (``POST /api/v1/auth/dev-login`` with a mobile number), for local use and
+# tests. Never in production.
+HUIYUAN_DEV_LOGIN = env.bool("HUIYUAN_DEV_LOGIN", default=False)
+# ``/api/v1/bench/floor``: the benchmark's floor (two primary-key lookups), only when asked for.
+HUIYUAN_BENCH_FLOOR = env.bool("HUIYUAN_BENCH_FLOOR", default=False)
+# A member's QR code (shown in the mini-program, scanned by the POS) is valid this many seconds.
+HUIYUAN_MEMBER_QR_MAX_AGE = env.int("HUIYUAN_MEMBER_QR_MAX_AGE", default=300)
+HUIYUAN_TOP_UP_MAX = env.str("HUIYUAN_TOP_UP_MAX", default="5000.00")
+
+# --- WeChat mini-program and WeChat Pay (v3) ---------------------------------------------------
+WECHAT_APP_ID = env.str("WECHAT_APP_ID", default="")
+WECHAT_APP_SECRET = env.str("WECHAT_APP_SECRET", default="")
+WECHAT_API_BASE = env.str("WECHAT_API_BASE", default="https://api.weixin.qq.com")
+WECHAT_TIMEOUT = env.float("WECHAT_TIMEOUT", default=5.0)
+# The HTTP transport of both clients, as a dotted path (tests put a fake here).
+WECHAT_TRANSPORT = env.str("WECHAT_TRANSPORT", default="members.wechat.urllib_transport")
+WECHATPAY_API_BASE = env.str("WECHATPAY_API_BASE", default="https://api.mch.weixin.qq.com")
+WECHATPAY_MCH_ID = env.str("WECHATPAY_MCH_ID", default="")
+WECHATPAY_APP_ID = env.str("WECHATPAY_APP_ID", default="") or WECHAT_APP_ID
+WECHATPAY_API_V3_KEY = env.str("WECHATPAY_API_V3_KEY", default="")
+# The key WeChat Pay signs callbacks and responses with (PEM text), and its id (Wechatpay-Serial).
+WECHATPAY_PUBLIC_KEY = env.str("WECHATPAY_PUBLIC_KEY", default="", multiline=True)
+WECHATPAY_PUBLIC_KEY_ID = env.str("WECHATPAY_PUBLIC_KEY_ID", default="")
+# The merchant's own key (PEM text) and its certificate serial, to sign requests and pay params.
+WECHATPAY_MERCHANT_PRIVATE_KEY = env.str("WECHATPAY_MERCHANT_PRIVATE_KEY", default="", multiline=True)
+WECHATPAY_MERCHANT_SERIAL_NO = env.str("WECHATPAY_MERCHANT_SERIAL_NO", default="")
+WECHATPAY_NOTIFY_URL = env.str("WECHATPAY_NOTIFY_URL", default="")
+# How old a signed callback may be (seconds) before it is refused.
+WECHATPAY_MAX_CLOCK_SKEW = env.int("WECHATPAY_MAX_CLOCK_SKEW", default=300)
 
 # --- django-import-export -------------------------------------------------------------------
 IMPORT_EXPORT_USE_TRANSACTIONS = True
@@ -151,3 +233,24 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Messages (campaigns outbox) and triggers ------------------------------------------------
+# Channels are pluggable like Django's email backends: name → class path.
+HUIYUAN_MESSAGE_CHANNELS = {
+    "log": "campaigns.channels.log.LogChannel",
+    "wechat": "campaigns.channels.wechat.WeChatSubscribeChannel",
+    "sms": "campaigns.channels.sms.SmsChannel",
+}
+HUIYUAN_DEFAULT_CHANNEL = env.str("HUIYUAN_DEFAULT_CHANNEL", default="log")
+HUIYUAN_OUTBOX_MAX_ATTEMPTS = env.int("HUIYUAN_OUTBOX_MAX_ATTEMPTS", default=5)
+HUIYUAN_OUTBOX_RETRY_BASE_SECONDS = env.int("HUIYUAN_OUTBOX_RETRY_BASE_SECONDS", default=60)
+HUIYUAN_OUTBOX_RETRY_MAX_SECONDS = env.int("HUIYUAN_OUTBOX_RETRY_MAX_SECONDS", default=6 * 3600)
+HUIYUAN_OUTBOX_STALE_SECONDS = env.int("HUIYUAN_OUTBOX_STALE_SECONDS", default=600)
+HUIYUAN_WECHAT_TEMPLATES = env.json("HUIYUAN_WECHAT_TEMPLATES", default={})
+HUIYUAN_WECHAT_MINIPROGRAM_STATE = env.str("HUIYUAN_WECHAT_MINIPROGRAM_STATE", default="formal")
+HUIYUAN_SMS_URL = env.str("HUIYUAN_SMS_URL", default="")
+HUIYUAN_SMS_API_KEY = env.str("HUIYUAN_SMS_API_KEY", default="")
+HUIYUAN_SMS_API_SECRET = env.str("HUIYUAN_SMS_API_SECRET", default="")
+HUIYUAN_SMS_SIGN_NAME = env.str("HUIYUAN_SMS_SIGN_NAME", default="")
+HUIYUAN_SMS_TEMPLATES = env.json("HUIYUAN_SMS_TEMPLATES", default={})
+HUIYUAN_TRIGGER_CATCHUP_DAYS = env.int("HUIYUAN_TRIGGER_CATCHUP_DAYS", default=7)

@@ -7,3 +7,6 @@ DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-local-development-key-change-me")
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# A development login (POST /api/v1/auth/dev-login with a mobile number) instead of WeChat.
+HUIYUAN_DEV_LOGIN = env.bool("HUIYUAN_DEV_LOGIN", default=True)

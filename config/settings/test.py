@@ -12,3 +12,4 @@ CELERY_TASK_EAGER_PROPAGATES = True
 LANGUAGE_CODE = "en"
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+HUIYUAN_DEV_LOGIN = True

@@ -1,3 +1,3 @@
 """Admin for the members app, one module per part of the domain."""
 
-from members.admin import core, points, tiers, wallet  # noqa: F401
+from members.admin import api, core, points, tiers, wallet  # noqa: F401

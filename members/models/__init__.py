@@ -1,5 +1,6 @@
 """The members app's data, one module per part of the domain; import from ``members.models``."""
 
+from members.models.api import *  # noqa: F403
 from members.models.core import MONEY, Member, Order, Refund, Store, TimeStampedModel
 from members.models.points import *  # noqa: F403
 from members.models.referrals import *  # noqa: F403

@@ -42,6 +42,7 @@ __all__ = [
     "referral_complete_for_order",
     "referral_register",
     "referral_reverse_for_refund",
+    "register_referral_reversal_hook",
     "register_referral_reward_resolver",
     "unregister_referral_reward_resolver",
 ]
@@ -74,6 +75,18 @@ def register_referral_reward_resolver(fn: RewardResolver) -> RewardResolver:
 def unregister_referral_reward_resolver(fn: RewardResolver) -> None:
     if fn in _reward_resolvers:
         _reward_resolvers.remove(fn)
+
+
+ReversalHook = Callable[..., None]
+_reversal_hooks: list[ReversalHook] = []
+
+
+def register_referral_reversal_hook(fn: ReversalHook) -> ReversalHook:
+    """Run ``fn(*, referral)`` inside the reversing transaction, after the points are reversed
+    (campaigns takes back the referral's unused coupons). Usable as a decorator."""
+    if fn not in _reversal_hooks:
+        _reversal_hooks.append(fn)
+    return fn
 
 
 def referral_reward_plan(*, referral: Referral) -> RewardPlan:
@@ -223,6 +236,8 @@ def referral_reverse_for_refund(*, refund_id: int) -> Referral | None:
                     idempotency_key=f"referral:{referral.pk}:{side}:reversal",
                     reason=reason,
                 )
+        for hook in list(_reversal_hooks):
+            hook(referral=referral)
         referral.status = Referral.Status.REVERSED
         referral.reversed_at = timezone.now()
         referral.save(update_fields=["status", "reversed_at", "updated_at"])

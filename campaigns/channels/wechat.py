@@ -1,0 +1,174 @@
+"""WeChat mini-program subscription messages (订阅消息).
+
+API: ``POST https://api.weixin.qq.com/cgi-bin/message/subscribe/send?access_token=TOKEN`` with
+``touser`` (the member's openid), ``template_id``, ``page``, ``miniprogram_state``, ``lang`` and
+``data`` (``{"thing1": {"value": "..."}}``). The access token comes from
+``GET /cgi-bin/token?grant_type=client_credential&appid=APPID&secret=SECRET`` and is cached in
+Django's cache (shared by every worker when the cache is Redis, and with ``members.wechat`` under
+the same key) until ``token_margin`` seconds before its ``expires_in``.
+
+Settings (or the channel's ``OPTIONS``: ``appid``, ``secret``, ``templates``...)::
+
+    WECHAT_APP_ID, WECHAT_APP_SECRET, WECHAT_API_BASE, WECHAT_TIMEOUT   # the mini-program's, shared
+                                                                          # with members.wechat
+    HUIYUAN_WECHAT_TEMPLATES = {
+        # our template name → WeChat template id, page, and data key → payload key
+        "win_back_coupon": {"template_id": "AbC...", "page": "pages/coupons/index",
+                            "data": {"thing1": "title", "time2": "expires_on"}},
+    }
+    HUIYUAN_WECHAT_MINIPROGRAM_STATE = "formal"   # or "trial" / "developer"
+
+A message may also carry the WeChat fields itself: ``payload["wechat"] = {"template_id": ...,
+"page": ..., "data": {"thing1": "..."}}``.
+
+Error codes: 40001/40014/42001 (invalid or expired token) → refresh the token once and retry;
+43101 (the user refused or has no subscription left), 40003 (bad openid), 40037 (bad template),
+41030 (bad page) and 47003 (bad data) are permanent; -1 (system busy), 45009 (daily quota) and
+everything else are retryable.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from django.core.cache import cache
+
+from campaigns.channels.base import (
+    BaseChannel,
+    PermanentChannelError,
+    RetryableChannelError,
+    SendResult,
+    TransportError,
+    json_request,
+)
+from members.wechat import ACCESS_TOKEN_CACHE_KEY
+
+if TYPE_CHECKING:
+    from campaigns.models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+PERMANENT_ERRORS = {
+    40003: "invalid openid",
+    40037: "invalid template_id",
+    41030: "invalid page",
+    43101: "the user refused the subscription message",
+    47003: "invalid template data",
+}
+
+
+class WeChatSubscribeChannel(BaseChannel):
+    name = "wechat"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # The mini-program's credentials are the ones members log in with (``WECHAT_APP_ID``...)
+        # unless the channel is given others.
+        self.appid = self.option("appid", "WECHAT_APP_ID", "")
+        self.secret = self.option("secret", "WECHAT_APP_SECRET", "")
+        self.api_base = self.option("api_base", "WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/")
+        self.timeout = float(self.option("timeout", "WECHAT_TIMEOUT", 5))
+        self.templates = self.option("templates", "HUIYUAN_WECHAT_TEMPLATES", {}) or {}
+        self.miniprogram_state = self.option("miniprogram_state", "HUIYUAN_WECHAT_MINIPROGRAM_STATE", "formal")
+        self.lang = self.option("lang", "HUIYUAN_WECHAT_LANG", "zh_CN")
+        self.token_margin = int(self.option("token_margin", "HUIYUAN_WECHAT_TOKEN_MARGIN", 300))
+
+    # --- access token ---
+
+    @property
+    def token_cache_key(self) -> str:
+        # Shared with ``members.wechat``: a new token invalidates the previous one (after a few
+        # minutes), so two caches for one app would keep refreshing each other's tokens away.
+        return ACCESS_TOKEN_CACHE_KEY.format(app_id=self.appid)
+
+    def access_token(self, *, stale: str | None = None) -> str:
+        """The cached token, or a new one. ``stale`` is a token WeChat just refused: fetch a new
+        one unless another worker has already replaced it in the cache."""
+        cached = cache.get(self.token_cache_key)
+        if cached and cached != stale:
+            return cached
+        if not self.appid or not self.secret:
+            raise RetryableChannelError("WeChat appid/secret are not configured", code="not_configured")
+        query = urlencode({"grant_type": "client_credential", "appid": self.appid, "secret": self.secret})
+        data = self._call("GET", f"{self.api_base}/cgi-bin/token?{query}", None, what="access token")
+        token = data.get("access_token")
+        if not token:
+            # Configuration problems (bad appid/secret, IP not whitelisted) are not this message's
+            # fault: retry, so messages go out once an operator fixes the settings.
+            raise RetryableChannelError(
+                f"WeChat access token: {data.get('errcode')} {data.get('errmsg', '')}".strip(),
+                code=data.get("errcode"),
+            )
+        expires_in = int(data.get("expires_in") or 7200)
+        cache.set(self.token_cache_key, token, timeout=max(expires_in - self.token_margin, 60))
+        return token
+
+    # --- sending ---
+
+    def build_body(self, message: OutboxMessage) -> dict:
+        openid = message.member.openid
+        if not openid:
+            raise PermanentChannelError("the member has no WeChat openid", code="no_openid")
+        payload = message.payload or {}
+        inline = payload.get("wechat") or {}
+        config = self.templates.get(message.template) or {}
+        template_id = inline.get("template_id") or config.get("template_id")
+        if not template_id:
+            raise PermanentChannelError(f"no WeChat template configured for {message.template!r}", code="no_template")
+        if "data" in inline:
+            values = dict(inline["data"])
+        else:
+            mapping = config.get("data") or {}
+            missing = [source for source in mapping.values() if payload.get(source) in (None, "")]
+            if missing:
+                raise PermanentChannelError(f"payload lacks {', '.join(missing)}", code="missing_data")
+            values = {key: payload[source] for key, source in mapping.items()}
+        body = {
+            "touser": openid,
+            "template_id": template_id,
+            "miniprogram_state": self.miniprogram_state,
+            "lang": self.lang,
+            "data": {key: {"value": str(value)} for key, value in values.items()},
+        }
+        page = inline.get("page") or config.get("page")
+        if page:
+            body["page"] = page
+        return body
+
+    def send(self, message: OutboxMessage) -> SendResult:
+        body = self.build_body(message)
+        token = self.access_token()
+        data = self._send(body, token)
+        errcode = int(data.get("errcode") or 0)
+        if errcode in TOKEN_ERRORS:
+            logger.info("WeChat refused the access token (%s); fetching a new one", errcode)
+            data = self._send(body, self.access_token(stale=token))
+            errcode = int(data.get("errcode") or 0)
+        if errcode == 0:
+            return SendResult(provider_message_id=str(data.get("msgid") or ""), detail={"errcode": 0})
+        errmsg = data.get("errmsg", "")
+        if errcode in PERMANENT_ERRORS:
+            raise PermanentChannelError(f"WeChat {errcode}: {PERMANENT_ERRORS[errcode]} ({errmsg})", code=errcode)
+        raise RetryableChannelError(f"WeChat {errcode}: {errmsg}", code=errcode)
+
+    def _send(self, body: dict, token: str) -> dict:
+        url = f"{self.api_base}/cgi-bin/message/subscribe/send?{urlencode({'access_token': token})}"
+        return self._call("POST", url, body, what="subscribe/send")
+
+    def _call(self, method: str, url: str, body: dict | None, *, what: str) -> dict:
+        try:
+            response = json_request(self.transport, method, url, payload=body, timeout=self.timeout)
+        except TransportError as exc:
+            raise RetryableChannelError(f"WeChat {what}: no answer ({exc})", code="transport") from exc
+        if response.status != 200:
+            raise RetryableChannelError(f"WeChat {what}: HTTP {response.status}", code=f"http_{response.status}")
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise RetryableChannelError(f"WeChat {what}: not JSON", code="bad_json") from exc
+        if not isinstance(data, dict):
+            raise RetryableChannelError(f"WeChat {what}: unexpected answer", code="bad_json")
+        return data

@@ -1,0 +1,421 @@
+"""Effect measurement (效果评估): did a campaign pay off, and how do segments move between runs.
+
+**Per campaign** (``campaign_effect``), from its ``CampaignGrant`` rows — treated members and the
+control group held out at random (``is_control``), each from their first grant:
+
+- *targeted*, *held out* (control), *treated*; *reached* — treated members who got something other
+  than a message, or whose message was sent;
+- *redeemed* — the campaign's coupons redeemed (coupons and members);
+- *converted* — members who bought within ``days`` (default 14) of their first grant, per group;
+- *revenue per member* in that window, treated vs control (net of refunds; members who bought
+  nothing count as 0): mean and sample variance, computed in SQL (``GROUP BY`` member, then
+  ``AVG`` and ``VAR_SAMP`` per group — never a Python loop over members);
+- *uplift* = mean(treated) − mean(control), with a 95% confidence interval by Welch's normal
+  approximation: uplift ± z₀.₉₇₅ · √(s²ₜ/nₜ + s²꜀/n꜀);
+- *cost* = what the grants cost (``CampaignGrant.cost``, the benefits' unit costs at grant time)
+  with the coupons counted at what they were actually worth: their estimated face value in the
+  grant cost is replaced by the discounts of the campaign's coupons that were redeemed (a coupon
+  nobody used cost nothing);
+- *incremental revenue* = uplift × treated; *ROI* = (incremental revenue − cost) / cost.
+
+**Per segment between two runs** (``segment_report``), for the members of each segment at run A
+(the run's snapshot): size at A and at B; *repurchase rate* — bought between A and B; *reactivation
+rate* — of those lapsed at A (last purchase more than ``lapsed_days`` before A, default the
+scheme's R threshold), the share who bought between A and B; spend between A and B (per member and
+per order); *7/30-day retention* — bought within 7 / 30 days after A; and the migration matrix
+(``segmentation.selectors.segment_migration_matrix``). One SQL statement for the per-segment
+figures.
+
+Both reports are plain dicts of Decimals and ints, shared by the admin pages, the API and the CSV
+exports (``*_csv_rows``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import ROUND_HALF_UP, Decimal
+from statistics import NormalDist
+
+from django.db import connection
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignBenefit, CampaignGrant, Coupon, OutboxMessage
+from members.models import Order
+from segmentation.models import RfmRun, Segment, SegmentSnapshot
+from segmentation.scoring import window_for
+from segmentation.selectors import ABSENT, segment_migration_matrix
+
+CENT = Decimal("0.01")
+RATE = Decimal("0.0001")
+Z_95 = Decimal(str(round(NormalDist().inv_cdf(0.975), 6)))  # 1.959964
+DEFAULT_DAYS = 14
+BENEFIT_KEYS = ["coupons", "points", "multipliers", "offers", "follow_ups"]
+
+_GRANT = CampaignGrant._meta.db_table
+_ORDER = Order._meta.db_table
+_MESSAGE = OutboxMessage._meta.db_table
+_SNAPSHOT = SegmentSnapshot._meta.db_table
+
+
+def _money(value) -> Decimal:
+    return Decimal(value or 0).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _rate(part, whole) -> Decimal | None:
+    if not whole:
+        return None
+    return (Decimal(part) / Decimal(whole)).quantize(RATE, rounding=ROUND_HALF_UP)
+
+
+# --- per campaign ------------------------------------------------------------------------------------
+
+_WINDOW_END = {
+    "postgresql": "f.first_at + %s",
+    "sqlite": "datetime(f.first_at, '+' || CAST(%s AS TEXT) || ' days')",
+}
+_GRANT_MESSAGE_ID = {
+    "postgresql": "CAST(g.details ->> 'message' AS BIGINT)",
+    "sqlite": "CAST(json_extract(g.details, '$.message') AS INTEGER)",
+}
+
+
+def _group_revenue(campaign_id: int, days: int) -> dict[bool, dict]:
+    """Per group (control or not): members, converted, total, mean and sample variance of the
+    revenue per member in the ``days`` after their first grant. One statement."""
+    vendor = connection.vendor
+    window = dt.timedelta(days=days) if vendor == "postgresql" else days
+    sql = f"""
+        WITH f AS (
+            SELECT member_id, MIN(granted_at) AS first_at,
+                   MAX(CASE WHEN is_control THEN 1 ELSE 0 END) AS control
+            FROM {_GRANT} WHERE campaign_id = %s GROUP BY member_id
+        ), per AS (
+            SELECT f.member_id, f.control, COUNT(o.id) AS orders,
+                   COALESCE(SUM(o.amount - o.refunded_amount), 0) AS revenue
+            FROM f LEFT JOIN {_ORDER} o
+              ON o.member_id = f.member_id AND o.refunded_amount < o.amount
+             AND o.paid_at >= f.first_at AND o.paid_at < {_WINDOW_END[vendor]}
+            GROUP BY f.member_id, f.control
+        )
+        SELECT control, COUNT(*), SUM(CASE WHEN orders > 0 THEN 1 ELSE 0 END),
+               COALESCE(SUM(revenue), 0), AVG(revenue), VAR_SAMP(revenue)
+        FROM per GROUP BY control
+    """  # noqa: S608
+    groups = {
+        flag: {"members": 0, "converted": 0, "revenue": Decimal(0), "mean": None, "variance": None}
+        for flag in (False, True)
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [campaign_id, window])
+        for control, members, converted, total, mean, variance in cursor.fetchall():
+            groups[bool(control)] = {
+                "members": int(members),
+                "converted": int(converted or 0),
+                "revenue": Decimal(str(total)),
+                "mean": None if mean is None else Decimal(str(mean)),
+                "variance": None if variance is None else Decimal(str(variance)),
+            }
+    return groups
+
+
+def _reached(campaign_id: int) -> int:
+    """Treated members given something other than a message, or whose message was sent."""
+    vendor = connection.vendor
+    has_benefit = (
+        "(g.details::jsonb ?| %s)"
+        if vendor == "postgresql"
+        else "EXISTS (SELECT 1 FROM json_each(g.details) j WHERE j.key IN (SELECT value FROM json_each(%s)))"
+    )
+    keys = BENEFIT_KEYS if vendor == "postgresql" else json.dumps(BENEFIT_KEYS)
+    sql = f"""
+        SELECT COUNT(DISTINCT g.member_id) FROM {_GRANT} g
+        WHERE g.campaign_id = %s AND NOT g.is_control AND (
+            {has_benefit}
+            OR EXISTS (SELECT 1 FROM {_MESSAGE} m WHERE m.id = {_GRANT_MESSAGE_ID[vendor]} AND m.status = %s)
+        )
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [campaign_id, keys, OutboxMessage.Status.SENT])
+        return int(cursor.fetchone()[0])
+
+
+def _coupon_face_value_in_grants(campaign: Campaign) -> Decimal:
+    """The coupons' estimated cost counted in the grants' cost: per template, the coupons the
+    campaign's grants issued × the benefit's unit cost (a handful of rows: one per template)."""
+    issued = dict(
+        Coupon.objects.filter(campaign_id=campaign.pk, idempotency_key__startswith="campaign-grant:")
+        .values("template_id")
+        .annotate(n=Count("pk"))
+        .values_list("template_id", "n")
+    )
+    if not issued:
+        return Decimal("0.00")
+    benefits = {}
+    for benefit in CampaignBenefit.objects.filter(
+        campaign_id=campaign.pk, coupon_template_id__in=list(issued)
+    ).select_related("coupon_template"):
+        benefits.setdefault(benefit.coupon_template_id, benefit)
+    return sum(
+        (benefits[template_id].cost * count for template_id, count in issued.items() if template_id in benefits),
+        Decimal("0.00"),
+    )
+
+
+def campaign_effect(*, campaign: Campaign, days: int = DEFAULT_DAYS) -> dict:
+    """The effect report of ``campaign`` (see the module docstring)."""
+    groups = _group_revenue(campaign.pk, days)
+    treated, control = groups[False], groups[True]
+    coupons = Coupon.objects.filter(campaign_id=campaign.pk).aggregate(
+        issued=Count("pk"),
+        redeemed=Count("pk", filter=Q(status=Coupon.Status.REDEEMED)),
+        redeemed_members=Count("member_id", filter=Q(status=Coupon.Status.REDEEMED), distinct=True),
+        discount=Sum("discount", filter=Q(status=Coupon.Status.REDEEMED)),
+    )
+    grant_cost = _money(
+        CampaignGrant.objects.filter(campaign_id=campaign.pk, is_control=False).aggregate(total=Sum("cost"))["total"]
+    )
+    coupon_estimate = _money(_coupon_face_value_in_grants(campaign))
+    redeemed_discount = _money(coupons["discount"])
+    cost = _money(max(grant_cost - coupon_estimate, Decimal(0)) + redeemed_discount)
+
+    uplift = ci_low = ci_high = standard_error = None
+    if treated["mean"] is not None and control["mean"] is not None:
+        uplift = treated["mean"] - control["mean"]
+        if treated["variance"] is not None and control["variance"] is not None:
+            standard_error = (
+                treated["variance"] / treated["members"] + control["variance"] / control["members"]
+            ).sqrt()
+            ci_low, ci_high = uplift - Z_95 * standard_error, uplift + Z_95 * standard_error
+    incremental = None if uplift is None else uplift * treated["members"]
+    roi = None
+    if incremental is not None and cost > 0:
+        roi = ((incremental - cost) / cost).quantize(RATE, rounding=ROUND_HALF_UP)
+
+    def group(stats: dict) -> dict:
+        return {
+            "members": stats["members"],
+            "converted": stats["converted"],
+            "conversion_rate": _rate(stats["converted"], stats["members"]),
+            "revenue": _money(stats["revenue"]),
+            "revenue_per_member": None if stats["mean"] is None else _money(stats["mean"]),
+            "revenue_variance": None if stats["variance"] is None else _money(stats["variance"]),
+        }
+
+    return {
+        "campaign": {"id": campaign.pk, "name": campaign.name, "slug": campaign.slug, "status": campaign.status},
+        "days": days,
+        "targeted": treated["members"] + control["members"],
+        "held_out": control["members"],
+        "treated": treated["members"],
+        "reached": _reached(campaign.pk),
+        "coupons_issued": coupons["issued"],
+        "coupons_redeemed": coupons["redeemed"],
+        "redeemed_members": coupons["redeemed_members"],
+        "treated_group": group(treated),
+        "control_group": group(control),
+        "uplift_per_member": None if uplift is None else _money(uplift),
+        "uplift_standard_error": None if standard_error is None else _money(standard_error),
+        "uplift_ci_low": None if ci_low is None else _money(ci_low),
+        "uplift_ci_high": None if ci_high is None else _money(ci_high),
+        "grant_cost": grant_cost,
+        "coupon_face_value_in_grants": coupon_estimate,
+        "redeemed_discount": redeemed_discount,
+        "cost": cost,
+        "incremental_revenue": None if incremental is None else _money(incremental),
+        "roi": roi,
+    }
+
+
+CAMPAIGN_CSV_FIELDS = [
+    ("days", ("days",)),
+    ("targeted", ("targeted",)),
+    ("held_out", ("held_out",)),
+    ("treated", ("treated",)),
+    ("reached", ("reached",)),
+    ("coupons_issued", ("coupons_issued",)),
+    ("coupons_redeemed", ("coupons_redeemed",)),
+    ("redeemed_members", ("redeemed_members",)),
+    ("treated_converted", ("treated_group", "converted")),
+    ("treated_conversion_rate", ("treated_group", "conversion_rate")),
+    ("treated_revenue", ("treated_group", "revenue")),
+    ("treated_revenue_per_member", ("treated_group", "revenue_per_member")),
+    ("control_converted", ("control_group", "converted")),
+    ("control_conversion_rate", ("control_group", "conversion_rate")),
+    ("control_revenue", ("control_group", "revenue")),
+    ("control_revenue_per_member", ("control_group", "revenue_per_member")),
+    ("uplift_per_member", ("uplift_per_member",)),
+    ("uplift_ci_low", ("uplift_ci_low",)),
+    ("uplift_ci_high", ("uplift_ci_high",)),
+    ("grant_cost", ("grant_cost",)),
+    ("coupon_face_value_in_grants", ("coupon_face_value_in_grants",)),
+    ("redeemed_discount", ("redeemed_discount",)),
+    ("cost", ("cost",)),
+    ("incremental_revenue", ("incremental_revenue",)),
+    ("roi", ("roi",)),
+]
+
+
+def campaign_effect_csv_rows(report: dict) -> list[list]:
+    """``metric,value`` rows (a header first), for the admin download and ``?format=csv``."""
+    rows: list[list] = [["metric", "value"], ["campaign", report["campaign"]["name"]]]
+    for name, path in CAMPAIGN_CSV_FIELDS:
+        value = report
+        for key in path:
+            value = value[key]
+        rows.append([name, "" if value is None else str(value)])
+    return rows
+
+
+# --- per segment, between two runs -------------------------------------------------------------------
+
+_EXPAND = {
+    "postgresql": (
+        "CROSS JOIN LATERAL json_array_elements_text(CAST(s.member_ids AS JSON)) AS e(value)",
+        "CAST(e.value AS BIGINT)",
+    ),
+    "sqlite": (", json_each(s.member_ids) AS e", "e.value"),
+}
+
+
+def _run_end(run: RfmRun) -> dt.datetime:
+    """The end of the run's as-of day (local midnight after it): orders from here on are "after"."""
+    return window_for(run.as_of, 1).end
+
+
+def segment_report(*, from_run: RfmRun, to_run: RfmRun, lapsed_days: int | None = None) -> dict:
+    """The per-segment report between ``from_run`` (A) and ``to_run`` (B); see the module docstring."""
+    if lapsed_days is None:
+        lapsed_days = int((from_run.params or {}).get("r_max_days") or 90)
+    a_end, b_end = _run_end(from_run), _run_end(to_run)
+    day7, day30 = a_end + dt.timedelta(days=7), a_end + dt.timedelta(days=30)
+    lapsed_before = a_end - dt.timedelta(days=lapsed_days)
+    horizon = max(b_end, day30)
+    join, member_id = _EXPAND[connection.vendor]
+    ops = connection.ops
+    a, b, d7, d30, lapsed, end = (
+        ops.adapt_datetimefield_value(value) for value in (a_end, b_end, day7, day30, lapsed_before, horizon)
+    )
+    sql = f"""
+        WITH a AS (SELECT s.segment_id, {member_id} AS member_id FROM {_SNAPSHOT} s {join} WHERE s.run_id = %s),
+        per AS (
+            SELECT a.segment_id, a.member_id,
+                   MAX(CASE WHEN o.paid_at < %s THEN o.paid_at END) AS last_before,
+                   SUM(CASE WHEN o.paid_at >= %s AND o.paid_at < %s THEN 1 ELSE 0 END) AS orders_between,
+                   SUM(CASE WHEN o.paid_at >= %s AND o.paid_at < %s THEN o.amount - o.refunded_amount ELSE 0 END)
+                       AS spend_between,
+                   SUM(CASE WHEN o.paid_at >= %s AND o.paid_at < %s THEN 1 ELSE 0 END) AS in_7,
+                   SUM(CASE WHEN o.paid_at >= %s AND o.paid_at < %s THEN 1 ELSE 0 END) AS in_30
+            FROM a LEFT JOIN {_ORDER} o
+              ON o.member_id = a.member_id AND o.refunded_amount < o.amount AND o.paid_at < %s
+            GROUP BY a.segment_id, a.member_id
+        )
+        SELECT segment_id, COUNT(*),
+               SUM(CASE WHEN orders_between > 0 THEN 1 ELSE 0 END),
+               SUM(CASE WHEN last_before < %s THEN 1 ELSE 0 END),
+               SUM(CASE WHEN last_before < %s AND orders_between > 0 THEN 1 ELSE 0 END),
+               COALESCE(SUM(spend_between), 0), COALESCE(SUM(orders_between), 0),
+               SUM(CASE WHEN in_7 > 0 THEN 1 ELSE 0 END), SUM(CASE WHEN in_30 > 0 THEN 1 ELSE 0 END)
+        FROM per GROUP BY segment_id
+    """  # noqa: S608
+    params = [from_run.pk, a, a, b, a, b, a, d7, a, d30, end, lapsed, lapsed]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        figures = {row[0]: row[1:] for row in cursor.fetchall()}
+    sizes_to = dict(SegmentSnapshot.objects.filter(run=to_run).values_list("segment_id", "member_count"))
+    segments = list(Segment.objects.filter(scheme_id=from_run.scheme_id).order_by("ordering", "pk"))
+    known = {segment.pk for segment in segments}
+    extra = [segment_id for segment_id in figures if segment_id is not None and segment_id not in known]
+    segments += list(Segment.objects.filter(pk__in=extra))
+    now = timezone.now()
+    rows = []
+    for segment_id, segment in [(s.pk, s) for s in segments] + ([(None, None)] if None in figures else []):
+        size, repurchasers, lapsed_n, reactivated, spend, orders, kept_7, kept_30 = figures.get(
+            segment_id, (0, 0, 0, 0, 0, 0, 0, 0)
+        )
+        size, orders = int(size or 0), int(orders or 0)
+        spend = _money(spend)
+        rows.append(
+            {
+                "segment_id": segment_id,
+                "slug": segment.slug if segment else "",
+                "name_zh": segment.name_zh if segment else "",
+                "name_en": segment.name_en if segment else "",
+                "size": size,
+                "size_to": int(sizes_to.get(segment_id, 0)),
+                "repurchasers": int(repurchasers or 0),
+                "repurchase_rate": _rate(repurchasers or 0, size),
+                "lapsed": int(lapsed_n or 0),
+                "reactivated": int(reactivated or 0),
+                "reactivation_rate": _rate(reactivated or 0, lapsed_n or 0),
+                "revenue": spend,
+                "orders": orders,
+                "spend_per_member": _money(spend / size) if size else None,
+                "average_order_value": _money(spend / orders) if orders else None,
+                "retained_7d": int(kept_7 or 0),
+                "retention_7d": _rate(kept_7 or 0, size),
+                "retained_30d": int(kept_30 or 0),
+                "retention_30d": _rate(kept_30 or 0, size),
+            }
+        )
+    return {
+        "from_run": {"id": from_run.pk, "as_of": from_run.as_of},
+        "to_run": {"id": to_run.pk, "as_of": to_run.as_of},
+        "lapsed_days": lapsed_days,
+        "retention_30d_complete": now >= day30,
+        "segments": rows,
+        "matrix": _matrix(segment_migration_matrix(from_run=from_run, to_run=to_run)),
+    }
+
+
+def _matrix(matrix: dict) -> list[dict]:
+    segments = matrix["segments"]
+
+    def label(key):
+        if key == ABSENT:
+            return ABSENT
+        if key is None:
+            return ""
+        segment = segments.get(key)
+        return segment.slug if segment else str(key)
+
+    return [
+        {"from": label(source), "to": label(target), "count": count}
+        for (source, target), count in sorted(
+            matrix["cells"].items(), key=lambda item: (str(item[0][0]), str(item[0][1]))
+        )
+    ]
+
+
+SEGMENT_CSV_FIELDS = [
+    "slug",
+    "name_zh",
+    "name_en",
+    "size",
+    "size_to",
+    "repurchasers",
+    "repurchase_rate",
+    "lapsed",
+    "reactivated",
+    "reactivation_rate",
+    "revenue",
+    "orders",
+    "spend_per_member",
+    "average_order_value",
+    "retained_7d",
+    "retention_7d",
+    "retained_30d",
+    "retention_30d",
+]
+
+
+def segment_report_csv_rows(report: dict) -> list[list]:
+    """One row per segment, then a blank row and the migration matrix as ``from,to,count`` rows."""
+    rows: list[list] = [SEGMENT_CSV_FIELDS]
+    for segment in report["segments"]:
+        rows.append(["" if segment[name] is None else str(segment[name]) for name in SEGMENT_CSV_FIELDS])
+    rows.append([])
+    rows.append(["from", "to", "count"])
+    rows.extend([cell["from"], cell["to"], str(cell["count"])] for cell in report["matrix"])
+    return rows

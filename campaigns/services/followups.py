@@ -1,0 +1,85 @@
+"""Follow-up tasks for store staff: create (idempotent), complete, cancel."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from campaigns.models import FollowUpTask
+from members.models import Member, Store
+
+Status = FollowUpTask.Status
+
+
+def followup_create(
+    *,
+    member: Member,
+    reason: str,
+    due_date: dt.date,
+    dedupe_key: str,
+    store: Store | None = None,
+    assignee=None,
+    campaign=None,
+) -> FollowUpTask:
+    """A task for ``store``'s staff (default: the member's home store), in the current transaction.
+
+    Idempotent on ``dedupe_key``: a second call returns the first task unchanged
+    (``INSERT ... ON CONFLICT DO NOTHING``, then read).
+    """
+    if not dedupe_key:
+        raise ValidationError({"dedupe_key": _("A deduplication key is required.")})
+    reason = (reason or "").strip()[:200]
+    if not reason:
+        raise ValidationError({"reason": _("Say why the member should be contacted.")})
+    FollowUpTask.objects.bulk_create(
+        [
+            FollowUpTask(
+                member=member,
+                store=store if store is not None else member.home_store,
+                assignee=assignee,
+                reason=reason,
+                due_date=due_date,
+                campaign=campaign,
+                dedupe_key=dedupe_key,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    return FollowUpTask.objects.get(dedupe_key=dedupe_key)
+
+
+def followup_complete(*, task: FollowUpTask, outcome: str, actor) -> FollowUpTask:
+    """Mark an open task done with what came of it. Completing a done task again changes nothing;
+    a cancelled task cannot be completed. One conditional UPDATE, so two clicks cannot both win."""
+    outcome = (outcome or "").strip()
+    now = timezone.now()
+    updated = FollowUpTask.objects.filter(pk=task.pk, status=Status.OPEN).update(
+        status=Status.DONE,
+        outcome=outcome,
+        completed_at=now,
+        completed_by=actor if getattr(actor, "pk", None) else None,
+        updated_at=now,
+    )
+    task.refresh_from_db()
+    if not updated and task.status == Status.CANCELLED:
+        raise ValidationError(_("This task was cancelled."))
+    return task
+
+
+def followup_cancel(*, task: FollowUpTask, actor, note: str = "") -> FollowUpTask:
+    """Cancel an open task (the member came back by themselves, or left for good)."""
+    now = timezone.now()
+    updated = FollowUpTask.objects.filter(pk=task.pk, status=Status.OPEN).update(
+        status=Status.CANCELLED,
+        outcome=(note or "").strip(),
+        completed_at=now,
+        completed_by=actor if getattr(actor, "pk", None) else None,
+        updated_at=now,
+    )
+    task.refresh_from_db()
+    if not updated and task.status == Status.DONE:
+        raise ValidationError(_("This task is already done."))
+    return task

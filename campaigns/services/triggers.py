@@ -1,0 +1,418 @@
+"""Triggers: fire a rule for one member and one cause, exactly once.
+
+``trigger_fire`` is the one place a trigger acts. In one transaction it:
+
+1. locks the member row (``members.lock_objects.member_lock``) — firings of one member queue
+   behind each other, so the frequency cap holds when two causes fire at once;
+2. inserts the ``TriggerFiring`` for ``(trigger, cause_key)`` with ``ON CONFLICT DO NOTHING`` and
+   reads it back: if it was fired or skipped already (a retried task, a second worker, the sweep
+   catching up) it returns it and does nothing else;
+3. skips (recording why) when the trigger was switched off, the member no longer qualifies (left
+   the segment, bought again, the order was refunded) or the cap is reached;
+4. grants through the trigger's campaign (``campaign_grant_to_member``, cause
+   ``trigger:<firing>``; a member in that campaign's control group gets nothing at all), the coupon
+   (``coupon_grant`` key ``trigger:<firing>``), the message (``message_enqueue`` key
+   ``trigger:<firing>:msg``, left out when the coupon it announces could not be issued) and the
+   follow-up task for the member's home store (``followup_create`` key ``trigger:<firing>:task``);
+5. marks the firing fired with what it gave.
+
+Every key derives from the firing row, which is unique per cause, so nothing is given twice.
+
+Evaluation:
+
+- *entered a segment* — ``segment_changed`` queues ``trigger_transition_task`` when the segment is
+  watched by an active trigger; the hourly sweep catches transitions missed (broker down) within
+  ``HUIYUAN_TRIGGER_CATCHUP_DAYS``.
+- *after an order* — ``order_recorded`` writes a ``pending`` firing due ``delay_days`` after the
+  order was paid (in the order's transaction's aftermath, without the broker) and queues a task with
+  that countdown; the sweep fires pending firings that are due, so a lost task only delays them.
+- *inactivity* and *pattern* — the sweep selects candidates set-based (one query per chunk of
+  member ids) and fires them in chunks of ``SWEEP_CHUNK`` in Celery tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections import Counter
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import CharField, Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+
+from campaigns.models import Trigger, TriggerFiring
+from members.lock_objects import member_lock
+from members.models import Member, Order
+from segmentation.models import MemberRfm, SegmentTransition
+
+logger = logging.getLogger(__name__)
+
+Kind = Trigger.Kind
+Status = TriggerFiring.Status
+SWEEP_CHUNK = 200
+INDEX_TTL = 30.0
+ADVISORY_LOCK_KEY = 0x54524947  # "TRIG"
+
+_index: dict[str, object] = {"at": None}
+
+
+# --- which triggers are active (cheap filtering of events) -------------------------------------------
+
+
+def forget_active_triggers() -> None:
+    """Drop the cached index of active triggers (after a trigger is saved; in tests)."""
+    _index["at"] = None
+
+
+def _active_index() -> dict:
+    now = time.monotonic()
+    if _index["at"] is None or now - _index["at"] > INDEX_TTL:
+        rows = list(Trigger.objects.filter(is_active=True).values_list("kind", "segment_id"))
+        _index.update(
+            at=now,
+            entered=frozenset(segment_id for kind, segment_id in rows if kind == Kind.ENTERED_SEGMENT),
+            after_order=any(kind == Kind.AFTER_ORDER for kind, _segment in rows),
+        )
+    return _index
+
+
+def watched_segment_ids() -> frozenset:
+    """Segments that an active *entered a segment* trigger watches (cached ``INDEX_TTL`` seconds)."""
+    return _active_index()["entered"]
+
+
+def any_after_order_trigger() -> bool:
+    return bool(_active_index()["after_order"])
+
+
+def catchup() -> dt.timedelta:
+    return dt.timedelta(days=int(getattr(settings, "HUIYUAN_TRIGGER_CATCHUP_DAYS", 7)))
+
+
+# --- firing ------------------------------------------------------------------------------------------
+
+
+def trigger_fire(*, trigger: Trigger, member_id: int, cause_key: str, now: dt.datetime | None = None) -> TriggerFiring:
+    """Fire ``trigger`` for ``member_id`` because of ``cause_key``, once; see the module docstring."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        member = member_lock(member_id=member_id)
+        TriggerFiring.objects.bulk_create(
+            [TriggerFiring(trigger=trigger, member_id=member_id, cause_key=cause_key, due_at=now)],
+            ignore_conflicts=True,
+        )
+        firing = TriggerFiring.objects.get(trigger=trigger, cause_key=cause_key)
+        if firing.status != Status.PENDING or (firing.due_at is not None and firing.due_at > now):
+            return firing
+        trigger = Trigger.objects.select_related("coupon_template", "campaign").get(pk=trigger.pk)
+        reason = _skip_reason(trigger, member=member, cause_key=cause_key, now=now)
+        if reason:
+            firing.status, firing.skip_reason = Status.SKIPPED, reason
+            firing.save(update_fields=["status", "skip_reason", "updated_at"])
+            return firing
+        _act(trigger, firing, member=member, now=now)
+        firing.status, firing.fired_at = Status.FIRED, now
+        firing.save(update_fields=["status", "fired_at", "coupon", "message", "followup", "granted", "updated_at"])
+    return firing
+
+
+def _skip_reason(trigger: Trigger, *, member: Member, cause_key: str, now: dt.datetime) -> str:
+    if not trigger.is_active:
+        return "trigger inactive"
+    if trigger.kind == Kind.ENTERED_SEGMENT:
+        current = MemberRfm.objects.filter(member_id=member.pk).values_list("segment_id", flat=True).first()
+        if current != trigger.segment_id:
+            return "no longer in the segment"
+    elif trigger.kind == Kind.INACTIVITY:
+        last = _last_order_id(Order.objects.filter(member_id=member.pk))
+        if f"lapse:{last}" != cause_key:
+            return "bought again"
+    elif trigger.kind == Kind.AFTER_ORDER:
+        order_id = int(cause_key.split(":", 1)[1])
+        if not Order.objects.filter(pk=order_id, refunded_amount__lt=F("amount")).exists():
+            return "order refunded"
+    if trigger.cap_count and trigger.cap_days:
+        recent = TriggerFiring.objects.filter(
+            trigger=trigger,
+            member_id=member.pk,
+            status=Status.FIRED,
+            fired_at__gt=now - dt.timedelta(days=trigger.cap_days),
+        ).count()
+        if recent >= trigger.cap_count:
+            return "frequency cap"
+    return ""
+
+
+def _last_order_id(orders) -> int | None:
+    return (
+        orders.filter(refunded_amount__lt=F("amount")).order_by("-paid_at", "-id").values_list("pk", flat=True).first()
+    )
+
+
+def _act(trigger: Trigger, firing: TriggerFiring, *, member: Member, now: dt.datetime) -> None:
+    from campaigns.services.coupons import CouponUnavailable, coupon_grant
+    from campaigns.services.followups import followup_create
+    from campaigns.services.outbox import message_enqueue
+
+    granted: dict = {}
+    key = f"trigger:{firing.pk}"
+    if trigger.campaign_id:
+        from campaigns.services.campaigns import GrantStatus, campaign_grant_to_member
+
+        outcome = campaign_grant_to_member(campaign=trigger.campaign, member=member, cause=key)
+        granted["campaign"] = {"status": outcome.status, "grant": outcome.grant.pk if outcome.grant else None}
+        if outcome.status == GrantStatus.CONTROL:
+            firing.granted = granted  # held out: the control group gets nothing, from the trigger either
+            return
+    coupon = None
+    if trigger.coupon_template_id:
+        try:
+            coupon = coupon_grant(
+                template=trigger.coupon_template,
+                member=member,
+                source=f"trigger:{trigger.pk}",
+                idempotency_key=key,
+                campaign=trigger.campaign,
+            )
+        except CouponUnavailable as exc:
+            granted["coupon_unavailable"] = "; ".join(exc.messages)
+        else:
+            firing.coupon = coupon
+            granted["coupon"] = coupon.pk
+    if trigger.message_template and (coupon is not None or not trigger.coupon_template_id):
+        payload = {"trigger_id": trigger.pk, "trigger": trigger.name, "member_name": member.name}
+        if coupon is not None:
+            payload.update(
+                coupon_code=coupon.code,
+                coupon_name=trigger.coupon_template.name,
+                coupon_valid_until=timezone.localtime(coupon.valid_until).strftime("%Y-%m-%d"),
+            )
+        message = message_enqueue(
+            member=member,
+            template=trigger.message_template,
+            payload=payload,
+            dedupe_key=f"{key}:msg",
+            channel=trigger.message_channel or None,
+        )
+        firing.message = message
+        granted["message"] = message.pk
+    if trigger.create_followup:
+        task = followup_create(
+            member=member,
+            reason=trigger.followup_reason or trigger.name,
+            due_date=timezone.localdate(now) + dt.timedelta(days=trigger.followup_due_days),
+            dedupe_key=f"{key}:task",
+            store=member.home_store,
+            campaign=trigger.campaign,
+        )
+        firing.followup = task
+        granted["followup"] = task.pk
+    firing.granted = granted
+
+
+def trigger_fire_pending(*, firing_id: int, now: dt.datetime | None = None) -> TriggerFiring | None:
+    """Fire a scheduled (after-order) firing if it is due; nothing when it is not, or done already."""
+    firing = TriggerFiring.objects.select_related("trigger").filter(pk=firing_id).first()
+    if firing is None:
+        return None
+    return trigger_fire(trigger=firing.trigger, member_id=firing.member_id, cause_key=firing.cause_key, now=now)
+
+
+# --- events ------------------------------------------------------------------------------------------
+
+
+def triggers_fire_for_transition(*, transition_id: int, now: dt.datetime | None = None) -> list[TriggerFiring]:
+    """A member entered a segment: fire every active trigger watching it, once per transition."""
+    transition = SegmentTransition.objects.filter(pk=transition_id).first()
+    if transition is None or transition.to_segment_id is None:
+        return []
+    triggers = Trigger.objects.filter(
+        is_active=True, kind=Kind.ENTERED_SEGMENT, segment_id=transition.to_segment_id
+    ).order_by("pk")
+    return [
+        trigger_fire(trigger=trigger, member_id=transition.member_id, cause_key=f"transition:{transition.pk}", now=now)
+        for trigger in triggers
+    ]
+
+
+def triggers_schedule_for_order(*, order_id: int, now: dt.datetime | None = None) -> list[TriggerFiring]:
+    """An order was recorded: write a pending firing per active after-order trigger the member
+    qualifies for, due ``delay_days`` after payment; fire the ones due already, queue the others."""
+    now = now or timezone.now()
+    triggers = list(Trigger.objects.filter(is_active=True, kind=Kind.AFTER_ORDER).order_by("pk"))
+    order = Order.objects.filter(pk=order_id).only("pk", "member_id", "paid_at").first()
+    if not triggers or order is None:
+        return []
+    segment_id = MemberRfm.objects.filter(member_id=order.member_id).values_list("segment_id", flat=True).first()
+    cause_key = f"order:{order.pk}"
+    firings = []
+    for trigger in triggers:
+        if trigger.segment_id and trigger.segment_id != segment_id:
+            continue
+        due_at = order.paid_at + dt.timedelta(days=trigger.delay_days or 0)
+        TriggerFiring.objects.bulk_create(
+            [TriggerFiring(trigger=trigger, member_id=order.member_id, cause_key=cause_key, due_at=due_at)],
+            ignore_conflicts=True,
+        )
+        firing = TriggerFiring.objects.get(trigger=trigger, cause_key=cause_key)
+        if firing.status != Status.PENDING:
+            firings.append(firing)
+        elif firing.due_at <= now:
+            firings.append(trigger_fire(trigger=trigger, member_id=order.member_id, cause_key=cause_key, now=now))
+        else:
+            _queue_pending(firing.pk, countdown=(firing.due_at - now).total_seconds())
+            firings.append(firing)
+    return firings
+
+
+def _queue_pending(firing_id: int, *, countdown: float) -> None:
+    from campaigns.tasks import trigger_fire_pending_task
+
+    def queue():
+        try:
+            trigger_fire_pending_task.apply_async(([firing_id],), countdown=countdown)
+        except Exception:
+            logger.warning("could not queue trigger firing %s; the sweep will fire it", firing_id, exc_info=True)
+
+    transaction.on_commit(queue)
+
+
+# --- the sweep ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _sweep_lock():
+    """A PostgreSQL advisory lock, so two sweeps never overlap (yields whether it was acquired)."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+
+
+def _no_firing(trigger: Trigger, cause):
+    """``NOT EXISTS`` a firing of ``trigger`` for the cause expression ``cause``."""
+    return ~Exists(TriggerFiring.objects.filter(trigger_id=trigger.pk, cause_key=cause))
+
+
+def _as_text(expression):
+    return Cast(expression, output_field=CharField())
+
+
+def inactivity_candidates(trigger: Trigger, *, now: dt.datetime, after: int = 0, limit: int = SWEEP_CHUNK):
+    """``(member_id, cause_key)`` of members whose last purchase is ``inactivity_days`` old (and at
+    most the catch-up period older), not fired for that lapse yet. One query, member-id order."""
+    cutoff = now - dt.timedelta(days=trigger.inactivity_days)
+    later = Order.objects.filter(member_id=OuterRef("member_id"), refunded_amount__lt=F("amount")).filter(
+        Q(paid_at__gt=OuterRef("paid_at")) | Q(paid_at=OuterRef("paid_at"), pk__gt=OuterRef("pk"))
+    )
+    rows = (
+        Order.objects.filter(
+            paid_at__lte=cutoff,
+            paid_at__gt=cutoff - catchup(),
+            refunded_amount__lt=F("amount"),
+            member_id__gt=after,
+        )
+        .filter(~Exists(later))
+        .filter(_no_firing(trigger, Concat(Value("lapse:"), _as_text(OuterRef("pk")))))
+        .order_by("member_id")
+        .values_list("member_id", "pk")[:limit]
+    )
+    return [(member_id, f"lapse:{order_id}") for member_id, order_id in rows]
+
+
+def pattern_candidates(trigger: Trigger, *, after: int = 0, limit: int = SWEEP_CHUNK):
+    """``(member_id, cause_key)`` of members whose current scores match the trigger's bounds (and
+    segment, when set), not fired for the current run yet."""
+    rows = MemberRfm.objects.filter(member_id__gt=after, **trigger.pattern_conditions())
+    if trigger.segment_id:
+        rows = rows.filter(segment_id=trigger.segment_id)
+    cause = Concat(
+        Value("pattern:"),
+        _as_text(OuterRef("run_id")),
+        Value(":"),
+        _as_text(OuterRef("member_id")),
+        output_field=CharField(),
+    )
+    rows = rows.filter(_no_firing(trigger, cause)).order_by("member_id").values_list("member_id", "run_id")[:limit]
+    return [(member_id, f"pattern:{run_id}:{member_id}") for member_id, run_id in rows]
+
+
+def transition_candidates(trigger: Trigger, *, now: dt.datetime, after: int = 0, limit: int = SWEEP_CHUNK):
+    """Transitions into the trigger's segment in the catch-up period (and since the trigger exists)
+    that have no firing: the events the subscriber missed."""
+    since = max(now - catchup(), trigger.created_at)
+    rows = (
+        SegmentTransition.objects.filter(to_segment_id=trigger.segment_id, created_at__gte=since, pk__gt=after)
+        .filter(_no_firing(trigger, Concat(Value("transition:"), _as_text(OuterRef("pk")))))
+        .order_by("pk")
+        .values_list("pk", "member_id")[:limit]
+    )
+    return [(member_id, f"transition:{transition_id}", transition_id) for transition_id, member_id in rows]
+
+
+def triggers_sweep(*, now: dt.datetime | None = None, chunk_size: int = SWEEP_CHUNK) -> dict[str, int]:
+    """Hourly: find every cause due to fire and fire it in chunks (Celery tasks). Returns how many
+    causes were queued per trigger kind. Safe to run twice, and never twice at once."""
+    from campaigns.tasks import trigger_fire_batch_task, trigger_fire_pending_task
+
+    now = now or timezone.now()
+    as_of = now.isoformat()
+    counts: Counter[str] = Counter()
+    with _sweep_lock() as acquired:
+        if not acquired:
+            return {}
+        due = list(
+            TriggerFiring.objects.filter(status=Status.PENDING, due_at__lte=now, trigger__is_active=True)
+            .order_by("due_at", "pk")
+            .values_list("pk", flat=True)
+        )
+        for start in range(0, len(due), chunk_size):
+            trigger_fire_pending_task.delay(due[start : start + chunk_size], as_of)
+        if due:
+            counts[Kind.AFTER_ORDER.value] += len(due)
+        for trigger in Trigger.objects.filter(is_active=True).exclude(kind=Kind.AFTER_ORDER).order_by("pk"):
+            after = 0
+            while True:
+                if trigger.kind == Kind.INACTIVITY:
+                    batch = inactivity_candidates(trigger, now=now, after=after, limit=chunk_size)
+                    after = batch[-1][0] if batch else after
+                    causes = batch
+                elif trigger.kind == Kind.PATTERN:
+                    batch = pattern_candidates(trigger, after=after, limit=chunk_size)
+                    after = batch[-1][0] if batch else after
+                    causes = batch
+                else:
+                    batch = transition_candidates(trigger, now=now, after=after, limit=chunk_size)
+                    after = batch[-1][2] if batch else after
+                    causes = [(member_id, cause) for member_id, cause, _id in batch]
+                if not causes:
+                    break
+                trigger_fire_batch_task.delay(trigger.pk, [list(cause) for cause in causes], as_of)
+                counts[str(trigger.kind)] += len(causes)
+                if len(batch) < chunk_size:
+                    break
+    return dict(counts)
+
+
+def triggers_fire_batch(*, trigger_id: int, causes, now: dt.datetime | None = None) -> dict[str, int]:
+    """Fire ``trigger_id`` for each ``(member_id, cause_key)``; each in its own transaction."""
+    trigger = Trigger.objects.filter(pk=trigger_id).first()
+    counts: Counter[str] = Counter()
+    if trigger is None:
+        return {}
+    for member_id, cause_key in causes:
+        firing = trigger_fire(trigger=trigger, member_id=int(member_id), cause_key=str(cause_key), now=now)
+        counts[firing.status] += 1
+    return dict(counts)

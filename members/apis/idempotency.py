@@ -1,0 +1,116 @@
+"""The ``Idempotency-Key`` header: a retried write answers with the first response.
+
+``respond_once`` runs the write and stores its response in ``ApiIdempotencyRecord`` in one
+transaction, scoped to the caller (a store or a member):
+
+- a new key: the write runs; its (2xx) response is stored with a hash of the request;
+- the same key and the same request (method, path and JSON body, whatever the key order): the
+  stored response is answered again — same status, same body — with ``Idempotent-Replayed: true``;
+- the same key with a different request: 422 ``idempotency_key_reused``, nothing written.
+
+The record is inserted first (``INSERT … ON CONFLICT DO NOTHING``), so a concurrent retry with the
+same key waits for the first request's transaction and then replays its response. A write that
+fails rolls back with its record: errors are not stored, and the request may be retried.
+"""
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from members.apis.errors import IdempotencyKeyReused
+from members.models import ApiIdempotencyRecord, Member, Store
+
+HEADER = "Idempotency-Key"
+KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+_KEY = re.compile(KEY_PATTERN)
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    HEADER,
+    type=str,
+    location=OpenApiParameter.HEADER,
+    required=True,
+    pattern=KEY_PATTERN,
+    description=str(
+        _(
+            "A key you choose for this operation (1–64 letters, digits, '.', '_', ':' or '-'), e.g. a UUID. "
+            "Retrying with the same key and body returns the first response; the same key with another body "
+            "is refused with 422."
+        )
+    ),
+)
+
+
+def idempotency_key(request) -> str:
+    """The request's ``Idempotency-Key``, or a field-level 400."""
+    key = request.headers.get(HEADER, "")
+    if not key:
+        message, code = _("This header is required for this operation."), "required"
+    elif not _KEY.match(key):
+        message, code = _("Use 1–64 letters, digits, '.', '_', ':' or '-'."), "invalid"
+    else:
+        return key
+    raise ValidationError({HEADER: [serializers.ErrorDetail(message, code=code)]})
+
+
+def request_hash(request) -> str:
+    body = json.dumps(
+        {"method": request.method, "path": request.path, "body": request.data},
+        sort_keys=True,
+        cls=DjangoJSONEncoder,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+_TABLE = ApiIdempotencyRecord._meta.db_table
+
+
+def _claim(*, store: Store | None, member: Member | None, key: str, operation: str, fingerprint: str) -> int | None:
+    """Insert the record for ``key`` in its scope; its id, or None if the key was used before."""
+    scope_column = "store_id" if store is not None else "member_id"
+    table = connection.ops.quote_name(_TABLE)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (store_id, member_id, key, operation, request_hash, response_status, "  # noqa: S608
+            "response_body, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 0, '{}'::jsonb, now(), now()) "
+            f"ON CONFLICT ({scope_column}, key) WHERE {scope_column} IS NOT NULL DO NOTHING RETURNING id",
+            [getattr(store, "pk", None), getattr(member, "pk", None), key, operation, fingerprint],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def respond_once(
+    *,
+    request,
+    key: str,
+    run: Callable[[], tuple[int, dict]],
+    store: Store | None = None,
+    member: Member | None = None,
+) -> Response:
+    """Answer ``run()``'s ``(status, body)`` once per key; replay it for retries (see the module doc)."""
+    if (store is None) == (member is None):
+        raise ValueError("scope the key to a store or to a member")
+    fingerprint = request_hash(request)
+    operation = f"{request.method} {request.path}"[:100]
+    with transaction.atomic():
+        record_id = _claim(store=store, member=member, key=key, operation=operation, fingerprint=fingerprint)
+        if record_id is None:
+            scope = {"store": store} if store is not None else {"member": member}
+            record = ApiIdempotencyRecord.objects.get(key=key, **scope)
+            if record.request_hash != fingerprint:
+                raise IdempotencyKeyReused()
+            return Response(record.response_body, status=record.response_status, headers={REPLAYED_HEADER: "true"})
+        status_code, body = run()
+        ApiIdempotencyRecord.objects.filter(pk=record_id).update(response_status=status_code, response_body=body)
+    return Response(body, status=status_code)

@@ -1,0 +1,396 @@
+"""``/api/v1/pos/…``: what a store's POS does, authenticated by one of the store's API keys.
+
+- The store is always the key's: an order is recorded for the key's store (a ``store`` in the
+  body is an unknown field, refused), a refund only for an order of the key's store, and another
+  store's order answers 404.
+- Orders and refunds need an ``Idempotency-Key`` header: a retry with the same key and body gets
+  the first response again; the same key with another body is refused (422). Stored-value and
+  points operations need one too, and pass it (scoped to the store) to the ledger services, which
+  replay or refuse in the same way.
+- Spending stored value or redeeming points needs the member's QR code (proof the member is at
+  the till); recording an order or topping up may name the member by mobile number instead.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from members.apis import selectors
+from members.apis.base import MoneyField, PosApi, StrictSerializer
+from members.apis.errors import IdempotencyKeyReused
+from members.apis.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_key, respond_once
+from members.apis.me import MoneyOut, member_id_from_qr_code
+from members.apis.selectors import related_or_none
+from members.mobile import mask_mobile
+from members.models import ApiScope, Member, Order
+from members.selectors import member_get_by_mobile
+from members.services.orders import IdempotencyConflict, order_record, refund_record
+from members.services.points import points_redeem
+from members.services.wallet import wallet_spend, wallet_top_up
+
+FUTURE_TOLERANCE = timedelta(minutes=10)
+
+
+def _error(field: str, message, code: str = "invalid") -> ValidationError:
+    return ValidationError({field: [serializers.ErrorDetail(message, code=code)]})
+
+
+def member_from(data: dict, *, qr_only: bool = False) -> Member:
+    """The member named by ``qr_code`` (or, unless ``qr_only``, ``mobile``); a field-level 400 if none."""
+    qr_code, mobile = data.get("qr_code"), data.get("mobile")
+    if qr_only and not qr_code:
+        raise _error("qr_code", _("Scan the member's QR code."), "required")
+    if bool(qr_code) == bool(mobile):
+        raise _error("non_field_errors", _("Name the member by qr_code or by mobile (one of them)."), "required")
+    if qr_code:
+        member_id = member_id_from_qr_code(qr_code)
+        member = Member.objects.filter(pk=member_id).first() if member_id is not None else None
+        if member is None:
+            raise _error("qr_code", _("The QR code is invalid or expired: ask the member to refresh it."), "expired")
+        return member
+    member = member_get_by_mobile(mobile=mobile)
+    if member is None:
+        raise _error("mobile", _("No member has this mobile number."), "unknown_member")
+    return member
+
+
+class MemberRefSerializer(StrictSerializer):
+    mobile = serializers.CharField(max_length=32, required=False, help_text=_("In any spelling: +86 138-0013-8000."))
+    qr_code = serializers.CharField(max_length=128, required=False, help_text=_("Scanned from the member's QR code."))
+
+
+def _not_in_future(value):
+    if value > timezone.now() + FUTURE_TOLERANCE:
+        raise serializers.ValidationError(_("This time is in the future."), code="future")
+    return value
+
+
+class PosOrderSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    store_code = serializers.CharField(source="store.code")
+    member_id = serializers.IntegerField()
+    paid_at = serializers.DateTimeField()
+    amount = MoneyOut()
+    refunded_amount = MoneyOut()
+    status = serializers.ChoiceField(choices=Order.Status.choices)
+    created_at = serializers.DateTimeField()
+
+
+# --- orders and refunds ---
+
+
+class PosOrderCreateApi(PosApi):
+    required_scope = ApiScope.ORDERS
+    extra_error_statuses = (409, 422)
+
+    class InputSerializer(MemberRefSerializer):
+        external_id = serializers.CharField(max_length=64, help_text=_("The order's id in your system; unique."))
+        paid_at = serializers.DateTimeField(validators=[_not_in_future])
+        amount = MoneyField(help_text=_('Amount paid in yuan, e.g. "38.00".'))
+
+    @extend_schema(
+        operation_id="pos_orders_create",
+        request=InputSerializer,
+        responses={201: PosOrderSerializer, 200: PosOrderSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        tags=["pos"],
+        summary="Record an order (scope: orders)",
+        description=_(
+            "201 when recorded now; 200 when this external id was recorded before with the same content. "
+            "The order belongs to the key's store."
+        ),
+    )
+    def post(self, request):
+        key = idempotency_key(request)
+        data = self.validated(self.InputSerializer, request.data)
+        member = member_from(data)
+        store = self.principal.store
+
+        def run():
+            result = order_record(
+                external_id=data["external_id"],
+                member=member,
+                store=store,
+                paid_at=data["paid_at"],
+                amount=data["amount"],
+            )
+            order = result.order
+            order.store = store
+            body = PosOrderSerializer(order).data
+            return (status.HTTP_201_CREATED if result.created else status.HTTP_200_OK), body
+
+        return respond_once(request=request, store=store, key=key, run=run)
+
+
+class PosRefundCreateApi(PosApi):
+    required_scope = ApiScope.ORDERS
+    extra_error_statuses = (404, 409, 422)
+
+    class InputSerializer(StrictSerializer):
+        external_id = serializers.CharField(max_length=64, help_text=_("The refund's id in your system; unique."))
+        order_external_id = serializers.CharField(max_length=64, help_text=_("An order of this store."))
+        amount = MoneyField()
+        refunded_at = serializers.DateTimeField(required=False, validators=[_not_in_future])
+        reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+    class OutputSerializer(serializers.Serializer):
+        external_id = serializers.CharField()
+        order = PosOrderSerializer()
+        amount = MoneyOut()
+        refunded_at = serializers.DateTimeField()
+        reason = serializers.CharField()
+
+    @extend_schema(
+        operation_id="pos_refunds_create",
+        request=InputSerializer,
+        responses={201: OutputSerializer, 200: OutputSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        tags=["pos"],
+        summary="Record a refund of one of the store's orders (scope: orders)",
+        description=_("An order of another store answers 404, like one that does not exist."),
+    )
+    def post(self, request):
+        key = idempotency_key(request)
+        data = self.validated(self.InputSerializer, request.data)
+        store = self.principal.store
+        order = selectors.store_order(store_id=store.pk, external_id=data["order_external_id"])
+
+        def run():
+            result = refund_record(
+                external_id=data["external_id"],
+                order=order,
+                amount=data["amount"],
+                refunded_at=data.get("refunded_at"),
+                reason=data.get("reason", ""),
+            )
+            refund = result.refund
+            refund.order = order
+            body = self.OutputSerializer(refund).data
+            return (status.HTTP_201_CREATED if result.created else status.HTTP_200_OK), body
+
+        return respond_once(request=request, store=store, key=key, run=run)
+
+
+class PosOrderDetailApi(PosApi):
+    required_scope = ApiScope.ORDERS
+
+    @extend_schema(
+        operation_id="pos_orders_retrieve",
+        responses={200: PosOrderSerializer},
+        tags=["pos"],
+        summary="One of the store's orders, by external id (scope: orders)",
+    )
+    def get(self, request, external_id: str):
+        order = selectors.store_order(store_id=self.principal.store_id, external_id=external_id)
+        return Response(PosOrderSerializer(order).data)
+
+
+# --- members ---
+
+
+class PosMemberSerializer(serializers.Serializer):
+    member_id = serializers.IntegerField(source="pk")
+    name = serializers.CharField()
+    mobile_masked = serializers.SerializerMethodField()
+    tier_code = serializers.SerializerMethodField()
+    tier_name = serializers.SerializerMethodField()
+    discount_rate = serializers.SerializerMethodField(help_text=_("The tier's price factor, e.g. 0.95."))
+    points_balance = serializers.SerializerMethodField()
+    wallet_balance = serializers.SerializerMethodField(help_text=_("Principal plus bonus."))
+
+    def get_mobile_masked(self, member) -> str:
+        return mask_mobile(member.mobile)
+
+    def get_tier_code(self, member) -> str | None:
+        return member.tier.code if member.tier_id else None
+
+    def get_tier_name(self, member) -> str | None:
+        return member.tier.name if member.tier_id else None
+
+    def get_discount_rate(self, member) -> str:
+        return str(member.tier.discount_rate) if member.tier_id else "1.00"
+
+    def get_points_balance(self, member) -> int:
+        account = related_or_none(member, "points_account")
+        return account.balance if account else 0
+
+    def get_wallet_balance(self, member) -> str:
+        wallet = related_or_none(member, "wallet")
+        return str(wallet.total) if wallet else "0.00"
+
+
+class PosMemberLookupApi(PosApi):
+    """A POST, so that the mobile number travels in the body and not in access logs."""
+
+    required_scope = ApiScope.MEMBERS_READ
+    extra_error_statuses = (404,)
+
+    class InputSerializer(MemberRefSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="pos_members_lookup",
+        request=InputSerializer,
+        responses={200: PosMemberSerializer},
+        tags=["pos"],
+        summary="Find a member by mobile number or QR code (scope: members:read)",
+    )
+    def post(self, request):
+        data = self.validated(self.InputSerializer, request.data)
+        member = member_from(data)
+        member = Member.objects.select_related("tier", "points_account", "wallet").get(pk=member.pk)
+        return Response(PosMemberSerializer(member).data)
+
+
+# --- stored value and points ---
+
+
+def _ledger_text(message, **params) -> str:
+    """A reason kept on a ledger entry: in the brand's language, so a retry has the same text."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return str(message) % params
+
+
+def _store_key(store_id: int, key: str) -> str:
+    return f"pos:{store_id}:{key}"
+
+
+def _replay_or_refuse(call):
+    """Run a ledger service; its own idempotency conflict means our header was reused: 422."""
+    try:
+        return call()
+    except IdempotencyConflict as exc:
+        if "idempotency_key" in getattr(exc, "error_dict", {}):
+            raise IdempotencyKeyReused() from None
+        raise
+
+
+class WalletEntryOutSerializer(serializers.Serializer):
+    member_id = serializers.IntegerField(source="wallet.member_id")
+    kind = serializers.CharField()
+    amount = MoneyOut(help_text=_("Signed: negative for a spend."))
+    principal_delta = MoneyOut()
+    bonus_delta = MoneyOut()
+    principal_after = MoneyOut()
+    bonus_after = MoneyOut()
+    reference = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class PosWalletSpendApi(PosApi):
+    required_scope = ApiScope.WALLET
+    throttle_scope = "pos_money"
+    extra_error_statuses = (422,)
+
+    class InputSerializer(StrictSerializer):
+        qr_code = serializers.CharField(max_length=128)
+        amount = MoneyField()
+        reference = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+    @extend_schema(
+        operation_id="pos_wallet_spend",
+        request=InputSerializer,
+        responses={201: WalletEntryOutSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        tags=["pos"],
+        summary="Pay with stored value (scope: wallet)",
+    )
+    def post(self, request):
+        key = idempotency_key(request)
+        data = self.validated(self.InputSerializer, request.data)
+        member = member_from(data, qr_only=True)
+        store = self.principal.store
+        entry = _replay_or_refuse(
+            lambda: wallet_spend(
+                member=member,
+                amount=data["amount"],
+                idempotency_key=_store_key(store.pk, key),
+                reason=data.get("reason") or _ledger_text(_("Paid at store %(store)s"), store=store.code),
+                reference=data.get("reference", ""),
+            )
+        )
+        return Response(WalletEntryOutSerializer(entry).data, status=status.HTTP_201_CREATED)
+
+
+class PosWalletTopUpApi(PosApi):
+    required_scope = ApiScope.WALLET
+    throttle_scope = "pos_money"
+    extra_error_statuses = (422,)
+
+    class InputSerializer(MemberRefSerializer):
+        amount = MoneyField(help_text=_("Money the member paid in at the till."))
+        reference = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+    @extend_schema(
+        operation_id="pos_wallet_top_up",
+        request=InputSerializer,
+        responses={201: WalletEntryOutSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        tags=["pos"],
+        summary="Top up stored value at the till (scope: wallet)",
+    )
+    def post(self, request):
+        key = idempotency_key(request)
+        data = self.validated(self.InputSerializer, request.data)
+        member = member_from(data)
+        store = self.principal.store
+        entry = _replay_or_refuse(
+            lambda: wallet_top_up(
+                member=member,
+                amount_paid=data["amount"],
+                idempotency_key=_store_key(store.pk, key),
+                reason=_ledger_text(_("Top-up at store %(store)s"), store=store.code),
+                reference=data.get("reference", ""),
+            )
+        )
+        return Response(WalletEntryOutSerializer(entry).data, status=status.HTTP_201_CREATED)
+
+
+class PosPointsRedeemApi(PosApi):
+    required_scope = ApiScope.POINTS
+    throttle_scope = "pos_money"
+    extra_error_statuses = (422,)
+
+    class InputSerializer(StrictSerializer):
+        qr_code = serializers.CharField(max_length=128)
+        points = serializers.IntegerField(min_value=1, max_value=10_000_000)
+        reason = serializers.CharField(max_length=200)
+        reference = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+    class OutputSerializer(serializers.Serializer):
+        member_id = serializers.IntegerField()
+        points = serializers.IntegerField(help_text=_("Negative: the points taken."))
+        balance_after = serializers.IntegerField()
+        reason = serializers.CharField()
+        created_at = serializers.DateTimeField()
+
+    @extend_schema(
+        operation_id="pos_points_redeem",
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        tags=["pos"],
+        summary="Redeem points (scope: points)",
+    )
+    def post(self, request):
+        key = idempotency_key(request)
+        data = self.validated(self.InputSerializer, request.data)
+        member = member_from(data, qr_only=True)
+        store = self.principal.store
+        entry = _replay_or_refuse(
+            lambda: points_redeem(
+                member=member,
+                points=data["points"],
+                idempotency_key=_store_key(store.pk, key),
+                reason=data["reason"],
+                reference=data.get("reference", ""),
+            )
+        )
+        return Response(self.OutputSerializer(entry).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,414 @@
+"""RFM segmentation: schemes, their segments and rules, runs, current results, history.
+
+The definitions are PRODUCT.md's (section *RFM*); how they are computed is in
+``segmentation.services.recompute``. What is stored, and why:
+
+- ``Scheme`` — the window, the scoring mode and its parameters. Exactly one scheme is active: a
+  partial ``UniqueConstraint`` allows at most one, ``scheme_activate`` switches atomically and the
+  data migration creates the default one active.
+- ``Segment`` — what operators see (slug, names, colour, strategy); ``SegmentRule`` — how members
+  get there. Rules are tried in ``priority`` order (then id); the first that holds wins.
+- ``RfmRun`` — one recompute: as-of date, status, timings, counts and averages per segment, and
+  ``params``: a frozen copy of the scheme, its rules and the quintile cut points the run used.
+  The per-order refresh between runs scores with exactly those, so editing a scheme never changes
+  results until the next run.
+- ``MemberRfm`` — the current result, one row per member (its primary key is the member).
+  **Scores**: in quintile mode ``r_score``/``f_score``/``m_score`` are 1–5; in thresholds mode
+  they are ``1`` for high (H) and ``0`` for low (L) — so "high" is always ``score >= run's high
+  level`` (1 in thresholds mode, the scheme's ``high_score`` in quintile mode) and the export
+  writes H/L. A member with nothing in the window (F = M = 0) has the lowest scores (L, or 1);
+  one who never bought has no recency either (NULL) and goes to ``no_purchase``.
+  The table is replaced by every run in one transaction (see the recompute module); its foreign
+  keys are not database constraints on purpose (``db_constraint=False``): checking three
+  foreign keys per row costs more than the whole computation at a million members, and the only
+  writer copies ids it has just read in the same transaction.
+- ``SegmentSnapshot`` — history, compactly: per run and segment, the JSON array of its member ids
+  (about 8 bytes per member per run as text, 3.5 MB per run per million members once TOAST has
+  compressed it — measured by the benchmark — against ~80 MB for a row per member and run). The
+  migration matrix between any two runs is one SQL statement over two runs' snapshots
+  (``selectors.segment_migration_matrix``).
+- ``SegmentTransition`` — every member whose segment changed: by a run (``source=run``) or by the
+  per-order refresh (``source=live``). Each one is published once as ``segment_changed``.
+"""
+
+import re
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from members.models import Member, TimeStampedModel
+
+SCORE_CONDITION_RE = re.compile(r"^(|H|L|[1-5]|[1-5]-[1-5])$")
+
+
+class Scheme(TimeStampedModel):
+    class Mode(models.TextChoices):
+        THRESHOLDS = "thresholds", _("Thresholds (high/low)")
+        QUINTILES = "quintiles", _("Quintiles (scores 1–5)")
+
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(_("slug"), max_length=50, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    mode = models.CharField(_("scoring mode"), max_length=20, choices=Mode.choices, default=Mode.THRESHOLDS)
+    window_days = models.PositiveSmallIntegerField(
+        _("window (days)"),
+        default=365,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_("F and M count orders paid in the last N days up to the as-of date."),
+    )
+    r_max_days = models.PositiveSmallIntegerField(
+        _("R high at most (days)"), default=30, help_text=_("Thresholds mode: R is high when R ≤ this.")
+    )
+    f_min = models.PositiveSmallIntegerField(
+        _("F high from (orders)"),
+        default=3,
+        validators=[MinValueValidator(1)],
+        help_text=_("Thresholds mode: F is high when F ≥ this."),
+    )
+    m_min = models.DecimalField(
+        _("M high from (yuan)"),
+        max_digits=14,
+        decimal_places=2,
+        default=Decimal("500.00"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text=_("Thresholds mode: M is high when M ≥ this."),
+    )
+    high_score = models.PositiveSmallIntegerField(
+        _("high from score"),
+        default=3,
+        validators=[MinValueValidator(2), MaxValueValidator(5)],
+        help_text=_("Quintile mode: a score counts as high (H) from this value."),
+    )
+    is_active = models.BooleanField(_("active"), default=False, editable=False)
+
+    class Meta:
+        ordering = ["-is_active", "name"]
+        verbose_name = _("segmentation scheme")
+        verbose_name_plural = _("segmentation schemes")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=Q(is_active=True),
+                name="scheme_one_active",
+                violation_error_message=_("Only one scheme can be active."),
+            ),
+            models.CheckConstraint(condition=Q(window_days__gte=1), name="scheme_window_positive"),
+            models.CheckConstraint(condition=Q(f_min__gte=1), name="scheme_f_min_positive"),
+            models.CheckConstraint(condition=Q(m_min__gt=0), name="scheme_m_min_positive"),
+            models.CheckConstraint(condition=Q(high_score__gte=2, high_score__lte=5), name="scheme_high_score_2_5"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def high_level(self) -> int:
+        """The lowest stored score that counts as high (H)."""
+        return 1 if self.mode == self.Mode.THRESHOLDS else self.high_score
+
+
+class Segment(TimeStampedModel):
+    scheme = models.ForeignKey(Scheme, verbose_name=_("scheme"), on_delete=models.CASCADE, related_name="segments")
+    slug = models.SlugField(_("slug"), max_length=50, help_text=_("What exports and the API carry."))
+    name_zh = models.CharField(_("Chinese name"), max_length=50)
+    name_en = models.CharField(_("English name"), max_length=80)
+    colour = models.CharField(
+        _("colour"),
+        max_length=7,
+        default="#607d8b",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("A colour like #1e88e5."))],
+    )
+    ordering = models.PositiveSmallIntegerField(_("ordering"), default=0)
+    strategy = models.TextField(_("strategy"), blank=True)
+
+    class Meta:
+        ordering = ["scheme", "ordering", "id"]
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scheme", "slug"],
+                name="segment_slug_unique_in_scheme",
+                violation_error_message=_("A scheme cannot have two segments with the same slug."),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name_zh} {self.name_en} ({self.slug})"
+
+
+def validate_score_condition(value: str) -> None:
+    if not SCORE_CONDITION_RE.match(value or ""):
+        raise ValidationError(_("Leave empty for any, or write H, L, a score 1–5 or a range such as 2-4."))
+    if "-" in value:
+        low, high = (int(part) for part in value.split("-"))
+        if low > high:
+            raise ValidationError(_("A range goes from low to high, such as 2-4."))
+
+
+class SegmentRule(TimeStampedModel):
+    """One way into a segment. The kinds:
+
+    - ``no_purchase`` — the member never bought (on or before the as-of date);
+    - ``cell`` — the member bought, and each of R, F, M meets its condition;
+    - ``first_order_within`` — the first order ever was in the last ``value`` days (R/F/M
+      conditions, when given, must hold too);
+    - ``frequency_at_least`` — F ≥ ``value`` (plus the R/F/M conditions);
+    - ``everyone_else`` — always holds (use it last, as a catch-all).
+
+    A condition on R, F or M is empty (any), ``H`` or ``L`` (score at or above / below the high
+    level), a score ``1``–``5`` or a range ``2-4`` (quintile mode only).
+    """
+
+    class Kind(models.TextChoices):
+        NO_PURCHASE = "no_purchase", _("Never bought")
+        CELL = "cell", _("R/F/M cell")
+        FIRST_ORDER_WITHIN = "first_order_within", _("First order within the last N days")
+        FREQUENCY_AT_LEAST = "frequency_at_least", _("F ≥ N")
+        EVERYONE_ELSE = "everyone_else", _("Everyone else")
+
+    KINDS_WITH_VALUE = (Kind.FIRST_ORDER_WITHIN, Kind.FREQUENCY_AT_LEAST)
+
+    scheme = models.ForeignKey(Scheme, verbose_name=_("scheme"), on_delete=models.CASCADE, related_name="rules")
+    segment = models.ForeignKey(Segment, verbose_name=_("segment"), on_delete=models.CASCADE, related_name="rules")
+    priority = models.PositiveSmallIntegerField(_("priority"), default=100, help_text=_("Lower is tried first."))
+    kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices, default=Kind.CELL)
+    r = models.CharField(_("R"), max_length=3, blank=True, validators=[validate_score_condition])
+    f = models.CharField(_("F"), max_length=3, blank=True, validators=[validate_score_condition])
+    m = models.CharField(_("M"), max_length=3, blank=True, validators=[validate_score_condition])
+    value = models.PositiveIntegerField(
+        _("N"), null=True, blank=True, help_text=_("Days or orders, for the kinds that need a number.")
+    )
+
+    class Meta:
+        ordering = ["scheme", "priority", "id"]
+        verbose_name = _("segment rule")
+        verbose_name_plural = _("segment rules")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind__in=["first_order_within", "frequency_at_least"]) | Q(value__gte=1),
+                name="segmentrule_value_when_needed",
+                violation_error_message=_("This kind of rule needs N (1 or more)."),
+            ),
+        ]
+
+    def __str__(self):
+        return f"#{self.priority} {self.describe()} → {self.segment.slug if self.segment_id else '?'}"
+
+    def describe(self) -> str:
+        from segmentation.rules import describe_rule
+
+        return describe_rule(
+            {"kind": self.kind, "r": self.r, "f": self.f, "m": self.m, "value": self.value, "priority": self.priority}
+        )
+
+    def clean(self):
+        errors = {}
+        if self.segment_id and self.scheme_id and self.segment.scheme_id != self.scheme_id:
+            errors["segment"] = _("Choose a segment of this scheme.")
+        if self.kind in self.KINDS_WITH_VALUE and not self.value:
+            errors["value"] = _("This kind of rule needs N (1 or more).")
+        if self.scheme_id and self.scheme.mode == Scheme.Mode.THRESHOLDS:
+            for name in ("r", "f", "m"):
+                if getattr(self, name) not in ("", "H", "L"):
+                    errors[name] = _("In thresholds mode a condition is H, L or empty.")
+        if self.kind in (self.Kind.NO_PURCHASE, self.Kind.EVERYONE_ELSE) and (self.r or self.f or self.m):
+            errors["kind"] = _("This kind of rule takes no R/F/M conditions.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class RfmRun(TimeStampedModel):
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    scheme = models.ForeignKey(Scheme, verbose_name=_("scheme"), on_delete=models.PROTECT, related_name="runs")
+    as_of = models.DateField(_("as of"))
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    duration = models.DurationField(_("duration"), null=True, blank=True)
+    chunks = models.PositiveSmallIntegerField(_("chunks"), default=1)
+    member_count = models.PositiveIntegerField(_("members"), default=0)
+    buyer_count = models.PositiveIntegerField(_("bought in the window"), default=0)
+    transition_count = models.PositiveIntegerField(_("segment changes"), default=0)
+    segment_stats = models.JSONField(
+        _("per segment"), default=dict, blank=True, help_text=_("Count and average R, F, M per segment slug.")
+    )
+    cut_points = models.JSONField(_("cut points"), default=dict, blank=True)
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    is_current = models.BooleanField(_("current"), default=False, help_text=_("Its results are the ones shown."))
+    events_published_at = models.DateTimeField(_("events published at"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = _("RFM run")
+        verbose_name_plural = _("RFM runs")
+        constraints = [
+            models.UniqueConstraint(fields=["is_current"], condition=Q(is_current=True), name="rfmrun_one_current"),
+        ]
+
+    def __str__(self):
+        return f"{self.scheme} @ {self.as_of} ({self.get_status_display()})"
+
+
+class MemberRfm(TimeStampedModel):
+    """The current result of a member (see the module docstring for how scores are stored)."""
+
+    member = models.OneToOneField(
+        Member,
+        verbose_name=_("member"),
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="rfm",
+        db_constraint=False,
+    )
+    run = models.ForeignKey(
+        RfmRun,
+        verbose_name=_("run"),
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    as_of = models.DateField(_("as of"))
+    recency_days = models.IntegerField(_("R (days)"), null=True, blank=True)
+    first_order_days = models.IntegerField(_("days since first order"), null=True, blank=True)
+    frequency = models.IntegerField(_("F (orders)"), default=0)
+    monetary = models.DecimalField(_("M (yuan)"), max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    r_score = models.SmallIntegerField(_("R score"), null=True, blank=True)
+    f_score = models.SmallIntegerField(_("F score"), null=True, blank=True)
+    m_score = models.SmallIntegerField(_("M score"), null=True, blank=True)
+    segment = models.ForeignKey(
+        Segment,
+        verbose_name=_("segment"),
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    source_version = models.DateTimeField(
+        _("orders seen up to"),
+        null=True,
+        blank=True,
+        help_text=_("Set by the per-order refresh: the latest change among the orders it saw (empty after a run)."),
+    )
+
+    class Meta:
+        ordering = ["member_id"]
+        verbose_name = _("member RFM")
+        verbose_name_plural = _("member RFM")
+
+    def __str__(self):
+        return f"{self.member_id}: {self.segment.slug if self.segment_id else '—'}"
+
+
+class RfmStagingRow(models.Model):
+    """Per-member aggregates of a run split across workers, before scoring (see the recompute
+    module). Rows live only while their run is in progress; on PostgreSQL the table is UNLOGGED."""
+
+    pk = models.CompositePrimaryKey("run_id", "member_id")
+    run_id = models.BigIntegerField(_("run"))
+    member_id = models.BigIntegerField(_("member"))
+    recency_days = models.IntegerField(_("R (days)"), null=True)
+    first_order_days = models.IntegerField(_("days since first order"), null=True)
+    frequency = models.IntegerField(_("F (orders)"))
+    monetary = models.DecimalField(_("M (yuan)"), max_digits=14, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("RFM staging row")
+        verbose_name_plural = _("RFM staging rows")
+
+    def __str__(self):
+        return f"{self.run_id}/{self.member_id}"
+
+
+class SegmentSnapshot(TimeStampedModel):
+    """Which members a run put in a segment: ``member_ids`` is a JSON array of ids (text)."""
+
+    run = models.ForeignKey(RfmRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="snapshots")
+    segment = models.ForeignKey(
+        Segment, verbose_name=_("segment"), on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    member_count = models.PositiveIntegerField(_("members"))
+    member_ids = models.TextField(_("member ids (JSON)"))
+
+    class Meta:
+        ordering = ["run", "segment"]
+        verbose_name = _("segment snapshot")
+        verbose_name_plural = _("segment snapshots")
+        constraints = [
+            models.UniqueConstraint(fields=["run", "segment"], name="segmentsnapshot_unique"),
+        ]
+
+
+class SegmentTransition(TimeStampedModel):
+    class Source(models.TextChoices):
+        RUN = "run", _("Recompute")
+        LIVE = "live", _("Order or refund")
+
+    # Not database constraints, for the same reason as MemberRfm's: a first run writes a row per member.
+    run = models.ForeignKey(
+        RfmRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="transitions", db_constraint=False
+    )
+    member = models.ForeignKey(
+        Member,
+        verbose_name=_("member"),
+        on_delete=models.CASCADE,
+        related_name="segment_transitions",
+        db_constraint=False,
+        db_index=False,
+    )
+    from_segment = models.ForeignKey(
+        Segment,
+        verbose_name=_("from"),
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    to_segment = models.ForeignKey(
+        Segment,
+        verbose_name=_("to"),
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices, default=Source.RUN)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("segment transition")
+        verbose_name_plural = _("segment transitions")
+        indexes = [models.Index(fields=["member", "created_at"], name="segtransition_member_created")]
+
+    def __str__(self):
+        return f"{self.member_id}: {self.from_segment_id} → {self.to_segment_id}"
+
+
+class RecomputeLock(models.Model):
+    """The lock row that keeps runs from overlapping where there are no advisory locks (SQLite)."""
+
+    name = models.CharField(_("name"), max_length=50, primary_key=True)
+    holder = models.CharField(_("holder"), max_length=100, blank=True)
+    acquired_at = models.DateTimeField(_("acquired at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("recompute lock")
+        verbose_name_plural = _("recompute locks")
+
+    def __str__(self):
+        return self.name

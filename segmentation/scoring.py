@@ -1,0 +1,161 @@
+"""The RFM definitions of PRODUCT.md that do not need the database: the frozen scheme a run uses,
+the as-of window in the brand's time zone, and scores from thresholds or quintile cut points.
+
+The set-based SQL in ``segmentation.services.rfm_sql`` computes the same things for everyone at
+once; this module serves the per-order refresh and the explanations, for one member at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+THRESHOLDS = "thresholds"
+QUINTILES = "quintiles"
+
+
+@dataclass(frozen=True)
+class SchemeSpec:
+    """Everything a run needs from a scheme, frozen (``RfmRun.params``)."""
+
+    scheme_id: int | None
+    mode: str
+    window_days: int
+    r_max_days: int
+    f_min: int
+    m_min: Decimal
+    high_score: int
+    rules: tuple[dict, ...]
+
+    @property
+    def high_level(self) -> int:
+        """The lowest stored score that counts as high: 1 (thresholds: 1 = H, 0 = L) or ``high_score``."""
+        return 1 if self.mode == THRESHOLDS else self.high_score
+
+    @classmethod
+    def from_scheme(cls, scheme) -> SchemeSpec:
+        rules = tuple(
+            {
+                "id": rule.pk,
+                "segment_id": rule.segment_id,
+                "priority": rule.priority,
+                "kind": rule.kind,
+                "r": rule.r,
+                "f": rule.f,
+                "m": rule.m,
+                "value": rule.value,
+            }
+            for rule in scheme.rules.order_by("priority", "id")
+        )
+        return cls(
+            scheme_id=scheme.pk,
+            mode=scheme.mode,
+            window_days=scheme.window_days,
+            r_max_days=scheme.r_max_days,
+            f_min=scheme.f_min,
+            m_min=Decimal(scheme.m_min),
+            high_score=scheme.high_score,
+            rules=rules,
+        )
+
+    def to_params(self) -> dict:
+        return {
+            "scheme_id": self.scheme_id,
+            "mode": self.mode,
+            "window_days": self.window_days,
+            "r_max_days": self.r_max_days,
+            "f_min": self.f_min,
+            "m_min": str(self.m_min),
+            "high_score": self.high_score,
+            "rules": [dict(rule) for rule in self.rules],
+        }
+
+    @classmethod
+    def from_params(cls, params: dict) -> SchemeSpec:
+        return cls(
+            scheme_id=params.get("scheme_id"),
+            mode=params["mode"],
+            window_days=int(params["window_days"]),
+            r_max_days=int(params["r_max_days"]),
+            f_min=int(params["f_min"]),
+            m_min=Decimal(params["m_min"]),
+            high_score=int(params["high_score"]),
+            rules=tuple(params["rules"]),
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """As of local date D with a window of W days: paid dates in (D − W, D], i.e. paid instants in
+    ``[start, end)`` where ``start`` is local midnight of D − W + 1 and ``end`` local midnight of
+    D + 1 (computed with zoneinfo, so daylight-saving zones are right too)."""
+
+    as_of: dt.date
+    start: dt.datetime
+    end: dt.datetime
+
+
+def brand_timezone() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def window_for(as_of: dt.date, window_days: int) -> Window:
+    tz = brand_timezone()
+    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+    start = dt.datetime.combine(as_of - dt.timedelta(days=window_days - 1), dt.time.min, tzinfo=tz)
+    return Window(as_of=as_of, start=start.astimezone(dt.UTC), end=end.astimezone(dt.UTC))
+
+
+def local_date(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(brand_timezone()).date()
+
+
+def _quintile_score(value, cuts: list, *, lower_is_better: bool) -> int:
+    """1 + the number of cut points ``value`` reaches (``cuts[i]`` is the least good value that
+    still scores ``i + 2``; None when nobody scored that high)."""
+    score = 1
+    for cut in cuts:
+        if cut is None:
+            continue
+        cut_value = Decimal(cut) if isinstance(cut, str) else cut
+        if (value <= cut_value) if lower_is_better else (value >= cut_value):
+            score += 1
+    return score
+
+
+def scores_for(
+    spec: SchemeSpec, cut_points: dict, *, recency_days: int | None, frequency: int, monetary: Decimal
+) -> tuple[int | None, int | None, int | None]:
+    """R, F and M scores of one member, as the run with ``spec`` and ``cut_points`` scores them.
+
+    Nothing bought in the window (F = 0: bought only before it, or never): the lowest score on
+    every dimension (1 in quintile mode, L = 0 in thresholds mode), so a lapsed member lands in
+    ``lost``; a member who never bought has no recency and goes to ``no_purchase`` by the rules.
+    """
+    if recency_days is None or frequency == 0:
+        lowest = 0 if spec.mode == THRESHOLDS else 1
+        return lowest, lowest, lowest
+    if spec.mode == THRESHOLDS:
+        return (
+            int(recency_days <= spec.r_max_days),
+            int(frequency >= spec.f_min),
+            int(monetary >= spec.m_min),
+        )
+    return (
+        _quintile_score(recency_days, cut_points.get("r", []), lower_is_better=True),
+        _quintile_score(frequency, cut_points.get("f", []), lower_is_better=False),
+        _quintile_score(monetary, cut_points.get("m", []), lower_is_better=False),
+    )
+
+
+def score_label(score: int | None, mode: str) -> str:
+    """What exports show: ``H``/``L`` in thresholds mode, ``1``–``5`` in quintile mode."""
+    if score is None:
+        return ""
+    if mode == THRESHOLDS:
+        return "H" if score >= 1 else "L"
+    return str(score)

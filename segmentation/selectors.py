@@ -1,0 +1,213 @@
+"""Reads of the segmentation app: current results, explanations, previews, migration matrices."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from django.db import connection
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from members.models import Member
+from segmentation.models import MemberRfm, RfmRun, Scheme, Segment, SegmentSnapshot
+from segmentation.rules import describe_rule, rule_holds
+from segmentation.scoring import THRESHOLDS, SchemeSpec, score_label, window_for
+from segmentation.services import rfm_sql
+
+
+def current_run() -> RfmRun | None:
+    """The run whose results members carry now (None before the first recompute)."""
+    return RfmRun.objects.filter(is_current=True).select_related("scheme").first()
+
+
+def memberrfm_list() -> QuerySet[MemberRfm]:
+    return MemberRfm.objects.select_related("member", "segment")
+
+
+def segment_explain(*, member: Member) -> dict:
+    """Why ``member`` is in their segment: the values, the thresholds or cut points, every rule of
+    the run in order with whether it holds, and the rule that matched."""
+    row = MemberRfm.objects.filter(member_id=member.pk).select_related("segment").first()
+    if row is None:
+        return {"computed": False, "member_id": member.pk, "message": _("Not computed yet: run a recompute.")}
+    run = RfmRun.objects.select_related("scheme").get(pk=row.run_id)
+    spec = SchemeSpec.from_params(run.params)
+    values = {
+        "recency_days": row.recency_days,
+        "first_order_days": row.first_order_days,
+        "frequency": row.frequency,
+        "monetary": row.monetary,
+        "r_score": row.r_score,
+        "f_score": row.f_score,
+        "m_score": row.m_score,
+    }
+    segments = {segment.pk: segment for segment in Segment.objects.filter(scheme_id=spec.scheme_id)}
+    rules, matched = [], None
+    for rule in spec.rules:
+        holds = rule_holds(rule, values, high_level=spec.high_level)
+        segment = segments.get(rule["segment_id"])
+        entry = {
+            "priority": rule["priority"],
+            "description": describe_rule(rule),
+            "segment": segment.slug if segment else None,
+            "holds": holds,
+        }
+        rules.append(entry)
+        if holds and matched is None:
+            matched = entry
+    if spec.mode == THRESHOLDS:
+        criteria = {
+            "r": _("high when R ≤ %(n)s days") % {"n": spec.r_max_days},
+            "f": _("high when F ≥ %(n)s orders") % {"n": spec.f_min},
+            "m": _("high when M ≥ %(n)s yuan") % {"n": spec.m_min},
+        }
+    else:
+        cuts = run.cut_points or {}
+        criteria = {
+            "r": _("scores 2–5 from R ≤ %(cuts)s days") % {"cuts": _cuts(cuts.get("r"))},
+            "f": _("scores 2–5 from F ≥ %(cuts)s") % {"cuts": _cuts(cuts.get("f"))},
+            "m": _("scores 2–5 from M ≥ %(cuts)s") % {"cuts": _cuts(cuts.get("m"))},
+            "high": _("high from score %(n)s") % {"n": spec.high_score},
+        }
+    return {
+        "computed": True,
+        "member_id": member.pk,
+        "run_id": run.pk,
+        "scheme": run.scheme.name,
+        "mode": spec.mode,
+        "as_of": row.as_of,
+        "refreshed_by_order": row.source_version is not None,
+        "window_days": spec.window_days,
+        "values": {k: values[k] for k in ("recency_days", "first_order_days", "frequency", "monetary")},
+        "scores": {
+            dim: {
+                "score": values[f"{dim}_score"],
+                "label": score_label(values[f"{dim}_score"], spec.mode),
+                "high": values[f"{dim}_score"] is not None and values[f"{dim}_score"] >= spec.high_level,
+            }
+            for dim in ("r", "f", "m")
+        },
+        "criteria": criteria,
+        "cut_points": run.cut_points or {},
+        "rules": rules,
+        "matched_rule": matched,
+        "segment": (
+            {"slug": row.segment.slug, "name_zh": row.segment.name_zh, "name_en": row.segment.name_en}
+            if row.segment_id and row.segment
+            else None
+        ),
+    }
+
+
+def _cuts(values) -> str:
+    return " / ".join("—" if value is None else str(value) for value in (values or [])) or "—"
+
+
+def scheme_preview(*, scheme: Scheme, as_of: dt.date | None = None) -> dict:
+    """Segment sizes ``scheme`` would give on the current data, as of today: one SELECT, nothing
+    written. (Quintile cut points need everyone's values, so this costs about a recompute's reading.)"""
+    spec = SchemeSpec.from_scheme(scheme)
+    as_of = as_of or timezone.localdate()
+    window = window_for(as_of, spec.window_days)
+    if connection.vendor == "postgresql":
+        scored = rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql_postgres(window=window))
+    else:
+        scored = rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql_portable(window=window), money_in_cents=True)
+    sql, params = scored
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT segment_id, COUNT(*) FROM ({sql}) x GROUP BY segment_id", params)  # noqa: S608
+        counts = dict(cursor.fetchall())
+    segments = [
+        {
+            "id": segment.pk,
+            "slug": segment.slug,
+            "name_zh": segment.name_zh,
+            "name_en": segment.name_en,
+            "colour": segment.colour,
+            "count": counts.get(segment.pk, 0),
+        }
+        for segment in scheme.segments.all()
+    ]
+    return {
+        "as_of": as_of,
+        "members": sum(counts.values()),
+        "segments": segments,
+        "sizes": {segment["slug"]: segment["count"] for segment in segments},
+        "unmatched": counts.get(None, 0),
+    }
+
+
+ABSENT = "absent"
+
+_EXPAND_IDS = {
+    "postgresql": (
+        "CROSS JOIN LATERAL json_array_elements_text(CAST(s.member_ids AS JSON)) AS e(value)",
+        "CAST(e.value AS BIGINT)",
+    ),
+    "sqlite": (", json_each(s.member_ids) AS e", "e.value"),
+}
+
+
+def segment_migration_matrix(*, from_run: RfmRun, to_run: RfmRun) -> dict:
+    """How many members moved from each segment of ``from_run`` to each of ``to_run``: one SQL
+    statement over the two runs' snapshots. Keys are ``(from_segment_id, to_segment_id)``; None is
+    "no segment" and ``"absent"`` "not in that run" (registered later, or removed)."""
+    join, member_id = _EXPAND_IDS[connection.vendor]
+    table = SegmentSnapshot._meta.db_table
+    sql = f"""
+        WITH a AS (SELECT s.segment_id, {member_id} AS member_id FROM {table} s {join} WHERE s.run_id = %s),
+             b AS (SELECT s.segment_id, {member_id} AS member_id FROM {table} s {join} WHERE s.run_id = %s)
+        SELECT fa, fb, COUNT(*) FROM (
+            SELECT COALESCE(a.segment_id, 0) AS fa,
+                   CASE WHEN b.member_id IS NULL THEN -1 ELSE COALESCE(b.segment_id, 0) END AS fb
+            FROM a LEFT JOIN b ON a.member_id = b.member_id
+            UNION ALL
+            SELECT -1 AS fa, COALESCE(b.segment_id, 0) AS fb
+            FROM b WHERE NOT EXISTS (SELECT 1 FROM a WHERE a.member_id = b.member_id)
+        ) t GROUP BY fa, fb
+    """  # noqa: S608
+
+    def key(value):
+        return ABSENT if value == -1 else (value or None)
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [from_run.pk, to_run.pk])
+        cells = {(key(fa), key(fb)): count for fa, fb, count in cursor.fetchall()}
+    segment_ids = {k for pair in cells for k in pair if k not in (None, ABSENT)}
+    segments = {segment.pk: segment for segment in Segment.objects.filter(pk__in=segment_ids)}
+    return {"from_run": from_run, "to_run": to_run, "cells": cells, "segments": segments}
+
+
+def rfm_export_rows(*, chunk_size: int = 5000) -> tuple[RfmRun, Iterator[tuple]]:
+    """The export of PRODUCT.md for the active scheme's latest run, streamed: rows of
+    ``(mobile, recency_days, frequency, monetary, r_score, f_score, m_score, segment_slug)`` with
+    scores as the export shows them. Raises ``LookupError`` when that run is not the current one."""
+    run = current_run()
+    active = Scheme.objects.filter(is_active=True).first()
+    if run is None or active is None or run.scheme_id != active.pk:
+        raise LookupError(_("The active scheme has no current run yet: run recompute_rfm first."))
+    mode = SchemeSpec.from_params(run.params).mode
+    rows = (
+        MemberRfm.objects.order_by("member_id")
+        .values_list(
+            "member__mobile", "recency_days", "frequency", "monetary", "r_score", "f_score", "m_score", "segment__slug"
+        )
+        .iterator(chunk_size=chunk_size)
+    )
+
+    def formatted():
+        for mobile, recency, frequency, monetary, r_score, f_score, m_score, slug in rows:
+            yield (
+                mobile,
+                "" if recency is None else recency,
+                frequency,
+                f"{monetary:.2f}",
+                score_label(r_score, mode),
+                score_label(f_score, mode),
+                score_label(m_score, mode),
+                slug or "",
+            )
+
+    return run, formatted()

@@ -1,0 +1,290 @@
+"""Fresh between runs: when an order or refund is recorded, that member's R, F, M, scores and
+segment are updated at once, scored with the cut points (or thresholds) and rules frozen on the
+current run — so a lapsed member who buys today leaves ``lost`` today, not tonight.
+
+Values are computed as of today (or the run's as-of date if later), exactly as a recompute would
+for this member, then scored against the run's cut points: ``score = 1 + the number of cut points
+reached``, which gives every member of the run the score the run gave them.
+
+On PostgreSQL this is **one statement** (aggregate over the member's orders through the
+``order_member_paid_at`` index, score, segment, upsert, previous segment) with an asynchronous
+commit when it runs on its own — the row is derived data that the next run rewrites anyway, so it
+need not wait for the WAL flush. Two refreshes of one member racing (two orders at the same
+instant) cannot leave the older view behind: the row remembers the latest order change it saw
+(``source_version``) and an upsert that saw less is skipped. Elsewhere (SQLite) the same is done
+in Python in a transaction. A changed segment adds a ``SegmentTransition`` (``source=live``) and one
+``segment_changed`` after commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import psycopg
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from members.models import Member, Order
+from segmentation.events import segment_changed
+from segmentation.lock_objects import member_lock_with_current_run
+from segmentation.models import MemberRfm, RfmRun, Segment, SegmentTransition
+from segmentation.rules import matching_rule, segment_case_sql
+from segmentation.scoring import SchemeSpec, brand_timezone, local_date, scores_for, window_for
+from segmentation.services.rfm_sql import member_score_exprs
+
+_TABLE = MemberRfm._meta.db_table
+_RUN_TABLE = RfmRun._meta.db_table
+_TRANSITION_TABLE = SegmentTransition._meta.db_table
+_COLUMNS = (
+    "run_id",
+    "as_of",
+    "recency_days",
+    "first_order_days",
+    "frequency",
+    "monetary",
+    "r_score",
+    "f_score",
+    "m_score",
+    "segment_id",
+    "source_version",
+    "updated_at",
+)
+_UPDATES = ", ".join(f"{column} = excluded.{column}" for column in _COLUMNS)
+
+
+class _Run:
+    """What a refresh needs from a run, built once per run and process (runs never change)."""
+
+    def __init__(self, run_id: int):
+        run = RfmRun.objects.only("params", "cut_points", "as_of").get(pk=run_id)
+        self.id = run_id
+        self.spec = SchemeSpec.from_params(run.params)
+        self.cut_points = run.cut_points or {}
+        self.as_of = run.as_of
+        self.slugs = dict(Segment.objects.filter(scheme_id=self.spec.scheme_id).values_list("pk", "slug"))
+        self.sql = _statement(self.spec, self.cut_points) if connection.vendor == "postgresql" else None
+
+
+_runs: dict[int, _Run] = {}
+_current: list[int | None] = [None]
+
+
+def _run(run_id: int) -> _Run:
+    if run_id not in _runs:
+        if len(_runs) > 8:
+            _runs.clear()
+        _runs[run_id] = _Run(run_id)
+    return _runs[run_id]
+
+
+def member_rfm_refresh(*, member_id: int) -> bool:
+    """Recompute one member now with the current run's scoring. False when nothing was written
+    (no run yet, no such member, or a concurrent refresh already wrote a fresher view)."""
+    if connection.vendor == "postgresql":
+        return _refresh_postgres(member_id)
+    return _refresh_portable(member_id)
+
+
+# --- PostgreSQL: one statement ----------------------------------------------------------------
+
+
+def _statement(spec: SchemeSpec, cut_points: dict) -> str:
+    r_expr, f_expr, m_expr = member_score_exprs(spec, cut_points, alias="a")
+    case = segment_case_sql(spec.rules, high_level=spec.high_level, alias="s")
+    counted = "o.paid_at < %(end)s AND o.refunded_amount < o.amount"
+    return f"""
+        WITH current_run AS (SELECT id FROM {_RUN_TABLE} WHERE is_current),
+        prev AS (SELECT COALESCE(segment_id, 0) AS segment_id FROM {_TABLE} WHERE member_id = %(member)s),
+        a AS (
+            SELECT CAST(%(as_of)s AS DATE)
+                       - CAST((MAX(o.paid_at) FILTER (WHERE {counted}) AT TIME ZONE %(tz)s) AS DATE) AS recency_days,
+                   CAST(%(as_of)s AS DATE)
+                       - CAST((MIN(o.paid_at) FILTER (WHERE {counted}) AT TIME ZONE %(tz)s) AS DATE)
+                       AS first_order_days,
+                   COUNT(*) FILTER (WHERE {counted} AND o.paid_at >= %(start)s) AS frequency,
+                   COALESCE(SUM(o.amount - o.refunded_amount) FILTER (WHERE {counted} AND o.paid_at >= %(start)s), 0)
+                       AS money,
+                   MAX(o.updated_at) AS version
+            FROM {Order._meta.db_table} o WHERE o.member_id = %(member)s
+        ),
+        s AS (SELECT a.*, {r_expr} AS r_score, {f_expr} AS f_score, {m_expr} AS m_score FROM a),
+        up AS (
+            INSERT INTO {_TABLE} (member_id, created_at, {", ".join(_COLUMNS)})
+            SELECT %(member)s, now(), %(run)s, %(as_of)s, s.recency_days, s.first_order_days, s.frequency, s.money,
+                   s.r_score, s.f_score, s.m_score, {case}, s.version, now()
+            FROM s
+            WHERE EXISTS (SELECT 1 FROM current_run WHERE id = %(run)s)
+              AND EXISTS (SELECT 1 FROM {Member._meta.db_table} WHERE id = %(member)s)
+            ON CONFLICT (member_id) DO UPDATE SET {_UPDATES}
+            WHERE {_TABLE}.source_version IS NULL OR excluded.source_version IS NULL
+               OR {_TABLE}.source_version <= excluded.source_version
+            RETURNING segment_id
+        ),
+        changed AS (
+            INSERT INTO {_TRANSITION_TABLE} (run_id, member_id, from_segment_id, to_segment_id, source,
+                                             created_at, updated_at)
+            SELECT %(run)s, %(member)s, NULLIF(p.segment_id, 0), u.segment_id, 'live', now(), now()
+            FROM up u LEFT JOIN prev p ON TRUE
+            WHERE COALESCE(p.segment_id, 0) <> COALESCE(u.segment_id, 0)
+            RETURNING id
+        )
+        SELECT {{async_commit}} (SELECT id FROM current_run), (SELECT segment_id FROM prev),
+               (SELECT COUNT(*) FROM up), (SELECT segment_id FROM up), (SELECT id FROM changed)
+    """  # noqa: S608 - table names from model metadata, values are parameters
+
+
+def _refresh_postgres(member_id: int) -> bool:
+    for _attempt in range(2):
+        run_id = _current[0]
+        if run_id is None:
+            run_id = RfmRun.objects.filter(is_current=True).values_list("id", flat=True).first()
+            if run_id is None:
+                return False
+            _current[0] = run_id
+        run = _run(run_id)
+        as_of = max(timezone.localdate(), run.as_of)
+        window = window_for(as_of, run.spec.window_days)
+        # On its own (the usual case: after the order committed) the commit need not wait for the disk.
+        async_commit = "" if connection.in_atomic_block else "set_config('synchronous_commit', 'off', true),"
+        params = {
+            "member": member_id,
+            "run": run_id,
+            "as_of": as_of,
+            "tz": str(brand_timezone()),
+            "start": window.start,
+            "end": window.end,
+        }
+        connection.ensure_connection()
+        pg = connection.connection
+        if pg.prepare_threshold is None and getattr(settings, "SEGMENTATION_PREPARE_STATEMENTS", True):
+            # Django leaves psycopg's prepared statements off; this statement asks for it explicitly
+            # (prepare=True) so PostgreSQL parses and plans it once per connection, not per order —
+            # that is most of its cost. Nothing else on the connection is prepared (Django's cursors
+            # bind client-side). Set SEGMENTATION_PREPARE_STATEMENTS = False behind a PgBouncer in
+            # transaction mode without prepared-statement support.
+            pg.prepare_threshold = 2**31 - 1
+        with psycopg.Cursor(pg) as cursor:
+            cursor.execute(run.sql.replace("{async_commit}", async_commit), params, prepare=True)
+            row = cursor.fetchone()
+        current, previous, written, segment_id, transition_id = row[-5:]
+        if current != run_id:
+            _current[0] = current  # a new run committed since: score with it
+            if current is None:
+                return False
+            continue
+        if not written:
+            return False
+        if transition_id is not None:
+            _publish(run, transition_id, member_id, previous or None, segment_id)
+        return True
+    return False
+
+
+def _after_write(run: _Run, member_id: int, previous: int | None, segment_id: int | None) -> None:
+    """``previous``: None when the member had no row, 0 when the row had no segment."""
+    if previous is None and segment_id is None:
+        return
+    if previous is not None and (previous or None) == segment_id:
+        return
+    from_id = previous or None
+    transition = SegmentTransition.objects.create(
+        run_id=run.id,
+        member_id=member_id,
+        from_segment_id=from_id,
+        to_segment_id=segment_id,
+        source=SegmentTransition.Source.LIVE,
+    )
+    _publish(run, transition.pk, member_id, from_id, segment_id)
+
+
+def _publish(run: _Run, transition_id: int, member_id: int, from_id: int | None, segment_id: int | None) -> None:
+    segment_changed.publish(
+        transition_id=transition_id,
+        run_id=run.id,
+        member_id=member_id,
+        from_segment_id=from_id,
+        to_segment_id=segment_id,
+        from_slug=run.slugs.get(from_id),
+        to_slug=run.slugs.get(segment_id),
+        source=SegmentTransition.Source.LIVE.value,
+    )
+
+
+# --- Elsewhere: the same in Python --------------------------------------------------------------
+
+
+def _as_datetime(value) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    parsed = dt.datetime.fromisoformat(str(value))  # SQLite returns aggregates of timestamps as text
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _refresh_portable(member_id: int) -> bool:
+    with transaction.atomic(), connection.cursor() as cursor:
+        found, run_id = member_lock_with_current_run(cursor=cursor, member_id=member_id)
+        if not found or run_id is None:
+            return False
+        run = _run(run_id)
+        spec = run.spec
+        as_of = max(timezone.localdate(), run.as_of)
+        window = window_for(as_of, spec.window_days)
+        ops = connection.ops
+        start, end = ops.adapt_datetimefield_value(window.start), ops.adapt_datetimefield_value(window.end)
+        cursor.execute(
+            f"""SELECT (SELECT COALESCE(segment_id, 0) FROM {_TABLE} WHERE member_id = %s),
+                       MAX(CASE WHEN o.paid_at < %s AND o.refunded_amount < o.amount THEN o.paid_at END),
+                       MIN(CASE WHEN o.paid_at < %s AND o.refunded_amount < o.amount THEN o.paid_at END),
+                       COUNT(CASE WHEN o.paid_at >= %s AND o.paid_at < %s AND o.refunded_amount < o.amount
+                                  THEN 1 END),
+                       COALESCE(SUM(CASE WHEN o.paid_at >= %s AND o.paid_at < %s AND o.refunded_amount < o.amount
+                                         THEN CAST(ROUND((o.amount - o.refunded_amount) * 100) AS BIGINT) END), 0),
+                       MAX(o.updated_at)
+                FROM {Order._meta.db_table} o WHERE o.member_id = %s""",  # noqa: S608
+            [member_id, end, end, start, end, start, end, member_id],
+        )
+        previous, last_paid_at, first_paid_at, frequency, cents, version = cursor.fetchone()
+        last_paid_at, first_paid_at = _as_datetime(last_paid_at), _as_datetime(first_paid_at)
+        recency = None if last_paid_at is None else (as_of - local_date(last_paid_at)).days
+        first_days = None if first_paid_at is None else (as_of - local_date(first_paid_at)).days
+        monetary = (Decimal(int(cents)) / 100).quantize(Decimal("0.01"))
+        r_score, f_score, m_score = scores_for(
+            spec, run.cut_points, recency_days=recency, frequency=int(frequency), monetary=monetary
+        )
+        values = {
+            "recency_days": recency,
+            "first_order_days": first_days,
+            "frequency": int(frequency),
+            "monetary": monetary,
+            "r_score": r_score,
+            "f_score": f_score,
+            "m_score": m_score,
+        }
+        rule = matching_rule(spec.rules, values, high_level=spec.high_level)
+        segment_id = rule["segment_id"] if rule else None
+        now = ops.adapt_datetimefield_value(timezone.now())
+        cursor.execute(
+            f"""INSERT INTO {_TABLE} (member_id, created_at, {", ".join(_COLUMNS)})
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (member_id) DO UPDATE SET {_UPDATES}""",  # noqa: S608
+            [
+                member_id,
+                now,
+                run_id,
+                ops.adapt_datefield_value(as_of),
+                recency,
+                first_days,
+                int(frequency),
+                monetary,
+                r_score,
+                f_score,
+                m_score,
+                segment_id,
+                ops.adapt_datetimefield_value(_as_datetime(version)),
+                now,
+            ],
+        )
+        _after_write(run, member_id, previous, segment_id)
+    return True

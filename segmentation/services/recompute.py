@@ -1,0 +1,625 @@
+"""Recomputing every member's R, F, M, scores and segment: ``segment_recompute``.
+
+**What** (PRODUCT.md, *RFM*): as of a local date D (settings.TIME_ZONE) with the scheme's window of W
+days — paid dates in (D − W, D] — for every member registered on or before D: R = days from the
+local date of the last paid order ever (on or before D) to D; F = paid orders in the window; M =
+their ``amount − refunded_amount``. Orders refunded in full count nowhere. Refunds are taken as
+they are now (``Order.refunded_amount``), also for a past D. Scores and segments: see
+``segmentation.services.rfm_sql`` (the exact quintile formula is there) and ``segmentation.rules``.
+
+**How**, in one transaction, all set-based in the database (no row comes into Python):
+
+1. ``pg_try_advisory_xact_lock`` — a second run exits at once with ``RecomputeAlreadyRunning``
+   (on SQLite, which has no advisory locks, a ``RecomputeLock`` row does the same);
+2. the result for everyone is built into a new table ``segmentation_memberrfm_next`` with one
+   ``CREATE TABLE … AS SELECT`` (aggregate → rank → score → segment; PostgreSQL may run it in
+   parallel), then its indexes, copied from the live table;
+3. from that table: quintile cut points, counts and averages per segment, the per-run snapshot
+   (JSON array of member ids per segment) and the transitions (one ``INSERT … SELECT`` joining the
+   live table: members whose segment differs, or who are new);
+4. the swap: lock the live table, keep the rows an order refreshed since the run started (they
+   saw newer orders than the run; their run transitions are dropped), drop it, rename the new one
+   in its place (with its indexes' names). Readers keep reading the previous results throughout —
+   they wait only for the few milliseconds of the swap, never see a half-written table;
+5. commit; then ``segment_changed`` is published once per transition.
+
+The new table is built from the live one's catalog entries (columns and types from the model,
+indexes and constraints with their names), so migrations keep working on it; privileges granted
+directly on the table to other roles are not copied (grant them on the schema's default privileges).
+
+A crash anywhere rolls everything back (DDL is transactional in PostgreSQL): the previous results
+stay, and a ``failed`` run records the error. The same inputs give the same output: the SQL has no
+randomness, ties are resolved by ``RANK()``. On SQLite (the embedded default) steps 2–4 use a
+temporary table and ``DELETE`` + ``INSERT`` inside the transaction (``implementation="portable"``;
+slower, same numbers — a test runs both on PostgreSQL and compares).
+
+**Scale out** (``segment_recompute_task`` with ``chunks > 1``, a Celery chord):
+
+- ``segment_recompute_split`` creates the run (``running``) and cuts the member ids into ``chunks``
+  ranges of equal width;
+- one ``segment_recompute_chunk_task`` per range — on any number of workers, in parallel —
+  aggregates the orders of its members into ``RfmStagingRow`` (an UNLOGGED table), idempotently;
+  this is the part that grows with orders;
+- when all are done, ``segment_recompute_finish_task`` computes the cut points once, globally,
+  from all staged rows (ranks need everyone), stores them on the run, and scores, segments,
+  records transitions and swaps in atomically exactly like steps 2–5 above.
+
+A brand with tens of millions of members sets ``SEGMENTATION_RECOMPUTE_CHUNKS`` (e.g. 4 × the
+workers), adds Celery workers and gives PostgreSQL more cores and ``work_mem``; the code does not
+change. Chords need a Celery result backend (``CELERY_RESULT_BACKEND``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+import zlib
+from contextlib import contextmanager
+from decimal import Decimal
+from functools import partial
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max, Min
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from members.models import Member
+from segmentation.models import (
+    MemberRfm,
+    RecomputeLock,
+    RfmRun,
+    RfmStagingRow,
+    Scheme,
+    Segment,
+    SegmentSnapshot,
+    SegmentTransition,
+)
+from segmentation.scoring import QUINTILES, SchemeSpec, Window, window_for
+from segmentation.services import rfm_sql
+
+logger = logging.getLogger(__name__)
+
+LOCK_KEY = zlib.crc32(b"segmentation.segment_recompute")
+LOCK_NAME = "segment_recompute"
+CURRENT_TABLE = MemberRfm._meta.db_table
+NEXT_TABLE = f"{CURRENT_TABLE}_next"
+PORTABLE_NEXT_TABLE = "segmentation_rfm_next_tmp"
+SNAPSHOT_TABLE = SegmentSnapshot._meta.db_table
+TRANSITION_TABLE = SegmentTransition._meta.db_table
+STAGING_TABLE = RfmStagingRow._meta.db_table
+POSTGRES, PORTABLE = "postgres", "portable"
+
+
+class RecomputeAlreadyRunning(Exception):
+    """Another recompute holds the lock; this one did nothing."""
+
+
+class NoActiveScheme(Exception):
+    """No segmentation scheme is active."""
+
+
+def active_scheme() -> Scheme:
+    scheme = Scheme.objects.filter(is_active=True).first()
+    if scheme is None:
+        raise NoActiveScheme(_("No segmentation scheme is active: activate one in the admin."))
+    return scheme
+
+
+# --- Locking ----------------------------------------------------------------------------------
+
+
+def _advisory_lock_or_raise() -> None:
+    """Inside a transaction on PostgreSQL: hold the recompute lock until commit, or raise."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
+        (acquired,) = cursor.fetchone()
+    if not acquired:
+        raise RecomputeAlreadyRunning(_("Another RFM recompute is running; this one did nothing."))
+
+
+def _stale_after() -> dt.timedelta:
+    return dt.timedelta(seconds=int(getattr(settings, "CELERY_TASK_TIME_LIMIT", 3600)))
+
+
+@contextmanager
+def _lock_row():
+    """Where there are no advisory locks (SQLite): a lock row, taken and released in their own
+    transactions. A holder older than the task time limit is presumed dead."""
+    if connection.vendor == "postgresql":
+        yield
+        return
+    now = timezone.now()
+    holder = f"{now.isoformat()}"
+    RecomputeLock.objects.get_or_create(name=LOCK_NAME)
+    taken = (RecomputeLock.objects.filter(name=LOCK_NAME).filter(holder="").update(holder=holder, acquired_at=now)) or (
+        RecomputeLock.objects.filter(name=LOCK_NAME, acquired_at__lt=now - _stale_after()).update(
+            holder=holder, acquired_at=now
+        )
+    )
+    if not taken:
+        raise RecomputeAlreadyRunning(_("Another RFM recompute is running; this one did nothing."))
+    try:
+        yield
+    finally:
+        RecomputeLock.objects.filter(name=LOCK_NAME, holder=holder).update(holder="", acquired_at=None)
+
+
+# --- The service ------------------------------------------------------------------------------
+
+
+def segment_recompute(
+    *, as_of: dt.date | None = None, scheme: Scheme | None = None, implementation: str | None = None
+) -> RfmRun:
+    """Recompute everyone as of ``as_of`` (default: today in settings.TIME_ZONE) with ``scheme``
+    (default: the active one) and make it the current result. Returns the succeeded run; raises
+    ``RecomputeAlreadyRunning`` when another run holds the lock (nothing is written then) and
+    re-raises any failure after recording a ``failed`` run (the previous results are intact)."""
+    scheme = scheme or active_scheme()
+    as_of = as_of or timezone.localdate()
+    implementation = implementation or (POSTGRES if connection.vendor == "postgresql" else PORTABLE)
+    spec = SchemeSpec.from_scheme(scheme)
+    window = window_for(as_of, spec.window_days)
+    if implementation == POSTGRES:
+        aggregate, in_cents = rfm_sql.aggregate_sql_postgres(window=window), False
+    else:
+        aggregate, in_cents = rfm_sql.aggregate_sql_portable(window=window), True
+    clock = time.monotonic()
+    with _lock_row():
+        try:
+            with transaction.atomic():
+                _advisory_lock_or_raise()
+                _tune_session()
+                run = RfmRun.objects.create(scheme=scheme, as_of=as_of, started_at=_db_now(), params=spec.to_params())
+                scored = rfm_sql.scored_sql(spec, aggregate, money_in_cents=in_cents)
+                _execute(run, spec, window, scored, implementation)
+                _succeed(run, clock)
+        except RecomputeAlreadyRunning:
+            raise
+        except Exception as exc:
+            _record_failure(scheme=scheme, as_of=as_of, spec=spec, clock=clock, exc=exc)
+            raise
+    return run
+
+
+def _db_now() -> dt.datetime:
+    """The database's clock (not the transaction start: a caller may run twice in one transaction)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            return cursor.fetchone()[0]
+    return timezone.now()
+
+
+def _tune_session() -> None:
+    if connection.vendor == "postgresql":
+        work_mem = str(getattr(settings, "SEGMENTATION_WORK_MEM", "256MB"))
+        if not re.fullmatch(r"\d+\s*(kB|MB|GB)", work_mem):
+            raise ValueError("SEGMENTATION_WORK_MEM looks like '256MB'")
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{work_mem}'")
+            cursor.execute(f"SET LOCAL maintenance_work_mem = '{work_mem}'")  # index builds of the new table
+
+
+def _execute(run: RfmRun, spec: SchemeSpec, window: Window, scored: tuple[str, list], implementation: str) -> None:
+    """Steps 2–4 of the module docstring, inside the caller's transaction."""
+    keep_live = run.as_of >= timezone.localdate()
+    with connection.cursor() as cursor:
+        if implementation == POSTGRES:
+            indexes = _pg_index_plan(cursor)
+            _pg_build_next(cursor, run, scored)
+            run.transition_count = _pg_record_transitions(cursor, run, skip_fresh=keep_live)
+            _pg_finish_next(cursor)
+            _pg_build_indexes(cursor, indexes)
+            table = NEXT_TABLE
+        else:
+            _portable_build_next(cursor, run, scored)
+            table = PORTABLE_NEXT_TABLE
+            run.transition_count = _record_transitions(cursor, run, table, skip_fresh=keep_live)
+        _summarise(cursor, run, spec, table)
+        if implementation == POSTGRES:
+            _pg_swap(cursor, run, indexes, keep_live=keep_live)
+        else:
+            _portable_swap(cursor, run, keep_live=keep_live)
+
+
+def _succeed(run: RfmRun, clock: float) -> None:
+    RfmRun.objects.filter(is_current=True).exclude(pk=run.pk).update(is_current=False)
+    run.status = RfmRun.Status.SUCCEEDED
+    run.is_current = True
+    run.finished_at = timezone.now()
+    run.duration = dt.timedelta(seconds=time.monotonic() - clock)
+    run.error = ""
+    run.save()
+    transaction.on_commit(partial(run_transitions_publish, run_id=run.pk))
+
+
+def _record_failure(*, scheme: Scheme, as_of: dt.date, spec: SchemeSpec, clock: float, exc: Exception) -> None:
+    logger.exception("RFM recompute as of %s failed", as_of)
+    try:
+        now = timezone.now()
+        RfmRun.objects.create(
+            scheme=scheme,
+            as_of=as_of,
+            status=RfmRun.Status.FAILED,
+            started_at=now - dt.timedelta(seconds=time.monotonic() - clock),
+            finished_at=now,
+            duration=dt.timedelta(seconds=time.monotonic() - clock),
+            params=spec.to_params(),
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+    except Exception:
+        logger.exception("could not record the failed RFM run")
+
+
+# --- Building the next result -----------------------------------------------------------------
+
+# What goes into each MemberRfm column; %s parameters are bound in this order: run id, as-of date.
+_COLUMN_VALUES = {
+    "member_id": "x.member_id",
+    "run_id": "%(run)s",
+    "as_of": "%(as_of)s",
+    "recency_days": "x.recency_days",
+    "first_order_days": "x.first_order_days",
+    "frequency": "x.frequency",
+    "monetary": "x.monetary",
+    "r_score": "x.r_score",
+    "f_score": "x.f_score",
+    "m_score": "x.m_score",
+    "segment_id": "x.segment_id",
+    "source_version": "NULL",
+    "created_at": "%(now)s",
+    "updated_at": "%(now)s",
+}
+
+
+def _memberrfm_columns() -> list:
+    fields = MemberRfm._meta.concrete_fields
+    missing = [field.column for field in fields if field.column not in _COLUMN_VALUES]
+    if missing:
+        raise RuntimeError(f"The recompute does not know how to fill MemberRfm columns {missing}.")
+    return list(fields)
+
+
+def _select_list(run: RfmRun, *, cast: bool) -> tuple[str, list]:
+    """The SELECT list producing MemberRfm's columns from the scored rows ``x``, with parameters."""
+    values = {"run": run.pk, "as_of": run.as_of.isoformat()}
+    parts, params = [], []
+    for field in _memberrfm_columns():
+        expression = _COLUMN_VALUES[field.column]
+        if expression.startswith("%("):
+            key = expression[2:-2]
+            expression = "%s"
+            params.append(connection.ops.adapt_datetimefield_value(run.started_at) if key == "now" else values[key])
+        if cast:
+            expression = f"CAST({expression} AS {field.db_type(connection)})"
+        parts.append(f"{expression} AS {field.column}")
+    return ", ".join(parts), params
+
+
+def _pg_build_next(cursor, run: RfmRun, scored: tuple[str, list]) -> None:
+    """One ``CREATE TABLE … AS SELECT`` (which PostgreSQL may run in parallel): every member's
+    result, plus the current segment (``previous_*``, dropped once the transitions are recorded)."""
+    select_list, params = _select_list(run, cast=True)
+    scored_sql, scored_params = scored
+    cursor.execute(f"DROP TABLE IF EXISTS {NEXT_TABLE}")
+    cursor.execute(
+        f"""CREATE TABLE {NEXT_TABLE} AS
+            SELECT {select_list}, o.segment_id AS previous_segment_id, o.updated_at >= %s AS previous_fresh
+            FROM ({scored_sql}) x LEFT JOIN {CURRENT_TABLE} o ON o.member_id = x.member_id""",  # noqa: S608
+        [*params, connection.ops.adapt_datetimefield_value(run.started_at), *scored_params],
+    )
+
+
+def _pg_record_transitions(cursor, run: RfmRun, *, skip_fresh: bool) -> int:
+    now = connection.ops.adapt_datetimefield_value(run.started_at)
+    fresh = " AND previous_fresh IS NOT TRUE" if skip_fresh else ""
+    cursor.execute(
+        f"""INSERT INTO {TRANSITION_TABLE} (run_id, member_id, from_segment_id, to_segment_id, source,
+                                            created_at, updated_at)
+            SELECT %s, member_id, previous_segment_id, segment_id, 'run', %s, %s FROM {NEXT_TABLE}
+            WHERE COALESCE(previous_segment_id, 0) <> COALESCE(segment_id, 0){fresh}""",  # noqa: S608
+        [run.pk, now, now],
+    )
+    return max(cursor.rowcount, 0)
+
+
+def _pg_finish_next(cursor) -> None:
+    """Make the next table exactly MemberRfm's shape: no helper columns, the NOT NULLs."""
+    cursor.execute(f"ALTER TABLE {NEXT_TABLE} DROP COLUMN previous_segment_id, DROP COLUMN previous_fresh")
+    not_null = [field.column for field in _memberrfm_columns() if not field.null]
+    if not_null:
+        cursor.execute(
+            f"ALTER TABLE {NEXT_TABLE} " + ", ".join(f"ALTER COLUMN {column} SET NOT NULL" for column in not_null)
+        )
+
+
+def _pg_index_plan(cursor) -> list[dict]:
+    """The live table's indexes and constraints, to rebuild on the next table under temporary
+    names and rename after the swap (so the table looks exactly as its migrations left it)."""
+    cursor.execute(
+        """
+        SELECT ic.relname, pg_get_indexdef(ix.indexrelid), con.conname, con.contype
+        FROM pg_index ix
+        JOIN pg_class ic ON ic.oid = ix.indexrelid
+        LEFT JOIN pg_constraint con ON con.conindid = ix.indexrelid AND con.conrelid = ix.indrelid
+        WHERE ix.indrelid = %s::regclass
+        ORDER BY ic.relname
+        """,
+        [CURRENT_TABLE],
+    )
+    plan = []
+    for number, (name, definition, constraint, kind) in enumerate(cursor.fetchall()):
+        temporary = f"rfm_next_{number}_{zlib.crc32(name.encode()):x}"
+        definition = re.sub(r" INDEX \S+ ON (ONLY )?\S+ ", f" INDEX {temporary} ON {NEXT_TABLE} ", definition, count=1)
+        plan.append(
+            {"name": name, "temporary": temporary, "definition": definition, "constraint": constraint, "kind": kind}
+        )
+    cursor.execute(
+        """
+        SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE conrelid = %s::regclass AND contype IN ('c', 'f')
+        """,
+        [CURRENT_TABLE],
+    )
+    for name, definition in cursor.fetchall():
+        plan.append({"name": name, "temporary": None, "definition": definition, "constraint": name, "kind": "c"})
+    return plan
+
+
+def _pg_build_indexes(cursor, plan: list[dict]) -> None:
+    for item in plan:
+        if item["temporary"] is None:
+            cursor.execute(f"ALTER TABLE {NEXT_TABLE} ADD CONSTRAINT {item['name']} {item['definition']}")
+            continue
+        cursor.execute(item["definition"])
+        if item["kind"] in ("p", "u"):
+            what = "PRIMARY KEY" if item["kind"] == "p" else "UNIQUE"
+            cursor.execute(
+                f"ALTER TABLE {NEXT_TABLE} ADD CONSTRAINT {item['temporary']} {what} USING INDEX {item['temporary']}"
+            )
+    # A small sample is enough for the statements of this transaction; autovacuum refines it later.
+    cursor.execute("SET LOCAL default_statistics_target = 10")
+    cursor.execute(f"ANALYZE {NEXT_TABLE}")
+    cursor.execute("RESET default_statistics_target")
+
+
+def _pg_swap(cursor, run: RfmRun, plan: list[dict], *, keep_live: bool) -> None:
+    cursor.execute(f"LOCK TABLE {CURRENT_TABLE} IN ACCESS EXCLUSIVE MODE")
+    if keep_live:
+        _keep_live_rows(cursor, run, NEXT_TABLE)
+    cursor.execute(f"DROP TABLE {CURRENT_TABLE}")
+    cursor.execute(f"ALTER TABLE {NEXT_TABLE} RENAME TO {CURRENT_TABLE}")
+    for item in plan:
+        if item["temporary"] is None:
+            continue
+        if item["kind"] in ("p", "u"):
+            cursor.execute(f"ALTER TABLE {CURRENT_TABLE} RENAME CONSTRAINT {item['temporary']} TO {item['constraint']}")
+        else:
+            cursor.execute(f"ALTER INDEX {item['temporary']} RENAME TO {item['name']}")
+
+
+def _keep_live_rows(cursor, run: RfmRun, table: str) -> None:
+    """Rows an order or refund refreshed after the run started saw newer orders than the run:
+    they win over the run's rows, and the run records no transition for them."""
+    columns = ", ".join(field.column for field in _memberrfm_columns())
+    cursor.execute(
+        f"SELECT member_id FROM {CURRENT_TABLE} WHERE updated_at >= %s",  # noqa: S608
+        [connection.ops.adapt_datetimefield_value(run.started_at)],
+    )
+    fresh = [member_id for (member_id,) in cursor.fetchall()]
+    for start in range(0, len(fresh), 1000):
+        ids = fresh[start : start + 1000]
+        marks = ", ".join(["%s"] * len(ids))
+        cursor.execute(f"DELETE FROM {table} WHERE member_id IN ({marks})", ids)  # noqa: S608
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {CURRENT_TABLE} WHERE member_id IN ({marks})",  # noqa: S608
+            ids,
+        )
+        cursor.execute(
+            f"DELETE FROM {TRANSITION_TABLE} WHERE run_id = %s AND member_id IN ({marks})",  # noqa: S608
+            [run.pk, *ids],
+        )
+    if fresh:
+        run.transition_count = SegmentTransition.objects.filter(run=run).count()
+
+
+def _portable_build_next(cursor, run: RfmRun, scored: tuple[str, list]) -> None:
+    # Typed columns where types are strict (PostgreSQL); SQLite's CAST AS DATE would make a number.
+    select_list, params = _select_list(run, cast=connection.vendor == "postgresql")
+    scored_sql, scored_params = scored
+    cursor.execute(f"DROP TABLE IF EXISTS {PORTABLE_NEXT_TABLE}")
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {PORTABLE_NEXT_TABLE} AS SELECT {select_list} FROM ({scored_sql}) x",  # noqa: S608
+        [*params, *scored_params],
+    )
+
+
+def _portable_swap(cursor, run: RfmRun, *, keep_live: bool) -> None:
+    columns = ", ".join(field.column for field in _memberrfm_columns())
+    started = connection.ops.adapt_datetimefield_value(run.started_at)
+    if keep_live:
+        _keep_live_rows(cursor, run, PORTABLE_NEXT_TABLE)
+        cursor.execute(f"DELETE FROM {CURRENT_TABLE} WHERE updated_at < %s", [started])  # noqa: S608
+    else:
+        cursor.execute(f"DELETE FROM {CURRENT_TABLE}")  # noqa: S608
+    cursor.execute(
+        f"""INSERT INTO {CURRENT_TABLE} ({columns}) SELECT {columns} FROM {PORTABLE_NEXT_TABLE} n
+            WHERE NOT EXISTS (SELECT 1 FROM {CURRENT_TABLE} o WHERE o.member_id = n.member_id)"""  # noqa: S608
+    )
+    cursor.execute(f"DROP TABLE {PORTABLE_NEXT_TABLE}")
+
+
+# --- What a run records -----------------------------------------------------------------------
+
+
+def _number(value, places: int = 2) -> str | None:
+    if value is None:
+        return None
+    return str(Decimal(str(value)).quantize(Decimal(1).scaleb(-places)))
+
+
+def _summarise(cursor, run: RfmRun, spec: SchemeSpec, table: str) -> None:
+    """Counts and averages per segment, cut points, and the snapshot of this run."""
+    slugs = dict(Segment.objects.filter(pk__in=[rule["segment_id"] for rule in spec.rules]).values_list("pk", "slug"))
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    if connection.vendor == "postgresql":  # one pass: statistics and snapshot together
+        cursor.execute(rfm_sql.stats_and_snapshot_sql_postgres(table, SNAPSHOT_TABLE), [run.pk, now, now])
+    else:
+        cursor.execute(rfm_sql.segment_stats_sql(table))
+    stats, members, buyers = {}, 0, 0
+    for segment_id, count, avg_r, avg_f, avg_m, segment_buyers in cursor.fetchall():
+        stats[slugs.get(segment_id, "") if segment_id else ""] = {
+            "segment_id": segment_id,
+            "count": count,
+            "avg_recency_days": _number(avg_r, 1),
+            "avg_frequency": _number(avg_f, 2),
+            "avg_monetary": _number(avg_m, 2),
+        }
+        members += count
+        buyers += segment_buyers or 0
+    run.segment_stats, run.member_count, run.buyer_count = stats, members, buyers
+    run.cut_points = _cut_points(cursor, table) if spec.mode == QUINTILES else {}
+    if connection.vendor != "postgresql":
+        cursor.execute(rfm_sql.snapshot_insert_sql(table, SNAPSHOT_TABLE, connection.vendor), [run.pk, now, now])
+
+
+def _cut_points(cursor, table: str) -> dict:
+    cursor.execute(rfm_sql.cut_points_sql(table))
+    row = cursor.fetchone()
+    r, f, m = row[0:4], row[4:8], row[8:12]
+    return {
+        "r": [None if v is None else int(v) for v in r],
+        "f": [None if v is None else int(v) for v in f],
+        "m": [_number(v) for v in m],
+        "buyers": row[12],
+    }
+
+
+def _record_transitions(cursor, run: RfmRun, table: str, *, skip_fresh: bool) -> int:
+    now = connection.ops.adapt_datetimefield_value(run.started_at)
+    cursor.execute(
+        rfm_sql.transitions_insert_sql(table, CURRENT_TABLE, TRANSITION_TABLE, skip_fresh=skip_fresh),
+        [run.pk, now, now, now] if skip_fresh else [run.pk, now, now],
+    )
+    return max(cursor.rowcount, 0)
+
+
+def run_transitions_publish(*, run_id: int, chunk_size: int = 5000) -> int:
+    """Publish ``segment_changed`` once per transition of a committed run (streamed in chunks).
+    Marks the run so that calling it again publishes nothing."""
+    from segmentation.events import segment_changed
+
+    claimed = RfmRun.objects.filter(pk=run_id, events_published_at__isnull=True).update(
+        events_published_at=timezone.now()
+    )
+    if not claimed:
+        return 0
+    slugs = dict(Segment.objects.values_list("pk", "slug"))
+    published = 0
+    rows = (
+        SegmentTransition.objects.filter(run_id=run_id, source=SegmentTransition.Source.RUN)
+        .order_by()
+        .values_list("id", "member_id", "from_segment_id", "to_segment_id")
+        .iterator(chunk_size=chunk_size)
+    )
+    for transition_id, member_id, from_id, to_id in rows:
+        segment_changed.publish(
+            transition_id=transition_id,
+            run_id=run_id,
+            member_id=member_id,
+            from_segment_id=from_id,
+            to_segment_id=to_id,
+            from_slug=slugs.get(from_id),
+            to_slug=slugs.get(to_id),
+            source=SegmentTransition.Source.RUN.value,
+        )
+        published += 1
+    return published
+
+
+# --- Scale-out: one run split across workers --------------------------------------------------
+
+
+def segment_recompute_split(
+    *, chunks: int, as_of: dt.date | None = None, scheme: Scheme | None = None
+) -> tuple[RfmRun, list[tuple[int, int]]]:
+    """Start a run to be computed by ``chunks`` workers: returns it with the member-id ranges."""
+    scheme = scheme or active_scheme()
+    as_of = as_of or timezone.localdate()
+    spec = SchemeSpec.from_scheme(scheme)
+    with transaction.atomic():
+        _advisory_lock_or_raise()
+        running = RfmRun.objects.filter(
+            status=RfmRun.Status.RUNNING, started_at__gte=timezone.now() - _stale_after()
+        ).exists()
+        if running:
+            raise RecomputeAlreadyRunning(_("Another RFM recompute is running; this one did nothing."))
+        RfmRun.objects.filter(status=RfmRun.Status.RUNNING).update(
+            status=RfmRun.Status.FAILED, error="Abandoned: did not finish within the task time limit."
+        )
+        run = RfmRun.objects.create(
+            scheme=scheme, as_of=as_of, started_at=_db_now(), params=spec.to_params(), chunks=chunks
+        )
+    ids = Member.objects.aggregate(low=Min("id"), high=Max("id"))
+    low, high = ids["low"] or 0, ids["high"] or 0
+    width = max(1, -(-(high - low + 1) // max(1, chunks)))
+    ranges = [(start, min(start + width - 1, high)) for start in range(low, high + 1, width)] or [(0, 0)]
+    return run, ranges
+
+
+def segment_recompute_chunk(*, run_id: int, member_range: tuple[int, int]) -> int:
+    """Aggregate the members of ``member_range`` into the staging table (idempotent)."""
+    run = RfmRun.objects.get(pk=run_id)
+    if run.status != RfmRun.Status.RUNNING:
+        return 0
+    spec = SchemeSpec.from_params(run.params)
+    window = window_for(run.as_of, spec.window_days)
+    if connection.vendor == "postgresql":
+        aggregate, money = rfm_sql.aggregate_sql_postgres(window=window, member_range=member_range), "a.money"
+    else:
+        aggregate, money = rfm_sql.aggregate_sql_portable(window=window, member_range=member_range), "a.money / 100.0"
+    agg_sql, agg_params = aggregate
+    with transaction.atomic(), connection.cursor() as cursor:
+        _tune_session()
+        cursor.execute(
+            f"DELETE FROM {STAGING_TABLE} WHERE run_id = %s AND member_id BETWEEN %s AND %s",  # noqa: S608
+            [run_id, *member_range],
+        )
+        cursor.execute(
+            f"""INSERT INTO {STAGING_TABLE} (run_id, member_id, recency_days, first_order_days, frequency, monetary)
+                SELECT %s, a.member_id, a.recency_days, a.first_order_days, a.frequency, {money}
+                FROM ({agg_sql}) a""",  # noqa: S608
+            [run_id, *agg_params],
+        )
+        return max(cursor.rowcount, 0)
+
+
+def segment_recompute_finish(*, run_id: int) -> RfmRun:
+    """Score the staged rows with cut points computed once over all of them, and swap in."""
+    run = RfmRun.objects.get(pk=run_id)
+    if run.status != RfmRun.Status.RUNNING:
+        return run
+    spec = SchemeSpec.from_params(run.params)
+    window = window_for(run.as_of, spec.window_days)
+    implementation = POSTGRES if connection.vendor == "postgresql" else PORTABLE
+    clock = time.monotonic() - (timezone.now() - run.started_at).total_seconds()
+    try:
+        with transaction.atomic():
+            _advisory_lock_or_raise()
+            _tune_session()
+            scored = rfm_sql.scored_sql(spec, rfm_sql.staging_sql(run_id=run.pk))
+            _execute(run, spec, window, scored, implementation)
+            RfmStagingRow.objects.filter(run_id=run.pk).delete()
+            _succeed(run, clock)
+    except Exception as exc:
+        RfmRun.objects.filter(pk=run.pk).update(
+            status=RfmRun.Status.FAILED, finished_at=timezone.now(), error=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        RfmStagingRow.objects.filter(run_id=run.pk).delete()
+        raise
+    return run

@@ -1,0 +1,61 @@
+"""Celery tasks of the segmentation app: thin, idempotent, take ids, call services.
+
+Nightly schedule (``config/periodic.py``)::
+
+    Schedule("Recompute RFM segments", "segmentation.tasks.segment_recompute_task", "30", "2",
+             "Recompute every member's RFM scores and segment (as of today)."),
+"""
+
+import datetime as dt
+import logging
+
+from celery import chord, shared_task
+from django.conf import settings
+
+from segmentation.services import (
+    NoActiveScheme,
+    RecomputeAlreadyRunning,
+    segment_recompute,
+    segment_recompute_chunk,
+    segment_recompute_finish,
+    segment_recompute_split,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True)
+def segment_recompute_task(as_of: str | None = None, chunks: int | None = None) -> int | None:
+    """A full recompute (as of ``as_of``, ISO date, default today). With ``chunks`` > 1 (default
+    ``settings.SEGMENTATION_RECOMPUTE_CHUNKS``, 1) the run is split across workers by member-id
+    range in a chord. Safe to run twice: a second concurrent run exits, a repeated one rewrites the
+    same results and records no transitions. Returns the run id (None when it did not run)."""
+    day = dt.date.fromisoformat(as_of) if as_of else None
+    chunks = int(chunks or getattr(settings, "SEGMENTATION_RECOMPUTE_CHUNKS", 1) or 1)
+    try:
+        if chunks <= 1:
+            return segment_recompute(as_of=day).pk
+        run, ranges = segment_recompute_split(chunks=chunks, as_of=day)
+    except (RecomputeAlreadyRunning, NoActiveScheme) as exc:
+        logger.warning("RFM recompute skipped: %s", exc)
+        return None
+    chord(segment_recompute_chunk_task.si(run.pk, low, high) for low, high in ranges)(
+        segment_recompute_finish_task.si(run.pk)
+    )
+    return run.pk
+
+
+@shared_task(acks_late=True)
+def segment_recompute_chunk_task(run_id: int, member_id_from: int, member_id_to: int) -> int:
+    """Aggregate one member-id range of a split run into the staging table (idempotent)."""
+    return segment_recompute_chunk(run_id=run_id, member_range=(member_id_from, member_id_to))
+
+
+@shared_task(acks_late=True)
+def segment_recompute_finish_task(run_id: int) -> int:
+    """Score a split run's staged rows with global cut points and swap them in (idempotent)."""
+    try:
+        return segment_recompute_finish(run_id=run_id).pk
+    except RecomputeAlreadyRunning as exc:
+        logger.warning("RFM run %s not finished: %s", run_id, exc)
+        raise

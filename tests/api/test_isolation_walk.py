@@ -1,0 +1,241 @@
+"""Walk every operation of the generated OpenAPI schema as member A (and as store A's key) with B's
+identifiers: everything of B answers 404 (or 403), nothing of B changes, lists hold only A's rows.
+
+Every operation under ``/api/v1/`` must have a plan here: a new endpoint fails this test until
+someone decides how it is scoped.
+"""
+
+import json
+from decimal import Decimal
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
+
+from members.apis.me import member_qr_code
+from members.apis.tokens import member_tokens_issue
+from members.models import Member, Order, PointsEntry, Referral, Refund, TopUpIntent, WalletEntry
+from members.services.points import points_grant
+from members.services.top_ups import top_up_intent_create
+from members.services.wallet import wallet_top_up
+from tests.api.conftest import member_client, store_client
+from tests.factories import MemberFactory, OrderFactory, RefundFactory
+
+pytestmark = pytest.mark.django_db
+
+# Operations that are not scoped to a member or a store, and why.
+PUBLIC = {
+    "auth_wechat_login": "exchanges a WeChat code; names no member",
+    "auth_wechat_register": "needs a registration token signed by us",
+    "auth_dev_login": "development only (HUIYUAN_DEV_LOGIN), off in production",
+    "auth_refresh": "needs the refresh token itself",
+    "payments_wechat_notify": "needs WeChat Pay's signature",
+}
+
+
+def schema_operations() -> dict[str, tuple[str, str]]:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = {}
+    for path, item in schema["paths"].items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in item.items():
+            operations[operation["operationId"]] = (method.upper(), path)
+    return operations
+
+
+@pytest.fixture
+def world(member_a, member_b, store_a, store_b):
+    data = {}
+    for side, member, store in (("a", member_a, store_a), ("b", member_b, store_b)):
+        order = OrderFactory(external_id=f"O-{side}", member=member, store=store, amount=Decimal("50.00"))
+        RefundFactory(order=order, external_id=f"R-{side}", amount=Decimal("5.00"))
+        points_grant(member=member, points=100, kind="campaign_reward", reason="r", idempotency_key=f"p-{side}")
+        wallet_top_up(member=member, amount_paid="100.00", idempotency_key=f"w-{side}")
+        Referral.objects.create(referrer=member, referee=MemberFactory(), code=member.referral_code)
+        intent = top_up_intent_create(member=member, amount="10.00")
+        data[side] = {
+            "member": member,
+            "store": store,
+            "order": order,
+            "intent": intent,
+            "refresh": member_tokens_issue(member_id=member.pk)["refresh"],
+        }
+    return data
+
+
+def fingerprint_of(member) -> tuple:
+    """Everything of a member that a walk must not change."""
+    member.refresh_from_db()
+    return (
+        member.mobile,
+        member.openid,
+        tuple(Order.objects.filter(member=member).values_list("id", "amount", "refunded_amount", "store_id")),
+        tuple(Refund.objects.filter(order__member=member).values_list("id", "amount")),
+        tuple(PointsEntry.objects.filter(member=member).values_list("id", "points")),
+        tuple(WalletEntry.objects.filter(wallet__member=member).values_list("id", "amount")),
+        tuple(TopUpIntent.objects.filter(member=member).values_list("id", "status")),
+    )
+
+
+def call(client, method, path, body=None, **headers):
+    return client.generic(
+        method, path, data=None if body is None else json.dumps(body), content_type="application/json", **headers
+    )
+
+
+# --- the member walk ---------------------------------------------------------------------------------
+
+
+def _ids(response):
+    return [row["id"] for row in response.json()["results"]]
+
+
+def member_plans(world):
+    a, b = world["a"], world["b"]
+    ma, mb = a["member"], b["member"]
+
+    def only_mine(model_filter):
+        def check(response):
+            assert response.status_code == 200, response.content
+            ids = set(_ids(response))
+            assert ids, "the list should show A's rows"
+            assert ids <= set(model_filter(ma)), "a row of someone else"
+
+        return check
+
+    return {
+        "me_profile": (lambda: ({}, None), lambda r: r.json()["id"] == ma.pk),
+        "me_qr_code": (lambda: ({}, None), lambda r: r.json()["qr_code"].startswith(f"{ma.pk}:")),
+        "me_mobile_bind": (lambda: ({}, {"mobile": mb.mobile}), lambda r: r.status_code == 409),
+        "me_orders_list": (
+            lambda: ({}, None),
+            only_mine(lambda m: Order.objects.filter(member=m).values_list("id", flat=True)),
+        ),
+        "me_orders_retrieve": (lambda: ({"order_id": b["order"].pk}, None), 404),
+        "me_points_entries_list": (
+            lambda: ({}, None),
+            only_mine(lambda m: PointsEntry.objects.filter(member=m).values_list("id", flat=True)),
+        ),
+        "me_wallet_entries_list": (
+            lambda: ({}, None),
+            only_mine(lambda m: WalletEntry.objects.filter(wallet__member=m).values_list("id", flat=True)),
+        ),
+        "me_referrals_list": (
+            lambda: ({}, None),
+            only_mine(lambda m: Referral.objects.filter(referrer=m).values_list("id", flat=True)),
+        ),
+        "me_top_ups_create": (
+            lambda: ({}, {"amount": "1.00", "member": mb.pk}),
+            lambda r: r.status_code == 400 and "member" in r.json()["fields"],
+        ),
+        "me_top_ups_retrieve": (lambda: ({"out_trade_no": b["intent"].out_trade_no}, None), 404),
+        "auth_logout": (lambda: ({}, {"refresh": b["refresh"]}), 403),
+    }
+
+
+def test_member_walk(world):
+    operations = schema_operations()
+    plans = member_plans(world)
+    pos_operations = {op for op in operations if op.startswith("pos_")}
+    assert set(operations) == set(plans) | set(PUBLIC) | pos_operations, "plan every new operation"
+    client = member_client(world["a"]["member"])
+    before = fingerprint_of(world["b"]["member"])
+    for operation_id, (method, path) in sorted(operations.items()):
+        if operation_id in PUBLIC:
+            continue
+        if operation_id in pos_operations:
+            # given a member's token, every POS operation refuses: it needs a store key
+            response = call(client, method, path.replace("{external_id}", "O-b"), {})
+            assert response.status_code == 401, operation_id
+            continue
+        params, body = plans[operation_id][0]()
+        url = path.format(**params)
+        response = call(client, method, url, body)
+        expected = plans[operation_id][1]
+        if isinstance(expected, int):
+            assert response.status_code == expected, (operation_id, response.content)
+        else:
+            assert expected(response) is not False, (operation_id, response.content)
+    assert fingerprint_of(world["b"]["member"]) == before
+
+
+# --- the store walk ------------------------------------------------------------------------------------
+
+
+def test_store_key_walk(world):
+    operations = schema_operations()
+    a, b = world["a"], world["b"]
+    client = store_client(a["store"])
+    qr_b = member_qr_code(b["member"].pk)
+    before = fingerprint_of(b["member"])
+    b_orders = set(Order.objects.filter(store=b["store"]).values_list("id", "amount", "refunded_amount", "member_id"))
+    plans = {
+        # an order names no store: the key's store is used, and a store in the body is refused
+        "pos_orders_create": (
+            {},
+            {
+                "external_id": "N-1",
+                "mobile": b["member"].mobile,
+                "paid_at": "2026-01-05T10:00:00+08:00",
+                "amount": "1.00",
+                "store": b["store"].code,
+            },
+            lambda r: r.status_code == 400 and "store" in r.json()["fields"],
+        ),
+        "pos_orders_retrieve": ({"external_id": "O-b"}, None, 404),
+        "pos_refunds_create": ({}, {"external_id": "R-new", "order_external_id": "O-b", "amount": "1.00"}, 404),
+        # members belong to the brand, not to a store: any store may look them up; spending needs their QR code
+        "pos_members_lookup": ({}, {"mobile": b["member"].mobile}, lambda r: r.status_code == 200),
+        "pos_wallet_spend": ({}, {"mobile": b["member"].mobile, "amount": "1.00"}, lambda r: r.status_code == 400),
+        "pos_points_redeem": (
+            {},
+            {"qr_code": qr_b[:-2] + "xx", "points": 1, "reason": "r"},
+            lambda r: r.status_code == 400,
+        ),
+        "pos_wallet_top_up": (
+            {},
+            {"mobile": b["member"].mobile, "amount": "1.00", "store": "B001"},
+            lambda r: r.status_code == 400 and "store" in r.json()["fields"],
+        ),
+    }
+    pos_operations = {op for op in operations if op.startswith("pos_")}
+    assert pos_operations == set(plans), "plan every new POS operation"
+    for operation_id, (method, path) in sorted(operations.items()):
+        if operation_id in PUBLIC:
+            continue
+        if operation_id not in plans:
+            # given a store key, every member operation refuses: it needs a member's token
+            url = path.replace("{order_id}", str(b["order"].pk)).replace("{out_trade_no}", b["intent"].out_trade_no)
+            response = call(client, method, url, {})
+            assert response.status_code == 401, operation_id
+            continue
+        params, body, expected = plans[operation_id]
+        response = call(client, method, path.format(**params), body, HTTP_IDEMPOTENCY_KEY=f"walk-{operation_id}")
+        if isinstance(expected, int):
+            assert response.status_code == expected, (operation_id, response.content)
+        else:
+            assert expected(response) is not False, (operation_id, response.content)
+    assert fingerprint_of(b["member"]) == before
+    assert (
+        set(Order.objects.filter(store=b["store"]).values_list("id", "amount", "refunded_amount", "member_id"))
+        == b_orders
+    )
+    assert not Order.objects.filter(external_id="N-1").exists()
+
+
+def test_no_member_facing_schema_exposes_segments(world):
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    text = str(schema["components"]["schemas"]).lower()
+    assert "segment" not in text
+    assert "rfm" not in text
+
+
+def test_anonymous_callers_are_refused_everywhere(world):
+    client = APIClient()
+    for operation_id, (method, path) in schema_operations().items():
+        if operation_id in PUBLIC:
+            continue
+        url = path.replace("{order_id}", "1").replace("{out_trade_no}", "x").replace("{external_id}", "x")
+        assert call(client, method, url, {}).status_code == 401, operation_id
+    assert Member.objects.count() == 4

@@ -1,0 +1,94 @@
+"""Hand-built members and orders for the segmentation tests, in the brand's local time."""
+
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from members.models import Order
+from tests.factories import MemberFactory, OrderFactory, StoreFactory
+
+TZ = ZoneInfo("Asia/Shanghai")
+AS_OF = dt.date(2025, 6, 30)
+
+
+def local(day: dt.date, hour: int = 12, minute: int = 0) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=TZ)
+
+
+def days_before(days: int, *, as_of: dt.date = AS_OF, hour: int = 12, minute: int = 0) -> dt.datetime:
+    return local(as_of - dt.timedelta(days=days), hour, minute)
+
+
+def member(*, registered: dt.datetime | None = None, **fields):
+    store = StoreFactory(code="S001")
+    return MemberFactory(registered_at=registered or local(AS_OF - dt.timedelta(days=1000)), home_store=store, **fields)
+
+
+def order(who, *, days_ago: int = 0, amount: str = "100.00", as_of: dt.date = AS_OF, hour: int = 12, paid_at=None):
+    return OrderFactory(
+        member=who,
+        paid_at=paid_at or days_before(days_ago, as_of=as_of, hour=hour),
+        amount=Decimal(amount),
+    )
+
+
+def refund_fully(an_order) -> None:
+    Order.objects.filter(pk=an_order.pk).update(refunded_amount=an_order.amount, status=Order.Status.REFUNDED)
+
+
+def mixed_data(seed: int = 7) -> None:
+    """Forty members: some never buy, some lapse, some buy often; partial and full refunds;
+    orders around local midnight and after the as-of date."""
+    import random
+
+    rng = random.Random(seed)
+    for index in range(40):
+        who = member(registered=local(AS_OF - dt.timedelta(days=900 - index)))
+        for _ in range(rng.choice([0, 0, 1, 1, 1, 2, 3, 5, 8])):
+            days = rng.choice([0, 1, 2, 29, 30, 31, 100, 364, 365, 366, 500, -1])
+            made = order(
+                who,
+                paid_at=days_before(days, hour=rng.choice([0, 12, 23]), minute=rng.choice([0, 59])),
+                amount=rng.choice(["9.90", "38.00", "120.00", "499.99", "500.00"]),
+            )
+            refund = rng.choice([None, None, None, "partial", "full"])
+            if refund == "partial":
+                Order.objects.filter(pk=made.pk).update(refunded_amount="1.11", status=Order.Status.PARTIALLY_REFUNDED)
+            elif refund == "full":
+                refund_fully(made)
+
+
+def sqlite_equivalence_report() -> str:
+    """Build ``mixed_data`` and recompute it with every shipped scheme; JSON of the results with
+    member ids made relative (run in a subprocess on SQLite, and in the test on PostgreSQL)."""
+    import json
+
+    from segmentation.models import MemberRfm, Scheme
+    from segmentation.selectors import scheme_preview
+    from segmentation.services import segment_recompute
+
+    mixed_data()
+    report = {}
+    for slug in ("rfm-default", "seed-002-four-quadrants", "seed-000-five-layers"):
+        scheme = Scheme.objects.get(slug=slug)
+        run = segment_recompute(as_of=AS_OF, scheme=scheme)
+        rows = list(MemberRfm.objects.order_by("member_id").select_related("segment"))
+        first = rows[0].member_id
+        report[slug] = [
+            [
+                row.member_id - first,
+                row.recency_days,
+                row.first_order_days,
+                row.frequency,
+                str(row.monetary),
+                row.r_score,
+                row.f_score,
+                row.m_score,
+                row.segment.slug if row.segment else None,
+            ]
+            for row in rows
+        ]
+        report[f"{slug} cut points"] = run.cut_points
+        report[f"{slug} stats"] = run.segment_stats and {k: v["count"] for k, v in run.segment_stats.items()}
+        report[f"{slug} preview"] = scheme_preview(scheme=scheme, as_of=AS_OF)["sizes"]
+    return json.dumps(report, sort_keys=True)
