@@ -29,6 +29,7 @@ from campaigns.services.effect import (
     segment_report,
     segment_report_csv_rows,
 )
+from members.apis.base import ApiAutoSchema
 from segmentation.models import RfmRun
 
 
@@ -104,9 +105,14 @@ class SegmentFiguresSerializer(serializers.Serializer):
 
 
 class StaffReportApi(APIView):
+    """Staff only: anyone else (anonymous, a member's token, a store's key) gets a 403 in the API's
+    one error shape, which the schema documents with the other error responses."""
+
+    schema = ApiAutoSchema()
     authentication_classes = [SessionAuthentication, BasicAuthentication]
     permission_classes = [IsAdminUser]
     renderer_classes = [JSONRenderer, CsvRenderer]
+    extra_error_statuses = (400,)
 
 
 class CampaignEffectApi(StaffReportApi):
@@ -137,6 +143,9 @@ class CampaignEffectApi(StaffReportApi):
         roi = _rate(help_text=_("(incremental revenue − cost) / cost; 1.5 means 150%."))
 
     @extend_schema(
+        operation_id="staff_campaign_effect",
+        tags=["staff"],
+        summary="A campaign's effect (staff only)",
         parameters=[
             OpenApiParameter("days", int, description="Conversion window after the grant (days)."),
             OpenApiParameter("format", str, enum=["json", "csv"]),
@@ -154,6 +163,8 @@ class CampaignEffectApi(StaffReportApi):
 
 
 class SegmentReportApi(StaffReportApi):
+    extra_error_statuses = (400, 404)
+
     class InputSerializer(serializers.Serializer):
         from_run = serializers.IntegerField(min_value=1)
         to_run = serializers.IntegerField(min_value=1)
@@ -170,6 +181,9 @@ class SegmentReportApi(StaffReportApi):
         )
 
     @extend_schema(
+        operation_id="staff_segment_report",
+        tags=["staff"],
+        summary="Segments between two runs (staff only)",
         parameters=[
             OpenApiParameter("from_run", int, required=True),
             OpenApiParameter("to_run", int, required=True),

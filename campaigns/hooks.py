@@ -74,3 +74,10 @@ def connect() -> None:
     referrals.register_referral_reward_resolver(referral_reward_resolve)
     referrals.register_referral_reversal_hook(referral_coupons_revoke)
     segment_changed.subscribe(on_segment_changed_grant_transition_campaigns)
+
+    # The offer a member picks when starting a top-up (``POST /api/v1/me/top-ups`` with ``offer``),
+    # checked again and turned into the intent's bonus (``members.apis.offers``).
+    from members.apis.offers import requested_top_up_offer_resolve
+    from members.services.top_ups import register_top_up_offer_resolver
+
+    register_top_up_offer_resolver(requested_top_up_offer_resolve)

@@ -9,17 +9,21 @@
 - ``ApiAutoSchema`` documents the error responses each operation can give, in the one error shape.
 """
 
+import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
 
+import django_filters
+from django import forms
 from django.utils.translation import gettext_lazy as _
+from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
@@ -88,6 +92,26 @@ class MoneyField(serializers.DecimalField):
         return super().to_internal_value(data)
 
 
+class _UtcIsoDateTimeField(IsoDateTimeField):
+    default_error_messages = {"out_of_range": _("This time is out of range.")}
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:
+            raise forms.ValidationError(self.error_messages["out_of_range"], code="out_of_range") from None
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 time filter that compares in UTC: Python accepts offsets up to ±23:59, PostgreSQL
+    only up to ±15:59, so ``…-16:44`` would otherwise reach the database and fail there."""
+
+    field_class = _UtcIsoDateTimeField
+
+
 class ApiAutoSchema(AutoSchema):
     """Adds the error responses an operation can give, each in the one error shape."""
 
@@ -102,6 +126,14 @@ class ApiAutoSchema(AutoSchema):
     def is_excluded(self) -> bool:
         return bool(getattr(self.view, "excluded_from_schema", lambda: False)())
 
+    def get_operation(self, *args, **kwargs):
+        """Integer path parameters are documented as Django's ``<int:…>`` matches them: digits only."""
+        operation = super().get_operation(*args, **kwargs)
+        for parameter in (operation or {}).get("parameters", []):
+            if parameter.get("in") == "path" and parameter.get("schema", {}).get("type") == "integer":
+                parameter["schema"].setdefault("minimum", 0)
+        return operation
+
     def _error_statuses(self) -> list[int]:
         view = self.view
         codes: set[int] = set()
@@ -109,7 +141,7 @@ class ApiAutoSchema(AutoSchema):
             codes.add(400)
         if view.authentication_classes and AllowAny not in view.permission_classes:
             codes.add(401)
-        if HasStoreScope in view.permission_classes:
+        if HasStoreScope in view.permission_classes or IsAdminUser in view.permission_classes:
             codes.add(403)
         if "{" in self.path:
             codes.add(404)

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from members import wechat
 from members.apis import selectors
 from members.apis.auth import _wechat_call
-from members.apis.base import MemberApi, MemberListApi, StrictSerializer
+from members.apis.base import IsoDateTimeFilter, MemberApi, MemberListApi, StrictSerializer
 from members.mobile import mask_mobile
 from members.models import Member, Order, PointsEntry, Referral, WalletEntry
 from members.services.accounts import member_change_mobile
@@ -215,8 +215,8 @@ class MemberMobileBindApi(MemberApi):
 
 
 class OrderFilter(django_filters.FilterSet):
-    paid_after = django_filters.IsoDateTimeFilter(field_name="paid_at", lookup_expr="gte")
-    paid_before = django_filters.IsoDateTimeFilter(field_name="paid_at", lookup_expr="lt")
+    paid_after = IsoDateTimeFilter(field_name="paid_at", lookup_expr="gte")
+    paid_before = IsoDateTimeFilter(field_name="paid_at", lookup_expr="lt")
     status = django_filters.ChoiceFilter(choices=Order.Status.choices)
     ordering = django_filters.OrderingFilter(fields=(("paid_at", "paid_at"), ("amount", "amount")))
 
@@ -258,8 +258,8 @@ class MemberOrderDetailApi(MemberApi):
 
 class PointsEntryFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=PointsEntry.Kind.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     ordering = django_filters.OrderingFilter(fields=(("created_at", "created_at"), ("points", "points")))
 
     class Meta:
@@ -295,8 +295,8 @@ class MemberPointsEntryListApi(MemberListApi):
 
 class WalletEntryFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=WalletEntry.Kind.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     ordering = django_filters.OrderingFilter(fields=(("created_at", "created_at"), ("amount", "amount")))
 
     class Meta:

@@ -1,7 +1,9 @@
 """Topping up the wallet: the member's intent, and WeChat Pay's callback that credits it.
 
 ``POST /me/top-ups`` stores an intent and answers with its ``out_trade_no`` and, when WeChat Pay
-is configured, the parameters ``wx.requestPayment`` needs. The mini-program may poll
+is configured, the parameters ``wx.requestPayment`` needs. With ``offer`` (an id from
+``GET /me/offers``) the offer is checked again on the server (``members.apis.offers``) and its bonus
+is stored on the intent, to be credited with the payment. The mini-program may poll
 ``GET /me/top-ups/{out_trade_no}`` until it is ``paid``.
 
 ``POST /payments/wechat/notify`` is called by WeChat Pay. It is refused (401) unless the body is
@@ -25,6 +27,7 @@ from members.apis import selectors
 from members.apis.base import MemberApi, MoneyField, PublicApi, StrictSerializer
 from members.apis.errors import ServiceUnavailable
 from members.apis.me import MoneyOut
+from members.apis.offers import top_up_offer_requested
 from members.models import TopUpIntent
 from members.services.top_ups import top_up_intent_confirm, top_up_intent_create
 
@@ -60,6 +63,12 @@ class TopUpIntentCreateApi(MemberApi):
 
     class InputSerializer(StrictSerializer):
         amount = MoneyField(help_text=_('What the member pays, in yuan, e.g. "200.00".'))
+        offer = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=2**31 - 1,
+            help_text=_("The id of one of my offers (GET /me/offers): its bonus is credited with the payment."),
+        )
 
     class OutputSerializer(TopUpIntentSerializer):
         payment = PayParamsSerializer(
@@ -77,7 +86,8 @@ class TopUpIntentCreateApi(MemberApi):
     def post(self, request):
         data = self.validated(self.InputSerializer, request.data)
         try:
-            intent = top_up_intent_create(member=self.principal.member, amount=data["amount"])
+            with top_up_offer_requested(data.get("offer")):
+                intent = top_up_intent_create(member=self.principal.member, amount=data["amount"])
         except wechat.WeChatUnavailable:
             raise ServiceUnavailable() from None
         payment = wechatpay.jsapi_pay_params(intent.prepay_id) if intent.prepay_id else None

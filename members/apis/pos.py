@@ -257,11 +257,11 @@ def _ledger_text(message, **params) -> str:
         return str(message) % params
 
 
-def _store_key(store_id: int, key: str) -> str:
+def store_scoped_key(store_id: int, key: str) -> str:
     return f"pos:{store_id}:{key}"
 
 
-def _replay_or_refuse(call):
+def replay_or_refuse(call):
     """Run a ledger service; its own idempotency conflict means our header was reused: 422."""
     try:
         return call()
@@ -307,11 +307,11 @@ class PosWalletSpendApi(PosApi):
         data = self.validated(self.InputSerializer, request.data)
         member = member_from(data, qr_only=True)
         store = self.principal.store
-        entry = _replay_or_refuse(
+        entry = replay_or_refuse(
             lambda: wallet_spend(
                 member=member,
                 amount=data["amount"],
-                idempotency_key=_store_key(store.pk, key),
+                idempotency_key=store_scoped_key(store.pk, key),
                 reason=data.get("reason") or _ledger_text(_("Paid at store %(store)s"), store=store.code),
                 reference=data.get("reference", ""),
             )
@@ -341,11 +341,11 @@ class PosWalletTopUpApi(PosApi):
         data = self.validated(self.InputSerializer, request.data)
         member = member_from(data)
         store = self.principal.store
-        entry = _replay_or_refuse(
+        entry = replay_or_refuse(
             lambda: wallet_top_up(
                 member=member,
                 amount_paid=data["amount"],
-                idempotency_key=_store_key(store.pk, key),
+                idempotency_key=store_scoped_key(store.pk, key),
                 reason=_ledger_text(_("Top-up at store %(store)s"), store=store.code),
                 reference=data.get("reference", ""),
             )
@@ -384,11 +384,11 @@ class PosPointsRedeemApi(PosApi):
         data = self.validated(self.InputSerializer, request.data)
         member = member_from(data, qr_only=True)
         store = self.principal.store
-        entry = _replay_or_refuse(
+        entry = replay_or_refuse(
             lambda: points_redeem(
                 member=member,
                 points=data["points"],
-                idempotency_key=_store_key(store.pk, key),
+                idempotency_key=store_scoped_key(store.pk, key),
                 reason=data["reason"],
                 reference=data.get("reference", ""),
             )

@@ -9,7 +9,9 @@ from rest_framework.test import APIClient
 
 from members.apis.tokens import member_tokens_issue
 from members.services.api_keys import store_api_key_create
+from segmentation.models import MemberRfm, RfmRun
 from tests.api import fakes
+from tests.campaigns.conftest import install_default_scheme
 from tests.factories import MemberFactory, StoreFactory
 
 
@@ -87,3 +89,26 @@ def pos_a(store_a):
 @pytest.fixture
 def pos_b(store_b):
     return store_client(store_b)
+
+
+# --- segments (for offers) ---
+
+
+@pytest.fixture
+def place(db):
+    """``place(member, "champions")``: put the member in a segment of the default scheme, as a run would."""
+    scheme = install_default_scheme()
+    segments = {segment.slug: segment for segment in scheme.segments.all()}
+    now = timezone.now()
+    run = RfmRun.objects.create(
+        scheme=scheme, as_of=timezone.localdate(), status=RfmRun.Status.SUCCEEDED, started_at=now, finished_at=now
+    )
+
+    def put(member, slug: str):
+        MemberRfm.objects.update_or_create(
+            member_id=member.pk,
+            defaults={"run_id": run.pk, "as_of": run.as_of, "frequency": 3, "segment_id": segments[slug].pk},
+        )
+        return segments[slug]
+
+    return put

@@ -47,6 +47,12 @@ def operations(world):
         (world["pos"], "/api/v1/pos/wallet/top-up", {"mobile": "13800000001", "amount": "1.00"}, "amount"),
         (world["pos"], "/api/v1/pos/points/redeem", {"qr_code": qr, "points": 1, "reason": "r"}, "points"),
         (world["member"], "/api/v1/me/top-ups", {"amount": "1.00"}, "amount"),
+        (
+            world["pos"],
+            "/api/v1/pos/coupons/redeem",
+            {"mobile": "13800000001", "coupon": "ABCDEFGHJK23", "amount": "1.00"},
+            "amount",
+        ),
     ]
 
 
@@ -115,11 +121,37 @@ def test_malformed_dates(world, paid_at):
     assert written() == before
 
 
-@pytest.mark.parametrize("query", [{"paid_after": "2026-02-30"}, {"paid_before": "soon"}, {"status": "lost"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"paid_after": "2026-02-30"},
+        {"paid_before": "soon"},
+        {"status": "lost"},
+        {"paid_after": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
+    ],
+)
 def test_malformed_filters(world, query):
     response = world["member"].get("/api/v1/me/orders", query)
     assert response.status_code == 400
     assert set(query) <= set(response.json()["fields"])
+
+
+def test_a_time_offset_postgresql_does_not_know_is_compared_in_utc(world):
+    # given: Python accepts offsets up to ±23:59, PostgreSQL only up to ±15:59
+    query = {"created_after": "0283-02-09T01:13:37.41-16:44"}
+    # when
+    response = world["member"].get("/api/v1/me/points/entries", query)
+    # then
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("offer", [0, -1, "abc", 1.5, 2**31, None, True])
+def test_bad_offer_ids(world, offer):
+    before = written()
+    response = send(world["member"], "/api/v1/me/top-ups", {"amount": "100.00", "offer": offer})
+    assert response.status_code == 400, response.content
+    assert "offer" in response.json()["fields"]
+    assert written() == before
 
 
 @pytest.mark.parametrize("limit", ["101", "1000000", "0", "-1", "ten", "1.5"])

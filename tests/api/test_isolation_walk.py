@@ -1,10 +1,12 @@
 """Walk every operation of the generated OpenAPI schema as member A (and as store A's key) with B's
 identifiers: everything of B answers 404 (or 403), nothing of B changes, lists hold only A's rows.
+Staff-only operations (the campaign reports) refuse members, store keys and anonymous callers alike.
 
 Every operation under ``/api/v1/`` must have a plan here: a new endpoint fails this test until
 someone decides how it is scoped.
 """
 
+import datetime as dt
 import json
 from decimal import Decimal
 
@@ -12,6 +14,8 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from campaigns.models import Coupon, CouponTemplate, MemberPointsMultiplier, TopUpOffer
+from campaigns.services.coupons import coupon_grant
 from members.apis.me import member_qr_code
 from members.apis.tokens import member_tokens_issue
 from members.models import Member, Order, PointsEntry, Referral, Refund, TopUpIntent, WalletEntry
@@ -32,6 +36,10 @@ PUBLIC = {
     "payments_wechat_notify": "needs WeChat Pay's signature",
 }
 
+# Staff-only operations (Django staff users, by session or HTTP Basic): members and stores get 401/403.
+STAFF_PREFIX = "staff_"
+REFUSED = {401, 403}
+
 
 def schema_operations() -> dict[str, tuple[str, str]]:
     schema = SchemaGenerator().get_schema(request=None, public=True)
@@ -44,23 +52,45 @@ def schema_operations() -> dict[str, tuple[str, str]]:
     return operations
 
 
+def staff_url(path: str) -> str:
+    return path.replace("{campaign_id}", "1")
+
+
 @pytest.fixture
-def world(member_a, member_b, store_a, store_b):
+def world(member_a, member_b, store_a, store_b, place):
     data = {}
-    for side, member, store in (("a", member_a, store_a), ("b", member_b, store_b)):
+    for_everyone = TopUpOffer.objects.create(name="储值 100 送 5", code="all-100-5", min_amount="100", bonus_amount="5")
+    for side, member, store, segment in (("a", member_a, store_a, "champions"), ("b", member_b, store_b, "lost")):
         order = OrderFactory(external_id=f"O-{side}", member=member, store=store, amount=Decimal("50.00"))
         RefundFactory(order=order, external_id=f"R-{side}", amount=Decimal("5.00"))
         points_grant(member=member, points=100, kind="campaign_reward", reason="r", idempotency_key=f"p-{side}")
         wallet_top_up(member=member, amount_paid="100.00", idempotency_key=f"w-{side}")
         Referral.objects.create(referrer=member, referee=MemberFactory(), code=member.referral_code)
         intent = top_up_intent_create(member=member, amount="10.00")
+        # a coupon valid only at the member's home store, a segment and its offer, a points multiplier
+        template = CouponTemplate.objects.create(name=f"¥5 {side}", slug=f"five-{side}", amount=Decimal("5.00"))
+        template.stores.set([store])
+        coupon = coupon_grant(template=template, member=member, source="walk", idempotency_key=f"c-{side}")
+        place(member, segment)
+        offer = TopUpOffer.objects.create(name=f"储值 {side}", code=f"offer-{side}", min_amount="50", bonus_amount="5")
+        offer.segments.set([member.rfm.segment])
+        MemberPointsMultiplier.objects.create(
+            member=member,
+            multiplier=Decimal("2.00"),
+            starts_at=order.paid_at,
+            ends_at=order.paid_at + dt.timedelta(days=400),
+            idempotency_key=f"m-{side}",
+        )
         data[side] = {
             "member": member,
             "store": store,
             "order": order,
             "intent": intent,
+            "coupon": coupon,
+            "offer": offer,
             "refresh": member_tokens_issue(member_id=member.pk)["refresh"],
         }
+    data["offer_for_everyone"] = for_everyone
     return data
 
 
@@ -75,6 +105,7 @@ def fingerprint_of(member) -> tuple:
         tuple(PointsEntry.objects.filter(member=member).values_list("id", "points")),
         tuple(WalletEntry.objects.filter(wallet__member=member).values_list("id", "amount")),
         tuple(TopUpIntent.objects.filter(member=member).values_list("id", "status")),
+        tuple(Coupon.objects.filter(member=member).values_list("id", "status", "redemption_key")),
     )
 
 
@@ -125,6 +156,19 @@ def member_plans(world):
             lambda: ({}, None),
             only_mine(lambda m: Referral.objects.filter(referrer=m).values_list("id", flat=True)),
         ),
+        "me_coupons_list": (
+            lambda: ({}, None),
+            only_mine(lambda m: Coupon.objects.filter(member=m).values_list("id", flat=True)),
+        ),
+        # offers are not owned: A sees the offer of A's segment and the one for everyone, never B's
+        "me_offers_list": (
+            lambda: ({}, None),
+            lambda r: set(_ids(r)) == {a["offer"].pk, world["offer_for_everyone"].pk},
+        ),
+        "me_points_multipliers_list": (
+            lambda: ({}, None),
+            only_mine(lambda m: MemberPointsMultiplier.objects.filter(member=m).values_list("id", flat=True)),
+        ),
         "me_top_ups_create": (
             lambda: ({}, {"amount": "1.00", "member": mb.pk}),
             lambda r: r.status_code == 400 and "member" in r.json()["fields"],
@@ -138,11 +182,18 @@ def test_member_walk(world):
     operations = schema_operations()
     plans = member_plans(world)
     pos_operations = {op for op in operations if op.startswith("pos_")}
-    assert set(operations) == set(plans) | set(PUBLIC) | pos_operations, "plan every new operation"
+    staff_operations = {op for op in operations if op.startswith(STAFF_PREFIX)}
+    assert staff_operations, "the staff reports are in the schema"
+    assert set(operations) == set(plans) | set(PUBLIC) | pos_operations | staff_operations, "plan every operation"
     client = member_client(world["a"]["member"])
     before = fingerprint_of(world["b"]["member"])
     for operation_id, (method, path) in sorted(operations.items()):
         if operation_id in PUBLIC:
+            continue
+        if operation_id in staff_operations:
+            # given a member's token, every staff operation refuses
+            response = call(client, method, staff_url(path), None)
+            assert response.status_code in REFUSED, (operation_id, response.status_code)
             continue
         if operation_id in pos_operations:
             # given a member's token, every POS operation refuses: it needs a store key
@@ -198,11 +249,22 @@ def test_store_key_walk(world):
             {"mobile": b["member"].mobile, "amount": "1.00", "store": "B001"},
             lambda r: r.status_code == 400 and "store" in r.json()["fields"],
         ),
+        # B's coupon is valid only at store B: store A cannot redeem it, even for B
+        "pos_coupons_redeem": (
+            {},
+            {"mobile": b["member"].mobile, "coupon": b["coupon"].code, "amount": "50.00"},
+            lambda r: r.status_code == 400 and r.json()["fields"]["store"][0]["code"] == "wrong_store",
+        ),
     }
     pos_operations = {op for op in operations if op.startswith("pos_")}
     assert pos_operations == set(plans), "plan every new POS operation"
     for operation_id, (method, path) in sorted(operations.items()):
         if operation_id in PUBLIC:
+            continue
+        if operation_id.startswith(STAFF_PREFIX):
+            # given a store key, every staff operation refuses
+            response = call(client, method, staff_url(path), None)
+            assert response.status_code in REFUSED, (operation_id, response.status_code)
             continue
         if operation_id not in plans:
             # given a store key, every member operation refuses: it needs a member's token
@@ -224,11 +286,38 @@ def test_store_key_walk(world):
     assert not Order.objects.filter(external_id="N-1").exists()
 
 
+def _components_used(schema, node, seen: set[str]) -> set[str]:
+    """The names of the components ``node`` refers to, directly or through other components."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            if name not in seen:
+                seen.add(name)
+                _components_used(schema, schema["components"]["schemas"][name], seen)
+        for value in node.values():
+            _components_used(schema, value, seen)
+    elif isinstance(node, list):
+        for value in node:
+            _components_used(schema, value, seen)
+    return seen
+
+
 def test_no_member_facing_schema_exposes_segments(world):
+    # given: the schema; staff reports are about segments, so only what members and stores see counts
     schema = SchemaGenerator().get_schema(request=None, public=True)
-    text = str(schema["components"]["schemas"]).lower()
-    assert "segment" not in text
-    assert "rfm" not in text
+    facing = [
+        operation
+        for path, item in schema["paths"].items()
+        for operation in item.values()
+        if path.startswith("/api/v1/") and not operation["operationId"].startswith(STAFF_PREFIX)
+    ]
+    # when
+    text = str([facing, [schema["components"]["schemas"][name] for name in _components_used(schema, facing, set())]])
+    # then
+    assert "segment" not in text.lower()
+    assert "rfm" not in text.lower()
+    assert "segment" in str(schema["components"]["schemas"]).lower(), "the staff reports are still documented"
 
 
 def test_anonymous_callers_are_refused_everywhere(world):
@@ -236,6 +325,7 @@ def test_anonymous_callers_are_refused_everywhere(world):
     for operation_id, (method, path) in schema_operations().items():
         if operation_id in PUBLIC:
             continue
-        url = path.replace("{order_id}", "1").replace("{out_trade_no}", "x").replace("{external_id}", "x")
-        assert call(client, method, url, {}).status_code == 401, operation_id
+        url = staff_url(path).replace("{order_id}", "1").replace("{out_trade_no}", "x").replace("{external_id}", "x")
+        expected = REFUSED if operation_id.startswith(STAFF_PREFIX) else {401}
+        assert call(client, method, url, {}).status_code in expected, operation_id
     assert Member.objects.count() == 4

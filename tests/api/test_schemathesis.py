@@ -1,10 +1,12 @@
 """Schemathesis against our own OpenAPI schema, in-process: no 5xx, every response as documented.
 
 Every operation gets a bounded number of generated requests (positive data: what the schema
-allows), sent as member A or with store A's key as the operation's security asks. Runs through
+allows), sent as member A or with store A's key as the operation's security asks; staff-only
+operations get anonymous requests, which they refuse as documented (403). Runs through
 the WSGI app inside the test's transaction, so it needs no server and writes nothing that stays.
 """
 
+import datetime as dt
 import time
 
 import pytest
@@ -22,6 +24,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from campaigns.models import CouponTemplate, MemberPointsMultiplier, TopUpOffer
+from campaigns.services.coupons import coupon_grant
 from members.apis.tokens import member_tokens_issue
 from members.services.api_keys import store_api_key_create
 from members.services.wallet import wallet_top_up
@@ -86,8 +90,22 @@ def test_no_server_errors_and_responses_match_the_schema(member_a, store_a, sett
     fakes.transport.route("/sns/jscode2session", {"openid": "o-fuzz", "session_key": "SK"}, {"errcode": 40029})
     fakes.transport.route("/cgi-bin/token", {"access_token": "AT", "expires_in": 7200})
     fakes.transport.route(PHONE, {"errcode": 0, "phone_info": {"purePhoneNumber": "13800000077", "countryCode": "86"}})
-    OrderFactory(member=member_a, store=store_a)
+    order = OrderFactory(member=member_a, store=store_a)
     wallet_top_up(member=member_a, amount_paid="50.00", idempotency_key="seed")
+    # rows for the campaign-backed lists, so their pages are checked against the schema too
+    percent = CouponTemplate.objects.create(
+        name="85折", slug="fuzz-15", kind=CouponTemplate.Kind.PERCENTAGE, percent_off=15, max_discount="30.00"
+    )
+    percent.stores.set([store_a])
+    coupon_grant(template=percent, member=member_a, source="fuzz", idempotency_key="fuzz-coupon")
+    TopUpOffer.objects.create(name="储值 100 送 5", code="fuzz-100-5", min_amount="100", bonus_amount="5")
+    MemberPointsMultiplier.objects.create(
+        member=member_a,
+        multiplier="2.00",
+        starts_at=order.paid_at,
+        ends_at=order.paid_at + dt.timedelta(days=400),
+        idempotency_key="fuzz-multiplier",
+    )
     _key, secret = store_api_key_create(store=store_a, name="POS", scopes="orders,members:read,wallet,points")
     bearer = member_tokens_issue(member_id=member_a.pk)["access"]
     app = InTransactionWsgi()

@@ -1,0 +1,192 @@
+"""Offers for me: top-up offers by segment (never naming the segment), topping up with one (checked on
+the server, its bonus credited with the payment, once), and the points multipliers I have."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignBenefit, CampaignGrant, MemberPointsMultiplier, OfferTopUp, TopUpOffer
+from members.models import TopUpIntent, Wallet
+from tests.api import fakes
+from tests.api.test_payments import notify
+
+pytestmark = pytest.mark.django_db
+
+OFFERS = "/api/v1/me/offers"
+TOP_UPS = "/api/v1/me/top-ups"
+
+
+def offer(code: str, *, segments=(), **fields) -> TopUpOffer:
+    values = {"name": "储值送礼", "min_amount": Decimal("200.00"), "bonus_amount": Decimal("20.00")}
+    values.update(fields)
+    made = TopUpOffer.objects.create(code=code, **values)
+    made.segments.set(segments)
+    return made
+
+
+@pytest.fixture
+def offers(place, member_a, member_b):
+    """A is a champion, B is lost; an offer for each segment and one for everyone."""
+    champions, lost = place(member_a, "champions"), place(member_b, "lost")
+    return {
+        "champions": offer(
+            "vip-1000",
+            segments=[champions],
+            min_amount=Decimal("1000.00"),
+            bonus_amount=Decimal("150.00"),
+            points_multiplier=Decimal("2.00"),
+            multiplier_days=30,
+        ),
+        "lost": offer("wake-300", segments=[lost], min_amount=Decimal("300.00"), bonus_amount=Decimal("50.00")),
+        "everyone": offer("all-200", per_member_limit=None),
+        "segments": (champions, lost),
+    }
+
+
+def listed(client) -> dict[int, dict]:
+    response = client.get(OFFERS)
+    assert response.status_code == 200, response.json()
+    return {row["id"]: row for row in response.json()["results"]}
+
+
+def test_the_offers_differ_by_segment_and_never_name_it(client_a, client_b, offers):
+    # when
+    for_a, for_b = listed(client_a), listed(client_b)
+    # then
+    assert set(for_a) == {offers["champions"].pk, offers["everyone"].pk}
+    assert set(for_b) == {offers["lost"].pk, offers["everyone"].pk}
+    assert for_a[offers["champions"].pk] == {
+        "id": offers["champions"].pk,
+        "name": "储值送礼",
+        "description": "",
+        "min_amount": "1000.00",
+        "bonus_amount": "150.00",
+        "points_multiplier": "2.00",
+        "multiplier_days": 30,
+        "restriction_note": "",
+        "valid_from": None,
+        "valid_until": None,
+        "uses_left": 1,
+    }
+    assert for_a[offers["everyone"].pk]["uses_left"] is None
+    text = str([client_a.get(OFFERS).content.decode(), client_b.get(OFFERS).content.decode()]).lower()
+    for segment in offers["segments"]:
+        for label in (segment.slug, segment.name_zh, segment.name_en):
+            assert label.lower() not in text
+    assert "segment" not in text
+    assert "vip-1000" not in text  # offer codes are for staff
+
+
+def test_an_offer_given_by_a_campaign_is_listed_whatever_the_segment(client_b, member_b, offers):
+    # given: a campaign gave B the champions' offer
+    campaign = Campaign.objects.create(name="Win back", slug="win-back", status=Campaign.Status.RUNNING)
+    CampaignBenefit.objects.create(
+        campaign=campaign, kind=CampaignBenefit.Kind.TOP_UP_OFFER, top_up_offer=offers["champions"]
+    )
+    CampaignGrant.objects.create(
+        campaign=campaign, member=member_b, cause="batch", sequence=1, granted_at=timezone.now()
+    )
+    # when / then
+    assert offers["champions"].pk in listed(client_b)
+
+
+def test_a_top_up_with_my_offer_credits_its_bonus_with_the_payment_once(client_a, member_a, offers):
+    # given
+    vip = offers["champions"]
+    # when: A starts a top-up with the offer, and WeChat Pay calls back twice
+    response = client_a.post(TOP_UPS, {"amount": "1000.00", "offer": vip.pk}, format="json")
+    assert response.status_code == 201, response.json()
+    trade = response.json()["out_trade_no"]
+    body = fakes.payment_notification(out_trade_no=trade, transaction_id="4200000009", total=100000)
+    first = notify(body, fakes.wechatpay_headers(body))
+    retry = notify(body, fakes.wechatpay_headers(body))
+    # then
+    assert response.json()["bonus"] == "150.00"
+    assert (first.status_code, retry.status_code) == (204, 204)
+    wallet = Wallet.objects.get(member=member_a)
+    assert (wallet.principal, wallet.bonus) == (Decimal("1000.00"), Decimal("150.00"))
+    assert wallet.entries.get().offer_code == "vip-1000"
+    # and the once-per-member offer is used up
+    assert vip.pk not in listed(client_a)
+    again = client_a.post(TOP_UPS, {"amount": "1000.00", "offer": vip.pk}, format="json")
+    assert again.status_code == 400
+    assert again.json()["fields"]["offer"][0]["code"] == "not_eligible"
+
+
+def test_a_pending_top_up_holds_the_offer(client_a, offers):
+    # given: an unpaid intent with the once-only offer
+    vip = offers["champions"]
+    assert client_a.post(TOP_UPS, {"amount": "1000.00", "offer": vip.pk}, format="json").status_code == 201
+    # when: a second intent with it
+    second = client_a.post(TOP_UPS, {"amount": "1000.00", "offer": vip.pk}, format="json")
+    # then: refused; once the first intent has expired, the offer is back
+    assert second.status_code == 400
+    TopUpIntent.objects.update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+    assert vip.pk in listed(client_a)
+    assert client_a.post(TOP_UPS, {"amount": "1000.00", "offer": vip.pk}, format="json").status_code == 201
+
+
+def test_an_offer_used_at_the_till_is_not_offered_again(client_a, member_a, offers):
+    # given: A used the champions' offer through the campaigns service
+    from campaigns.services.offers import offer_top_up
+
+    offer_top_up(member=member_a, offer=offers["champions"], amount_paid="1000.00", idempotency_key="till")
+    # when / then
+    assert set(listed(client_a)) == {offers["everyone"].pk}
+    assert OfferTopUp.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("which", "amount", "field", "code"),
+    [
+        ("lost", "300.00", "offer", "not_eligible"),  # B's segment's offer
+        ("champions", "999.99", "amount", "below_minimum"),
+        ("missing", "1000.00", "offer", "not_eligible"),
+    ],
+)
+def test_a_top_up_with_an_offer_i_cannot_use_is_refused(client_a, member_a, offers, which, amount, field, code):
+    # given
+    offer_id = offers[which].pk if which in offers else 999_999
+    # when
+    response = client_a.post(TOP_UPS, {"amount": amount, "offer": offer_id}, format="json")
+    # then
+    assert response.status_code == 400, response.json()
+    assert response.json()["fields"][field][0]["code"] == code
+    assert not TopUpIntent.objects.filter(member=member_a).exists()
+
+
+def test_a_top_up_without_an_offer_has_no_bonus(client_a, offers):
+    response = client_a.post(TOP_UPS, {"amount": "1000.00"}, format="json")
+    assert (response.status_code, response.json()["bonus"]) == (201, "0.00")
+
+
+def test_offers_cost_the_same_queries_for_few_or_many(client_a, offers, django_assert_max_num_queries):
+    # given: 30 more offers for everyone
+    for index in range(30):
+        offer(f"extra-{index}")
+    # when / then: segment, offers, intents holding them, count-free page
+    with django_assert_max_num_queries(3):
+        assert len(client_a.get(OFFERS, {"limit": 50}).json()["results"]) == 32
+
+
+def test_my_points_multipliers_current_and_coming_only(client_a, member_a, member_b):
+    # given
+    now = timezone.now()
+
+    def multiplier(member, key, starts, ends):
+        return MemberPointsMultiplier.objects.create(
+            member=member, multiplier=Decimal("2.00"), starts_at=starts, ends_at=ends, idempotency_key=key
+        )
+
+    current = multiplier(member_a, "current", now - dt.timedelta(days=1), now + dt.timedelta(days=5))
+    coming = multiplier(member_a, "coming", now + dt.timedelta(days=7), now + dt.timedelta(days=14))
+    multiplier(member_a, "over", now - dt.timedelta(days=9), now - dt.timedelta(days=2))
+    multiplier(member_b, "theirs", now - dt.timedelta(days=1), now + dt.timedelta(days=5))
+    # when
+    rows = client_a.get("/api/v1/me/points/multipliers").json()["results"]
+    # then
+    assert [row["id"] for row in rows] == [current.pk, coming.pk]
+    assert rows[0]["multiplier"] == "2.00"
+    assert set(rows[0]) == {"id", "multiplier", "starts_at", "ends_at"}
