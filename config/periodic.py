@@ -17,6 +17,13 @@ class Schedule(NamedTuple):
 
 
 SCHEDULES = (
+    Schedule(
+        "Recompute RFM segments",
+        "segmentation.tasks.segment_recompute_task",
+        "30",
+        "1",
+        "Nightly full recompute of every member's R, F, M, scores and segment (active scheme).",
+    ),
     Schedule("Expire points", "members.tasks.points_expire_task", "30", "0", "Expire what is left of old points lots."),
     Schedule(
         "Downgrade tiers", "members.tasks.tier_downgrade_task", "0", "2", "Downgrade members past their retention."
