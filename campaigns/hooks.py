@@ -7,6 +7,9 @@ scores). Connected in ``CampaignsConfig.ready()``.
 - ``referral_reward_resolve`` — ``members.services.referrals`` resolver: rewards by the referrer's
   segment (``campaigns.services.offers``); ``referral_coupons_revoke`` takes the unused coupons
   back when a referral is reversed (``register_referral_reversal_hook``).
+- ``top_up_offer_resolve`` / ``top_up_offer_credit`` — ``members.services.top_ups`` hooks: the offer
+  a member asks for when starting a top-up, and crediting it (bonus, multiplier, use) at payment
+  (``campaigns.services.offers``).
 - ``on_segment_changed_grant_transition_campaigns`` — ``segmentation.events.segment_changed``
   subscriber: when the segment entered is watched by a running transition campaign, queue
   ``campaign_transition_task`` (which calls ``campaign_grants_for_transition``). Cheap: the set of
@@ -42,6 +45,25 @@ def referral_coupons_revoke(*, referral) -> None:
     revoke(referral=referral)
 
 
+def top_up_offer_resolve(*, member, amount, offer_id):
+    from campaigns.services.offers import top_up_offer_resolve as resolve
+
+    return resolve(member=member, amount=amount, offer_id=offer_id)
+
+
+def top_up_offer_credit(*, member, offer_code, amount_paid, idempotency_key, reason, reference):
+    from campaigns.services.offers import top_up_offer_credit as credit
+
+    return credit(
+        member=member,
+        offer_code=offer_code,
+        amount_paid=amount_paid,
+        idempotency_key=idempotency_key,
+        reason=reason,
+        reference=reference,
+    )
+
+
 def forget_watched_segments() -> None:
     """Drop the cached set of watched segments (called when a campaign's status changes)."""
     _watched["at"] = None
@@ -75,9 +97,9 @@ def connect() -> None:
     referrals.register_referral_reversal_hook(referral_coupons_revoke)
     segment_changed.subscribe(on_segment_changed_grant_transition_campaigns)
 
-    # The offer a member picks when starting a top-up (``POST /api/v1/me/top-ups`` with ``offer``),
-    # checked again and turned into the intent's bonus (``members.apis.offers``).
-    from members.apis.offers import requested_top_up_offer_resolve
-    from members.services.top_ups import register_top_up_offer_resolver
+    # The offer a member picks when starting a top-up (``POST /api/v1/me/top-ups`` with ``offer``):
+    # checked and turned into the intent's bonus, then credited through ``offer_top_up`` at payment.
+    from members.services import top_ups
 
-    register_top_up_offer_resolver(requested_top_up_offer_resolve)
+    top_ups.register_top_up_offer_resolver(top_up_offer_resolve)
+    top_ups.register_top_up_offer_credit(top_up_offer_credit)

@@ -1,12 +1,23 @@
-"""``/api/v1/campaigns/``: effect reports for dashboards (staff only). Included by ``config.urls``."""
+"""Campaign endpoints under ``/api/v1/`` (included by ``config.urls`` next to ``members.urls``).
+
+- the member's coupons, offers and points multipliers, and redeeming a coupon at the till;
+- ``campaigns/...``: effect reports for dashboards (staff only).
+"""
 
 from django.urls import path
 
-from campaigns import apis
+from campaigns.apis import coupons, effect, offers
 
 app_name = "campaigns-api"
 
 urlpatterns = [
-    path("<int:campaign_id>/effect", apis.CampaignEffectApi.as_view(), name="campaign-effect"),
-    path("segment-report", apis.SegmentReportApi.as_view(), name="segment-report"),
+    # the member's own
+    path("me/coupons", coupons.MemberCouponListApi.as_view(), name="me-coupons"),
+    path("me/offers", offers.MemberOfferListApi.as_view(), name="me-offers"),
+    path("me/points/multipliers", offers.MemberPointsMultiplierListApi.as_view(), name="me-points-multipliers"),
+    # POS
+    path("pos/coupons/redeem", coupons.PosCouponRedeemApi.as_view(), name="pos-coupons-redeem"),
+    # staff reports
+    path("campaigns/<int:campaign_id>/effect", effect.CampaignEffectApi.as_view(), name="campaign-effect"),
+    path("campaigns/segment-report", effect.SegmentReportApi.as_view(), name="segment-report"),
 ]

@@ -1,9 +1,12 @@
-"""``/api/v1/``: the mini-program's and the POS systems' API (included by ``config.urls``)."""
+"""``/api/v1/``: the mini-program's and the POS systems' API (included by ``config.urls``).
+
+Coupons, offers and points multipliers live in ``campaigns.urls`` under the same prefix.
+"""
 
 from django.conf import settings
 from django.urls import path
 
-from members.apis import auth, coupons, me, offers, payments, pos
+from members.apis import auth, me, payments, pos
 
 app_name = "api-v1"
 
@@ -23,9 +26,6 @@ urlpatterns = [
     path("me/points/entries", me.MemberPointsEntryListApi.as_view(), name="me-points-entries"),
     path("me/wallet/entries", me.MemberWalletEntryListApi.as_view(), name="me-wallet-entries"),
     path("me/referrals", me.MemberReferralListApi.as_view(), name="me-referrals"),
-    path("me/coupons", coupons.MemberCouponListApi.as_view(), name="me-coupons"),
-    path("me/offers", offers.MemberOfferListApi.as_view(), name="me-offers"),
-    path("me/points/multipliers", offers.MemberPointsMultiplierListApi.as_view(), name="me-points-multipliers"),
     path("me/top-ups", payments.TopUpIntentCreateApi.as_view(), name="me-top-ups"),
     path("me/top-ups/<str:out_trade_no>", payments.TopUpIntentDetailApi.as_view(), name="me-top-up"),
     # payment callbacks
@@ -38,7 +38,6 @@ urlpatterns = [
     path("pos/wallet/spend", pos.PosWalletSpendApi.as_view(), name="pos-wallet-spend"),
     path("pos/wallet/top-up", pos.PosWalletTopUpApi.as_view(), name="pos-wallet-top-up"),
     path("pos/points/redeem", pos.PosPointsRedeemApi.as_view(), name="pos-points-redeem"),
-    path("pos/coupons/redeem", coupons.PosCouponRedeemApi.as_view(), name="pos-coupons-redeem"),
 ]
 
 if settings.HUIYUAN_BENCH_FLOOR:

@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from campaigns.apis import CsvRenderer
+from campaigns.apis.effect import CsvRenderer
 from campaigns.models import CampaignEffect
 from campaigns.services.effect import (
     DEFAULT_DAYS,

@@ -11,9 +11,23 @@ up through ``members.services.wallet.wallet_top_up`` (its own durable transactio
 ``offer-top-up:<use id>``) with the offer's bonus and code, then links the entry and gives the
 offer's points multiplier. Every step is idempotent, so a retry with the same key after a crash
 between them finishes the job and never pays twice.
+
+Topping up with an offer from the mini-program goes through ``members.services.top_ups`` and two
+hooks registered in ``campaigns.hooks``:
+
+- ``top_up_offer_resolve`` — when the intent is created (``POST /me/top-ups`` with ``offer``):
+  the offer the member asked for, if they qualify now (segment or campaign grant, active, in its
+  window) and a use is left — counting the member's still payable top-up intents with the offer
+  as uses, so one offer cannot be put on several intents — and the amount reaches its minimum.
+- ``top_up_offer_credit`` — when WeChat Pay confirms the intent: ``offer_top_up`` with the
+  payment's key, which checks eligibility again and gives the bonus, the multiplier and an
+  ``OfferTopUp`` use. When the offer is no longer valid it answers None and ``top_up_intent_confirm``
+  credits the principal only (the member paid: money is never refused).
 """
 
 import datetime as dt
+import logging
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -32,21 +46,27 @@ from campaigns.models import (
     TopUpOffer,
 )
 from campaigns.services.coupons import CouponUnavailable, coupon_grant
-from members.models import Member, Referral, WalletEntry
+from members.models import Member, Referral, TopUpIntent, WalletEntry
 from members.money import to_money
 from members.services.orders import IdempotencyConflict
 from members.services.referrals import RewardPlan
+from members.services.top_ups import TopUpOffer as TopUpBonus
 from members.services.wallet import wallet_top_up
 from segmentation.models import MemberRfm
 
 __all__ = [
     "REFERRAL_COUPON_SIDES",
+    "member_top_up_offers",
     "offer_top_up",
     "offers_for_member",
     "referral_coupons_revoke",
     "referral_reward_resolve",
     "referral_rule_for_member",
+    "top_up_offer_credit",
+    "top_up_offer_resolve",
 ]
+
+logger = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 100
 CLAIM_ATTEMPTS = 5
@@ -99,14 +119,105 @@ def offers_for_member(*, member: Member) -> list[TopUpOffer]:
     return list(_qualifying_offers(member=member, now=timezone.now()).order_by("min_amount", "pk"))
 
 
+def _intent_uses(*, member_id: int, codes: list[str]) -> dict[str, int]:
+    """Top-up intents of the member holding each offer that are not yet an ``OfferTopUp`` use:
+    still payable ones, and paid ones whose bonus was credited without a use (before uses were
+    recorded at payment). A paid intent credited through ``offer_top_up`` is counted by its use."""
+    if not codes:
+        return {}
+    pending = Q(status=TopUpIntent.Status.PENDING, expires_at__gt=timezone.now())
+    paid_without_use = Q(
+        status=TopUpIntent.Status.PAID,
+        wallet_entry__offer_code=F("offer_code"),
+        wallet_entry__offer_use__isnull=True,
+    )
+    rows = (
+        TopUpIntent.objects.filter(member_id=member_id, offer_code__in=codes)
+        .filter(pending | paid_without_use)
+        .order_by()
+        .values("offer_code")
+        .annotate(n=Count("pk"))
+    )
+    return {row["offer_code"]: row["n"] for row in rows}
+
+
+def member_top_up_offers(*, member_id: int) -> list[TopUpOffer]:
+    """The top-up offers the member can use now, each with ``uses_left`` (None: no limit). Three queries."""
+    offers = offers_for_member(member=Member(pk=member_id))  # reads only the primary key
+    reserved = _intent_uses(member_id=member_id, codes=[offer.code for offer in offers])
+    usable = []
+    for offer in offers:
+        if offer.per_member_limit is None:
+            offer.uses_left = None
+        else:
+            offer.uses_left = offer.per_member_limit - offer.used - reserved.get(offer.code, 0)
+            if offer.uses_left <= 0:
+                continue
+        usable.append(offer)
+    return usable
+
+
+# --- topping up from the mini-program (hooks of members.services.top_ups) ----------------------------
+
+
+def top_up_offer_resolve(*, member: Member, amount: Decimal, offer_id: int | None) -> TopUpBonus | None:
+    """The bonus of offer ``offer_id`` for a new top-up intent, checked now; None when the member
+    asked for no offer or cannot use this one (``top_up_intent_create`` then refuses the offer)."""
+    if offer_id is None:
+        return None
+    offer = next((offer for offer in member_top_up_offers(member_id=member.pk) if offer.pk == offer_id), None)
+    if offer is None:
+        return None
+    if amount < offer.min_amount:
+        raise _invalid(
+            "amount",
+            _("This offer needs a top-up of at least ¥%(min)s.") % {"min": offer.min_amount},
+            "below_minimum",
+        )
+    return TopUpBonus(bonus=offer.bonus_amount, offer_code=offer.code)
+
+
+def top_up_offer_credit(
+    *, member: Member, offer_code: str, amount_paid, idempotency_key: str, reason: str = "", reference: str = ""
+) -> WalletEntry | None:
+    """Credit a paid top-up intent carrying ``offer_code`` through ``offer_top_up`` (bonus,
+    multiplier, use), eligibility checked again; None when the offer is gone or no longer valid."""
+    offer = TopUpOffer.objects.filter(code=offer_code).first()
+    if offer is None:
+        logger.info("top-up %s: offer %s no longer exists", reference, offer_code)
+        return None
+    try:
+        return offer_top_up(
+            member=member,
+            offer=offer,
+            amount_paid=amount_paid,
+            idempotency_key=idempotency_key,
+            reason=reason,
+            reference=reference,
+        )
+    except ValidationError as error:
+        logger.info("top-up %s: offer %s not applied: %s", reference, offer_code, error.messages)
+        return None
+
+
 # --- topping up -------------------------------------------------------------------------------------------
 
 
-def offer_top_up(*, member: Member, offer: TopUpOffer, amount_paid, idempotency_key: str, actor=None) -> WalletEntry:
+def offer_top_up(
+    *,
+    member: Member,
+    offer: TopUpOffer,
+    amount_paid,
+    idempotency_key: str,
+    actor=None,
+    reason: str = "",
+    reference: str = "",
+) -> WalletEntry:
     """Top the member's wallet up with ``amount_paid`` plus the offer's bonus (and multiplier).
 
     Refused when the member does not qualify, the amount is below the offer's minimum, or the
-    member has used it up. The same key returns the first top-up's entry.
+    member has used it up. The same key returns the first top-up's entry. ``reason`` and
+    ``reference`` default to the offer's name and ``offer:<code>``.
     """
     key = (idempotency_key or "").strip()
     if not key:
@@ -126,7 +237,7 @@ def offer_top_up(*, member: Member, offer: TopUpOffer, amount_paid, idempotency_
                 "below_minimum",
             )
         use = _claim_use(key, offer=offer, member=member, amount=amount)
-    return _complete_use(use, actor=actor)
+    return _complete_use(use, actor=actor, reason=reason, reference=reference)
 
 
 def _existing_use(key: str, *, offer: TopUpOffer, member: Member, amount) -> OfferTopUp | None:
@@ -170,7 +281,7 @@ def _claim_use(key: str, *, offer: TopUpOffer, member: Member, amount) -> OfferT
     raise _invalid("offer", _("You have already used this offer."), "limit_reached")
 
 
-def _complete_use(use: OfferTopUp, *, actor) -> WalletEntry:
+def _complete_use(use: OfferTopUp, *, actor, reason: str = "", reference: str = "") -> WalletEntry:
     offer = use.offer
     try:
         entry = wallet_top_up(
@@ -180,8 +291,8 @@ def _complete_use(use: OfferTopUp, *, actor) -> WalletEntry:
             offer_code=offer.code,
             idempotency_key=f"offer-top-up:{use.pk}",
             actor=actor,
-            reason=_g("Top-up offer %(name)s") % {"name": offer.name},
-            reference=f"offer:{offer.code}"[:100],
+            reason=reason or _g("Top-up offer %(name)s") % {"name": offer.name},
+            reference=(reference or f"offer:{offer.code}")[:100],
         )
     except ValidationError:
         # Nothing was paid in: give the use back, so the member can try again.

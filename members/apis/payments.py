@@ -2,9 +2,9 @@
 
 ``POST /me/top-ups`` stores an intent and answers with its ``out_trade_no`` and, when WeChat Pay
 is configured, the parameters ``wx.requestPayment`` needs. With ``offer`` (an id from
-``GET /me/offers``) the offer is checked again on the server (``members.apis.offers``) and its bonus
-is stored on the intent, to be credited with the payment. The mini-program may poll
-``GET /me/top-ups/{out_trade_no}`` until it is ``paid``.
+``GET /me/offers``) the offer is checked again on the server (by the offer resolvers registered with
+``members.services.top_ups``) and its bonus is stored on the intent, to be credited with the
+payment. The mini-program may poll ``GET /me/top-ups/{out_trade_no}`` until it is ``paid``.
 
 ``POST /payments/wechat/notify`` is called by WeChat Pay. It is refused (401) unless the body is
 signed by WeChat Pay's key (``members.wechatpay``); the resource is decrypted with the API v3 key
@@ -27,7 +27,6 @@ from members.apis import selectors
 from members.apis.base import MemberApi, MoneyField, PublicApi, StrictSerializer
 from members.apis.errors import ServiceUnavailable
 from members.apis.me import MoneyOut
-from members.apis.offers import top_up_offer_requested
 from members.models import TopUpIntent
 from members.services.top_ups import top_up_intent_confirm, top_up_intent_create
 
@@ -86,8 +85,9 @@ class TopUpIntentCreateApi(MemberApi):
     def post(self, request):
         data = self.validated(self.InputSerializer, request.data)
         try:
-            with top_up_offer_requested(data.get("offer")):
-                intent = top_up_intent_create(member=self.principal.member, amount=data["amount"])
+            intent = top_up_intent_create(
+                member=self.principal.member, amount=data["amount"], offer_id=data.get("offer")
+            )
         except wechat.WeChatUnavailable:
             raise ServiceUnavailable() from None
         payment = wechatpay.jsapi_pay_params(intent.prepay_id) if intent.prepay_id else None

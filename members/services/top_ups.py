@@ -7,8 +7,17 @@
    credited through ``wallet_top_up`` with the idempotency key ``wxpay:<transaction_id>``, so
    however often the callback repeats (or races with itself), the money arrives once.
 
-A bonus may come with a top-up (a top-up offer); resolvers registered with
-``register_top_up_offer_resolver`` decide it when the intent is created.
+A bonus may come with a top-up (a top-up offer), through hooks the app that owns offers
+(``campaigns``) registers — ``members`` never imports it:
+
+- resolvers registered with ``register_top_up_offer_resolver`` —
+  ``fn(*, member, amount, offer_id) -> TopUpOffer | None`` — decide the bonus when the intent is
+  created; the member names the offer (``offer_id``), and when none grants it the top-up is refused.
+- credit functions registered with ``register_top_up_offer_credit`` —
+  ``fn(*, member, offer_code, amount_paid, idempotency_key, reason, reference) -> WalletEntry | None``
+  — credit a paid intent carrying an offer (checking it again, with its bonus and whatever else the
+  offer gives). When none does (the offer is no longer valid), the principal alone is credited and
+  the entry's reason says why: the member paid, and money is never refused.
 """
 
 import secrets
@@ -26,7 +35,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members import wechatpay
-from members.models import Member, TopUpIntent
+from members.models import Member, TopUpIntent, WalletEntry
 from members.money import to_money
 from members.services.orders import IdempotencyConflict
 from members.services.wallet import wallet_top_up
@@ -36,9 +45,11 @@ INTENT_LIFETIME = timedelta(hours=2)
 __all__ = [
     "INTENT_LIFETIME",
     "TopUpOffer",
+    "register_top_up_offer_credit",
     "register_top_up_offer_resolver",
     "top_up_intent_confirm",
     "top_up_intent_create",
+    "unregister_top_up_offer_credit",
     "unregister_top_up_offer_resolver",
 ]
 
@@ -49,11 +60,13 @@ class TopUpOffer(NamedTuple):
 
 
 TopUpOfferResolver = Callable[..., TopUpOffer | None]
+TopUpOfferCredit = Callable[..., WalletEntry | None]
 _offer_resolvers: list[TopUpOfferResolver] = []
+_offer_credits: list[TopUpOfferCredit] = []
 
 
 def register_top_up_offer_resolver(fn: TopUpOfferResolver) -> TopUpOfferResolver:
-    """Let ``fn(*, member, amount) -> TopUpOffer | None`` grant a bonus; the first answer wins."""
+    """Let ``fn(*, member, amount, offer_id) -> TopUpOffer | None`` grant a bonus; the first answer wins."""
     if fn not in _offer_resolvers:
         _offer_resolvers.append(fn)
     return fn
@@ -64,11 +77,26 @@ def unregister_top_up_offer_resolver(fn: TopUpOfferResolver) -> None:
         _offer_resolvers.remove(fn)
 
 
-def _offer_for(member: Member, amount: Decimal) -> TopUpOffer:
+def register_top_up_offer_credit(fn: TopUpOfferCredit) -> TopUpOfferCredit:
+    """Let ``fn(*, member, offer_code, amount_paid, idempotency_key, reason, reference) -> WalletEntry | None``
+    credit a paid intent that carries an offer; the first entry returned wins."""
+    if fn not in _offer_credits:
+        _offer_credits.append(fn)
+    return fn
+
+
+def unregister_top_up_offer_credit(fn: TopUpOfferCredit) -> None:
+    if fn in _offer_credits:
+        _offer_credits.remove(fn)
+
+
+def _offer_for(member: Member, amount: Decimal, offer_id: int | None) -> TopUpOffer:
     for resolver in list(_offer_resolvers):
-        offer = resolver(member=member, amount=amount)
+        offer = resolver(member=member, amount=amount, offer_id=offer_id)
         if offer is not None:
             return TopUpOffer(bonus=to_money(offer.bonus, field="bonus", allow_zero=True), offer_code=offer.offer_code)
+    if offer_id is not None:
+        raise _refused("offer", _("This offer is not available to you."), "not_eligible")
     return TopUpOffer(bonus=Decimal("0.00"), offer_code="")
 
 
@@ -80,8 +108,11 @@ def cents(amount: Decimal) -> int:
     return int(amount * 100)
 
 
-def top_up_intent_create(*, member: Member, amount: Decimal | str) -> TopUpIntent:
+def top_up_intent_create(*, member: Member, amount: Decimal | str, offer_id: int | None = None) -> TopUpIntent:
     """Store an intent to top up ``amount`` and open its WeChat Pay transaction when possible.
+
+    With ``offer_id`` the registered resolvers decide the offer's bonus; refused (field ``offer``,
+    ``not_eligible``) when none grants it.
 
     Raises ``members.wechat.WeChatUnavailable`` when WeChat Pay cannot open the transaction (the
     intent is then closed).
@@ -92,7 +123,7 @@ def top_up_intent_create(*, member: Member, amount: Decimal | str) -> TopUpInten
         raise ValidationError(
             {"amount": ValidationError(_("A top-up is at most %(limit)s.") % {"limit": limit}, code="max_value")}
         )
-    offer = _offer_for(member, amount)
+    offer = _offer_for(member, amount, offer_id)
     now = timezone.now()
     for attempt in range(3):
         try:
@@ -171,20 +202,45 @@ def top_up_intent_confirm(
         claimed = 0
     if not claimed:
         raise other_transaction
-    with translation.override(settings.LANGUAGE_CODE):
-        reason = gettext("WeChat Pay top-up %(trade)s") % {"trade": out_trade_no}
-    entry = wallet_top_up(
-        member=intent.member,
-        amount_paid=intent.amount,
-        bonus=intent.bonus,
-        offer_code=intent.offer_code,
-        idempotency_key=f"wxpay:{transaction_id}",
-        reason=reason,
-        reference=out_trade_no,
-    )
+    entry = _credit(intent, idempotency_key=f"wxpay:{transaction_id}")
     paid_at = paid_at or timezone.now()
     TopUpIntent.objects.filter(pk=intent.pk, wallet_entry__isnull=True).update(
         status=TopUpIntent.Status.PAID, paid_at=paid_at, wallet_entry=entry, updated_at=timezone.now()
     )
     intent.refresh_from_db()
     return intent
+
+
+def _credit(intent: TopUpIntent, *, idempotency_key: str) -> WalletEntry:
+    """The wallet entry for a paid intent: through a registered offer credit when the intent carries
+    an offer, else (or when the offer is no longer valid) the principal alone under ``idempotency_key``."""
+    with translation.override(settings.LANGUAGE_CODE):
+        reason = gettext("WeChat Pay top-up %(trade)s") % {"trade": intent.out_trade_no}
+    if intent.wallet_entry_id is not None:  # a repeated callback: credited already
+        return intent.wallet_entry
+    plain = WalletEntry.objects.filter(idempotency_key=idempotency_key).first()
+    if intent.offer_code and plain is None:
+        for credit in list(_offer_credits):
+            entry = credit(
+                member=intent.member,
+                offer_code=intent.offer_code,
+                amount_paid=intent.amount,
+                idempotency_key=idempotency_key,
+                reason=reason,
+                reference=intent.out_trade_no,
+            )
+            if entry is not None:
+                return entry
+        with translation.override(settings.LANGUAGE_CODE):
+            reason = gettext("%(reason)s; offer %(offer)s no longer available, principal only") % {
+                "reason": reason,
+                "offer": intent.offer_code,
+            }
+            reason = reason[:200]
+    return wallet_top_up(
+        member=intent.member,
+        amount_paid=intent.amount,
+        idempotency_key=idempotency_key,
+        reason=reason,
+        reference=intent.out_trade_no,
+    )

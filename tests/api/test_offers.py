@@ -190,3 +190,72 @@ def test_my_points_multipliers_current_and_coming_only(client_a, member_a, membe
     assert [row["id"] for row in rows] == [current.pk, coming.pk]
     assert rows[0]["multiplier"] == "2.00"
     assert set(rows[0]) == {"id", "multiplier", "starts_at", "ends_at"}
+
+
+def pay(client, offer_id: int, *, amount: str = "1000.00", transaction_id: str = "4200000100") -> tuple[str, list]:
+    """Start a top-up with the offer, then let WeChat Pay call back twice; the two responses."""
+    response = client.post(TOP_UPS, {"amount": amount, "offer": offer_id}, format="json")
+    assert response.status_code == 201, response.json()
+    trade = response.json()["out_trade_no"]
+    total = int(Decimal(amount) * 100)
+    body = fakes.payment_notification(out_trade_no=trade, transaction_id=transaction_id, total=total)
+    return trade, [notify(body, fakes.wechatpay_headers(body)) for _ in range(2)]
+
+
+def test_paying_with_my_offer_gives_its_bonus_multiplier_and_use_once(client_a, member_a, offers):
+    # given
+    vip = offers["champions"]
+    # when: A pays a top-up with the champions' offer; the callback comes twice
+    trade, responses = pay(client_a, vip.pk)
+    # then: principal and bonus once, as one entry carrying the offer and the payment's reference
+    assert [response.status_code for response in responses] == [204, 204]
+    wallet = Wallet.objects.get(member=member_a)
+    assert (wallet.principal, wallet.bonus) == (Decimal("1000.00"), Decimal("150.00"))
+    entry = wallet.entries.get()
+    assert (entry.offer_code, entry.reference) == ("vip-1000", trade)
+    # and double points for 30 days, and one recorded use linked to the entry and the intent
+    multiplier = MemberPointsMultiplier.objects.get(member=member_a)
+    assert multiplier.multiplier == Decimal("2.00")
+    assert multiplier.ends_at - multiplier.starts_at == dt.timedelta(days=30)
+    use = OfferTopUp.objects.get()
+    assert (use.offer_id, use.member_id, use.wallet_entry_id) == (vip.pk, member_a.pk, entry.pk)
+    intent = TopUpIntent.objects.get(out_trade_no=trade)
+    assert (intent.status, intent.wallet_entry_id) == (TopUpIntent.Status.PAID, entry.pk)
+    rows = client_a.get("/api/v1/me/points/multipliers").json()["results"]
+    assert [row["multiplier"] for row in rows] == ["2.00"]
+
+
+def test_a_paid_top_up_counts_once_against_the_offers_limit(client_a, member_a, offers):
+    # given: an offer A may use twice
+    twice = offer("twice-200", per_member_limit=2)
+    # when: A pays one top-up with it
+    pay(client_a, twice.pk, amount="200.00")
+    # then: one use left (the paid intent and its use are the same use)
+    assert OfferTopUp.objects.filter(offer=twice).count() == 1
+    assert listed(client_a)[twice.pk]["uses_left"] == 1
+
+
+def test_an_offer_withdrawn_before_payment_credits_the_principal_only_once(client_a, member_a, offers):
+    # given: A starts a top-up with the champions' offer
+    vip = offers["champions"]
+    response = client_a.post(TOP_UPS, {"amount": "1000.00", "offer": vip.pk}, format="json")
+    assert (response.status_code, response.json()["bonus"]) == (201, "150.00")
+    trade = response.json()["out_trade_no"]
+    # when: the operator switches the offer off, then WeChat Pay calls back
+    TopUpOffer.objects.filter(pk=vip.pk).update(is_active=False)
+    body = fakes.payment_notification(out_trade_no=trade, transaction_id="4200000200", total=100000)
+    first = notify(body, fakes.wechatpay_headers(body))
+    # and calls back again after the offer came back on
+    TopUpOffer.objects.filter(pk=vip.pk).update(is_active=True)
+    retry = notify(body, fakes.wechatpay_headers(body))
+    # then: the member's money arrives, once, without the bonus, and the entry says why
+    assert (first.status_code, retry.status_code) == (204, 204)
+    wallet = Wallet.objects.get(member=member_a)
+    assert (wallet.principal, wallet.bonus) == (Decimal("1000.00"), Decimal("0.00"))
+    entry = wallet.entries.get()
+    assert entry.offer_code == ""
+    assert "vip-1000" in entry.reason
+    assert "principal only" in entry.reason
+    assert not OfferTopUp.objects.exists()
+    assert not MemberPointsMultiplier.objects.filter(member=member_a).exists()
+    assert TopUpIntent.objects.get(out_trade_no=trade).status == TopUpIntent.Status.PAID

@@ -1,7 +1,7 @@
 """Coupons: the member's own (``GET /me/coupons``) and redeeming one at the till (``POST /pos/coupons/redeem``).
 
-The API is the outermost layer of the project: these views read and write through ``campaigns``
-(its selector and services), which the ``members`` app's own code never imports.
+These views belong to ``campaigns`` (its selector and services) and build on ``members.apis``
+(authentication, POS helpers); ``members`` never imports them.
 
 - A member sees only their coupons, each with what it is worth, where and from what spend it can be
   used, its validity and a status as the member understands it (``available``, ``upcoming``,
