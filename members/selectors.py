@@ -16,7 +16,8 @@ from django.db.models import Count, DecimalField, Max, Min, Q, QuerySet, Sum, Va
 from django.db.models.functions import Coalesce
 
 from members.mobile import normalize_mobile
-from members.models import MONEY, Member, Order
+from members.models import MONEY, Member, Order, PointsAccount, Wallet
+from members.money import CENT
 
 MOBILE_LENGTH = 11
 _MOBILE_PREFIX_MIN = 3
@@ -117,4 +118,28 @@ def member_order_summary(*, member_id: int) -> OrderSummary:
         first_paid_at=Min("paid_at"),
         last_paid_at=Max("paid_at"),
     )
+    # SQLite sums decimals as floats: bring the totals back to cents.
+    for field in ("total_paid", "total_refunded"):
+        row[field] = Decimal(row[field]).quantize(CENT)
     return OrderSummary(**row)
+
+
+class MemberBalances(NamedTuple):
+    """What a member holds: points (and points owed after refunds) and stored value."""
+
+    points: int
+    points_debt: int
+    principal: Decimal
+    bonus: Decimal
+
+    @property
+    def stored_value(self) -> Decimal:
+        return self.principal + self.bonus
+
+
+def member_balances(*, member_id: int) -> MemberBalances:
+    """The member's cached balances (the services keep them equal to the ledgers), two queries."""
+    points = PointsAccount.objects.filter(member_id=member_id).values_list("balance", "debt").first() or (0, 0)
+    wallet = Wallet.objects.filter(member_id=member_id).values_list("principal", "bonus").first()
+    principal, bonus = wallet or (Decimal("0.00"), Decimal("0.00"))
+    return MemberBalances(points=points[0], points_debt=points[1], principal=principal, bonus=bonus)

@@ -17,7 +17,13 @@ from import_export.admin import ImportExportMixin
 from members.mobile import normalize_mobile
 from members.models import Member, Order, Refund, Store
 from members.resources import MemberResource, OrderResource, SpreadsheetCSV
-from members.selectors import member_order_summary, member_recent_orders, member_search, order_search
+from members.selectors import (
+    member_balances,
+    member_order_summary,
+    member_recent_orders,
+    member_search,
+    order_search,
+)
 from members.services.members import member_register
 
 RECENT_ORDERS = 20
@@ -173,6 +179,9 @@ class MemberAdmin(AllOrNothingImportExportMixin, admin.ModelAdmin):
                     if summary.count
                     else [],
                     "all_orders_url": reverse("admin:members_order_changelist") + f"?member__id__exact={obj.pk}",
+                    "balances": member_balances(member_id=obj.pk),
+                    "points_entries_url": reverse("admin:members_pointsentry_changelist") + f"?q={obj.mobile}",
+                    "wallet_entries_url": reverse("admin:members_walletentry_changelist") + f"?q={obj.mobile}",
                 }
             )
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)

@@ -501,3 +501,26 @@ def test_order_export_has_the_import_columns_and_the_refund_state(staff_client, 
         "8.00",
         "partially_refunded",
     )
+
+
+def test_the_member_page_shows_points_and_stored_value_with_links_to_the_ledgers(staff_client):
+    # given
+    from members.models import PointsEntry
+    from members.services.points import points_grant
+    from members.services.wallet import wallet_spend, wallet_top_up
+
+    member = MemberFactory()
+    points_grant(member=member, points=300, kind=PointsEntry.Kind.CAMPAIGN_REWARD, reason="gift", idempotency_key="g1")
+    wallet_top_up(member=member, amount_paid="100.00", bonus="10.00", idempotency_key="t1")
+    wallet_spend(member=member, amount="11.00", idempotency_key="s1")
+    # when
+    response = staff_client.get(reverse("admin:members_member_change", args=[member.pk]))
+    # then: a proportional spend took 10.00 from principal and 1.00 from bonus
+    page = response.content.decode()
+    assert '<td class="points-balance">300</td>' in page
+    assert '<td class="wallet-principal">90.00</td>' in page
+    assert '<td class="wallet-bonus">9.00</td>' in page
+    for url in (response.context["points_entries_url"], response.context["wallet_entries_url"]):
+        ledger = staff_client.get(url)
+        assert ledger.status_code == 200
+        assert len(ledger.context["cl"].result_list) >= 1
