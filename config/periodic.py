@@ -29,4 +29,28 @@ SCHEDULES = (
         "Downgrade tiers", "members.tasks.tier_downgrade_task", "0", "2", "Downgrade members past their retention."
     ),
     Schedule("Reconcile balances", "members.tasks.reconcile_task", "0", "4", "Compare every balance with its ledger."),
+    Schedule(
+        "Expire coupons", "campaigns.tasks.coupons_expire_task", "15", "0", "Mark coupons past their validity expired."
+    ),
+    Schedule(
+        "Start and end campaigns",
+        "campaigns.tasks.campaigns_advance_task",
+        "*/5",
+        "*",
+        "Start scheduled campaigns whose time came; end those whose window closed.",
+    ),
+    Schedule(
+        "Flush the message outbox",
+        "campaigns.tasks.outbox_flush_task",
+        "*",
+        "*",
+        "Queue due messages and recover ones stuck in sending.",
+    ),
+    Schedule(
+        "Sweep triggers",
+        "campaigns.tasks.triggers_sweep_task",
+        "7",
+        "*",
+        "Fire inactivity and pattern triggers, due after-order firings and missed transitions.",
+    ),
 )

@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 
 from celery import chord, shared_task
+from celery.backends.base import DisabledBackend
 from django.conf import settings
 
 from segmentation.services import (
@@ -32,6 +33,10 @@ def segment_recompute_task(as_of: str | None = None, chunks: int | None = None) 
     same results and records no transitions. Returns the run id (None when it did not run)."""
     day = dt.date.fromisoformat(as_of) if as_of else None
     chunks = int(chunks or getattr(settings, "SEGMENTATION_RECOMPUTE_CHUNKS", 1) or 1)
+    app = segment_recompute_task.app
+    if chunks > 1 and isinstance(app.backend, DisabledBackend) and not app.conf.task_always_eager:
+        logger.warning("Splitting an RFM run needs a Celery result backend (chords); running it in one piece.")
+        chunks = 1
     try:
         if chunks <= 1:
             return segment_recompute(as_of=day).pk

@@ -257,3 +257,11 @@ HUIYUAN_SMS_API_SECRET = env.str("HUIYUAN_SMS_API_SECRET", default="")
 HUIYUAN_SMS_SIGN_NAME = env.str("HUIYUAN_SMS_SIGN_NAME", default="")
 HUIYUAN_SMS_TEMPLATES = env.json("HUIYUAN_SMS_TEMPLATES", default={})
 HUIYUAN_TRIGGER_CATCHUP_DAYS = env.int("HUIYUAN_TRIGGER_CATCHUP_DAYS", default=7)
+
+# --- Segmentation --------------------------------------------------------------------------
+# Split the nightly recompute into N member-id ranges across workers (a Celery chord; needs a
+# result backend, e.g. CELERY_RESULT_BACKEND=redis://127.0.0.1:6379/1). 1 = one task.
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None)
+SEGMENTATION_RECOMPUTE_CHUNKS = env.int("SEGMENTATION_RECOMPUTE_CHUNKS", default=1)
+SEGMENTATION_WORK_MEM = env.str("SEGMENTATION_WORK_MEM", default="256MB")
+SEGMENTATION_PREPARE_STATEMENTS = env.bool("SEGMENTATION_PREPARE_STATEMENTS", default=True)

@@ -212,7 +212,7 @@ def _execute(run: RfmRun, spec: SchemeSpec, window: Window, scored: tuple[str, l
         if implementation == POSTGRES:
             indexes = _pg_index_plan(cursor)
             _pg_build_next(cursor, run, scored)
-            run.transition_count = _pg_record_transitions(cursor, run, skip_fresh=keep_live)
+            run.transition_count = _pg_record_transitions(cursor, run)
             _pg_finish_next(cursor)
             _pg_build_indexes(cursor, indexes)
             table = NEXT_TABLE
@@ -303,26 +303,26 @@ def _select_list(run: RfmRun, *, cast: bool) -> tuple[str, list]:
 
 def _pg_build_next(cursor, run: RfmRun, scored: tuple[str, list]) -> None:
     """One ``CREATE TABLE … AS SELECT`` (which PostgreSQL may run in parallel): every member's
-    result, plus the current segment (``previous_*``, dropped once the transitions are recorded)."""
+    result, plus the current segment (``previous_segment_id``, dropped once the transitions are
+    recorded; those of rows an order refreshed meanwhile are removed at the swap)."""
     select_list, params = _select_list(run, cast=True)
     scored_sql, scored_params = scored
     cursor.execute(f"DROP TABLE IF EXISTS {NEXT_TABLE}")
     cursor.execute(
         f"""CREATE TABLE {NEXT_TABLE} AS
-            SELECT {select_list}, o.segment_id AS previous_segment_id, o.updated_at >= %s AS previous_fresh
+            SELECT {select_list}, o.segment_id AS previous_segment_id
             FROM ({scored_sql}) x LEFT JOIN {CURRENT_TABLE} o ON o.member_id = x.member_id""",  # noqa: S608
-        [*params, connection.ops.adapt_datetimefield_value(run.started_at), *scored_params],
+        [*params, *scored_params],
     )
 
 
-def _pg_record_transitions(cursor, run: RfmRun, *, skip_fresh: bool) -> int:
+def _pg_record_transitions(cursor, run: RfmRun) -> int:
     now = connection.ops.adapt_datetimefield_value(run.started_at)
-    fresh = " AND previous_fresh IS NOT TRUE" if skip_fresh else ""
     cursor.execute(
         f"""INSERT INTO {TRANSITION_TABLE} (run_id, member_id, from_segment_id, to_segment_id, source,
                                             created_at, updated_at)
             SELECT %s, member_id, previous_segment_id, segment_id, 'run', %s, %s FROM {NEXT_TABLE}
-            WHERE COALESCE(previous_segment_id, 0) <> COALESCE(segment_id, 0){fresh}""",  # noqa: S608
+            WHERE COALESCE(previous_segment_id, 0) <> COALESCE(segment_id, 0)""",  # noqa: S608
         [run.pk, now, now],
     )
     return max(cursor.rowcount, 0)
@@ -330,7 +330,7 @@ def _pg_record_transitions(cursor, run: RfmRun, *, skip_fresh: bool) -> int:
 
 def _pg_finish_next(cursor) -> None:
     """Make the next table exactly MemberRfm's shape: no helper columns, the NOT NULLs."""
-    cursor.execute(f"ALTER TABLE {NEXT_TABLE} DROP COLUMN previous_segment_id, DROP COLUMN previous_fresh")
+    cursor.execute(f"ALTER TABLE {NEXT_TABLE} DROP COLUMN previous_segment_id")
     not_null = [field.column for field in _memberrfm_columns() if not field.null]
     if not_null:
         cursor.execute(

@@ -195,7 +195,7 @@ def stats_and_snapshot_sql_postgres(table: str, snapshot_table: str) -> str:
         WITH g AS (
             SELECT segment_id, COUNT(*) AS members, AVG(recency_days) AS avg_r, AVG(frequency) AS avg_f,
                    AVG(monetary) AS avg_m, SUM(CASE WHEN frequency > 0 THEN 1 ELSE 0 END) AS buyers,
-                   CAST(json_agg(member_id ORDER BY member_id) AS TEXT) AS ids
+                   CAST(json_agg(member_id) AS TEXT) AS ids
             FROM {table} GROUP BY segment_id
         ), snapshot AS (
             INSERT INTO {snapshot_table} (run_id, segment_id, member_count, member_ids, created_at, updated_at)
@@ -206,14 +206,15 @@ def stats_and_snapshot_sql_postgres(table: str, snapshot_table: str) -> str:
 
 
 _JSON_IDS = {
-    "postgresql": "CAST(json_agg(member_id ORDER BY member_id) AS TEXT)",
+    "postgresql": "CAST(json_agg(member_id) AS TEXT)",
     "sqlite": "json_group_array(member_id)",
 }
 
 
 def snapshot_insert_sql(table: str, snapshot_table: str, vendor: str) -> str:
-    """Insert one snapshot row per segment: run, segment, count, JSON array of member ids.
-    Parameters: run id, created_at, updated_at."""
+    """Insert one snapshot row per segment: run, segment, count, JSON array of member ids (the set
+    is what counts; the ids are in no particular order — sorting them would cost a sort of
+    everyone). Parameters: run id, created_at, updated_at."""
     return f"""
         INSERT INTO {snapshot_table} (run_id, segment_id, member_count, member_ids, created_at, updated_at)
         SELECT %s, segment_id, COUNT(*), {_JSON_IDS[vendor]}, %s, %s FROM {table} GROUP BY segment_id
