@@ -270,3 +270,25 @@ def test_a_reversed_referral_can_take_its_unused_coupons_back(seed_referral_rule
     assert revoked == 2
     assert set(Coupon.objects.filter(member=referrer).values_list("status", flat=True)) == {"revoked"}
     assert Coupon.objects.get(pk=used.pk).status == "redeemed"
+
+
+@pytest.mark.django_db
+def test_a_full_refund_within_the_period_takes_back_the_referral_coupons_and_points(seed_referral_rules, place):
+    from members.models import Order, Referral
+    from members.services.orders import refund_record
+    from members.services.referrals import referral_reverse_for_refund
+
+    # given: a champion's referral paid both sides a 50-yuan coupon and 1000 points
+    referrer = MemberFactory()
+    place(referrer, "champions")
+    referee = complete_referral(referrer)
+    order = Order.objects.get(member=referee)
+    # when: the qualifying order is refunded in full
+    refund = refund_record(external_id="R-REF", order=order, amount=order.amount).refund
+    referral_reverse_for_refund(refund_id=refund.pk)
+    referral_reverse_for_refund(refund_id=refund.pk)  # a retry changes nothing
+    # then: the reversal hook revoked the unused coupons in the same transaction
+    assert Referral.objects.get(referee=referee).status == Referral.Status.REVERSED
+    assert set(Coupon.objects.filter(member__in=[referrer, referee]).values_list("status", flat=True)) == {"revoked"}
+    assert referral_points(referrer) == referral_points(referee) == 1000  # the grants stay in the ledger…
+    assert referrer.points_account.balance == 0  # …and are reversed by reversal entries
