@@ -133,12 +133,41 @@ class SchemeAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST" and "_preview" in request.POST and object_id is not None:
+            return self._preview_edits(request, object_id, form_url, extra_context)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _preview_edits(self, request, object_id, form_url, extra_context):
+        """ "Preview without saving": apply the submitted form (scheme, segments, rules) inside a
+        transaction, measure the segment sizes, and roll everything back."""
+
+        class Discard(Exception):
+            pass
+
+        try:
+            with transaction.atomic():
+                response = super().changeform_view(request, object_id, form_url, extra_context)
+                if response.status_code != 302:  # the form has errors: show them, nothing was saved
+                    return response
+                scheme = Scheme.objects.get(pk=object_id)
+                page = self._preview_page(request, scheme, unsaved=True)
+                page.render()
+                raise Discard(page)
+        except Discard as discarded:
+            # The change form queued a "changed successfully" message; nothing changed.
+            list(messages.get_messages(request))
+            return discarded.args[0]
+
     def preview_view(self, request, object_id):
         scheme = get_object_or_404(Scheme, pk=object_id)
         if not self.has_view_permission(request, scheme):
             from django.core.exceptions import PermissionDenied
 
             raise PermissionDenied
+        return self._preview_page(request, scheme, unsaved=False)
+
+    def _preview_page(self, request, scheme, *, unsaved: bool):
         preview = scheme_preview(scheme=scheme)
         run = current_run()
         current_sizes = {}
@@ -153,6 +182,7 @@ class SchemeAdmin(admin.ModelAdmin):
             "rows": rows,
             "opts": self.opts,
             "original": scheme,
+            "unsaved": unsaved,
         }
         return TemplateResponse(request, "admin/segmentation/scheme_preview.html", context)
 

@@ -79,3 +79,43 @@ def test_the_preview_writes_nothing_and_matches_a_run(default_scheme):
         segment.slug: run.segment_stats.get(segment.slug, {}).get("count", 0) for segment in quadrants.segments.all()
     }
     assert preview["members"] == 5
+
+
+def _posted(response) -> dict:
+    """The change form's current values, as the browser would post them back."""
+    forms = [response.context["adminform"].form]
+    for inline in response.context["inline_admin_formsets"]:
+        forms += [inline.formset.management_form, *inline.formset.forms]
+    data = {}
+    for form in forms:
+        for name in form.fields:
+            value = form[name].value()
+            if value is None or value is False:
+                continue
+            data[form.add_prefix(name)] = "on" if value is True else value
+    return data
+
+
+def test_the_admin_previews_unsaved_edits_and_saves_nothing(default_scheme, admin_client):
+    from django.urls import reverse
+    from django.utils import timezone
+
+    # given: a member whose last order was 40 days ago, 600 yuan — `win_back` with R ≤ 30
+    order(member(), days_ago=40, amount="600.00", as_of=timezone.localdate())
+    url = reverse("admin:segmentation_scheme_change", args=[default_scheme.pk])
+    form = admin_client.get(url)
+    assert 'name="_preview"' in form.content.decode()
+    data = _posted(form)
+    # when: the operator widens "recent" to 60 days and asks for a preview
+    data["r_max_days"] = 60
+    data["_preview"] = "Preview"
+    response = admin_client.post(url, data)
+    # then: the member counts as recent (big_spenders) in the preview…
+    assert response.status_code == 200, response.content.decode()[:2000]
+    assert response.context["unsaved"] is True
+    assert response.context["preview"]["sizes"]["big_spenders"] == 1
+    assert response.context["preview"]["sizes"]["win_back"] == 0
+    # …and nothing was saved
+    default_scheme.refresh_from_db()
+    assert default_scheme.r_max_days == 30
+    assert scheme_preview(scheme=default_scheme)["sizes"]["win_back"] == 1
