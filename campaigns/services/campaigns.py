@@ -139,7 +139,9 @@ def _load_plan(campaign_id: int) -> _Plan:
     campaign = Campaign.objects.get(pk=campaign_id)
     benefits = sorted(
         campaign.benefits.select_related("coupon_template", "top_up_offer"),
-        key=lambda b: (b.kind == Kind.MESSAGE, b.pk),  # the message last: it names what was given
+        # The message last: it names what was given. Coupon templates (each grant locks its template
+        # row until commit) in template-id order, the lock order every grant path follows.
+        key=lambda b: (b.kind == Kind.MESSAGE, b.coupon_template_id or 0, b.pk),
     )
     return _Plan(
         campaign=campaign,

@@ -182,6 +182,18 @@ def top_up_offer_credit(
 ) -> WalletEntry | None:
     """Credit a paid top-up intent carrying ``offer_code`` through ``offer_top_up`` (bonus,
     multiplier, use), eligibility checked again; None when the offer is gone or no longer valid."""
+    earlier = OfferTopUp.objects.select_related("offer").filter(idempotency_key=idempotency_key).first()
+    if earlier is not None:
+        # A retried callback whose first attempt used the offer: finish or replay that use, and let
+        # any error through — falling back to a plain top-up could credit the principal twice.
+        return offer_top_up(
+            member=member,
+            offer=earlier.offer,
+            amount_paid=amount_paid,
+            idempotency_key=idempotency_key,
+            reason=reason,
+            reference=reference,
+        )
     offer = TopUpOffer.objects.filter(code=offer_code).first()
     if offer is None:
         logger.info("top-up %s: offer %s no longer exists", reference, offer_code)
@@ -294,6 +306,9 @@ def _complete_use(use: OfferTopUp, *, actor, reason: str = "", reference: str = 
             reason=reason or _g("Top-up offer %(name)s") % {"name": offer.name},
             reference=(reference or f"offer:{offer.code}")[:100],
         )
+    except IdempotencyConflict:
+        # The top-up of this use may already be in the wallet: keep the use, never pay it twice.
+        raise
     except ValidationError:
         # Nothing was paid in: give the use back, so the member can try again.
         OfferTopUp.objects.filter(pk=use.pk, wallet_entry__isnull=True).delete()
@@ -355,6 +370,8 @@ def referral_reward_resolve(*, referral: Referral) -> RewardPlan | None:
             ("referrer-extra", referral.referrer_id, rule.referrer_extra_template),
         )
         members = Member.objects.in_bulk([referral.referrer_id, referral.referee_id])
+        # Template rows are locked in id order, as in campaign grants, so two grants never deadlock.
+        grants = sorted(grants, key=lambda grant: grant[2].pk if grant[2] else 0)
         for side, member_id, template in grants:
             if template is None:
                 continue

@@ -28,7 +28,7 @@ from members.apis.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_key,
 from members.apis.me import MoneyOut, member_id_from_qr_code
 from members.apis.selectors import related_or_none
 from members.mobile import mask_mobile
-from members.models import ApiScope, Member, Order
+from members.models import ApiScope, Member, Order, PointsEntry, WalletEntry
 from members.selectors import member_get_by_mobile
 from members.services.orders import IdempotencyConflict, order_record, refund_record
 from members.services.points import points_redeem
@@ -283,6 +283,19 @@ class WalletEntryOutSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+def _member_of_earlier(model, idempotency_key: str) -> Member | None:
+    """The member of the ledger entry an earlier request with this key wrote, if any: its retry is
+    answered by the service's own replay (which still compares the request body)."""
+    entry = (
+        model.objects.filter(idempotency_key=idempotency_key)
+        .select_related("wallet__member" if model is WalletEntry else "member")
+        .first()
+    )
+    if entry is None:
+        return None
+    return entry.wallet.member if model is WalletEntry else entry.member
+
+
 class PosWalletSpendApi(PosApi):
     required_scope = ApiScope.WALLET
     throttle_scope = "pos_money"
@@ -305,7 +318,10 @@ class PosWalletSpendApi(PosApi):
     def post(self, request):
         key = idempotency_key(request)
         data = self.validated(self.InputSerializer, request.data)
-        member = member_from(data, qr_only=True)
+        # A retry after the QR code expired must still get the first answer, not an error.
+        member = _member_of_earlier(WalletEntry, store_scoped_key(self.principal.store.pk, key)) or member_from(
+            data, qr_only=True
+        )
         store = self.principal.store
         entry = replay_or_refuse(
             lambda: wallet_spend(
@@ -382,7 +398,9 @@ class PosPointsRedeemApi(PosApi):
     def post(self, request):
         key = idempotency_key(request)
         data = self.validated(self.InputSerializer, request.data)
-        member = member_from(data, qr_only=True)
+        member = _member_of_earlier(PointsEntry, store_scoped_key(self.principal.store.pk, key)) or member_from(
+            data, qr_only=True
+        )
         store = self.principal.store
         entry = replay_or_refuse(
             lambda: points_redeem(

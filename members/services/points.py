@@ -357,9 +357,21 @@ def points_reverse_locked(
         return earlier
     if entry.kind not in REVERSIBLE_KINDS or entry.points <= 0:
         raise _invalid("entry", _("Only entries that added points can be reversed."), "not_reversible")
+    points = entry.points
+    if entry.kind == Kind.EARN:
+        # Refunds of the order may have taken some of these points back already.
+        clawed_back = -(
+            PointsEntry.objects.filter(order_id=entry.order_id, kind=Kind.REFUND_CLAWBACK).aggregate(
+                total=Sum("points")
+            )["total"]
+            or 0
+        )
+        points -= clawed_back
+        if points <= 0:
+            raise _invalid("entry", _("Refunds have already taken these points back."), "not_reversible")
     return _debit(
         account,
-        points=entry.points,
+        points=points,
         kind=Kind.REVERSAL,
         allow_debt=True,
         reason=reason,

@@ -258,3 +258,27 @@ def test_points_redeem(pos_a, member_a):
     assert response.json()["balance_after"] == 300
     assert too_many.status_code == 400
     assert PointsEntry.objects.filter(kind="redeem").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "ledger"),
+    [
+        ("wallet/spend", {"amount": "30.00"}, WalletEntry),
+        ("points/redeem", {"points": 200, "reason": "一杯奶茶"}, PointsEntry),
+    ],
+)
+def test_a_retry_after_the_qr_code_expired_gets_the_first_answer(pos_a, member_a, settings, path, body, ledger):
+    # given: a payment went through, but its response was lost
+    wallet_top_up(member=member_a, amount_paid="100.00", idempotency_key="t-1")
+    points_grant(member=member_a, points=500, kind="campaign_reward", reason="gift", idempotency_key="g-1")
+    body = {**body, "qr_code": member_qr_code(member_a.pk)}
+    first = post(pos_a, path, body, key="pay-1")
+    # when: the till retries after the member's QR code has expired
+    settings.HUIYUAN_MEMBER_QR_MAX_AGE = -1
+    retry = post(pos_a, path, body, key="pay-1")
+    fresh = post(pos_a, path, body, key="pay-2")
+    # then: the retry is answered with the first result; a new payment needs a fresh code
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json()
+    assert fresh.status_code == 400
+    assert ledger.objects.filter(kind__in=["spend", "redeem"]).count() == 1

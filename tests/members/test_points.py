@@ -492,3 +492,23 @@ def test_the_adjust_view_adjusts_once_with_the_staff_user_and_reason(client, dja
     assert no_reason.status_code == 200 and b"This field is required" in no_reason.content
     entry = PointsEntry.objects.get(member=member)
     assert (entry.points, entry.actor, entry.reason) == (50, supervisor, "Lost receipt")
+
+
+@pytest.mark.django_db
+def test_reversing_an_earning_takes_back_only_what_refunds_left():
+    # given: 100 points earned, half the order refunded (50 points taken back)
+    member = MemberFactory()
+    order, earned = earn(member, "100.00")
+    points_clawback_for_refund(refund_id=refund(order, Decimal("50.00")).pk)
+    assert account_of(member).balance == 50
+    # when
+    reversal = points_reverse(entry=earned, idempotency_key="fix-1", reason="recorded by mistake")
+    # then: 50 more, not 100 — no debt appears
+    assert reversal.points == -50
+    account = assert_books_balance(member)
+    assert (account.balance, account.debt) == (0, 0)
+    # and once the whole order is refunded there is nothing left to reverse
+    other, other_earned = earn(member, "10.00")
+    points_clawback_for_refund(refund_id=refund(other, Decimal("10.00")).pk)
+    with pytest.raises(ValidationError):
+        points_reverse(entry=other_earned, idempotency_key="fix-2", reason="again")
