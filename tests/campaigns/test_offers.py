@@ -292,3 +292,23 @@ def test_a_full_refund_within_the_period_takes_back_the_referral_coupons_and_poi
     assert set(Coupon.objects.filter(member__in=[referrer, referee]).values_list("status", flat=True)) == {"revoked"}
     assert referral_points(referrer) == referral_points(referee) == 1000  # the grants stay in the ledger…
     assert referrer.points_account.balance == 0  # …and are reversed by reversal entries
+
+
+@pytest.mark.django_db
+def test_an_offer_top_up_retried_with_a_conflicting_body_never_pays_twice(seed_offers, place, django_user_model):
+    from members.services.orders import IdempotencyConflict
+
+    # given: staff topped a champion up through the offer
+    champion = MemberFactory()
+    place(champion, "champions")
+    offer = seed_offers["champions-1000-150"]
+    first = offer_top_up(member=champion, offer=offer, amount_paid="1000", idempotency_key="desk-1", reason="till 1")
+    # when: the same key comes back with another reason (another clerk, another language)…
+    with pytest.raises(IdempotencyConflict):
+        offer_top_up(member=champion, offer=offer, amount_paid="1000", idempotency_key="desk-1", reason="till 2")
+    # …and once more as first sent
+    again = offer_top_up(member=champion, offer=offer, amount_paid="1000", idempotency_key="desk-1", reason="till 1")
+    # then: one top-up, one use
+    assert again.pk == first.pk
+    wallet = Wallet.objects.get(member=champion)
+    assert (wallet.principal, wallet.bonus) == (Decimal("1000.00"), Decimal("150.00"))
