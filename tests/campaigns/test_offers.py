@@ -303,6 +303,8 @@ def test_an_offer_top_up_retried_with_a_conflicting_body_never_pays_twice(seed_o
     place(champion, "champions")
     offer = seed_offers["champions-1000-150"]
     first = offer_top_up(member=champion, offer=offer, amount_paid="1000", idempotency_key="desk-1", reason="till 1")
+    # …but the worker died between crediting the wallet and linking the entry to the offer's use
+    OfferTopUp.objects.filter(idempotency_key="desk-1").update(wallet_entry=None)
     # when: the same key comes back with another reason (another clerk, another language)…
     with pytest.raises(IdempotencyConflict):
         offer_top_up(member=champion, offer=offer, amount_paid="1000", idempotency_key="desk-1", reason="till 2")
@@ -310,5 +312,6 @@ def test_an_offer_top_up_retried_with_a_conflicting_body_never_pays_twice(seed_o
     again = offer_top_up(member=champion, offer=offer, amount_paid="1000", idempotency_key="desk-1", reason="till 1")
     # then: one top-up, one use
     assert again.pk == first.pk
+    assert OfferTopUp.objects.filter(member=champion).count() == 1
     wallet = Wallet.objects.get(member=champion)
     assert (wallet.principal, wallet.bonus) == (Decimal("1000.00"), Decimal("150.00"))
