@@ -44,7 +44,7 @@ ensure_chromium() {
 ensure_database() {
   # ensure_database NAME: create the PostgreSQL database if it is missing.
   local name="$1"
-  if ! psql -h 127.0.0.1 -U root -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$name'" | grep -q 1; then
+  if [ "$(psql -h 127.0.0.1 -U root -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$name'")" != 1 ]; then
     createdb -h 127.0.0.1 -U root "$name"
   fi
 }
