@@ -49,15 +49,18 @@ django.setup()
 from members.apis.tokens import member_tokens_issue
 from members.models import Member, Store, Tier, TierRule
 from members.services.api_keys import store_api_key_create
+from segmentation.services.recompute import segment_recompute
 
 sample = int(sys.argv[1])
-entry = Tier.objects.create(code="regular", name="普通会员", rank=0)
-silver = Tier.objects.create(code="silver", name="银卡会员", rank=1, points_multiplier=Decimal("1.20"))
-gold = Tier.objects.create(code="gold", name="金卡会员", rank=2, points_multiplier=Decimal("1.50"))
-TierRule.objects.create(tier=silver, window_days=365, min_spend=Decimal("500.00"))
-TierRule.objects.create(tier=silver, window_days=90, min_orders=4)
-TierRule.objects.create(tier=gold, window_days=365, min_spend=Decimal("3000.00"))
-Member.objects.filter(tier__isnull=True).update(tier=entry)
+if not Tier.objects.exists():  # --reuse runs this again on the kept database
+    entry = Tier.objects.create(code="regular", name="普通会员", rank=0)
+    silver = Tier.objects.create(code="silver", name="银卡会员", rank=1, points_multiplier=Decimal("1.20"))
+    gold = Tier.objects.create(code="gold", name="金卡会员", rank=2, points_multiplier=Decimal("1.50"))
+    TierRule.objects.create(tier=silver, window_days=365, min_spend=Decimal("500.00"))
+    TierRule.objects.create(tier=silver, window_days=90, min_orders=4)
+    TierRule.objects.create(tier=gold, window_days=365, min_spend=Decimal("3000.00"))
+    Member.objects.filter(tier__isnull=True).update(tier=entry)
+    segment_recompute()  # so that each order's live segment refresh has a run to score with
 store = Store.objects.filter(is_active=True).order_by("id").first()
 _key, secret = store_api_key_create(store=store, name="bench POS", scopes="orders,members:read,wallet,points")
 rng = random.Random(7)
@@ -191,11 +194,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
+    parser.add_argument("--worker-threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://root@127.0.0.1:5432"))
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/7"))
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--reuse", action="store_true", help="use the kept database as it is")
+    parser.add_argument(
+        "--only", choices=("floor", "profile", "orders"), action="append", help="run only these (repeatable)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
@@ -264,6 +272,10 @@ def main() -> None:
             "config.wsgi",
             "--workers",
             str(args.workers),
+            "--worker-class",
+            args.worker_class,
+            "--threads",
+            str(args.worker_threads),
             "--bind",
             f"127.0.0.1:{args.port}",
             "--log-level",
@@ -277,7 +289,7 @@ def main() -> None:
     results = {}
     try:
         wait_for(f"{base}/api/v1/bench/floor?member={prepared['member_ids'][0]}&store={prepared['store_ids'][0]}")
-        for name in ("floor", "profile", "orders"):
+        for name in args.only or ("floor", "profile", "orders"):
             wrk(scripts[name], base, seconds=args.warmup, connections=args.connections, threads=args.threads)
             results[name] = wrk(
                 scripts[name], base, seconds=args.duration, connections=args.connections, threads=args.threads
@@ -295,6 +307,9 @@ def main() -> None:
         if not args.keep:
             psql_admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
 
+    if args.only:
+        print(json.dumps({"results": results}))
+        return
     floor, profile, orders = results["floor"], results["profile"], results["orders"]
     ratio = profile["rps"] / floor["rps"] if floor["rps"] else 0.0
     checks = [

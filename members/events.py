@@ -2,9 +2,19 @@
 
 Higher apps (``segmentation``, ``campaigns``) and later parts of ``members`` (points, tiers,
 referrals) subscribe in their ``AppConfig.ready()``; the services that publish never learn who
-listens. Handlers receive ids, never model instances, and run after the publishing transaction
-commits (immediately when there is no transaction). They are not Django model signals: bulk
-writes (imports, seed data) publish their own batch events on purpose.
+listens. They are not Django model signals: bulk writes (imports, seed data) publish their own
+batch events on purpose.
+
+Two phases:
+
+- **after commit** (the default): handlers receive ids, never model instances, and run after the
+  publishing transaction commits (immediately when there is no transaction). A failing handler
+  is logged; the publisher's work stands.
+- **in the transaction** (``subscribe(handler, in_transaction=True)``): handlers run at once,
+  inside the publisher's transaction, and also receive ``instance`` (the row the event is about,
+  as the publisher holds it). What they write commits or rolls back with the publisher's row, and
+  a failure rolls the whole thing back. ``members`` uses this for its own consequences of an order
+  (tier, points, referral), so an order never exists without its points.
 
     from members.events import order_recorded
 
@@ -26,28 +36,46 @@ class DomainEvent:
         self.name = name
         self.__doc__ = doc
         self._handlers: list[Callable[..., object]] = []
+        self._in_transaction: list[Callable[..., object]] = []
 
-    def subscribe(self, handler: Callable[..., object]) -> Callable[..., object]:
+    def subscribe(self, handler: Callable[..., object] | None = None, *, in_transaction: bool = False):
         """Register ``handler`` (usable as a decorator). Registering twice has no effect."""
-        if handler not in self._handlers:
-            self._handlers.append(handler)
+        if handler is None:
+            return lambda fn: self.subscribe(fn, in_transaction=in_transaction)
+        handlers = self._in_transaction if in_transaction else self._handlers
+        if handler not in handlers:
+            handlers.append(handler)
         return handler
 
     def unsubscribe(self, handler: Callable[..., object]) -> None:
-        if handler in self._handlers:
-            self._handlers.remove(handler)
+        for handlers in (self._handlers, self._in_transaction):
+            if handler in handlers:
+                handlers.remove(handler)
 
     @property
     def handlers(self) -> tuple[Callable[..., object], ...]:
+        """The after-commit handlers."""
         return tuple(self._handlers)
 
-    def publish(self, **payload) -> None:
-        """Call every handler with ``payload`` once the current transaction commits.
+    @property
+    def in_transaction_handlers(self) -> tuple[Callable[..., object], ...]:
+        return tuple(self._in_transaction)
 
-        A failing handler is logged and does not stop the others: the publisher's work is already
-        committed, and each subscriber owns its retries (usually by queueing a Celery task).
+    def publish(self, *, instance=None, **payload) -> None:
+        """Run the in-transaction handlers now (with ``instance``), then every after-commit handler
+        with ``payload`` once the current transaction commits.
+
+        An in-transaction handler's exception propagates: the publisher's transaction rolls back.
+        A failing after-commit handler is logged and does not stop the others: the publisher's work
+        is already committed, and each subscriber owns its retries (usually by queueing a Celery task).
         """
-        transaction.on_commit(lambda: self._dispatch(payload))
+        if self._in_transaction:
+            if not transaction.get_connection().in_atomic_block:
+                raise RuntimeError(f"{self.name} has in-transaction handlers: publish it inside transaction.atomic()")
+            for handler in self._in_transaction:
+                handler(instance=instance, **payload)
+        if self._handlers:
+            transaction.on_commit(lambda: self._dispatch(payload))
 
     def _dispatch(self, payload: dict) -> None:
         for handler in self._handlers:

@@ -197,6 +197,9 @@ if env.str("JWT_SIGNING_KEY", default=""):  # otherwise SECRET_KEY signs them
 # A login without WeChat (``POST /api/v1/auth/dev-login`` with a mobile number), for local use and
 # tests. Never in production.
 HUIYUAN_DEV_LOGIN = env.bool("HUIYUAN_DEV_LOGIN", default=False)
+# How long a process keeps the settings rows read on every order (tier ladder, loyalty program)
+# before reading them again; the process that saves a change sees it at once (members.caching).
+HUIYUAN_SETTINGS_CACHE_SECONDS = env.float("HUIYUAN_SETTINGS_CACHE_SECONDS", default=10.0)
 # ``/api/v1/bench/floor``: the benchmark's floor (two primary-key lookups), only when asked for.
 HUIYUAN_BENCH_FLOOR = env.bool("HUIYUAN_BENCH_FLOOR", default=False)
 # A member's QR code (shown in the mini-program, scanned by the POS) is valid this many seconds.

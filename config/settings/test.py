@@ -13,3 +13,6 @@ LANGUAGE_CODE = "en"
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 HUIYUAN_DEV_LOGIN = True
+# Tests change settings rows with QuerySet.update and in rolled-back transactions: no per-process caching
+# of them (members.caching; its own tests turn it on).
+HUIYUAN_SETTINGS_CACHE_SECONDS = 0

@@ -3,7 +3,7 @@
 Both services are idempotent: re-sending the same external id with the same content returns the
 row recorded the first time (``created=False``); the same external id with different content is
 refused with ``IdempotencyConflict``. New rows publish ``order_recorded`` / ``refund_recorded``
-after commit, which points, tiers, referrals, segments and triggers subscribe to.
+in the order's transaction (tier and points) and after commit (referrals, segments, triggers).
 """
 
 from datetime import datetime
@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -52,22 +52,41 @@ def order_record(
     amount = to_money(amount)
     paid_at = _aware(paid_at, "paid_at")
 
-    existing = Order.objects.filter(external_id=external_id).first()
-    if existing is not None:
-        return OrderRecorded(_same_order_or_conflict(existing, member, store, paid_at, amount), False)
-    try:
-        with transaction.atomic():
-            order = Order.objects.create(
-                external_id=external_id, member=member, store=store, paid_at=paid_at, amount=amount
-            )
-            order_recorded.publish(order_id=order.pk, member_id=member.pk, store_id=store.pk)
-    except IntegrityError:
-        # Another request recorded the same external id between our read and our insert.
-        existing = Order.objects.filter(external_id=external_id).first()
-        if existing is None:
-            raise
-        return OrderRecorded(_same_order_or_conflict(existing, member, store, paid_at, amount), False)
-    return OrderRecorded(order, True)
+    order = Order(external_id=external_id, member=member, store=store, paid_at=paid_at, amount=amount)
+    # No savepoint: the caller's transaction (if any) rolls back as a whole if anything here fails.
+    with transaction.atomic(savepoint=False):
+        if _insert_unless_recorded(order):
+            order_recorded.publish(instance=order, order_id=order.pk, member_id=member.pk, store_id=store.pk)
+            return OrderRecorded(order, True)
+    # Recorded before — or by a concurrent retry, which the insert waited for.
+    existing = Order.objects.get(external_id=external_id)
+    return OrderRecorded(_same_order_or_conflict(existing, member, store, paid_at, amount), False)
+
+
+_ORDER_INSERT_FIELDS = ("created_at", "updated_at", "external_id", "member", "store", "paid_at", "amount")
+
+
+def _insert_unless_recorded(order: Order) -> bool:
+    """``INSERT … ON CONFLICT (external_id) DO NOTHING``: True (with ``order.pk`` set) when this
+    call recorded the order, False when its external id is taken. One statement, no savepoint."""
+    order.created_at = order.updated_at = timezone.now()
+    fields = [Order._meta.get_field(name) for name in _ORDER_INSERT_FIELDS]
+    fields += [Order._meta.get_field("refunded_amount"), Order._meta.get_field("status")]
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ops.quote_name(Order._meta.db_table)} "  # noqa: S608 - names from model metadata
+            f"({', '.join(ops.quote_name(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))}) "
+            "ON CONFLICT (external_id) DO NOTHING RETURNING id",
+            [f.get_db_prep_save(f.pre_save(order, add=False), connection) for f in fields],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    order.pk = row[0]
+    order._state.adding = False
+    order._state.db = connection.alias
+    return True
 
 
 def _same_order_or_conflict(order: Order, member: Member, store: Store, paid_at: datetime, amount: Decimal) -> Order:

@@ -48,6 +48,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _g
 from django.utils.translation import gettext_lazy as _
 
+from members.caching import ProcessCache
 from members.lock_objects import points_account_lock, points_accounts_lock
 from members.models import LoyaltyProgram, Member, Order, PointsAccount, PointsEntry, PointsLot, Refund
 from members.services.orders import IdempotencyConflict
@@ -62,6 +63,9 @@ EXPIRY_CHUNK_MEMBERS = 500
 
 MultiplierProvider = Callable[..., Decimal | None]
 _multiplier_providers: list[MultiplierProvider] = []
+
+# Read on every order: cached per process (see ``members.caching``); saving the program clears it.
+_cached_program = ProcessCache(LoyaltyProgram.current, watch=(LoyaltyProgram,))
 
 
 # --- hooks -----------------------------------------------------------------------------------
@@ -140,6 +144,30 @@ def points_earn_for_order(*, order_id: int) -> PointsEntry | None:
             return entry
 
     return _retrying_on_key(key, run, member_id=order.member_id, kind=Kind.EARN)
+
+
+def points_earn_for_new_order(*, order: Order) -> PointsEntry | None:
+    """``points_earn_for_order`` for an order recorded in the current transaction (the
+    ``order_recorded`` in-transaction handler, after the tier): the same points in fewer statements
+    — the program is cached, and a new order has no earning and no refunds yet to look for.
+    ``order.member.tier`` must be the member's tier now (``tier_evaluate_for_new_order`` sees to it)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("points_earn_for_new_order runs inside the transaction that recorded the order")
+    program = _cached_program.get()
+    points = points_for_order(order=order, program=program)
+    if points <= 0:
+        return None
+    return _credit(
+        points_account_lock(member_id=order.member_id),
+        points=points,
+        kind=Kind.EARN,
+        reason=_g("Order %(order)s") % {"order": order.external_id},
+        idempotency_key=f"order:{order.pk}:earn",
+        earned_at=order.paid_at,
+        reference=f"order:{order.pk}",
+        order=order,
+        program=program,
+    )
 
 
 def points_redeem(

@@ -151,6 +151,11 @@ def _in_referrer_chain(*, start_id: int, member_id: int) -> bool:
         return cursor.fetchone() is not None
 
 
+def referral_pending_for(*, member_id: int) -> bool:
+    """Whether ``member_id`` was referred and the referral still waits for a qualifying order."""
+    return Referral.objects.filter(referee_id=member_id, status=Referral.Status.PENDING).exists()
+
+
 def referral_complete_for_order(*, order_id: int) -> Referral | None:
     """Complete the referee's pending referral if ``order`` qualifies and reward both sides.
 
