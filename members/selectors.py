@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, DecimalField, Max, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
+from members import rows
 from members.mobile import normalize_mobile
 from members.models import MONEY, Member, Order, PointsAccount, Wallet
 from members.money import CENT
@@ -60,7 +61,7 @@ def member_get_by_mobile(*, mobile: str) -> Member | None:
     canonical = mobile_or_none(mobile)
     if canonical is None:
         return None
-    return Member.objects.filter(mobile=canonical).first()
+    return rows.get(Member, by="mobile", value=canonical)  # one short statement: every POS order asks
 
 
 def member_search(*, term: str, queryset: QuerySet[Member] | None = None) -> QuerySet[Member]:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
@@ -90,6 +91,22 @@ def _claim(*, store: Store | None, member: Member | None, key: str, operation: s
     return row[0] if row else None
 
 
+def _store_response(record_id: int, status_code: int, body: dict) -> None:
+    """One short statement (every POS write does this): the JSON as Django's JSONField would store it."""
+    field = ApiIdempotencyRecord._meta.get_field("response_body")
+    table = connection.ops.quote_name(_TABLE)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET response_status = %s, response_body = %s, updated_at = %s WHERE id = %s",  # noqa: S608
+            [
+                status_code,
+                field.get_db_prep_save(body, connection),
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                record_id,
+            ],
+        )
+
+
 def respond_once(
     *,
     request,
@@ -112,5 +129,5 @@ def respond_once(
                 raise IdempotencyKeyReused()
             return Response(record.response_body, status=record.response_status, headers={REPLAYED_HEADER: "true"})
         status_code, body = run()
-        ApiIdempotencyRecord.objects.filter(pk=record_id).update(response_status=status_code, response_body=body)
+        _store_response(record_id, status_code, body)
     return Response(body, status=status_code)

@@ -11,10 +11,11 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from members import rows
 from members.events import order_recorded, refund_recorded
 from members.lock_objects import order_lock
 from members.models import Member, Order, Refund, Store
@@ -55,38 +56,12 @@ def order_record(
     order = Order(external_id=external_id, member=member, store=store, paid_at=paid_at, amount=amount)
     # No savepoint: the caller's transaction (if any) rolls back as a whole if anything here fails.
     with transaction.atomic(savepoint=False):
-        if _insert_unless_recorded(order):
+        if rows.insert(order, unless_conflict_on=("external_id",)):
             order_recorded.publish(instance=order, order_id=order.pk, member_id=member.pk, store_id=store.pk)
             return OrderRecorded(order, True)
     # Recorded before — or by a concurrent retry, which the insert waited for.
     existing = Order.objects.get(external_id=external_id)
     return OrderRecorded(_same_order_or_conflict(existing, member, store, paid_at, amount), False)
-
-
-_ORDER_INSERT_FIELDS = ("created_at", "updated_at", "external_id", "member", "store", "paid_at", "amount")
-
-
-def _insert_unless_recorded(order: Order) -> bool:
-    """``INSERT … ON CONFLICT (external_id) DO NOTHING``: True (with ``order.pk`` set) when this
-    call recorded the order, False when its external id is taken. One statement, no savepoint."""
-    order.created_at = order.updated_at = timezone.now()
-    fields = [Order._meta.get_field(name) for name in _ORDER_INSERT_FIELDS]
-    fields += [Order._meta.get_field("refunded_amount"), Order._meta.get_field("status")]
-    ops = connection.ops
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {ops.quote_name(Order._meta.db_table)} "  # noqa: S608 - names from model metadata
-            f"({', '.join(ops.quote_name(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))}) "
-            "ON CONFLICT (external_id) DO NOTHING RETURNING id",
-            [f.get_db_prep_save(f.pre_save(order, add=False), connection) for f in fields],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    order.pk = row[0]
-    order._state.adding = False
-    order._state.db = connection.alias
-    return True
 
 
 def _same_order_or_conflict(order: Order, member: Member, store: Store, paid_at: datetime, amount: Decimal) -> Order:

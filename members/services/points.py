@@ -48,6 +48,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _g
 from django.utils.translation import gettext_lazy as _
 
+from members import rows
 from members.caching import ProcessCache
 from members.lock_objects import points_account_lock, points_accounts_lock
 from members.models import LoyaltyProgram, Member, Order, PointsAccount, PointsEntry, PointsLot, Refund
@@ -454,7 +455,7 @@ def _credit(
             order_id=order.pk if order else None,
         )
     if points - repaid:
-        PointsLot.objects.create(
+        lot = PointsLot(
             member_id=account.member_id,
             points=points - repaid,
             remaining=points - repaid,
@@ -462,7 +463,8 @@ def _credit(
             expires_at=_expires_at(earned_at, program),
             source_entry=entry,
         )
-    account.save(update_fields=["balance", "debt", "updated_at"])
+        rows.insert(lot)
+    rows.update(account, "balance", "debt")
     return entry
 
 
@@ -505,7 +507,7 @@ def _debit(
         order_id=order_id,
         reverses=reverses,
     )
-    account.save(update_fields=["balance", "debt", "updated_at"])
+    rows.update(account, "balance", "debt")
     return entry
 
 
@@ -615,7 +617,7 @@ def _append(
     reverses: PointsEntry | None = None,
 ) -> PointsEntry:
     """Write one ledger row; ``account`` already holds the balance and debt after it."""
-    return PointsEntry.objects.create(
+    entry = PointsEntry(
         member_id=account.member_id,
         kind=kind,
         points=points,
@@ -628,6 +630,8 @@ def _append(
         reverses=reverses,
         idempotency_key=key,
     )
+    rows.insert(entry)
+    return entry
 
 
 def _existing_entry(key: str, *, member_id: int, kind: str, points: int | None = None) -> PointsEntry | None:

@@ -152,8 +152,15 @@ def _in_referrer_chain(*, start_id: int, member_id: int) -> bool:
 
 
 def referral_pending_for(*, member_id: int) -> bool:
-    """Whether ``member_id`` was referred and the referral still waits for a qualifying order."""
-    return Referral.objects.filter(referee_id=member_id, status=Referral.Status.PENDING).exists()
+    """Whether ``member_id`` was referred and the referral still waits for a qualifying order.
+    Asked after every order: one short statement."""
+    table = connection.ops.quote_name(Referral._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {table} WHERE referee_id = %s AND status = %s LIMIT 1",  # noqa: S608
+            [member_id, Referral.Status.PENDING.value],
+        )
+        return cursor.fetchone() is not None
 
 
 def referral_complete_for_order(*, order_id: int) -> Referral | None:

@@ -197,7 +197,58 @@ def _qualifications_for(*, member_ids: list[int], as_of: datetime, ladder: _Ladd
 
 
 def _qualification_for(*, member_id: int, as_of: datetime, ladder: _Ladder) -> _Qualification | None:
-    return _qualifications_for(member_ids=[member_id], as_of=as_of, ladder=ladder).get(member_id)
+    """``_qualifications_for`` one member — what every order asks. One short scan of the member's
+    orders in the widest window (an aggregate per distinct window), then the rules in Python: the
+    many-member statement costs more to plan (~2.5 ms) than to run for a single member."""
+    if not ladder.rules:
+        return None
+    windows = sorted(
+        {rule.window_days for rule in ladder.rules if rule.min_spend is not None or rule.min_orders is not None}
+    )
+    totals: dict[int, tuple[Decimal, int]] = {}
+    if windows:
+        adapt = connection.ops.adapt_datetimefield_value
+        starts = [adapt(as_of - timedelta(days=days)) for days in windows]
+        net = "CAST(ROUND((amount - refunded_amount) * 100) AS BIGINT)"  # cents: exact on every database
+        columns = ", ".join(
+            f"COALESCE(SUM(CASE WHEN paid_at > %s THEN {net} ELSE 0 END), 0), COUNT(CASE WHEN paid_at > %s THEN 1 END)"
+            for _days in windows
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {columns} FROM {connection.ops.quote_name(Order._meta.db_table)} "  # noqa: S608
+                "WHERE member_id = %s AND paid_at > %s AND paid_at <= %s AND status <> %s",
+                [
+                    *(start for start in starts for _twice in range(2)),
+                    member_id,
+                    min(starts),
+                    adapt(as_of),
+                    Order.Status.REFUNDED.value,
+                ],
+            )
+            row = cursor.fetchone()
+        for index, days in enumerate(windows):
+            totals[days] = (Decimal(int(row[2 * index])) / 100, int(row[2 * index + 1]))
+    rfm_score = None
+    if ladder.uses_rfm:
+        rfm_score = (_rfm_scores([member_id]) or {}).get(member_id)
+    # Highest rank first; within a tier, the rule with the lowest id (as the many-member statement).
+    for rule in sorted(ladder.rules, key=lambda rule: (-rule.tier.rank, rule.pk)):
+        spend, orders = totals.get(rule.window_days, (None, None))
+        if rule.min_spend is not None or rule.min_orders is not None:
+            if not orders:  # no orders in the window: no spend or order condition holds
+                continue
+            if rule.min_spend is not None and spend < rule.min_spend:
+                continue
+            if rule.min_orders is not None and orders < rule.min_orders:
+                continue
+        else:
+            spend = orders = None
+        if rule.min_rfm_score is not None and (rfm_score is None or rfm_score < rule.min_rfm_score):
+            continue
+        detail = _describe(rule, spend=spend, orders=orders, rfm_score=rfm_score)
+        return _Qualification(tier=rule.tier, detail=detail)
+    return None
 
 
 def _describe(rule: TierRule, *, spend: Decimal | None, orders: int | None, rfm_score: int | None) -> str:

@@ -1,0 +1,105 @@
+"""Short statements for the hot path of an order: insert a row, update a few columns, lock a row.
+
+What ``Model.save()``, ``QuerySet.create()`` and ``select_for_update().get()`` do for one row, but
+with the SQL built once per model and kept, so a statement costs one round trip and a few
+microseconds of Python rather than an ORM query compilation (~0.3–0.5 ms each, the larger part of
+an order's time before). They work on PostgreSQL and SQLite alike.
+
+They send no model signals: use them only for models nothing listens to (ledger rows, orders,
+accounts) — ``members.caching`` watches settings models, which never go through here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.db import connection
+from django.db.models import Model
+
+
+@cache
+def _insert_sql(model: type[Model], conflict: tuple[str, ...], vendor: str) -> tuple[str, tuple]:
+    meta = model._meta
+    fields = tuple(field for field in meta.concrete_fields if not (field.primary_key and field.auto_created))
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    if conflict:
+        sql += f" ON CONFLICT ({', '.join(quote(meta.get_field(name).column) for name in conflict)}) DO NOTHING"
+    return sql + f" RETURNING {quote(meta.pk.column)}", fields
+
+
+def insert(instance: Model, *, unless_conflict_on: tuple[str, ...] = ()) -> bool:
+    """INSERT ``instance`` (defaults and ``auto_now`` filled in as ``save()`` would) and set its pk.
+
+    With ``unless_conflict_on`` (unique fields), ``… ON CONFLICT (…) DO NOTHING``: returns False,
+    and leaves the instance unsaved, when a row with those values exists already (a concurrent
+    insert of the same values is waited for). True when the row was inserted.
+    """
+    sql, fields = _insert_sql(type(instance), tuple(unless_conflict_on), connection.vendor)
+    values = [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    instance.pk = row[0]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return True
+
+
+@cache
+def _update_sql(model: type[Model], names: tuple[str, ...], vendor: str) -> tuple[str, tuple]:
+    meta = model._meta
+    fields = tuple(meta.get_field(name) for name in names)
+    if meta.get_field("updated_at") not in fields and any(f.name == "updated_at" for f in meta.concrete_fields):
+        fields += (meta.get_field("updated_at"),)
+    quote = connection.ops.quote_name
+    sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    return f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(meta.pk.column)} = %s", fields  # noqa: S608
+
+
+def update(instance: Model, *names: str) -> None:
+    """UPDATE the columns ``names`` of a saved ``instance`` (and ``updated_at``, if the model has it)."""
+    sql, fields = _update_sql(type(instance), names, connection.vendor)
+    values = [field.get_db_prep_save(field.pre_save(instance, add=False), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, instance.pk])
+
+
+@cache
+def _select_sql(model: type[Model], by: str, lock: bool, vendor: str) -> tuple[str, tuple, tuple]:
+    meta = model._meta
+    fields = tuple(meta.concrete_fields)
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {quote(meta.db_table)} "  # noqa: S608
+        f"WHERE {quote(meta.get_field(by).column)} = %s"
+    )
+    if lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    converters = []
+    for field in fields:
+        column = field.get_col(meta.db_table)
+        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        converters.append((column, tuple(found)))
+    return sql, tuple(f.attname for f in fields), tuple(converters)
+
+
+def get(model: type[Model], *, by: str, value, lock: bool = False) -> Model | None:
+    """The row of ``model`` whose unique field ``by`` equals ``value`` (locked FOR UPDATE with ``lock``), or None."""
+    sql, attnames, converters = _select_sql(model, by, lock, connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = []
+    for raw, (column, functions) in zip(row, converters, strict=True):
+        for function in functions:
+            raw = function(raw, column, connection)
+        values.append(raw)
+    return model.from_db(connection.alias, attnames, values)
