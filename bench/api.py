@@ -211,7 +211,7 @@ def main() -> None:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DATABASE_URL": f"{args.pg.rstrip('/')}/{DB_NAME}",
+        "DATABASE_URL": f"{args.pg.rstrip('/')}/{DB_NAME}" + os.environ.get("BENCH_DB_OPTIONS", ""),
         "CELERY_BROKER_URL": args.redis,
         "SECRET_KEY": "bench-secret-key-not-for-production",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

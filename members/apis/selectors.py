@@ -14,6 +14,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from members import rows
 from members.models import (
     Member,
     Order,
@@ -139,11 +140,10 @@ def member_profile(*, member_id: int, now: datetime | None = None) -> MemberProf
         wallet=_table(Wallet),
     )
     params = {"member_id": member_id, "now": now, "soon": soon, "refunded": Order.Status.REFUNDED}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
+    found = rows.fetch_prepared(sql, params)  # planned once per connection: planning cost more than running
+    if not found:
         raise Http404
+    row = found[0]
     pk, name, mobile, gender, birthday, registered_at, referral_code = row[:7]
     tier_row = row[7:15]
     balance, principal, bonus, expiring, next_expiry, next_rules = row[15:]

@@ -45,6 +45,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from members import rows
 from members.caching import ProcessCache
 from members.lock_objects import member_lock, member_tier_lock, members_lock
 from members.models import Member, MemberTierStatus, Order, Tier, TierChange, TierRule
@@ -214,19 +215,17 @@ def _qualification_for(*, member_id: int, as_of: datetime, ladder: _Ladder) -> _
             f"COALESCE(SUM(CASE WHEN paid_at > %s THEN {net} ELSE 0 END), 0), COUNT(CASE WHEN paid_at > %s THEN 1 END)"
             for _days in windows
         )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {columns} FROM {connection.ops.quote_name(Order._meta.db_table)} "  # noqa: S608
-                "WHERE member_id = %s AND paid_at > %s AND paid_at <= %s AND status <> %s",
-                [
-                    *(start for start in starts for _twice in range(2)),
-                    member_id,
-                    min(starts),
-                    adapt(as_of),
-                    Order.Status.REFUNDED.value,
-                ],
-            )
-            row = cursor.fetchone()
+        (row,) = rows.fetch_prepared(
+            f"SELECT {columns} FROM {connection.ops.quote_name(Order._meta.db_table)} "  # noqa: S608
+            "WHERE member_id = %s AND paid_at > %s AND paid_at <= %s AND status <> %s",
+            [
+                *(start for start in starts for _twice in range(2)),
+                member_id,
+                min(starts),
+                adapt(as_of),
+                Order.Status.REFUNDED.value,
+            ],
+        )
         for index, days in enumerate(windows):
             totals[days] = (Decimal(int(row[2 * index])) / 100, int(row[2 * index + 1]))
     rfm_score = None

@@ -21,11 +21,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-import psycopg
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from members import rows
 from members.models import Member, Order
 from segmentation.events import segment_changed
 from segmentation.lock_objects import member_lock_with_current_run
@@ -156,18 +155,8 @@ def _refresh_postgres(member_id: int) -> bool:
             "start": window.start,
             "end": window.end,
         }
-        connection.ensure_connection()
-        pg = connection.connection
-        if pg.prepare_threshold is None and getattr(settings, "SEGMENTATION_PREPARE_STATEMENTS", True):
-            # Django leaves psycopg's prepared statements off; this statement asks for it explicitly
-            # (prepare=True) so PostgreSQL parses and plans it once per connection, not per order —
-            # that is most of its cost. Nothing else on the connection is prepared (Django's cursors
-            # bind client-side). Set SEGMENTATION_PREPARE_STATEMENTS = False behind a PgBouncer in
-            # transaction mode without prepared-statement support.
-            pg.prepare_threshold = 2**31 - 1
-        with psycopg.Cursor(pg) as cursor:
-            cursor.execute(run.sql.replace("{async_commit}", async_commit), params, prepare=True)
-            row = cursor.fetchone()
+        # Prepared once per connection (``members.rows.fetch_prepared``): planning is most of its cost.
+        (row,) = rows.fetch_prepared(run.sql.replace("{async_commit}", async_commit), params)
         current, previous, written, segment_id, transition_id = row[-5:]
         if current != run_id:
             _current[0] = current  # a new run committed since: score with it
