@@ -30,15 +30,15 @@ def campaign_points_multiplier(*, member, order) -> Decimal | None:
     from django.db import connection
 
     from campaigns.models import MemberPointsMultiplier
+    from members import rows
 
     table = connection.ops.quote_name(MemberPointsMultiplier._meta.db_table)
     paid_at = connection.ops.adapt_datetimefield_value(order.paid_at)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT multiplier FROM {table} WHERE member_id = %s AND starts_at <= %s AND ends_at > %s",  # noqa: S608
-            [member.pk, paid_at, paid_at],
-        )
-        values = [Decimal(str(value)) for (value,) in cursor.fetchall()]
+    found = rows.fetch_prepared(
+        f"SELECT multiplier FROM {table} WHERE member_id = %s AND starts_at <= %s AND ends_at > %s",  # noqa: S608
+        [member.pk, paid_at, paid_at],
+    )
+    values = [Decimal(str(value)) for (value,) in found]
     return max(values, default=None)
 
 

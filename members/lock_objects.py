@@ -19,12 +19,10 @@ def member_tier_lock(*, member_id: int) -> int | None:
     """Lock the member row and return its ``tier_id`` — the one-statement lock of the order path."""
     table = connection.ops.quote_name(Member._meta.db_table)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT tier_id FROM {table} WHERE id = %s{lock}", [member_id])  # noqa: S608
-        row = cursor.fetchone()
-    if row is None:
+    found = rows.fetch_prepared(f"SELECT tier_id FROM {table} WHERE id = %s{lock}", [member_id])  # noqa: S608
+    if not found:
         raise Member.DoesNotExist(f"member {member_id}")
-    return row[0]
+    return found[0][0]
 
 
 def order_lock(*, order_id: int) -> Order:

@@ -5,9 +5,9 @@ with the SQL built once per model and kept, so a statement costs one round trip 
 microseconds of Python rather than an ORM query compilation (~0.3–0.5 ms each, the larger part of
 an order's time before). They work on PostgreSQL and SQLite alike.
 
-``fetch_prepared`` runs a (usually long) statement as a server-side prepared statement on
-PostgreSQL, so it is parsed and planned once per connection instead of on every request — for the
-profile and the live RFM refresh, planning cost more than running.
+Every statement here runs through ``fetch_prepared``: on PostgreSQL a server-side prepared
+statement, parsed and planned once per connection instead of on every request — for the profile
+and the live RFM refresh, planning cost more than running.
 
 The row helpers send no model signals: use them only for models nothing listens to (ledger rows, orders,
 accounts) — ``members.caching`` watches settings models, which never go through here.
@@ -46,11 +46,10 @@ def insert(instance: Model, *, unless_conflict_on: tuple[str, ...] = ()) -> bool
     """
     sql, fields = _insert_sql(type(instance), tuple(unless_conflict_on), connection.vendor)
     values = [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
-    if row is None:
+    found = fetch_prepared(sql, values)
+    if not found:
         return False
+    row = found[0]
     instance.pk = row[0]
     instance._state.adding = False
     instance._state.db = connection.alias
@@ -72,8 +71,7 @@ def update(instance: Model, *names: str) -> None:
     """UPDATE the columns ``names`` of a saved ``instance`` (and ``updated_at``, if the model has it)."""
     sql, fields = _update_sql(type(instance), names, connection.vendor)
     values = [field.get_db_prep_save(field.pre_save(instance, add=False), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, instance.pk])
+    fetch_prepared(sql, [*values, instance.pk])
 
 
 @cache
@@ -98,11 +96,10 @@ def _select_sql(model: type[Model], by: str, lock: bool, vendor: str) -> tuple[s
 def get(model: type[Model], *, by: str, value, lock: bool = False) -> Model | None:
     """The row of ``model`` whose unique field ``by`` equals ``value`` (locked FOR UPDATE with ``lock``), or None."""
     sql, attnames, converters = _select_sql(model, by, lock, connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [value])
-        row = cursor.fetchone()
-    if row is None:
+    found = fetch_prepared(sql, [value])
+    if not found:
         return None
+    row = found[0]
     values = []
     for raw, (column, functions) in zip(row, converters, strict=True):
         for function in functions:
@@ -112,7 +109,8 @@ def get(model: type[Model], *, by: str, value, lock: bool = False) -> Model | No
 
 
 def fetch_prepared(sql: str, params: dict | list) -> list[tuple]:
-    """The rows of ``sql`` — on PostgreSQL as a prepared statement (see the module doc).
+    """The rows of ``sql`` (none for a statement without results) — on PostgreSQL as a prepared
+    statement (see the module doc).
 
     Django leaves psycopg's prepared statements off (its cursors bind parameters client-side);
     this asks for them explicitly, per statement (``prepare=True``), and nothing else on the
@@ -122,7 +120,7 @@ def fetch_prepared(sql: str, params: dict | list) -> list[tuple]:
     if connection.vendor != "postgresql" or not getattr(settings, "HUIYUAN_PREPARE_STATEMENTS", True):
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            return cursor.fetchall() if cursor.description else []
     import psycopg
 
     connection.ensure_connection()
@@ -132,7 +130,7 @@ def fetch_prepared(sql: str, params: dict | list) -> list[tuple]:
     started = time.monotonic()
     with connection.wrap_database_errors, psycopg.Cursor(pg) as cursor:
         cursor.execute(sql, params, prepare=True)
-        found = cursor.fetchall()
+        found = cursor.fetchall() if cursor.description else []
     if connection.queries_logged:  # as Django's debug cursor does: query counts in tests see it
         connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
     return found

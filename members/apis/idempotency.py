@@ -27,6 +27,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from members import rows
 from members.apis.errors import IdempotencyKeyReused
 from members.models import ApiIdempotencyRecord, Member, Store
 
@@ -80,31 +81,28 @@ def _claim(*, store: Store | None, member: Member | None, key: str, operation: s
     """Insert the record for ``key`` in its scope; its id, or None if the key was used before."""
     scope_column = "store_id" if store is not None else "member_id"
     table = connection.ops.quote_name(_TABLE)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (store_id, member_id, key, operation, request_hash, response_status, "  # noqa: S608
-            "response_body, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 0, '{}'::jsonb, now(), now()) "
-            f"ON CONFLICT ({scope_column}, key) WHERE {scope_column} IS NOT NULL DO NOTHING RETURNING id",
-            [getattr(store, "pk", None), getattr(member, "pk", None), key, operation, fingerprint],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
+    found = rows.fetch_prepared(
+        f"INSERT INTO {table} (store_id, member_id, key, operation, request_hash, response_status, "  # noqa: S608
+        "response_body, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 0, '{}'::jsonb, now(), now()) "
+        f"ON CONFLICT ({scope_column}, key) WHERE {scope_column} IS NOT NULL DO NOTHING RETURNING id",
+        [getattr(store, "pk", None), getattr(member, "pk", None), key, operation, fingerprint],
+    )
+    return found[0][0] if found else None
 
 
 def _store_response(record_id: int, status_code: int, body: dict) -> None:
     """One short statement (every POS write does this): the JSON as Django's JSONField would store it."""
     field = ApiIdempotencyRecord._meta.get_field("response_body")
     table = connection.ops.quote_name(_TABLE)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET response_status = %s, response_body = %s, updated_at = %s WHERE id = %s",  # noqa: S608
-            [
-                status_code,
-                field.get_db_prep_save(body, connection),
-                connection.ops.adapt_datetimefield_value(timezone.now()),
-                record_id,
-            ],
-        )
+    rows.fetch_prepared(
+        f"UPDATE {table} SET response_status = %s, response_body = %s, updated_at = %s WHERE id = %s",  # noqa: S608
+        [
+            status_code,
+            field.get_db_prep_save(body, connection),
+            connection.ops.adapt_datetimefield_value(timezone.now()),
+            record_id,
+        ],
+    )
 
 
 def respond_once(

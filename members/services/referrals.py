@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _g
 from django.utils.translation import gettext_lazy as _
 
+from members import rows
 from members.lock_objects import member_lock, points_accounts_lock, referral_lock
 from members.models import LoyaltyProgram, Member, Order, PointsEntry, Referral, Refund
 from members.referral_codes import normalize_referral_code
@@ -155,12 +156,11 @@ def referral_pending_for(*, member_id: int) -> bool:
     """Whether ``member_id`` was referred and the referral still waits for a qualifying order.
     Asked after every order: one short statement."""
     table = connection.ops.quote_name(Referral._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {table} WHERE referee_id = %s AND status = %s LIMIT 1",  # noqa: S608
-            [member_id, Referral.Status.PENDING.value],
-        )
-        return cursor.fetchone() is not None
+    found = rows.fetch_prepared(
+        f"SELECT 1 FROM {table} WHERE referee_id = %s AND status = %s LIMIT 1",  # noqa: S608
+        [member_id, Referral.Status.PENDING.value],
+    )
+    return bool(found)
 
 
 def referral_complete_for_order(*, order_id: int) -> Referral | None:

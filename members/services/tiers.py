@@ -276,14 +276,13 @@ def _confirm(*, member: Member, as_of: datetime) -> None:
     table = connection.ops.quote_name(MemberTierStatus._meta.db_table)
     now = timezone.now()
     adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (member_id, tier_id, last_qualified_at, created_at, updated_at) "  # noqa: S608
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (member_id) DO UPDATE SET tier_id = excluded.tier_id, "
-            "last_qualified_at = excluded.last_qualified_at, updated_at = excluded.updated_at "
-            f"WHERE {table}.tier_id <> excluded.tier_id OR {table}.last_qualified_at < excluded.last_qualified_at",
-            [member.pk, member.tier_id, adapt(as_of), adapt(now), adapt(now)],
-        )
+    rows.fetch_prepared(
+        f"INSERT INTO {table} (member_id, tier_id, last_qualified_at, created_at, updated_at) "  # noqa: S608
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (member_id) DO UPDATE SET tier_id = excluded.tier_id, "
+        "last_qualified_at = excluded.last_qualified_at, updated_at = excluded.updated_at "
+        f"WHERE {table}.tier_id <> excluded.tier_id OR {table}.last_qualified_at < excluded.last_qualified_at",
+        [member.pk, member.tier_id, adapt(as_of), adapt(now), adapt(now)],
+    )
 
 
 def _change_tier(
