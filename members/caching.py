@@ -1,5 +1,7 @@
 """Per-process caches of the few settings rows that hot paths read on every request.
 
+``ProcessCache`` holds one value; ``KeyedProcessCache`` one per key (the API keys of the stores).
+
     ladder = ProcessCache(_load_ladder, watch=(Tier, TierRule))
     ladder.get()     # loaded at most once per TTL in this process
     ladder.clear()   # dropped now; done for you when a watched model is saved or deleted here
@@ -54,6 +56,40 @@ class ProcessCache(Generic[T]):
     def clear(self) -> None:
         self._generation += 1
         self._entry = None
+
+    def _on_change(self, **_kwargs) -> None:
+        self.clear()
+
+
+class KeyedProcessCache(Generic[T]):
+    """Like ``ProcessCache``, one value per key (at most ``max_entries``; all dropped when full).
+    ``None`` is not kept: a key that finds nothing asks again next time."""
+
+    def __init__(self, load: Callable[[str], T | None], *, watch: Iterable[type] = (), max_entries: int = 1000):
+        self._load = load
+        self._max_entries = max_entries
+        self._entries: dict[str, tuple[float, T]] = {}
+        self._generation = 0
+        for model in watch:
+            post_save.connect(self._on_change, sender=model, weak=False)
+            post_delete.connect(self._on_change, sender=model, weak=False)
+
+    def get(self, key: str) -> T | None:
+        ttl = float(getattr(settings, "HUIYUAN_SETTINGS_CACHE_SECONDS", DEFAULT_TTL))
+        now, entry = time.monotonic(), self._entries.get(key)
+        if ttl > 0 and entry is not None and now - entry[0] <= ttl:
+            return entry[1]
+        generation = self._generation
+        value = self._load(key)
+        if ttl > 0 and value is not None and generation == self._generation:
+            if len(self._entries) >= self._max_entries:
+                self._entries = {}
+            self._entries[key] = (now, value)
+        return value
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entries = {}
 
     def _on_change(self, **_kwargs) -> None:
         self.clear()

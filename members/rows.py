@@ -19,7 +19,7 @@ import time
 from functools import cache
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 
@@ -117,20 +117,24 @@ def fetch_prepared(sql: str, params: dict | list) -> list[tuple]:
     connection changes. Set ``HUIYUAN_PREPARE_STATEMENTS = False`` behind a PgBouncer in transaction
     mode without prepared-statement support: the statements then run as usual.
     """
-    if connection.vendor != "postgresql" or not getattr(settings, "HUIYUAN_PREPARE_STATEMENTS", True):
-        with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
+    if db.vendor != "postgresql" or not settings.HUIYUAN_PREPARE_STATEMENTS:
+        with db.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
-    import psycopg
+    db.ensure_connection()
+    pg = db.connection
+    cursor = getattr(pg, "_huiyuan_cursor", None)
+    if cursor is None or cursor.closed:
+        import psycopg
 
-    connection.ensure_connection()
-    pg = connection.connection
-    if pg.prepare_threshold is None:
-        pg.prepare_threshold = 2**31 - 1  # prepared statements on, but only when asked for
+        if pg.prepare_threshold is None:
+            pg.prepare_threshold = 2**31 - 1  # prepared statements on, but only when asked for
+        cursor = pg._huiyuan_cursor = psycopg.Cursor(pg)  # one per connection, reused
     started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(pg) as cursor:
+    with db.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
         found = cursor.fetchall() if cursor.description else []
-    if connection.queries_logged:  # as Django's debug cursor does: query counts in tests see it
-        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    if db.queries_logged:  # as Django's debug cursor does: query counts in tests see it
+        db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
     return found

@@ -105,6 +105,7 @@ class StoreApiKeyAuthentication(BaseAuthentication):
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             StoreApiKey.objects.filter(pk=key.pk).update(last_used_at=now)  # at most once a minute
+            key.last_used_at = now  # the key may be cached: the next request need not write again
         return StorePrincipal(key), key
 
     def authenticate_header(self, request):

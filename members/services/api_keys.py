@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
 from members import rows
+from members.caching import KeyedProcessCache
 from members.models import ApiScope, Store, StoreApiKey
 
 KEY_PREFIX = "hy"
@@ -71,15 +72,26 @@ def store_api_key_create(
 def store_api_key_deactivate(*, api_key: StoreApiKey) -> None:
     StoreApiKey.objects.filter(pk=api_key.pk).update(is_active=False)
     api_key.is_active = False
+    _found_keys.clear()
 
 
 def store_api_key_find(*, raw_key: str) -> StoreApiKey | None:
-    """The active key (with its store) that ``raw_key`` spells, or ``None``."""
+    """The active key (with its store) that ``raw_key`` spells, or ``None``.
+
+    Every POS request asks, so a key that was found is kept per process for
+    ``HUIYUAN_SETTINGS_CACHE_SECONDS`` (``members.caching``): a deactivated key (or store) is
+    refused at once by the process that deactivated it and within that time by every other one.
+    Keys that are not found are never kept.
+    """
     parts = (raw_key or "").strip().split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2] or len(parts[1]) > _PREFIX_LENGTH:
         return None
-    prefix, secret = parts[1], parts[2]
-    # Two short statements (``members.rows``) rather than an ORM join: every POS request asks.
+    return _found_keys.get(raw_key.strip())
+
+
+def _find(raw_key: str) -> StoreApiKey | None:
+    _kind, prefix, secret = raw_key.split("_", 2)
+    # Two short statements (``members.rows``) rather than an ORM join.
     key = rows.get(StoreApiKey, by="prefix", value=prefix)
     if key is None or not key.is_active:
         return None
@@ -89,3 +101,6 @@ def store_api_key_find(*, raw_key: str) -> StoreApiKey | None:
     if not hmac.compare_digest(key.secret_hash, _hash_secret(secret)):
         return None
     return key
+
+
+_found_keys = KeyedProcessCache(_find, watch=(StoreApiKey, Store))
