@@ -79,7 +79,7 @@ def test_one_member_scan_agrees_with_the_many_member_statement(rules, orders, rf
         )
 
     def provider(*, member_ids):
-        return {} if rfm_score is None else {member_id: rfm_score for member_id in member_ids}
+        return {} if rfm_score is None else dict.fromkeys(member_ids, rfm_score)
 
     tiers.register_rfm_score_provider(provider)
     try:
