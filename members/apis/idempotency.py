@@ -81,11 +81,13 @@ def _claim(*, store: Store | None, member: Member | None, key: str, operation: s
     """Insert the record for ``key`` in its scope; its id, or None if the key was used before."""
     scope_column = "store_id" if store is not None else "member_id"
     table = connection.ops.quote_name(_TABLE)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    empty = ApiIdempotencyRecord._meta.get_field("response_body").get_db_prep_save({}, connection)
     found = rows.fetch_prepared(
         f"INSERT INTO {table} (store_id, member_id, key, operation, request_hash, response_status, "  # noqa: S608
-        "response_body, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 0, '{}'::jsonb, now(), now()) "
+        "response_body, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s) "
         f"ON CONFLICT ({scope_column}, key) WHERE {scope_column} IS NOT NULL DO NOTHING RETURNING id",
-        [getattr(store, "pk", None), getattr(member, "pk", None), key, operation, fingerprint],
+        [getattr(store, "pk", None), getattr(member, "pk", None), key, operation, fingerprint, empty, now, now],
     )
     return found[0][0] if found else None
 
