@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 T = TypeVar("T")
@@ -58,7 +59,10 @@ class ProcessCache(Generic[T]):
         self._entry = None
 
     def _on_change(self, **_kwargs) -> None:
+        # Now, and again when the saving transaction commits: a thread that reloads in between
+        # would otherwise keep the row as it was before the commit.
         self.clear()
+        transaction.on_commit(self.clear)
 
 
 class KeyedProcessCache(Generic[T]):
@@ -92,4 +96,7 @@ class KeyedProcessCache(Generic[T]):
         self._entries = {}
 
     def _on_change(self, **_kwargs) -> None:
+        # Now, and again when the saving transaction commits: a thread that reloads in between
+        # would otherwise keep the row as it was before the commit.
         self.clear()
+        transaction.on_commit(self.clear)

@@ -60,8 +60,9 @@ def insert(instance: Model, *, unless_conflict_on: tuple[str, ...] = ()) -> bool
 def _update_sql(model: type[Model], names: tuple[str, ...], vendor: str) -> tuple[str, tuple]:
     meta = model._meta
     fields = tuple(meta.get_field(name) for name in names)
-    if meta.get_field("updated_at") not in fields and any(f.name == "updated_at" for f in meta.concrete_fields):
-        fields += (meta.get_field("updated_at"),)
+    updated_at = next((f for f in meta.concrete_fields if f.name == "updated_at"), None)
+    if updated_at is not None and updated_at not in fields:
+        fields += (updated_at,)
     quote = connection.ops.quote_name
     sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     return f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(meta.pk.column)} = %s", fields  # noqa: S608
