@@ -113,7 +113,7 @@ class PosOrderCreateApi(PosApi):
     )
     def post(self, request):
         key = idempotency_key(request)
-        data = self.validated(self.InputSerializer, request.data)
+        data = self.validated(self.InputSerializer, request.data, shared=True)
         member = member_from(data)
         store = self.principal.store
 

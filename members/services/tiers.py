@@ -197,37 +197,68 @@ def _qualifications_for(*, member_ids: list[int], as_of: datetime, ladder: _Ladd
     return qualifications
 
 
-def _qualification_for(*, member_id: int, as_of: datetime, ladder: _Ladder) -> _Qualification | None:
-    """``_qualifications_for`` one member — what every order asks. One short scan of the member's
-    orders in the widest window (an aggregate per distinct window), then the rules in Python: the
-    many-member statement costs more to plan (~2.5 ms) than to run for a single member."""
-    if not ladder.rules:
-        return None
-    windows = sorted(
+def _windows(ladder: _Ladder) -> list[int]:
+    """The distinct windows of the rules that count spend or orders."""
+    return sorted(
         {rule.window_days for rule in ladder.rules if rule.min_spend is not None or rule.min_orders is not None}
     )
-    totals: dict[int, tuple[Decimal, int]] = {}
-    if windows:
-        adapt = connection.ops.adapt_datetimefield_value
-        starts = [adapt(as_of - timedelta(days=days)) for days in windows]
-        net = "CAST(ROUND((amount - refunded_amount) * 100) AS BIGINT)"  # cents: exact on every database
-        columns = ", ".join(
-            f"COALESCE(SUM(CASE WHEN paid_at > %s THEN {net} ELSE 0 END), 0), COUNT(CASE WHEN paid_at > %s THEN 1 END)"
-            for _days in windows
+
+
+def _scan(
+    *, member_id: int, as_of: datetime, windows: list[int], lock: bool = False
+) -> tuple[int | None, dict[int, tuple[Decimal, int]]]:
+    """One short scan of the member's orders in the widest window: net spend and paid orders per
+    window (as the rules count them). With ``lock``, the same statement also locks the member row
+    (PostgreSQL; elsewhere a separate read) and returns its ``tier_id`` — the order path's one
+    statement for both."""
+    adapt = connection.ops.adapt_datetimefield_value
+    starts = [adapt(as_of - timedelta(days=days)) for days in windows]
+    net = "CAST(ROUND((amount - refunded_amount) * 100) AS BIGINT)"  # cents: exact on every database
+    columns = ", ".join(
+        f"COALESCE(SUM(CASE WHEN paid_at > %s THEN {net} ELSE 0 END), 0), COUNT(CASE WHEN paid_at > %s THEN 1 END)"
+        for _days in windows
+    )
+    scan = (
+        f"SELECT {columns or 'COUNT(*)'} FROM {connection.ops.quote_name(Order._meta.db_table)} "  # noqa: S608
+        "WHERE member_id = %s AND paid_at > %s AND paid_at <= %s AND status <> %s"
+    )
+    params = [
+        *(start for start in starts for _twice in range(2)),
+        member_id,
+        min(starts) if starts else adapt(as_of),
+        adapt(as_of),
+        Order.Status.REFUNDED.value,
+    ]
+    tier_id = None
+    if lock and connection.vendor == "postgresql":
+        member_table = connection.ops.quote_name(Member._meta.db_table)
+        found = rows.fetch_prepared(
+            f"SELECT m.tier_id, s.* FROM {member_table} m CROSS JOIN LATERAL ({scan}) s "  # noqa: S608
+            "WHERE m.id = %s FOR UPDATE OF m",
+            [*params, member_id],
         )
-        (row,) = rows.fetch_prepared(
-            f"SELECT {columns} FROM {connection.ops.quote_name(Order._meta.db_table)} "  # noqa: S608
-            "WHERE member_id = %s AND paid_at > %s AND paid_at <= %s AND status <> %s",
-            [
-                *(start for start in starts for _twice in range(2)),
-                member_id,
-                min(starts),
-                adapt(as_of),
-                Order.Status.REFUNDED.value,
-            ],
-        )
-        for index, days in enumerate(windows):
-            totals[days] = (Decimal(int(row[2 * index])) / 100, int(row[2 * index + 1]))
+        if not found:
+            raise Member.DoesNotExist(f"member {member_id}")
+        tier_id, *row = found[0]
+    else:
+        if lock:
+            tier_id = member_tier_lock(member_id=member_id)
+        (row,) = rows.fetch_prepared(scan, params)
+    totals = {days: (Decimal(int(row[2 * index])) / 100, int(row[2 * index + 1])) for index, days in enumerate(windows)}
+    return tier_id, totals
+
+
+def _qualification_for(
+    *, member_id: int, as_of: datetime, ladder: _Ladder, totals: dict[int, tuple[Decimal, int]] | None = None
+) -> _Qualification | None:
+    """``_qualifications_for`` one member — what every order asks: ``_scan`` (unless its
+    ``totals`` are given), then the rules in Python. The many-member statement costs more to plan
+    (~2.5 ms) than to run for a single member."""
+    if not ladder.rules:
+        return None
+    if totals is None:
+        windows = _windows(ladder)
+        totals = _scan(member_id=member_id, as_of=as_of, windows=windows)[1] if windows else {}
     rfm_score = None
     if ladder.uses_rfm:
         rfm_score = (_rfm_scores([member_id]) or {}).get(member_id)
@@ -359,21 +390,22 @@ def tier_evaluate_for_new_order(*, order: Order) -> TierChange | None:
         raise RuntimeError("tier_evaluate_for_new_order runs inside the transaction that recorded the order")
     ladder = _cached_ladder.get()
     member = order.member
-    member.tier_id = member_tier_lock(member_id=member.pk)
-    member.tier = ladder.by_id.get(member.tier_id)
     as_of = max(timezone.now(), order.paid_at)
-    return _evaluate_locked(member=member, order=order, as_of=as_of, ladder=ladder, new_order=True)
+    windows = _windows(ladder)
+    member.tier_id, totals = _scan(member_id=member.pk, as_of=as_of, windows=windows, lock=True)
+    member.tier = ladder.by_id.get(member.tier_id)
+    return _evaluate_locked(member=member, order=order, as_of=as_of, ladder=ladder, new_order=True, totals=totals)
 
 
 def _evaluate_locked(
-    *, member: Member, order: Order, as_of: datetime, ladder: _Ladder, new_order: bool
+    *, member: Member, order: Order, as_of: datetime, ladder: _Ladder, new_order: bool, totals=None
 ) -> TierChange | None:
     current_tier = ladder.by_id.get(member.tier_id)
     current = current_tier if current_tier is not None and current_tier.is_active else None
     current_rank = current_tier.rank if current_tier is not None else -1
     if not ladder.rules and (ladder.floor is None or current_rank >= ladder.floor.rank):
         return None  # nothing above the entry level to qualify for, nothing to confirm
-    qualification = _qualification_for(member_id=member.pk, as_of=as_of, ladder=ladder)
+    qualification = _qualification_for(member_id=member.pk, as_of=as_of, ladder=ladder, totals=totals)
     target = qualification.tier if qualification else ladder.floor
 
     if (

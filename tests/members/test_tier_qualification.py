@@ -7,6 +7,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -87,8 +88,13 @@ def test_one_member_scan_agrees_with_the_many_member_statement(rules, orders, rf
         # when both ask
         one = tiers._qualification_for(member_id=member.pk, as_of=AS_OF, ladder=ladder)
         many = tiers._qualifications_for(member_ids=[member.pk], as_of=AS_OF, ladder=ladder).get(member.pk)
+        with transaction.atomic():  # the order path: the scan that also locks the member row
+            tier_id, totals = tiers._scan(member_id=member.pk, as_of=AS_OF, windows=tiers._windows(ladder), lock=True)
+            locked = tiers._qualification_for(member_id=member.pk, as_of=AS_OF, ladder=ladder, totals=totals)
     finally:
         tiers.unregister_rfm_score_provider(provider)
     # then they name the same tier, for the same reason
     assert (one.tier.pk if one else None) == (many.tier.pk if many else None)
     assert (one.detail if one else None) == (many.detail if many else None)
+    assert (locked.detail if locked else None) == (one.detail if one else None)
+    assert tier_id == member.tier_id
