@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/api.py                       # 20,000 members, 200,000 orders, 60 s per run
     .venv/bin/python bench/api.py --duration 30 --workers 4 --keep
+    .venv/bin/python bench/api.py --reuse --keep --only orders --duration 15
 
 Builds ``huiyuan_apibench`` (migrated like production, data from ``seed_demo``, a three-level tier
-ladder, one store API key, access tokens for a sample of members), starts gunicorn on loopback
-with the production settings, and drives it with wrk (16 connections, ``--duration`` seconds after
-a ``--warmup``):
+ladder, a segmentation run, one store API key, access tokens for a sample of members), starts
+gunicorn on loopback with the production settings and ``config/gunicorn.py`` (application preloaded,
+start-up objects frozen out of the garbage collector, cores + 1 sync workers), and drives it with
+wrk (16 connections, ``--duration`` seconds after a ``--warmup``):
 
 (a) the floor: a bare DRF view doing two primary-key lookups (``/api/v1/bench/floor``, routed only
     with ``HUIYUAN_BENCH_FLOOR``), under the same server settings;
@@ -16,8 +18,9 @@ a ``--warmup``):
 
 Prints throughput, p50/p99 latency and errors of each, and the ratios against the targets:
 profile ≥ 0.4 × the floor's throughput with p99 < 40 ms; orders ≥ 500/s with p99 < 60 ms and no
-errors. Drops its database unless ``--keep``. Needs PostgreSQL (``--pg``), Redis (``--redis``) and
-wrk (``apt-get install wrk``).
+errors. Drops its database unless ``--keep``; ``--reuse`` runs on a kept one (its sample members
+keep the orders of earlier runs, so figures drift: publish only fresh runs). ``--only`` runs some
+cases. Needs PostgreSQL (``--pg``), Redis (``--redis``) and wrk (``apt-get install wrk``).
 """
 
 from __future__ import annotations
@@ -193,7 +196,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10, help="seconds of warm-up before each run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument(
+        "--workers", type=int, default=(os.cpu_count() or 1) + 1, help="gunicorn worker processes (cores + 1)"
+    )
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
     parser.add_argument("--worker-threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--port", type=int, default=8765)
@@ -211,7 +216,7 @@ def main() -> None:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DATABASE_URL": f"{args.pg.rstrip('/')}/{DB_NAME}" + os.environ.get("BENCH_DB_OPTIONS", ""),
+        "DATABASE_URL": f"{args.pg.rstrip('/')}/{DB_NAME}",
         "CELERY_BROKER_URL": args.redis,
         "SECRET_KEY": "bench-secret-key-not-for-production",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -270,6 +275,8 @@ def main() -> None:
         [
             GUNICORN,
             "config.wsgi",
+            "--config",
+            "config/gunicorn.py",
             "--workers",
             str(args.workers),
             "--worker-class",

@@ -130,11 +130,25 @@ class ApiIdempotencyRecord(models.Model):
     transaction as the write itself, so a record exists exactly when the write committed.
     """
 
+    # Both are indexed by the partial unique constraints below (a lookup or a cascade by store or
+    # member uses them): no separate foreign-key index to write on every POS request.
     store = models.ForeignKey(
-        Store, verbose_name=_("store"), on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        Store,
+        verbose_name=_("store"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     member = models.ForeignKey(
-        Member, verbose_name=_("member"), on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        Member,
+        verbose_name=_("member"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     key = models.CharField(_("idempotency key"), max_length=64)
     operation = models.CharField(_("operation"), max_length=100)

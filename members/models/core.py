@@ -88,8 +88,14 @@ class Order(TimeStampedModel):
         REFUNDED = "refunded", _("Refunded")
 
     external_id = models.CharField(_("external order id"), max_length=64, unique=True)
-    member = models.ForeignKey(Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="orders")
-    store = models.ForeignKey(Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="orders")
+    # Indexed by ``order_member_paid_at`` and ``order_store_paid_at`` (member, store first): no
+    # separate foreign-key indexes to write on every order.
+    member = models.ForeignKey(
+        Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
+    store = models.ForeignKey(
+        Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     paid_at = models.DateTimeField(_("paid at"))
     amount = models.DecimalField(_("amount"), **MONEY)
     refunded_amount = models.DecimalField(_("refunded amount"), default=Decimal("0.00"), **MONEY)
