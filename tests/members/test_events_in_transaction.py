@@ -3,7 +3,6 @@ its own transaction (tier first, then points at the new tier's multiplier)."""
 
 import datetime as dt
 import logging
-import threading
 from decimal import Decimal
 
 import pytest
@@ -13,6 +12,7 @@ from django.utils import timezone
 from members.events import DomainEvent, order_recorded
 from members.models import Member, Order, PointsAccount, PointsEntry, PointsLot, Store, Tier, TierChange, TierRule
 from members.services.orders import order_record
+from tests.concurrency import in_another_connection
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db
@@ -49,24 +49,6 @@ def ladder():
     gold = Tier.objects.create(code="gold", name="金卡", rank=1, points_multiplier=Decimal("2.00"))
     TierRule.objects.create(tier=gold, window_days=365, min_spend=Decimal("500.00"))
     return {"entry": entry, "gold": gold}
-
-
-def in_another_connection(fn):
-    """``fn()`` run in a thread, on that thread's own database connection (closed afterwards)."""
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = fn()
-        except Exception as exc:
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=30)
-    return outcome.get("value", outcome.get("error"))
 
 
 def writing_transaction(model, pk) -> str:
@@ -204,7 +186,7 @@ def test_an_in_transaction_handler_of_an_order_sees_it_before_anyone_else_does(s
     def look(*, instance, order_id, **_payload):
         seen["instance"] = instance
         seen["here"] = Order.objects.filter(pk=order_id).exists()
-        seen["elsewhere"] = in_another_connection(lambda: Order.objects.filter(pk=order_id).exists())
+        seen["elsewhere"] = in_another_connection(lambda: Order.objects.filter(pk=order_id).exists())["value"]
 
     subscribe_for_the_test(order_recorded, look, in_transaction=True)
     member = MemberFactory()
@@ -214,7 +196,7 @@ def test_an_in_transaction_handler_of_an_order_sees_it_before_anyone_else_does(s
     assert seen["instance"] is recorded.order
     assert seen["here"] is True
     assert seen["elsewhere"] is False
-    assert in_another_connection(lambda: Order.objects.filter(pk=recorded.order.pk).exists()) is True
+    assert in_another_connection(lambda: Order.objects.filter(pk=recorded.order.pk).exists())["value"] is True
 
 
 @pytest.mark.django_db(transaction=True)

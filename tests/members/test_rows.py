@@ -1,7 +1,6 @@
 """members.rows: one-row INSERT, UPDATE and SELECT (… FOR UPDATE) in short prepared statements."""
 
 import datetime as dt
-import threading
 from decimal import Decimal
 
 import pytest
@@ -11,6 +10,7 @@ from django.utils import timezone
 
 from members import rows
 from members.models import ApiIdempotencyRecord, Member, Order, PointsAccount, Store
+from tests.concurrency import in_another_connection
 from tests.factories import MemberFactory, OrderFactory, StoreFactory
 
 pytestmark = pytest.mark.django_db
@@ -21,25 +21,6 @@ ORDERS = connection.ops.quote_name(Order._meta.db_table)
 
 def field_values(instance) -> dict:
     return {field.attname: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}
-
-
-def in_another_connection(fn):
-    """``fn()`` run in a thread, on that thread's own database connection (closed afterwards)."""
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = fn()
-        except Exception as exc:
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=30)
-    assert not thread.is_alive(), "the other connection is still waiting"
-    return outcome
 
 
 def lock_order_nowait(order_id: int):
