@@ -30,6 +30,13 @@ SCHEDULES = (
     ),
     Schedule("Reconcile balances", "members.tasks.reconcile_task", "0", "4", "Compare every balance with its ledger."),
     Schedule(
+        "Purge idempotency records",
+        "members.tasks.idempotency_records_purge_task",
+        "30",
+        "3",
+        "Delete the API's stored responses to retried requests after HUIYUAN_IDEMPOTENCY_KEEP_DAYS.",
+    ),
+    Schedule(
         "Expire coupons", "campaigns.tasks.coupons_expire_task", "15", "0", "Mark coupons past their validity expired."
     ),
     Schedule(

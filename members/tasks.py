@@ -35,6 +35,14 @@ def points_expire_task(as_of: str | None = None) -> int:
 
 
 @shared_task(acks_late=True)
+def idempotency_records_purge_task() -> int:
+    """Daily: delete the API's idempotency records older than HUIYUAN_IDEMPOTENCY_KEEP_DAYS."""
+    from members.apis.idempotency import idempotency_records_purge
+
+    return idempotency_records_purge()
+
+
+@shared_task(acks_late=True)
 def reconcile_task() -> int:
     """Daily: compare every balance with its ledger; log each difference. Returns how many."""
     discrepancies = balances_reconcile()

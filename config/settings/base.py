@@ -205,6 +205,8 @@ HUIYUAN_BENCH_FLOOR = env.bool("HUIYUAN_BENCH_FLOOR", default=False)
 # A member's QR code (shown in the mini-program, scanned by the POS) is valid this many seconds.
 HUIYUAN_MEMBER_QR_MAX_AGE = env.int("HUIYUAN_MEMBER_QR_MAX_AGE", default=300)
 HUIYUAN_TOP_UP_MAX = env.str("HUIYUAN_TOP_UP_MAX", default="5000.00")
+# How long a retried API write (same Idempotency-Key) is answered with its stored first response.
+HUIYUAN_IDEMPOTENCY_KEEP_DAYS = env.int("HUIYUAN_IDEMPOTENCY_KEEP_DAYS", default=7)
 
 # --- WeChat mini-program and WeChat Pay (v3) ---------------------------------------------------
 WECHAT_APP_ID = env.str("WECHAT_APP_ID", default="")
