@@ -14,7 +14,7 @@ Two phases:
   inside the publisher's transaction, and also receive ``instance`` (the row the event is about,
   as the publisher holds it). What they write commits or rolls back with the publisher's row, and
   a failure rolls the whole thing back. ``members`` uses this for its own consequences of an order
-  (tier, points, referral), so an order never exists without its points.
+  (tier and points), so an order never exists without its points.
 
     from members.events import order_recorded
 
