@@ -17,11 +17,11 @@ scores). Connected in ``CampaignsConfig.ready()``.
   changed member.
 """
 
-import time
 from decimal import Decimal
 
+from members.caching import ProcessCache
+
 WATCHED_TTL = 30.0
-_watched: dict[str, object] = {"at": None, "ids": frozenset()}
 
 
 def campaign_points_multiplier(*, member, order) -> Decimal | None:
@@ -73,19 +73,22 @@ def top_up_offer_credit(*, member, offer_code, amount_paid, idempotency_key, rea
     )
 
 
+def _load_watched_segment_ids() -> frozenset:
+    from campaigns.services.campaigns import transition_campaign_segment_ids
+
+    return frozenset(transition_campaign_segment_ids())
+
+
+_watched = ProcessCache(_load_watched_segment_ids, ttl=WATCHED_TTL)
+
+
 def forget_watched_segments() -> None:
     """Drop the cached set of watched segments (called when a campaign's status changes)."""
-    _watched["at"] = None
+    _watched.clear()
 
 
 def _watched_segment_ids() -> frozenset:
-    now = time.monotonic()
-    if _watched["at"] is None or now - _watched["at"] > WATCHED_TTL:
-        from campaigns.services.campaigns import transition_campaign_segment_ids
-
-        _watched["ids"] = frozenset(transition_campaign_segment_ids())
-        _watched["at"] = now
-    return _watched["ids"]
+    return _watched.get()
 
 
 def on_segment_changed_grant_transition_campaigns(*, member_id: int, to_segment_id, run_id=None, **_payload) -> None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import time
 from collections import Counter
 
 from django.conf import settings
@@ -45,6 +44,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from campaigns.models import Trigger, TriggerFiring
+from members.caching import ProcessCache
 from members.lock_objects import member_lock
 from members.models import Member, Order
 from segmentation.models import MemberRfm, SegmentTransition
@@ -57,27 +57,28 @@ SWEEP_CHUNK = 200
 INDEX_TTL = 30.0
 ADVISORY_LOCK_KEY = 0x54524947  # "TRIG"
 
-_index: dict[str, object] = {"at": None}
-
 
 # --- which triggers are active (cheap filtering of events) -------------------------------------------
 
 
+def _load_index() -> dict:
+    rows = list(Trigger.objects.filter(is_active=True).values_list("kind", "segment_id"))
+    return {
+        "entered": frozenset(segment_id for kind, segment_id in rows if kind == Kind.ENTERED_SEGMENT),
+        "after_order": any(kind == Kind.AFTER_ORDER for kind, _segment in rows),
+    }
+
+
+_index = ProcessCache(_load_index, ttl=INDEX_TTL)
+
+
 def forget_active_triggers() -> None:
     """Drop the cached index of active triggers (after a trigger is saved; in tests)."""
-    _index["at"] = None
+    _index.clear()
 
 
 def _active_index() -> dict:
-    now = time.monotonic()
-    if _index["at"] is None or now - _index["at"] > INDEX_TTL:
-        rows = list(Trigger.objects.filter(is_active=True).values_list("kind", "segment_id"))
-        _index.update(
-            at=now,
-            entered=frozenset(segment_id for kind, segment_id in rows if kind == Kind.ENTERED_SEGMENT),
-            after_order=any(kind == Kind.AFTER_ORDER for kind, _segment in rows),
-        )
-    return _index
+    return _index.get()
 
 
 def watched_segment_ids() -> frozenset:
