@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+CELERY = str(ROOT / ".venv" / "bin" / "celery")
 DB_NAME = "huiyuan_apibench"
 
 TARGETS = {"profile_vs_floor": 0.4, "profile_p99_ms": 40.0, "orders_per_s": 500.0, "orders_p99_ms": 60.0}
@@ -77,6 +78,25 @@ print(json.dumps({
     "mobiles": [members[i] for i in chosen],
     "member_ids": chosen,
     "store_ids": store_ids,
+}))
+"""
+
+# After the order run: wait for the worker to drain the batched segment refreshes, then count the
+# members whose RFM row was written since the orders' warm-up began (argv[1], epoch seconds).
+SEGMENTS_CHECK = r"""
+import datetime as dt, json, sys, time
+import django
+django.setup()
+from segmentation.models import MemberRfm
+from segmentation.services.live_batch import pending_count
+started = time.monotonic()
+while pending_count() and time.monotonic() - started < 30:
+    time.sleep(0.2)
+since = dt.datetime.fromtimestamp(float(sys.argv[1]), dt.timezone.utc)
+print(json.dumps({
+    "pending": pending_count(),
+    "waited_s": round(time.monotonic() - started, 1),
+    "refreshed": MemberRfm.objects.filter(updated_at__gte=since, source_version__isnull=False).count(),
 }))
 """
 
@@ -292,11 +312,19 @@ def main() -> None:
         cwd=ROOT,
         start_new_session=True,
     )
+    # The worker that applies the batched segment refreshes the orders ask for: its CPU counts too.
+    worker = subprocess.Popen(
+        [CELERY, "-A", "config", "worker", "--pool", "solo", "--concurrency", "1", "--loglevel", "warning"],
+        env=server_env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{args.port}"
     results = {}
     try:
         wait_for(f"{base}/api/v1/bench/floor?member={prepared['member_ids'][0]}&store={prepared['store_ids'][0]}")
         for name in args.only or ("floor", "profile", "orders"):
+            began = time.time()
             wrk(scripts[name], base, seconds=args.warmup, connections=args.connections, threads=args.threads)
             results[name] = wrk(
                 scripts[name], base, seconds=args.duration, connections=args.connections, threads=args.threads
@@ -307,9 +335,20 @@ def main() -> None:
                 f"errors {r['errors']} of {r['requests']}",
                 flush=True,
             )
+            if name == "orders":
+                r["segments"] = json.loads(
+                    run([PYTHON, "-c", SEGMENTS_CHECK, str(began)], env, capture_output=True, text=True).stdout
+                )
+                print(
+                    f"         segments: {r['segments']['refreshed']} members refreshed by the batches since the run "
+                    f"began, {r['segments']['pending']} still pending {r['segments']['waited_s']} s after it ended",
+                    flush=True,
+                )
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        for process in (server, worker):
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in (server, worker):
+            process.wait(timeout=30)
         shutil.rmtree(workdir, ignore_errors=True)
         if not args.keep:
             psql_admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")

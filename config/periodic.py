@@ -24,6 +24,13 @@ SCHEDULES = (
         "1",
         "Nightly full recompute of every member's R, F, M, scores and segment (active scheme).",
     ),
+    Schedule(
+        "Drain live RFM refreshes",
+        "segmentation.tasks.segment_live_refresh_task",
+        "*/10",
+        "*",
+        "Refresh members whose orders asked for it, should a batch task have been lost (normally done within seconds).",
+    ),
     Schedule("Expire points", "members.tasks.points_expire_task", "30", "0", "Expire what is left of old points lots."),
     Schedule(
         "Downgrade tiers", "members.tasks.tier_downgrade_task", "0", "2", "Downgrade members past their retention."

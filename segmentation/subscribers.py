@@ -3,14 +3,15 @@
 
 import logging
 
-from segmentation.services import member_rfm_refresh
+from segmentation.services import member_rfm_refresh, member_rfm_refresh_soon
 
 logger = logging.getLogger(__name__)
 
 
 def refresh_member_on_order(*, member_id: int, **_payload) -> None:
-    """An order was recorded: refresh that member's R, F, M and segment now."""
-    member_rfm_refresh(member_id=member_id)
+    """An order was recorded: refresh that member's R, F, M and segment in the next batch, within
+    about a second (``segmentation.services.live_batch``; at once without a Redis broker)."""
+    member_rfm_refresh_soon(member_id=member_id)
 
 
 def refresh_member_on_refund(*, member_id: int, **_payload) -> None:

@@ -16,6 +16,7 @@ from django.conf import settings
 from segmentation.services import (
     NoActiveScheme,
     RecomputeAlreadyRunning,
+    live_refresh_drain,
     segment_recompute,
     segment_recompute_chunk,
     segment_recompute_finish,
@@ -64,3 +65,14 @@ def segment_recompute_finish_task(run_id: int) -> int:
     except RecomputeAlreadyRunning as exc:
         logger.warning("RFM run %s not finished: %s", run_id, exc)
         raise
+
+
+@shared_task(bind=True, max_retries=5, default_retry_delay=5)
+def segment_live_refresh_task(self) -> int:
+    """Refresh, in one statement per thousand, every member whose order asked for it since the last
+    batch (``segmentation.services.live_batch``). Safe to run twice or concurrently: members are
+    popped from the pending set, and a failed chunk goes back into it before the retry."""
+    try:
+        return live_refresh_drain()
+    except Exception as exc:
+        raise self.retry(exc=exc) from exc

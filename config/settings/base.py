@@ -270,6 +270,9 @@ HUIYUAN_TRIGGER_CATCHUP_DAYS = env.int("HUIYUAN_TRIGGER_CATCHUP_DAYS", default=7
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None)
 SEGMENTATION_RECOMPUTE_CHUNKS = env.int("SEGMENTATION_RECOMPUTE_CHUNKS", default=1)
 SEGMENTATION_WORK_MEM = env.str("SEGMENTATION_WORK_MEM", default="256MB")
+# After an order, the member's segment is refreshed in a batch this many seconds later, with every
+# other member who bought meanwhile (one statement; needs a Redis broker). 0 = at once, per order.
+SEGMENTATION_LIVE_BATCH_SECONDS = env.float("SEGMENTATION_LIVE_BATCH_SECONDS", default=1.0)
 HUIYUAN_PREPARE_STATEMENTS = env.bool(
     "HUIYUAN_PREPARE_STATEMENTS", default=env.bool("SEGMENTATION_PREPARE_STATEMENTS", default=True)
 )

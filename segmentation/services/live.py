@@ -19,6 +19,7 @@ in Python in a transaction. A changed segment adds a ``SegmentTransition`` (``so
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -82,8 +83,20 @@ def member_rfm_refresh(*, member_id: int) -> bool:
     """Recompute one member now with the current run's scoring. False when nothing was written
     (no run yet, no such member, or a concurrent refresh already wrote a fresher view)."""
     if connection.vendor == "postgresql":
-        return _refresh_postgres(member_id)
+        return _refresh_postgres([member_id]) == 1
     return _refresh_portable(member_id)
+
+
+def members_rfm_refresh(*, member_ids: Iterable[int]) -> int:
+    """``member_rfm_refresh`` for many members at once — on PostgreSQL one statement, whatever
+    their number (the batched refresh after orders, ``segmentation.services.live_batch``).
+    Returns how many rows were written."""
+    member_ids = sorted({int(member_id) for member_id in member_ids})
+    if not member_ids:
+        return 0
+    if connection.vendor == "postgresql":
+        return _refresh_postgres(member_ids)
+    return sum(1 for member_id in member_ids if _refresh_portable(member_id))
 
 
 # --- PostgreSQL: one statement ----------------------------------------------------------------
@@ -95,52 +108,59 @@ def _statement(spec: SchemeSpec, cut_points: dict) -> str:
     counted = "o.paid_at < %(end)s AND o.refunded_amount < o.amount"
     return f"""
         WITH current_run AS (SELECT id FROM {_RUN_TABLE} WHERE is_current),
-        prev AS (SELECT COALESCE(segment_id, 0) AS segment_id FROM {_TABLE} WHERE member_id = %(member)s),
+        ids AS (SELECT m.id AS member_id FROM {Member._meta.db_table} m
+                WHERE m.id = ANY(CAST(%(members)s AS bigint[]))),
+        prev AS (SELECT r.member_id, COALESCE(r.segment_id, 0) AS segment_id
+                 FROM {_TABLE} r JOIN ids USING (member_id)),
         a AS (
-            SELECT CAST(%(as_of)s AS DATE)
+            SELECT ids.member_id,
+                   CAST(%(as_of)s AS DATE)
                        - CAST((MAX(o.paid_at) FILTER (WHERE {counted}) AT TIME ZONE %(tz)s) AS DATE) AS recency_days,
                    CAST(%(as_of)s AS DATE)
                        - CAST((MIN(o.paid_at) FILTER (WHERE {counted}) AT TIME ZONE %(tz)s) AS DATE)
                        AS first_order_days,
-                   COUNT(*) FILTER (WHERE {counted} AND o.paid_at >= %(start)s) AS frequency,
+                   COUNT(o.id) FILTER (WHERE {counted} AND o.paid_at >= %(start)s) AS frequency,
                    COALESCE(SUM(o.amount - o.refunded_amount) FILTER (WHERE {counted} AND o.paid_at >= %(start)s), 0)
                        AS money,
                    MAX(o.updated_at) AS version
-            FROM {Order._meta.db_table} o WHERE o.member_id = %(member)s
+            FROM ids LEFT JOIN {Order._meta.db_table} o ON o.member_id = ids.member_id
+            GROUP BY ids.member_id
         ),
         s AS (SELECT a.*, {r_expr} AS r_score, {f_expr} AS f_score, {m_expr} AS m_score FROM a),
         up AS (
             INSERT INTO {_TABLE} (member_id, created_at, {", ".join(_COLUMNS)})
-            SELECT %(member)s, now(), %(run)s, %(as_of)s, s.recency_days, s.first_order_days, s.frequency, s.money,
+            SELECT s.member_id, now(), %(run)s, %(as_of)s, s.recency_days, s.first_order_days, s.frequency, s.money,
                    s.r_score, s.f_score, s.m_score, {case}, s.version, now()
             FROM s
             WHERE EXISTS (SELECT 1 FROM current_run WHERE id = %(run)s)
-              AND EXISTS (SELECT 1 FROM {Member._meta.db_table} WHERE id = %(member)s)
+            ORDER BY s.member_id
             ON CONFLICT (member_id) DO UPDATE SET {_UPDATES}
             WHERE {_TABLE}.source_version IS NULL OR excluded.source_version IS NULL
                OR {_TABLE}.source_version <= excluded.source_version
-            RETURNING segment_id
+            RETURNING member_id, segment_id
         ),
         changed AS (
             INSERT INTO {_TRANSITION_TABLE} (run_id, member_id, from_segment_id, to_segment_id, source,
                                              created_at, updated_at)
-            SELECT %(run)s, %(member)s, NULLIF(p.segment_id, 0), u.segment_id, 'live', now(), now()
-            FROM up u LEFT JOIN prev p ON TRUE
+            SELECT %(run)s, u.member_id, NULLIF(p.segment_id, 0), u.segment_id, 'live', now(), now()
+            FROM up u LEFT JOIN prev p USING (member_id)
             WHERE COALESCE(p.segment_id, 0) <> COALESCE(u.segment_id, 0)
-            RETURNING id
+            ORDER BY u.member_id
+            RETURNING id, member_id, from_segment_id, to_segment_id
         )
-        SELECT {{async_commit}} (SELECT id FROM current_run), (SELECT segment_id FROM prev),
-               (SELECT COUNT(*) FROM up), (SELECT segment_id FROM up), (SELECT id FROM changed)
+        SELECT {{async_commit}} (SELECT id FROM current_run), (SELECT COUNT(*) FROM up),
+               c.id, c.member_id, c.from_segment_id, c.to_segment_id
+        FROM (SELECT 1) AS one LEFT JOIN changed c ON TRUE
     """  # noqa: S608 - table names from model metadata, values are parameters
 
 
-def _refresh_postgres(member_id: int) -> bool:
+def _refresh_postgres(member_ids: list[int]) -> int:
     for _attempt in range(2):
         run_id = _current[0]
         if run_id is None:
             run_id = RfmRun.objects.filter(is_current=True).values_list("id", flat=True).first()
             if run_id is None:
-                return False
+                return 0
             _current[0] = run_id
         run = _run(run_id)
         as_of = max(timezone.localdate(), run.as_of)
@@ -148,7 +168,7 @@ def _refresh_postgres(member_id: int) -> bool:
         # On its own (the usual case: after the order committed) the commit need not wait for the disk.
         async_commit = "" if connection.in_atomic_block else "set_config('synchronous_commit', 'off', true),"
         params = {
-            "member": member_id,
+            "members": member_ids,
             "run": run_id,
             "as_of": as_of,
             "tz": str(brand_timezone()),
@@ -156,19 +176,18 @@ def _refresh_postgres(member_id: int) -> bool:
             "end": window.end,
         }
         # Prepared once per connection (``members.rows.fetch_prepared``): planning is most of its cost.
-        (row,) = rows.fetch_prepared(run.sql.replace("{async_commit}", async_commit), params)
-        current, previous, written, segment_id, transition_id = row[-5:]
+        found = rows.fetch_prepared(run.sql.replace("{async_commit}", async_commit), params)
+        current, written = found[0][-6:-4]
         if current != run_id:
             _current[0] = current  # a new run committed since: score with it
             if current is None:
-                return False
+                return 0
             continue
-        if not written:
-            return False
-        if transition_id is not None:
-            _publish(run, transition_id, member_id, previous or None, segment_id)
-        return True
-    return False
+        for *_ignored, transition_id, member_id, from_id, segment_id in found:
+            if transition_id is not None:
+                _publish(run, transition_id, member_id, from_id, segment_id)
+        return int(written)
+    return 0
 
 
 def _after_write(run: _Run, member_id: int, previous: int | None, segment_id: int | None) -> None:

@@ -153,7 +153,7 @@ def test_postgres_and_portable_refreshes_agree(quintile_scheme):
     )
     # when
     for who in buyers:
-        live._refresh_postgres(who.pk)
+        live._refresh_postgres([who.pk])
     by_postgres = list(MemberRfm.objects.order_by("member_id").values_list(*fields))
     for who in buyers:
         live._refresh_portable(who.pk)

@@ -1,0 +1,220 @@
+"""Refreshes after orders in batches: an order asks, a task refreshes every member asked for in one
+statement — and nothing is lost when Redis or the refresh fails."""
+
+import datetime as dt
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from members.services.orders import order_record
+from segmentation.models import MemberRfm, SegmentTransition
+from segmentation.services import live, live_batch, member_rfm_refresh, members_rfm_refresh, segment_recompute
+
+from .builders import local, member, order
+
+pytestmark = pytest.mark.django_db
+
+
+def ago(days: int) -> dt.datetime:
+    return local(timezone.localdate() - dt.timedelta(days=days))
+
+
+def row(who) -> MemberRfm:
+    return MemberRfm.objects.select_related("segment").get(member=who)
+
+
+@pytest.fixture
+def queue():
+    """An empty pending set and no scheduled flag for this test database, before and after."""
+    assert live_batch.batching(), "the test settings use a Redis broker"
+    client = live_batch._client()
+    client.delete(*live_batch._keys())
+    yield client
+    client.delete(*live_batch._keys())
+
+
+@pytest.fixture
+def queued_tasks():
+    """Calls to queue the batch task, which then does not run."""
+    from segmentation.tasks import segment_live_refresh_task
+
+    with mock.patch.object(segment_live_refresh_task, "apply_async") as apply_async:
+        yield apply_async
+
+
+def lapsed_members(count: int) -> list:
+    """Members in ``lost`` after a run (one old order each)."""
+    members = [member() for _ in range(count)]
+    for who in members:
+        order(who, paid_at=ago(400), amount="80.00")
+    segment_recompute()
+    return members
+
+
+def test_orders_ask_and_one_task_is_queued_for_the_batch(
+    default_scheme, queue, queued_tasks, django_capture_on_commit_callbacks
+):
+    # given
+    buyers = lapsed_members(3)
+    # when: four orders of three members
+    with django_capture_on_commit_callbacks(execute=True):
+        for index, who in enumerate([*buyers, buyers[0]]):
+            order_record(external_id=f"B-{index}", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
+    # then: each member once in the set, one task queued with the batch delay, nothing refreshed yet
+    assert {int(m) for m in queue.smembers(live_batch._keys()[0])} == {who.pk for who in buyers}
+    assert queued_tasks.call_count == 1
+    assert queued_tasks.call_args.kwargs == {"countdown": 1.0}
+    assert {row(who).segment.slug for who in buyers} == {"lost"}
+
+
+def test_the_drain_refreshes_every_member_asked_for_in_one_statement(
+    default_scheme, queue, queued_tasks, published, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    # given: three lapsed members bought today and asked for a refresh
+    buyers = lapsed_members(3)
+    with django_capture_on_commit_callbacks(execute=True):
+        for index, who in enumerate(buyers):
+            order_record(external_id=f"D-{index}", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
+    member_rfm_refresh(member_id=member().pk)  # the process has loaded the run's scoring
+    # when
+    with django_assert_num_queries(1), django_capture_on_commit_callbacks(execute=True):
+        written = live_batch.live_refresh_drain()
+    # then
+    assert written == 3
+    assert live_batch.pending_count() == 0
+    assert not queue.exists(live_batch._keys()[1])
+    for who in buyers:
+        fresh = row(who)
+        assert (fresh.recency_days, fresh.frequency, fresh.monetary, fresh.segment.slug) == (
+            0,
+            1,
+            Decimal("38.00"),
+            "promising",
+        )
+    transitions = SegmentTransition.objects.filter(source=SegmentTransition.Source.LIVE, member__in=buyers).order_by(
+        "member_id"
+    )
+    assert [(t.member_id, t.from_segment.slug, t.to_segment.slug) for t in transitions] == [
+        (who.pk, "lost", "promising") for who in sorted(buyers, key=lambda who: who.pk)
+    ]
+    assert sorted((e["member_id"], e["from_slug"], e["to_slug"]) for e in published if e["from_slug"]) == sorted(
+        (who.pk, "lost", "promising") for who in buyers
+    )
+
+
+def test_with_eager_tasks_the_segment_is_fresh_when_the_order_commits(
+    default_scheme, queue, django_capture_on_commit_callbacks
+):
+    # given
+    (who,) = lapsed_members(1)
+    # when: the task runs at once (as in the test settings)
+    with django_capture_on_commit_callbacks(execute=True):
+        order_record(external_id="E-1", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
+    # then
+    assert row(who).segment.slug == "promising"
+    assert live_batch.pending_count() == 0
+
+
+def test_a_failed_batch_puts_its_members_back(default_scheme, queue, queued_tasks, django_capture_on_commit_callbacks):
+    # given
+    buyers = lapsed_members(2)
+    with django_capture_on_commit_callbacks(execute=True):
+        for index, who in enumerate(buyers):
+            order_record(external_id=f"F-{index}", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
+    # when: the refresh fails
+    with (
+        mock.patch.object(live_batch, "members_rfm_refresh", side_effect=RuntimeError("database went away")),
+        pytest.raises(RuntimeError),
+    ):
+        live_batch.live_refresh_drain()
+    # then: still pending, and the next drain does it
+    assert live_batch.pending_count() == 2
+    assert live_batch.live_refresh_drain() == 2
+    assert {row(who).segment.slug for who in buyers} == {"promising"}
+
+
+def test_without_redis_the_member_is_refreshed_at_once(
+    default_scheme, settings, queue, queued_tasks, django_capture_on_commit_callbacks
+):
+    # given: the broker cannot be reached
+    (who,) = lapsed_members(1)
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        order_record(external_id="R-1", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
+    # then
+    assert row(who).segment.slug == "promising"
+    assert not queued_tasks.called
+
+
+def test_batching_off_refreshes_at_once_and_asks_nothing(
+    default_scheme, settings, queue, queued_tasks, django_capture_on_commit_callbacks
+):
+    (who,) = lapsed_members(1)
+    settings.SEGMENTATION_LIVE_BATCH_SECONDS = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        order_record(external_id="O-1", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
+    assert row(who).segment.slug == "promising"
+    assert live_batch.pending_count() == 0
+    assert not queued_tasks.called
+
+
+def test_an_ask_after_the_drain_started_queues_the_next_batch(default_scheme, queue, queued_tasks):
+    # given: a drain deletes the flag before popping
+    (who,) = lapsed_members(1)
+    live_batch.member_rfm_refresh_soon(member_id=who.pk)
+    assert queued_tasks.call_count == 1
+    live_batch.live_refresh_drain()
+    # when: another order asks
+    live_batch.member_rfm_refresh_soon(member_id=who.pk)
+    # then: it queues a task of its own
+    assert queued_tasks.call_count == 2
+    assert live_batch.pending_count() == 1
+
+
+def test_many_members_at_once_agree_with_one_at_a_time(quintile_scheme):
+    # given: a quintile run, then new orders and a refund for several members
+    buyers = [member() for _ in range(9)]
+    for index, who in enumerate(buyers):
+        order(who, paid_at=ago(index * 20 + 1), amount=f"{(index + 1) * 70}.00")
+    segment_recompute()
+    for index, who in enumerate(buyers[:6]):
+        order(who, paid_at=ago(index), amount="45.50")
+    never_bought = member()
+    fields = (
+        "recency_days",
+        "first_order_days",
+        "frequency",
+        "monetary",
+        "r_score",
+        "f_score",
+        "m_score",
+        "segment_id",
+    )
+    ids = [who.pk for who in [*buyers, never_bought]]
+    # when
+    for member_id in ids:
+        member_rfm_refresh(member_id=member_id)
+    one_at_a_time = list(MemberRfm.objects.filter(member_id__in=ids).order_by("member_id").values_list(*fields))
+    transitions = SegmentTransition.objects.count()
+    MemberRfm.objects.filter(member_id__in=ids).update(source_version=None)
+    written = members_rfm_refresh(member_ids=[*ids, ids[0], 10**12])  # a repeat and a member that does not exist
+    # then: the same rows, and no transition for what did not change
+    assert written == len(ids)
+    assert list(MemberRfm.objects.filter(member_id__in=ids).order_by("member_id").values_list(*fields)) == one_at_a_time
+    assert SegmentTransition.objects.count() == transitions
+
+
+def test_a_batch_scores_with_a_run_that_replaced_the_cached_one(default_scheme, queue):
+    # given: the process knows an older run
+    (who,) = lapsed_members(1)
+    live._current[0] = None
+    assert member_rfm_refresh(member_id=who.pk) is True
+    newer = segment_recompute()
+    order(who, paid_at=ago(0), amount="38.00")
+    # when
+    assert members_rfm_refresh(member_ids=[who.pk]) == 1
+    # then
+    assert row(who).run_id == newer.pk
