@@ -15,14 +15,15 @@ def member_lock(*, member_id: int) -> Member:
     return Member.objects.select_for_update().get(pk=member_id)
 
 
-def member_tier_lock(*, member_id: int) -> int | None:
-    """Lock the member row and return its ``tier_id`` — the one-statement lock of the order path."""
+def member_tier_lock(*, member_id: int) -> tuple[int | None, int | None]:
+    """Lock the member row and return its ``tier_id`` and ``referrer_id`` — the one-statement lock
+    of the order path."""
     table = connection.ops.quote_name(Member._meta.db_table)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    found = rows.fetch_prepared(f"SELECT tier_id FROM {table} WHERE id = %s{lock}", [member_id])  # noqa: S608
+    found = rows.fetch_prepared(f"SELECT tier_id, referrer_id FROM {table} WHERE id = %s{lock}", [member_id])  # noqa: S608
     if not found:
         raise Member.DoesNotExist(f"member {member_id}")
-    return found[0][0]
+    return found[0]
 
 
 def order_lock(*, order_id: int) -> Order:

@@ -7,8 +7,11 @@ failing one is logged without stopping the next (``members.events.DomainEvent``)
 An order's tier and points are the exception: they are written *in the order's transaction*
 (in-transaction handlers), so an order is never recorded without them and a POS gets its answer
 after one commit. Order matters: the tier is evaluated first, so the qualifying order earns points
-at the new tier's multiplier; a referral completes after commit, once the order's points are in.
+at the new tier's multiplier; a referral completes after commit, once the order's points are in
+(scheduled by an in-transaction handler, and only for a referred member).
 """
+
+from django.db import transaction
 
 from members.events import member_registered, order_recorded, refund_recorded
 from members.services.points import points_clawback_for_refund, points_earn_for_new_order
@@ -28,8 +31,17 @@ def on_order_recorded_earn_points(*, instance, **_payload) -> None:
     points_earn_for_new_order(order=instance)
 
 
-def on_order_recorded_complete_referral(*, order_id: int, member_id: int, **_payload) -> None:
-    if referral_pending_for(member_id=member_id):  # one short query for the many members with none
+def on_order_recorded_complete_referral(*, instance, order_id: int, member_id: int, **_payload) -> None:
+    """Only a referred member can have a pending referral (``Member.referrer``, as the tier's lock
+    just read it): for every other order this costs nothing. The referral completes after commit,
+    once the order's points are in; a failure there is logged and leaves the order standing."""
+    if instance.member.referrer_id is None:
+        return
+    transaction.on_commit(lambda: _complete_referral(order_id=order_id, member_id=member_id), robust=True)
+
+
+def _complete_referral(*, order_id: int, member_id: int) -> None:
+    if referral_pending_for(member_id=member_id):
         referral_complete_for_order(order_id=order_id)
 
 
@@ -45,6 +57,6 @@ def connect() -> None:
     member_registered.subscribe(on_member_registered_assign_tier)
     order_recorded.subscribe(on_order_recorded_evaluate_tier, in_transaction=True)
     order_recorded.subscribe(on_order_recorded_earn_points, in_transaction=True)
-    order_recorded.subscribe(on_order_recorded_complete_referral)
+    order_recorded.subscribe(on_order_recorded_complete_referral, in_transaction=True)
     refund_recorded.subscribe(on_refund_recorded_claw_back_points)
     refund_recorded.subscribe(on_refund_recorded_reverse_referral)

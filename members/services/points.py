@@ -78,6 +78,10 @@ def register_multiplier_provider(fn: MultiplierProvider) -> MultiplierProvider:
 
     Every registered provider applies, multiplied together with the tier and birthday multipliers.
     Usable as a decorator; registering twice has no effect.
+
+    A provider may also say the same in SQL, as ``fn.sql``: a scalar expression (NULL = none) over
+    the parameters ``%(member)s`` and ``%(paid_at)s``. When every provider does, a new order's
+    points are computed inside the statement that writes them (PostgreSQL), with no query of its own.
     """
     if fn not in _multiplier_providers:
         _multiplier_providers.append(fn)
@@ -96,11 +100,7 @@ def points_for_order(*, order: Order, program: LoyaltyProgram | None = None) -> 
     """The points ``order`` earns: every multiplier in ``Decimal``, rounded down once at the end."""
     program = program or LoyaltyProgram.current()
     member = order.member
-    multiplier = program.points_per_yuan
-    if member.tier is not None:
-        multiplier *= member.tier.points_multiplier
-        if _is_birthday(member, order.paid_at):
-            multiplier *= member.tier.birthday_points_multiplier
+    multiplier = _own_multiplier(order, program)
     for provider in list(_multiplier_providers):
         extra = provider(member=member, order=order)
         if extra is None:
@@ -109,6 +109,17 @@ def points_for_order(*, order: Order, program: LoyaltyProgram | None = None) -> 
             raise TypeError(f"multiplier provider {provider!r} returned {extra!r}; expected a Decimal >= 0")
         multiplier *= Decimal(extra)
     return int((order.amount * multiplier).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _own_multiplier(order: Order, program: LoyaltyProgram) -> Decimal:
+    """Points per yuan × the member's tier multiplier × the birthday multiplier — before providers."""
+    member = order.member
+    multiplier = program.points_per_yuan
+    if member.tier is not None:
+        multiplier *= member.tier.points_multiplier
+        if _is_birthday(member, order.paid_at):
+            multiplier *= member.tier.birthday_points_multiplier
+    return multiplier
 
 
 def points_earn_for_order(*, order_id: int) -> PointsEntry | None:
@@ -156,15 +167,19 @@ def points_earn_for_new_order(*, order: Order) -> PointsEntry | None:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("points_earn_for_new_order runs inside the transaction that recorded the order")
     program = _cached_program.get()
-    points = points_for_order(order=order, program=program)
-    if points <= 0:
-        return None
     reason = _g("Order %(order)s") % {"order": order.external_id}
     key, reference = f"order:{order.pk}:earn", f"order:{order.pk}"
-    if connection.vendor == "postgresql":
-        entry = _earn_at_once(order=order, points=points, reason=reason, key=key, reference=reference, program=program)
+    providers = list(_multiplier_providers)
+    if connection.vendor == "postgresql" and all(getattr(provider, "sql", None) for provider in providers):
+        points, entry = _earn_at_once(
+            order=order, providers=providers, reason=reason, key=key, reference=reference, program=program
+        )
         if entry is not None:
             return entry
+    else:
+        points = points_for_order(order=order, program=program)
+    if points <= 0:
+        return None
     return _credit(
         points_account_lock(member_id=order.member_id),
         points=points,
@@ -179,17 +194,19 @@ def points_earn_for_new_order(*, order: Order) -> PointsEntry | None:
 
 
 def _earn_at_once(
-    *, order: Order, points: int, reason: str, key: str, reference: str, program: LoyaltyProgram
-) -> PointsEntry | None:
-    """What ``_credit`` does for an earning, as one PostgreSQL statement — the common case of every
-    order: lock the account, append the entry with the balance after it, open its lot, raise the
-    balance. None, and nothing written, when the account is missing or owes points (then the
-    general path creates it or repays the debt first)."""
+    *, order: Order, providers: list, reason: str, key: str, reference: str, program: LoyaltyProgram
+) -> tuple[int, PointsEntry | None]:
+    """What ``points_for_order`` and ``_credit`` do for an earning, as one PostgreSQL statement — the
+    common case of every order: compute the points (the providers' multipliers in SQL, the same
+    ``Decimal`` arithmetic, rounded down once), lock the account, append the entry with the balance
+    after it, open its lot, raise the balance. Returns the points and the entry; the entry is None,
+    and nothing written, when there are no points or the account is missing or owes points (then
+    the general path creates it or repays the debt first)."""
     now = timezone.now()
     entry = PointsEntry(
         member_id=order.member_id,
         kind=Kind.EARN,
-        points=points,
+        points=0,  # computed in the statement
         balance_after=0,  # from the locked account, in the statement
         debt_after=0,
         reason=str(reason)[:200],
@@ -201,52 +218,65 @@ def _earn_at_once(
     )
     lot = PointsLot(
         member_id=order.member_id,
-        points=points,
-        remaining=points,
         earned_at=order.paid_at,
         expires_at=_expires_at(order.paid_at, program),
         created_at=now,
         updated_at=now,
     )
-    sql, entry_fields, lot_fields = _earn_statement()
-    params = [order.member_id]
-    params += [
-        points if f.name == "balance_after" else f.get_db_prep_save(getattr(entry, f.attname), connection)
-        for f in entry_fields
-    ]
-    params += [f.get_db_prep_save(getattr(lot, f.attname), connection) for f in lot_fields if f.name != "source_entry"]
-    params += [now, order.member_id]
-    found = rows.fetch_prepared(sql, params)
-    if not found:
-        return None
-    entry.pk, entry.balance_after = found[0]
+    sql, entry_fields, lot_fields = _earn_statement(tuple(provider.sql for provider in providers))
+    adapt = connection.ops.adapt_datetimefield_value
+    params = {
+        "member": order.member_id,
+        "paid_at": adapt(order.paid_at),
+        "amount": order.amount,
+        "multiplier": _own_multiplier(order, program),
+        "now": adapt(now),
+    }
+    params.update((f"e_{f.attname}", f.get_db_prep_save(getattr(entry, f.attname), connection)) for f in entry_fields)
+    params.update((f"l_{f.attname}", f.get_db_prep_save(getattr(lot, f.attname), connection)) for f in lot_fields)
+    ((points, entry_id, balance_after),) = rows.fetch_prepared(sql, params)
+    if entry_id is None:
+        return points, None
+    entry.pk, entry.points, entry.balance_after = entry_id, points, balance_after
     entry._state.adding, entry._state.db = False, connection.alias
-    return entry
+    return points, entry
+
+
+# Columns the earning statement computes rather than takes as parameters.
+_EARN_ENTRY_SQL = {"points": "p.points", "balance_after": "a.balance + p.points"}
+_EARN_LOT_SQL = {"points": "e.points", "remaining": "e.points", "source_entry": "e.id"}
 
 
 @cache
-def _earn_statement() -> tuple[str, tuple, tuple]:
+def _earn_statement(provider_sql: tuple[str, ...]) -> tuple[str, tuple, tuple]:
     quote = connection.ops.quote_name
 
     def columns(fields):
         return ", ".join(quote(f.column) for f in fields)
 
-    def cast(field):
-        return f"CAST(%s AS {field.cast_db_type(connection)})"
+    def values(fields, computed, prefix):
+        return ", ".join(
+            computed.get(f.name) or f"CAST(%({prefix}_{f.attname})s AS {f.cast_db_type(connection)})" for f in fields
+        )
 
     entry_fields = tuple(f for f in PointsEntry._meta.concrete_fields if not f.primary_key)
     lot_fields = tuple(f for f in PointsLot._meta.concrete_fields if not f.primary_key)
-    entry_values = ", ".join(f"a.balance + {cast(f)}" if f.name == "balance_after" else cast(f) for f in entry_fields)
-    lot_values = ", ".join("e.id" if f.name == "source_entry" else cast(f) for f in lot_fields)
     account, entries, lots = (quote(m._meta.db_table) for m in (PointsAccount, PointsEntry, PointsLot))
+    extra = "".join(f" * COALESCE({sql}, 1)" for sql in provider_sql)
     sql = f"""
-        WITH a AS (SELECT member_id, balance FROM {account} WHERE member_id = %s AND debt = 0 FOR UPDATE),
-        e AS (INSERT INTO {entries} ({columns(entry_fields)}) SELECT {entry_values} FROM a
-              RETURNING id, balance_after),
-        l AS (INSERT INTO {lots} ({columns(lot_fields)}) SELECT {lot_values} FROM e),
-        u AS (UPDATE {account} SET balance = e.balance_after, updated_at = %s FROM e WHERE {account}.member_id = %s)
-        SELECT id, balance_after FROM e
-    """  # noqa: S608 - names from model metadata, values are parameters
+        WITH p AS (SELECT CAST(FLOOR(CAST(%(amount)s AS numeric) * CAST(%(multiplier)s AS numeric){extra})
+                              AS integer) AS points),
+        a AS (SELECT member_id, balance FROM {account} WHERE member_id = %(member)s AND debt = 0 FOR UPDATE),
+        e AS (INSERT INTO {entries} ({columns(entry_fields)})
+              SELECT {values(entry_fields, _EARN_ENTRY_SQL, "e")} FROM a, p WHERE p.points > 0
+              RETURNING id, points, balance_after),
+        l AS (INSERT INTO {lots} ({columns(lot_fields)}) SELECT {values(lot_fields, _EARN_LOT_SQL, "l")} FROM e),
+        u AS (UPDATE {account} SET balance = e.balance_after, updated_at = %(now)s FROM e
+              WHERE {account}.member_id = %(member)s)
+        SELECT p.points, e.id, e.balance_after FROM p LEFT JOIN e ON TRUE
+    """  # noqa: S608 - names from model metadata and providers' SQL, values are parameters
+    entry_fields = tuple(f for f in entry_fields if f.name not in _EARN_ENTRY_SQL)
+    lot_fields = tuple(f for f in lot_fields if f.name not in _EARN_LOT_SQL)
     return sql, entry_fields, lot_fields
 
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
@@ -204,13 +205,20 @@ def _windows(ladder: _Ladder) -> list[int]:
     )
 
 
+class _Locked(NamedTuple):
+    """What ``_scan(lock=True)`` read from the locked member row."""
+
+    tier_id: int | None
+    referrer_id: int | None
+
+
 def _scan(
     *, member_id: int, as_of: datetime, windows: list[int], lock: bool = False
-) -> tuple[int | None, dict[int, tuple[Decimal, int]]]:
+) -> tuple[_Locked | None, dict[int, tuple[Decimal, int]]]:
     """One short scan of the member's orders in the widest window: net spend and paid orders per
     window (as the rules count them). With ``lock``, the same statement also locks the member row
-    (PostgreSQL; elsewhere a separate read) and returns its ``tier_id`` — the order path's one
-    statement for both."""
+    (PostgreSQL; elsewhere a separate read) and returns its ``tier_id`` and ``referrer_id`` — the
+    order path's one statement for all three."""
     adapt = connection.ops.adapt_datetimefield_value
     starts = [adapt(as_of - timedelta(days=days)) for days in windows]
     net = "CAST(ROUND((amount - refunded_amount) * 100) AS BIGINT)"  # cents: exact on every database
@@ -229,23 +237,24 @@ def _scan(
         adapt(as_of),
         Order.Status.REFUNDED.value,
     ]
-    tier_id = None
+    locked = None
     if lock and connection.vendor == "postgresql":
         member_table = connection.ops.quote_name(Member._meta.db_table)
         found = rows.fetch_prepared(
-            f"SELECT m.tier_id, s.* FROM {member_table} m CROSS JOIN LATERAL ({scan}) s "  # noqa: S608
+            f"SELECT m.tier_id, m.referrer_id, s.* FROM {member_table} m CROSS JOIN LATERAL ({scan}) s "  # noqa: S608
             "WHERE m.id = %s FOR UPDATE OF m",
             [*params, member_id],
         )
         if not found:
             raise Member.DoesNotExist(f"member {member_id}")
-        tier_id, *row = found[0]
+        tier_id, referrer_id, *row = found[0]
+        locked = _Locked(tier_id, referrer_id)
     else:
         if lock:
-            tier_id = member_tier_lock(member_id=member_id)
+            locked = _Locked(*member_tier_lock(member_id=member_id))
         (row,) = rows.fetch_prepared(scan, params)
     totals = {days: (Decimal(int(row[2 * index])) / 100, int(row[2 * index + 1])) for index, days in enumerate(windows)}
-    return tier_id, totals
+    return locked, totals
 
 
 def _qualification_for(
@@ -385,14 +394,16 @@ def tier_evaluate_for_new_order(*, order: Order) -> TierChange | None:
     """``tier_evaluate_for_order`` for an order recorded in the current transaction (the
     ``order_recorded`` in-transaction handler): the same rules in fewer statements — the ladder is
     cached, the member row is locked by one short statement, and a new order cannot have changed a
-    tier before. Leaves ``order.member.tier`` at the member's tier after it, for the points."""
+    tier before. Leaves ``order.member.tier`` at the member's tier after it, for the points, and
+    ``order.member.referrer_id`` as the locked row has it, for the referral."""
     if not connection.in_atomic_block:
         raise RuntimeError("tier_evaluate_for_new_order runs inside the transaction that recorded the order")
     ladder = _cached_ladder.get()
     member = order.member
     as_of = max(timezone.now(), order.paid_at)
     windows = _windows(ladder)
-    member.tier_id, totals = _scan(member_id=member.pk, as_of=as_of, windows=windows, lock=True)
+    locked, totals = _scan(member_id=member.pk, as_of=as_of, windows=windows, lock=True)
+    member.tier_id, member.referrer_id = locked
     member.tier = ladder.by_id.get(member.tier_id)
     return _evaluate_locked(member=member, order=order, as_of=as_of, ladder=ladder, new_order=True, totals=totals)
 

@@ -89,7 +89,9 @@ def test_one_member_scan_agrees_with_the_many_member_statement(rules, orders, rf
         one = tiers._qualification_for(member_id=member.pk, as_of=AS_OF, ladder=ladder)
         many = tiers._qualifications_for(member_ids=[member.pk], as_of=AS_OF, ladder=ladder).get(member.pk)
         with transaction.atomic():  # the order path: the scan that also locks the member row
-            tier_id, totals = tiers._scan(member_id=member.pk, as_of=AS_OF, windows=tiers._windows(ladder), lock=True)
+            (tier_id, _referrer_id), totals = tiers._scan(
+                member_id=member.pk, as_of=AS_OF, windows=tiers._windows(ladder), lock=True
+            )
             locked = tiers._qualification_for(member_id=member.pk, as_of=AS_OF, ladder=ladder, totals=totals)
     finally:
         tiers.unregister_rfm_score_provider(provider)

@@ -1,0 +1,120 @@
+"""A new order's points are computed inside the statement that writes them, with the campaign
+multiplier in SQL (``campaign_points_multiplier.sql``); they must be exactly what
+``points_for_order`` computes in ``Decimal`` — tier, birthday, campaign, rounded down once."""
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from campaigns.hooks import campaign_points_multiplier
+from campaigns.models import MemberPointsMultiplier
+from members.models import PointsEntry, Tier
+from members.services import points
+from members.services.orders import order_record
+from members.services.points import points_for_order
+from tests.factories import MemberFactory
+
+pytestmark = pytest.mark.django_db
+
+_ids = itertools.count(1)
+
+
+def record(member, amount, paid_at):
+    return order_record(
+        external_id=f"MP-{next(_ids)}", member=member, store=member.home_store, paid_at=paid_at, amount=amount
+    ).order
+
+
+def earned(order) -> int:
+    entry = PointsEntry.objects.filter(order=order, kind=PointsEntry.Kind.EARN).first()
+    return entry.points if entry else 0
+
+
+@pytest.fixture
+def gold_birthday_member():
+    gold = Tier.objects.create(
+        code="gold-mp",
+        name="Gold",
+        rank=5,
+        points_multiplier=Decimal("1.20"),
+        birthday_points_multiplier=Decimal("1.50"),
+    )
+    today = timezone.localdate()
+    return MemberFactory(tier=gold, birthday=today.replace(year=1990) if (today.month, today.day) != (2, 29) else None)
+
+
+def grant(member, multiplier: str, starts_at, ends_at, key: str):
+    return MemberPointsMultiplier.objects.create(
+        member=member, multiplier=Decimal(multiplier), starts_at=starts_at, ends_at=ends_at, idempotency_key=key
+    )
+
+
+def test_the_campaign_multiplier_costs_no_query_of_its_own(gold_birthday_member):
+    now = timezone.now()
+    grant(gold_birthday_member, "2.00", now - dt.timedelta(days=1), now + dt.timedelta(days=1), "double")
+    record(gold_birthday_member, "10.00", now)  # warms the process's caches
+    with CaptureQueriesContext(connection) as queries:
+        order = record(gold_birthday_member, "38.50", now)
+    assert not [q for q in queries.captured_queries if "campaigns_memberpointsmultiplier" in q["sql"].split("WITH")[0]]
+    assert earned(order) == points_for_order(order=order) == 138  # 38.50 × 1.2 × 1.5 × 2 = 138.6
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cents=st.integers(min_value=1, max_value=500_000),
+    multipliers=st.lists(st.decimals(min_value=1, max_value=5, places=2), max_size=2),
+    minutes_to_end=st.integers(min_value=-2, max_value=2),
+)
+def test_points_in_sql_equal_points_in_decimal(gold_birthday_member, cents, multipliers, minutes_to_end):
+    # given: grants, the last of which ends around the order's time (an order at its end is outside)
+    paid_at = timezone.now().replace(second=0, microsecond=0)
+    key = next(_ids)
+    for index, value in enumerate(multipliers):
+        ends = paid_at + dt.timedelta(minutes=minutes_to_end if index == len(multipliers) - 1 else 60)
+        grant(gold_birthday_member, str(value), paid_at - dt.timedelta(hours=1), ends, f"g-{key}-{index}")
+    # when the POS records the order
+    order = record(gold_birthday_member, Decimal(cents) / 100, paid_at)
+    # then it earned what the Decimal computation gives
+    order.member.refresh_from_db()
+    assert earned(order) == points_for_order(order=order)
+    MemberPointsMultiplier.objects.filter(member=gold_birthday_member).delete()
+
+
+def test_a_provider_without_sql_is_asked_in_python(gold_birthday_member):
+    # given: one more provider, with no SQL form: the order path computes in Python, as before
+    def triple(*, member, order):
+        return Decimal(3)
+
+    points.register_multiplier_provider(triple)
+    try:
+        now = timezone.now()
+        grant(gold_birthday_member, "2.00", now - dt.timedelta(days=1), now + dt.timedelta(days=1), "double-py")
+        order = record(gold_birthday_member, "10.00", now)
+    finally:
+        points.unregister_multiplier_provider(triple)
+    assert earned(order) == 108  # 10 × 1.2 × 1.5 × 2 × 3
+
+
+def test_an_order_too_small_to_earn_writes_no_entry():
+    member = MemberFactory()
+    order = record(member, "0.99", timezone.now())
+    assert earned(order) == 0
+    assert not PointsEntry.objects.filter(member=member).exists()
+
+
+def test_the_python_form_of_the_campaign_multiplier_is_the_highest_current_grant():
+    member = MemberFactory()
+    now = timezone.now()
+    grant(member, "1.50", now - dt.timedelta(days=1), now + dt.timedelta(days=1), "a")
+    grant(member, "3.00", now - dt.timedelta(days=1), now + dt.timedelta(days=1), "b")
+    grant(member, "9.00", now + dt.timedelta(days=1), now + dt.timedelta(days=2), "later")
+    order = record(member, "1.00", now)
+    assert campaign_points_multiplier(member=member, order=order) == Decimal("3.00")
+    assert campaign_points_multiplier(member=MemberFactory(), order=order) is None
