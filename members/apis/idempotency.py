@@ -8,9 +8,12 @@ transaction, scoped to the caller (a store or a member):
   stored response is answered again — same status, same body — with ``Idempotent-Replayed: true``;
 - the same key with a different request: 422 ``idempotency_key_reused``, nothing written.
 
-The record is inserted first (``INSERT … ON CONFLICT DO NOTHING``), so a concurrent retry with the
-same key waits for the first request's transaction and then replays its response. A write that
-fails rolls back with its record: errors are not stored, and the request may be retried.
+The write runs first and its answer is inserted last, in the same transaction and statement
+(``INSERT … ON CONFLICT DO NOTHING``): when the key was used before — by a request that committed
+first, which a concurrent retry's insert waits for — the write rolls back and the stored answer is
+replayed (or refused). Every write behind a key is itself unique (orders and refunds by external
+id), so a concurrent retry waits at that row first and is answered as a repeat. A write that fails
+stores nothing, and the request may be retried; if its key was answered before, that answer wins.
 
 Records are kept ``settings.HUIYUAN_IDEMPOTENCY_KEEP_DAYS`` (7) days, then purged nightly
 (``idempotency_records_purge``). A retry after that is still safe: orders and refunds are unique
@@ -84,34 +87,47 @@ def request_hash(request) -> str:
 _TABLE = ApiIdempotencyRecord._meta.db_table
 
 
-def _claim(*, store: Store | None, member: Member | None, key: str, operation: str, fingerprint: str) -> int | None:
-    """Insert the record for ``key`` in its scope; its id, or None if the key was used before."""
+def _record(
+    *, store: Store | None, member: Member | None, key: str, operation: str, fingerprint: str, status: int, body
+) -> bool:
+    """Insert the answer for ``key`` in its scope — one statement; False if the key was used before
+    (by a request that committed first: the insert waits for a concurrent one)."""
     scope_column = "store_id" if store is not None else "member_id"
     table = connection.ops.quote_name(_TABLE)
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    empty = ApiIdempotencyRecord._meta.get_field("response_body").get_db_prep_save({}, connection)
+    stored = ApiIdempotencyRecord._meta.get_field("response_body").get_db_prep_save(body, connection)
     found = rows.fetch_prepared(
         f"INSERT INTO {table} (store_id, member_id, key, operation, request_hash, response_status, "  # noqa: S608
-        "response_body, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s) "
+        "response_body, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
         f"ON CONFLICT ({scope_column}, key) WHERE {scope_column} IS NOT NULL DO NOTHING RETURNING id",
-        [getattr(store, "pk", None), getattr(member, "pk", None), key, operation, fingerprint, empty, now, now],
-    )
-    return found[0][0] if found else None
-
-
-def _store_response(record_id: int, status_code: int, body: dict) -> None:
-    """One short statement (every POS write does this): the JSON as Django's JSONField would store it."""
-    field = ApiIdempotencyRecord._meta.get_field("response_body")
-    table = connection.ops.quote_name(_TABLE)
-    rows.fetch_prepared(
-        f"UPDATE {table} SET response_status = %s, response_body = %s, updated_at = %s WHERE id = %s",  # noqa: S608
         [
-            status_code,
-            field.get_db_prep_save(body, connection),
-            connection.ops.adapt_datetimefield_value(timezone.now()),
-            record_id,
+            getattr(store, "pk", None),
+            getattr(member, "pk", None),
+            key,
+            operation,
+            fingerprint,
+            status,
+            stored,
+            now,
+            now,
         ],
     )
+    return bool(found)
+
+
+class _KeyUsed(Exception):
+    """Raised inside the transaction to roll back a write whose key was used before."""
+
+
+def _answered(*, store: Store | None, member: Member | None, key: str) -> ApiIdempotencyRecord | None:
+    scope = {"store": store} if store is not None else {"member": member}
+    return ApiIdempotencyRecord.objects.filter(key=key, **scope).first()
+
+
+def _replay(record: ApiIdempotencyRecord, fingerprint: str) -> Response:
+    if record.request_hash != fingerprint:
+        raise IdempotencyKeyReused()
+    return Response(record.response_body, status=record.response_status, headers={REPLAYED_HEADER: "true"})
 
 
 def respond_once(
@@ -127,16 +143,28 @@ def respond_once(
         raise ValueError("scope the key to a store or to a member")
     fingerprint = request_hash(request)
     operation = f"{request.method} {request.path}"[:100]
-    with transaction.atomic():
-        record_id = _claim(store=store, member=member, key=key, operation=operation, fingerprint=fingerprint)
-        if record_id is None:
-            scope = {"store": store} if store is not None else {"member": member}
-            record = ApiIdempotencyRecord.objects.get(key=key, **scope)
-            if record.request_hash != fingerprint:
-                raise IdempotencyKeyReused()
-            return Response(record.response_body, status=record.response_status, headers={REPLAYED_HEADER: "true"})
-        status_code, body = run()
-        _store_response(record_id, status_code, body)
+    try:
+        with transaction.atomic():
+            status_code, body = run()
+            if not _record(
+                store=store,
+                member=member,
+                key=key,
+                operation=operation,
+                fingerprint=fingerprint,
+                status=status_code,
+                body=body,
+            ):
+                raise _KeyUsed
+    except _KeyUsed:
+        return _replay(_answered(store=store, member=member, key=key), fingerprint)
+    except Exception:
+        # The write failed and rolled back. Was the key answered before — for this request (its
+        # replay), or for another one (refused)? Then that is the answer; else the error is.
+        record = _answered(store=store, member=member, key=key)
+        if record is None:
+            raise
+        return _replay(record, fingerprint)
     return Response(body, status=status_code)
 
 

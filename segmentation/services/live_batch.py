@@ -32,7 +32,7 @@ from segmentation.services.live import member_rfm_refresh, members_rfm_refresh
 
 logger = logging.getLogger(__name__)
 
-DRAIN_CHUNK = 1000
+DRAIN_CHUNK = 500
 FLAG_TTL_SECONDS = 60  # a flag whose task was lost expires, and the next ask queues a new one
 
 _clients: dict[str, object] = {}

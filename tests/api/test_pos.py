@@ -282,3 +282,61 @@ def test_a_retry_after_the_qr_code_expired_gets_the_first_answer(pos_a, member_a
     assert retry.json() == first.json()
     assert fresh.status_code == 400
     assert ledger.objects.filter(kind__in=["spend", "redeem"]).count() == 1
+
+
+def test_the_key_of_an_answered_order_refuses_a_body_that_fails(pos_a, member_a):
+    # given: key-1 answered an order
+    post(pos_a, "orders", order_body())
+    # when: key-1 again, with a body whose write fails (the same external id, another amount: 409)
+    response = post(pos_a, "orders", order_body(amount="99.00"))
+    # then: the key's reuse is the answer, as when the write would have succeeded
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_key_reused"
+    assert ApiIdempotencyRecord.objects.get(key="key-1").response_status == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_of_one_order_record_it_once(store_a, member_a):
+    # given: the member row is locked elsewhere, so both requests are in flight together
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from members.models import Member
+    from tests.concurrency import in_another_connection
+
+    from .conftest import store_client
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_member():
+        with transaction.atomic():
+            Member.objects.select_for_update().get(pk=member_a.pk)
+            locked.set()
+            release.wait(20)
+
+    holder = threading.Thread(target=lambda: in_another_connection(hold_member))
+    holder.start()
+    assert locked.wait(10)
+    answers = []
+
+    def send():
+        answers.append(post(store_client(store_a), "orders", order_body()))
+
+    senders = [threading.Thread(target=lambda: in_another_connection(send)) for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    time.sleep(0.5)
+    # when the lock goes
+    release.set()
+    for thread in (*senders, holder):
+        thread.join(30)
+    # then: one order, one answer stored, and both callers got it
+    assert [answer.status_code for answer in answers] == [201, 201]
+    assert sorted(answer.get("Idempotent-Replayed", "") for answer in answers) == ["", "true"]
+    assert answers[0].json() == answers[1].json()
+    assert Order.objects.filter(external_id="POS-1").count() == 1
+    assert ApiIdempotencyRecord.objects.filter(key="key-1").count() == 1
+    assert PointsEntry.objects.filter(member=member_a, kind=PointsEntry.Kind.EARN).count() == 1
+    connection.close()
