@@ -134,7 +134,7 @@ class PointsEntry(TimeStampedModel):
         blank=True,
         related_name="+",
     )
-    reference = models.CharField(_("reference"), max_length=64, blank=True, db_index=True)
+    reference = models.CharField(_("reference"), max_length=64, blank=True)  # shown, never searched: no index to write
     order = models.ForeignKey(
         Order, verbose_name=_("order"), on_delete=models.PROTECT, null=True, blank=True, related_name="points_entries"
     )

@@ -307,20 +307,24 @@ def _describe(rule: TierRule, *, spend: Decimal | None, orders: int | None, rfm_
 # --- Writing a change ------------------------------------------------------------------------
 
 
-def _confirm(*, member: Member, as_of: datetime) -> None:
+def _confirm(*, member: Member, as_of: datetime, restart: bool = False) -> None:
     """Record that ``member`` qualifies for their current tier as of ``as_of`` (under the member lock).
 
     One statement: create the status row, or move it to the member's tier and to ``as_of`` unless
-    it already says as much.
+    it already says as much — or, with ``restart`` (a tier change), whatever it said.
     """
     table = connection.ops.quote_name(MemberTierStatus._meta.db_table)
     now = timezone.now()
     adapt = connection.ops.adapt_datetimefield_value
+    unless = (
+        ""
+        if restart
+        else f" WHERE {table}.tier_id <> excluded.tier_id OR {table}.last_qualified_at < excluded.last_qualified_at"
+    )
     rows.fetch_prepared(
         f"INSERT INTO {table} (member_id, tier_id, last_qualified_at, created_at, updated_at) "  # noqa: S608
         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (member_id) DO UPDATE SET tier_id = excluded.tier_id, "
-        "last_qualified_at = excluded.last_qualified_at, updated_at = excluded.updated_at "
-        f"WHERE {table}.tier_id <> excluded.tier_id OR {table}.last_qualified_at < excluded.last_qualified_at",
+        f"last_qualified_at = excluded.last_qualified_at, updated_at = excluded.updated_at{unless}",
         [member.pk, member.tier_id, adapt(as_of), adapt(now), adapt(now)],
     )
 
@@ -335,8 +339,9 @@ def _change_tier(
     actor=None,
     order_id: int | None = None,
 ) -> TierChange:
-    """Move a locked ``member`` to ``to_tier``, restart the retention clock and keep the history."""
-    change = TierChange.objects.create(
+    """Move a locked ``member`` to ``to_tier``, restart the retention clock and keep the history.
+    Three short statements (the row helpers send no signals; nothing listens to these models)."""
+    change = TierChange(
         member=member,
         from_tier_id=member.tier_id,
         to_tier=to_tier,
@@ -345,12 +350,13 @@ def _change_tier(
         actor=actor,
         order_id=order_id,
     )
+    rows.insert(change)
     member.tier = to_tier
-    member.save(update_fields=["tier", "updated_at"])
+    rows.update(member, "tier")
     if to_tier is None:
         MemberTierStatus.objects.filter(member=member).delete()
     else:
-        MemberTierStatus.objects.update_or_create(member=member, defaults={"tier": to_tier, "last_qualified_at": as_of})
+        _confirm(member=member, as_of=as_of, restart=True)
     return change
 
 
