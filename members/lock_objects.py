@@ -75,10 +75,12 @@ def points_accounts_lock(*, member_ids) -> dict[int, PointsAccount]:
 
 def points_account_lock(*, member_id: int) -> PointsAccount:
     """Lock one member's points account (created empty if the member has none). One short statement
-    when the account exists (``members.rows``): every order takes this lock."""
+    when the account exists (``members.rows``), three when it is created (insert unless a racing
+    first use did, then lock)."""
     account = rows.get(PointsAccount, by="member", value=member_id, lock=True)
     if account is None:
-        return points_accounts_lock(member_ids=[member_id])[member_id]
+        rows.insert(PointsAccount(member_id=member_id), unless_conflict_on=("member",))
+        account = rows.get(PointsAccount, by="member", value=member_id, lock=True)
     return account
 
 
