@@ -14,7 +14,10 @@ wrk (16 connections, ``--duration`` seconds after a ``--warmup``):
     with ``HUIYUAN_BENCH_FLOOR``), under the same server settings;
 (b) ``GET /api/v1/me`` with the token of a random member of the sample;
 (c) ``POST /api/v1/pos/orders`` with a unique ``Idempotency-Key`` and external id per request, for
-    a random member — each order updates tier, points and segment before it answers.
+    a random member — each order updates tier and points before it answers, and asks for its
+    member's segment refresh, which a Celery worker started with the server applies in batches
+    (its CPU counts: it runs on the same machine). After the run the script waits for the batches
+    to drain and reports how many members they refreshed.
 
 Prints throughput, p50/p99 latency and errors of each, and the ratios against the targets:
 profile ≥ 0.4 × the floor's throughput with p99 < 40 ms; orders ≥ 500/s with p99 < 60 ms and no
