@@ -89,9 +89,7 @@ def test_one_member_scan_agrees_with_the_many_member_statement(rules, orders, rf
         one = tiers._qualification_for(member_id=member.pk, as_of=AS_OF, ladder=ladder)
         many = tiers._qualifications_for(member_ids=[member.pk], as_of=AS_OF, ladder=ladder).get(member.pk)
         with transaction.atomic():  # the order path: the scan that also locks the member row
-            (tier_id, _referrer_id), totals = tiers._scan(
-                member_id=member.pk, as_of=AS_OF, windows=tiers._windows(ladder), lock=True
-            )
+            lock_row, totals = tiers._scan(member_id=member.pk, as_of=AS_OF, windows=tiers._windows(ladder), lock=True)
             locked = tiers._qualification_for(member_id=member.pk, as_of=AS_OF, ladder=ladder, totals=totals)
     finally:
         tiers.unregister_rfm_score_provider(provider)
@@ -99,4 +97,4 @@ def test_one_member_scan_agrees_with_the_many_member_statement(rules, orders, rf
     assert (one.tier.pk if one else None) == (many.tier.pk if many else None)
     assert (one.detail if one else None) == (many.detail if many else None)
     assert (locked.detail if locked else None) == (one.detail if one else None)
-    assert tier_id == member.tier_id
+    assert lock_row.tier_id == member.tier_id

@@ -552,3 +552,35 @@ def test_staff_set_a_tier_through_the_admin_form(ladder, staff_client):
     assert response.status_code == 302
     assert tier_of(member) == ladder["gold"]
     assert TierChange.objects.get(member=member).reason == Reason.MANUAL
+
+
+def test_an_order_confirms_the_tier_at_most_once_an_hour(ladder):
+    # given a silver member whose first order today confirmed the tier
+    from django.utils import timezone
+
+    from members.services.orders import order_record
+    from members.services.tiers import CONFIRM_EVERY
+
+    member = MemberFactory(tier=ladder["entry"])
+    now = timezone.now()
+
+    def buy(external_id: str, amount: str = "1.00"):  # small orders after the first: silver stays silver
+        order_record(external_id=external_id, member=member, store=member.home_store, paid_at=now, amount=amount)
+
+    buy("C-1", "600.00")
+    status = MemberTierStatus.objects.get(member=member)
+    assert status.tier == ladder["silver"]
+    # when the tier was confirmed half an hour ago, another order leaves the clock alone
+    half_an_hour_ago = timezone.now() - CONFIRM_EVERY / 2
+    MemberTierStatus.objects.filter(pk=status.pk).update(last_qualified_at=half_an_hour_ago)
+    buy("C-2")
+    assert MemberTierStatus.objects.get(pk=status.pk).last_qualified_at == half_an_hour_ago
+    # when it was confirmed more than an hour ago, the order restarts it
+    earlier = timezone.now() - CONFIRM_EVERY * 2
+    MemberTierStatus.objects.filter(pk=status.pk).update(last_qualified_at=earlier)
+    buy("C-3")
+    assert MemberTierStatus.objects.get(pk=status.pk).last_qualified_at > half_an_hour_ago
+    # and a status for another tier (set outside these services) is always confirmed
+    MemberTierStatus.objects.filter(pk=status.pk).update(tier=ladder["gold"], last_qualified_at=timezone.now())
+    buy("C-4")
+    assert MemberTierStatus.objects.get(pk=status.pk).tier == ladder["silver"]
