@@ -11,6 +11,19 @@ TZ = ZoneInfo("Asia/Shanghai")
 AS_OF = dt.date(2025, 6, 30)
 
 
+# A member's RFM row as the tests compare it (what a refresh or a run computes).
+RFM_FIELDS = (
+    "recency_days",
+    "first_order_days",
+    "frequency",
+    "monetary",
+    "r_score",
+    "f_score",
+    "m_score",
+    "segment_id",
+)
+
+
 def local(day: dt.date, hour: int = 12, minute: int = 0) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=TZ)
 
@@ -92,3 +105,22 @@ def sqlite_equivalence_report() -> str:
         report[f"{slug} stats"] = run.segment_stats and {k: v["count"] for k, v in run.segment_stats.items()}
         report[f"{slug} preview"] = scheme_preview(scheme=scheme, as_of=AS_OF)["sizes"]
     return json.dumps(report, sort_keys=True)
+
+
+def buyers_after_a_run(count: int, *, recent: int) -> list:
+    """``count`` members with one order each (20 days apart, growing amounts) scored by a run, then
+    a new order today-ish for the first ``recent`` of them — members whose refresh changes things."""
+    from django.utils import timezone
+
+    from segmentation.services import segment_recompute
+
+    def ago(days: int) -> dt.datetime:
+        return local(timezone.localdate() - dt.timedelta(days=days))
+
+    buyers = [member() for _ in range(count)]
+    for index, who in enumerate(buyers):
+        order(who, paid_at=ago(index * 20 + 1), amount=f"{(index + 1) * 70}.00")
+    segment_recompute()
+    for index, who in enumerate(buyers[:recent]):
+        order(who, paid_at=ago(index), amount="45.50")
+    return buyers

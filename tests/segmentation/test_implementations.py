@@ -14,22 +14,11 @@ from segmentation.models import MemberRfm, RfmRun, RfmStagingRow, Scheme
 from segmentation.services import segment_recompute
 from segmentation.tasks import segment_recompute_task
 
-from .builders import AS_OF, mixed_data
+from .builders import AS_OF, RFM_FIELDS, mixed_data
 
 pytestmark = pytest.mark.django_db
 
-COLUMNS = (
-    "member_id",
-    "as_of",
-    "recency_days",
-    "first_order_days",
-    "frequency",
-    "monetary",
-    "r_score",
-    "f_score",
-    "m_score",
-    "segment_id",
-)
+COLUMNS = ("member_id", "as_of", *RFM_FIELDS)
 
 
 def results() -> list:

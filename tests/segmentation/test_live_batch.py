@@ -12,7 +12,7 @@ from members.services.orders import order_record
 from segmentation.models import MemberRfm, SegmentTransition
 from segmentation.services import live, live_batch, member_rfm_refresh, members_rfm_refresh, segment_recompute
 
-from .builders import local, member, order
+from .builders import RFM_FIELDS, buyers_after_a_run, local, member, order
 
 pytestmark = pytest.mark.django_db
 
@@ -176,23 +176,9 @@ def test_an_ask_after_the_drain_started_queues_the_next_batch(default_scheme, qu
 
 def test_many_members_at_once_agree_with_one_at_a_time(quintile_scheme):
     # given: a quintile run, then new orders and a refund for several members
-    buyers = [member() for _ in range(9)]
-    for index, who in enumerate(buyers):
-        order(who, paid_at=ago(index * 20 + 1), amount=f"{(index + 1) * 70}.00")
-    segment_recompute()
-    for index, who in enumerate(buyers[:6]):
-        order(who, paid_at=ago(index), amount="45.50")
+    buyers = buyers_after_a_run(9, recent=6)
     never_bought = member()
-    fields = (
-        "recency_days",
-        "first_order_days",
-        "frequency",
-        "monetary",
-        "r_score",
-        "f_score",
-        "m_score",
-        "segment_id",
-    )
+    fields = RFM_FIELDS
     ids = [who.pk for who in [*buyers, never_bought]]
     # when
     for member_id in ids:

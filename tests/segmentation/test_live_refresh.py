@@ -10,7 +10,7 @@ from members.services.orders import order_record, refund_record
 from segmentation.models import MemberRfm, SegmentTransition
 from segmentation.services import member_rfm_refresh, segment_recompute
 
-from .builders import local, member, order
+from .builders import RFM_FIELDS, buyers_after_a_run, local, member, order
 
 pytestmark = pytest.mark.django_db
 
@@ -135,22 +135,8 @@ def test_postgres_and_portable_refreshes_agree(quintile_scheme):
     # given: a quintile run, then new orders for several members
     from segmentation.services import live
 
-    buyers = [member() for _ in range(8)]
-    for index, who in enumerate(buyers):
-        order(who, paid_at=ago(index * 20 + 1), amount=f"{(index + 1) * 70}.00")
-    segment_recompute()
-    for index, who in enumerate(buyers[:5]):
-        order(who, paid_at=ago(index), amount="45.50")
-    fields = (
-        "recency_days",
-        "first_order_days",
-        "frequency",
-        "monetary",
-        "r_score",
-        "f_score",
-        "m_score",
-        "segment_id",
-    )
+    buyers = buyers_after_a_run(8, recent=5)
+    fields = RFM_FIELDS
     # when
     for who in buyers:
         live._refresh_postgres([who.pk])
