@@ -44,15 +44,16 @@ def insert(instance: Model, *, unless_conflict_on: tuple[str, ...] = ()) -> bool
     and leaves the instance unsaved, when a row with those values exists already (a concurrent
     insert of the same values is waited for). True when the row was inserted.
     """
-    sql, fields = _insert_sql(type(instance), tuple(unless_conflict_on), connection.vendor)
-    values = [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
+    db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
+    sql, fields = _insert_sql(type(instance), tuple(unless_conflict_on), db.vendor)
+    values = [field.get_db_prep_save(field.pre_save(instance, add=True), db) for field in fields]
     found = fetch_prepared(sql, values)
     if not found:
         return False
     row = found[0]
     instance.pk = row[0]
     instance._state.adding = False
-    instance._state.db = connection.alias
+    instance._state.db = db.alias
     return True
 
 
@@ -70,8 +71,9 @@ def _update_sql(model: type[Model], names: tuple[str, ...], vendor: str) -> tupl
 
 def update(instance: Model, *names: str) -> None:
     """UPDATE the columns ``names`` of a saved ``instance`` (and ``updated_at``, if the model has it)."""
-    sql, fields = _update_sql(type(instance), names, connection.vendor)
-    values = [field.get_db_prep_save(field.pre_save(instance, add=False), connection) for field in fields]
+    db = connections[DEFAULT_DB_ALIAS]
+    sql, fields = _update_sql(type(instance), names, db.vendor)
+    values = [field.get_db_prep_save(field.pre_save(instance, add=False), db) for field in fields]
     fetch_prepared(sql, [*values, instance.pk])
 
 
@@ -96,7 +98,8 @@ def _select_sql(model: type[Model], by: str, lock: bool, vendor: str) -> tuple[s
 
 def get(model: type[Model], *, by: str, value, lock: bool = False) -> Model | None:
     """The row of ``model`` whose unique field ``by`` equals ``value`` (locked FOR UPDATE with ``lock``), or None."""
-    sql, attnames, converters = _select_sql(model, by, lock, connection.vendor)
+    db = connections[DEFAULT_DB_ALIAS]
+    sql, attnames, converters = _select_sql(model, by, lock, db.vendor)
     found = fetch_prepared(sql, [value])
     if not found:
         return None
@@ -104,9 +107,9 @@ def get(model: type[Model], *, by: str, value, lock: bool = False) -> Model | No
     values = []
     for raw, (column, functions) in zip(row, converters, strict=True):
         for function in functions:
-            raw = function(raw, column, connection)
+            raw = function(raw, column, db)
         values.append(raw)
-    return model.from_db(connection.alias, attnames, values)
+    return model.from_db(db.alias, attnames, values)
 
 
 def fetch_prepared(sql: str, params: dict | list) -> list[tuple]:

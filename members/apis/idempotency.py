@@ -29,7 +29,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter
@@ -85,6 +85,7 @@ def request_hash(request) -> str:
 
 
 _TABLE = ApiIdempotencyRecord._meta.db_table
+_BODY = ApiIdempotencyRecord._meta.get_field("response_body")
 
 
 def _record(
@@ -92,10 +93,11 @@ def _record(
 ) -> bool:
     """Insert the answer for ``key`` in its scope — one statement; False if the key was used before
     (by a request that committed first: the insert waits for a concurrent one)."""
+    db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
     scope_column = "store_id" if store is not None else "member_id"
-    table = connection.ops.quote_name(_TABLE)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    stored = ApiIdempotencyRecord._meta.get_field("response_body").get_db_prep_save(body, connection)
+    table = db.ops.quote_name(_TABLE)
+    now = db.ops.adapt_datetimefield_value(timezone.now())
+    stored = _BODY.get_db_prep_save(body, db)
     found = rows.fetch_prepared(
         f"INSERT INTO {table} (store_id, member_id, key, operation, request_hash, response_status, "  # noqa: S608
         "response_body, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "

@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import F, OuterRef, Subquery, Sum, Window
 from django.utils import timezone
 from django.utils.translation import gettext as _g
@@ -224,7 +224,8 @@ def _earn_at_once(
         updated_at=now,
     )
     sql, entry_fields, lot_fields = _earn_statement(tuple(provider.sql for provider in providers))
-    adapt = connection.ops.adapt_datetimefield_value
+    db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
+    adapt = db.ops.adapt_datetimefield_value
     params = {
         "member": order.member_id,
         "paid_at": adapt(order.paid_at),
@@ -232,13 +233,13 @@ def _earn_at_once(
         "multiplier": _own_multiplier(order, program),
         "now": adapt(now),
     }
-    params.update((f"e_{f.attname}", f.get_db_prep_save(getattr(entry, f.attname), connection)) for f in entry_fields)
-    params.update((f"l_{f.attname}", f.get_db_prep_save(getattr(lot, f.attname), connection)) for f in lot_fields)
+    params.update((f"e_{f.attname}", f.get_db_prep_save(getattr(entry, f.attname), db)) for f in entry_fields)
+    params.update((f"l_{f.attname}", f.get_db_prep_save(getattr(lot, f.attname), db)) for f in lot_fields)
     ((points, entry_id, balance_after),) = rows.fetch_prepared(sql, params)
     if entry_id is None:
         return points, None
     entry.pk, entry.points, entry.balance_after = entry_id, points, balance_after
-    entry._state.adding, entry._state.db = False, connection.alias
+    entry._state.adding, entry._state.db = False, db.alias
     return points, entry
 
 

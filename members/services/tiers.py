@@ -41,7 +41,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -111,8 +111,18 @@ _cached_ladder = ProcessCache(_load_ladder, watch=(Tier, TierRule))
 
 @dataclass(frozen=True)
 class _Qualification:
+    """The tier a member qualifies for, and the rule and figures that made it hold."""
+
     tier: Tier
-    detail: str
+    rule: TierRule
+    spend: Decimal | None = None
+    orders: int | None = None
+    rfm_score: int | None = None
+
+    @property
+    def detail(self) -> str:
+        """What made the rule hold, in words (translated; built only when a change is recorded)."""
+        return _describe(self.rule, spend=self.spend, orders=self.orders, rfm_score=self.rfm_score)
 
 
 def _qualifying_sql(
@@ -196,8 +206,7 @@ def _qualifications_for(*, member_ids: list[int], as_of: datetime, ladder: _Ladd
         tier = ladder.tiers[rank]
         rule = next(rule for rule in tier.rules.all() if rule.pk == rule_id)
         rfm_score = (rfm_scores or {}).get(member_id)
-        detail = _describe(rule, spend=spend, orders=orders, rfm_score=rfm_score)
-        qualifications[member_id] = _Qualification(tier=tier, detail=detail)
+        qualifications[member_id] = _Qualification(tier, rule, spend, orders, rfm_score)
     return qualifications
 
 
@@ -223,9 +232,10 @@ def _scan(
 ) -> tuple[_Locked | None, dict[int, tuple[Decimal, int]]]:
     """One short scan of the member's orders in the widest window: net spend and paid orders per
     window (as the rules count them). With ``lock``, the same statement also locks the member row
-    (PostgreSQL; elsewhere a separate read) and returns its ``tier_id`` and ``referrer_id`` — the
-    order path's one statement for all three."""
-    adapt = connection.ops.adapt_datetimefield_value
+    (PostgreSQL; elsewhere a separate read) and returns its ``tier_id`` and ``referrer_id``, and on
+    PostgreSQL its tier status — the order path's one statement for all of it."""
+    db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
+    adapt = db.ops.adapt_datetimefield_value
     starts = [adapt(as_of - timedelta(days=days)) for days in windows]
     net = "CAST(ROUND((amount - refunded_amount) * 100) AS BIGINT)"  # cents: exact on every database
     columns = ", ".join(
@@ -233,7 +243,7 @@ def _scan(
         for _days in windows
     )
     scan = (
-        f"SELECT {columns or 'COUNT(*)'} FROM {connection.ops.quote_name(Order._meta.db_table)} "  # noqa: S608
+        f"SELECT {columns or 'COUNT(*)'} FROM {db.ops.quote_name(Order._meta.db_table)} "  # noqa: S608
         "WHERE member_id = %s AND paid_at > %s AND paid_at <= %s AND status <> %s"
     )
     params = [
@@ -244,9 +254,9 @@ def _scan(
         Order.Status.REFUNDED.value,
     ]
     locked = None
-    if lock and connection.vendor == "postgresql":
-        member_table = connection.ops.quote_name(Member._meta.db_table)
-        status_table = connection.ops.quote_name(MemberTierStatus._meta.db_table)
+    if lock and db.vendor == "postgresql":
+        member_table = db.ops.quote_name(Member._meta.db_table)
+        status_table = db.ops.quote_name(MemberTierStatus._meta.db_table)
         found = rows.fetch_prepared(
             "SELECT m.tier_id, m.referrer_id, ts.tier_id, ts.last_qualified_at, s.* "  # noqa: S608
             f"FROM {member_table} m CROSS JOIN LATERAL ({scan}) s "
@@ -293,8 +303,7 @@ def _qualification_for(
             spend = orders = None
         if rule.min_rfm_score is not None and (rfm_score is None or rfm_score < rule.min_rfm_score):
             continue
-        detail = _describe(rule, spend=spend, orders=orders, rfm_score=rfm_score)
-        return _Qualification(tier=rule.tier, detail=detail)
+        return _Qualification(rule.tier, rule, spend, orders, rfm_score)
     return None
 
 
