@@ -112,6 +112,9 @@ def get(model: type[Model], *, by: str, value, lock: bool = False) -> Model | No
     return model.from_db(db.alias, attnames, values)
 
 
+_TUPLES_OK = 2  # psycopg.pq.ExecStatus.TUPLES_OK, without importing psycopg where it is not used
+
+
 def fetch_prepared(sql: str, params: dict | list) -> list[tuple]:
     """The rows of ``sql`` (none for a statement without results) — on PostgreSQL as a prepared
     statement (see the module doc).
@@ -138,7 +141,9 @@ def fetch_prepared(sql: str, params: dict | list) -> list[tuple]:
     started = time.monotonic()
     with db.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
-        found = cursor.fetchall() if cursor.description else []
+        # Whether rows came back, without ``cursor.description`` (which builds column objects).
+        result = cursor.pgresult
+        found = cursor.fetchall() if result is not None and result.status == _TUPLES_OK else []
     if db.queries_logged:  # as Django's debug cursor does: query counts in tests see it
         db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
     return found

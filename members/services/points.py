@@ -216,13 +216,13 @@ def _earn_at_once(
         created_at=now,
         updated_at=now,
     )
-    lot = PointsLot(
-        member_id=order.member_id,
-        earned_at=order.paid_at,
-        expires_at=_expires_at(order.paid_at, program),
-        created_at=now,
-        updated_at=now,
-    )
+    lot = {  # the lot's columns the statement does not compute (a new column must be added here)
+        "member_id": order.member_id,
+        "earned_at": order.paid_at,
+        "expires_at": _expires_at(order.paid_at, program),
+        "created_at": now,
+        "updated_at": now,
+    }
     sql, entry_fields, lot_fields = _earn_statement(tuple(provider.sql for provider in providers))
     db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
     adapt = db.ops.adapt_datetimefield_value
@@ -234,7 +234,7 @@ def _earn_at_once(
         "now": adapt(now),
     }
     params.update((f"e_{f.attname}", f.get_db_prep_save(getattr(entry, f.attname), db)) for f in entry_fields)
-    params.update((f"l_{f.attname}", f.get_db_prep_save(getattr(lot, f.attname), db)) for f in lot_fields)
+    params.update((f"l_{f.attname}", f.get_db_prep_save(lot[f.attname], db)) for f in lot_fields)
     ((points, entry_id, balance_after),) = rows.fetch_prepared(sql, params)
     if entry_id is None:
         return points, None

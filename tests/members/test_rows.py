@@ -333,3 +333,9 @@ def test_statements_are_prepared_on_the_server_only_when_the_setting_says_so(set
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [statement for (statement,) in cursor.fetchall() if marker in statement]
     assert bool(prepared) is prepare_statements
+
+
+def test_the_result_status_fetch_prepared_checks_is_psycopgs_tuples_ok():
+    from psycopg import pq
+
+    assert rows._TUPLES_OK == pq.ExecStatus.TUPLES_OK
