@@ -118,3 +118,13 @@ def test_the_python_form_of_the_campaign_multiplier_is_the_highest_current_grant
     order = record(member, "1.00", now)
     assert campaign_points_multiplier(member=member, order=order) == Decimal("3.00")
     assert campaign_points_multiplier(member=MemberFactory(), order=order) is None
+
+
+def test_a_grant_applies_from_its_start_and_not_at_its_end():
+    member = MemberFactory()
+    at = timezone.now().replace(microsecond=0)
+    grant(member, "5.00", at - dt.timedelta(hours=1), at, "ended")  # ends when the order is paid
+    grant(member, "3.00", at, at + dt.timedelta(hours=1), "starts")  # starts when the order is paid
+    order = record(member, "10.00", at)
+    assert campaign_points_multiplier(member=member, order=order) == Decimal("3.00")
+    assert earned(order) == 30

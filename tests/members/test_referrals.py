@@ -241,3 +241,27 @@ def test_a_member_registered_with_a_referrer_gets_the_matching_referral_and_no_o
     with pytest.raises(ValidationError) as refused:
         referral_register(referee=other, code=MemberFactory().referral_code)
     assert refusal_code(refused) == "already_referred"
+
+
+@pytest.mark.django_db
+def test_recording_the_referees_order_completes_the_referral_after_commit(django_capture_on_commit_callbacks):
+    # given a referee whose member object was loaded before the referral (as a POS would hold it)
+    from django.test.utils import CaptureQueriesContext
+
+    from members.services.orders import order_record
+
+    referrer, referee, _referral = referred_pair()
+    stale = type(referee).objects.get(pk=referee.pk)
+    stale.referrer_id = None  # the tier lock reads the row again: what counts is the database
+    bystander = new_member()
+    # when both buy
+    with django_capture_on_commit_callbacks(execute=True):
+        order_record(external_id="REF-1", member=stale, store=stale.home_store, paid_at=timezone.now(), amount="10.00")
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
+        order_record(
+            external_id="REF-2", member=bystander, store=bystander.home_store, paid_at=timezone.now(), amount="10.00"
+        )
+    # then the referral completed and rewarded both, and the bystander's order asked nothing about referrals
+    assert Referral.objects.get(referee=referee).status == Referral.Status.COMPLETED
+    assert (balance(referrer), balance(referee)) == (200, 110)
+    assert not [q for q in queries.captured_queries if "members_referral" in q["sql"]]
