@@ -204,3 +204,26 @@ def test_a_batch_scores_with_a_run_that_replaced_the_cached_one(default_scheme, 
     assert members_rfm_refresh(member_ids=[who.pk]) == 1
     # then
     assert row(who).run_id == newer.pk
+
+
+def test_an_ask_while_the_drain_runs_is_never_left_without_a_task(default_scheme, queue, queued_tasks):
+    # given: one member asked; another asks while the drain is popping
+    first, second = lapsed_members(2)
+    live_batch.member_rfm_refresh_soon(member_id=first.pk)
+    client = live_batch._client()
+    real_spop = client.spop
+    asked = []
+
+    def spop_while_another_asks(*args):
+        popped = real_spop(*args)
+        if popped and not asked:
+            asked.append(second.pk)
+            live_batch.member_rfm_refresh_soon(member_id=second.pk)
+        return popped
+
+    # when
+    with mock.patch.object(client, "spop", side_effect=spop_while_another_asks):
+        live_batch.live_refresh_drain()
+    # then: the late ask was drained too, or it queued a task of its own
+    assert asked
+    assert live_batch.pending_count() == 0 or queued_tasks.call_count == 2
