@@ -91,6 +91,26 @@ def default_transport() -> Transport:
     return import_string(settings.WECHAT_TRANSPORT)
 
 
+def cached_access_token(
+    *, app_id: str, fetch: Callable[[], tuple[str, int]], stale: str | None = None, margin: int = ACCESS_TOKEN_MARGIN
+) -> str:
+    """The app's access token from Django's cache, or a new one from ``fetch()`` (token, expires_in).
+
+    One cache entry per app, for every caller (login, phone numbers, subscription messages): a new
+    token invalidates the previous one a few minutes later, so two caches for one app would keep
+    refreshing each other's tokens away. ``stale`` is a token WeChat just refused: a new one is
+    fetched unless another worker has already replaced it in the cache. The entry lives until
+    ``margin`` seconds before WeChat says the token expires (at least a minute).
+    """
+    key = ACCESS_TOKEN_CACHE_KEY.format(app_id=app_id)
+    cached = cache.get(key)
+    if cached and cached != stale:
+        return cached
+    token, expires_in = fetch()
+    cache.set(key, token, timeout=max(expires_in - margin, 60))
+    return token
+
+
 @dataclass(frozen=True)
 class WeChatSession:
     """What ``code2session`` tells us. ``session_key`` never leaves the server (not even in repr)."""
@@ -135,13 +155,11 @@ class WeChatClient:
             raise WeChatUnavailable("code2session answered without an openid")
         return WeChatSession(openid=openid, unionid=data.get("unionid") or "", session_key=data.get("session_key", ""))
 
-    def access_token(self, *, refresh: bool = False) -> str:
-        """The app's access token, cached until shortly before it expires."""
-        key = ACCESS_TOKEN_CACHE_KEY.format(app_id=self.app_id)
-        if not refresh:
-            token = cache.get(key)
-            if token:
-                return token
+    def access_token(self, *, stale: str | None = None) -> str:
+        """The app's access token (``cached_access_token``); ``stale`` is one WeChat just refused."""
+        return cached_access_token(app_id=self.app_id, fetch=self._fetch_access_token, stale=stale)
+
+    def _fetch_access_token(self) -> tuple[str, int]:
         data = self._call(
             "GET",
             "/cgi-bin/token",
@@ -150,9 +168,7 @@ class WeChatClient:
         token = data.get("access_token")
         if not isinstance(token, str) or not token:
             raise WeChatUnavailable("the token endpoint answered without an access token")
-        expires_in = int(data.get("expires_in") or 7200)
-        cache.set(key, token, timeout=max(expires_in - ACCESS_TOKEN_MARGIN, 60))
-        return token
+        return token, int(data.get("expires_in") or 7200)
 
     def phone_number(self, code: str) -> str:
         """The verified phone number behind a ``getPhoneNumber`` code (``/wxa/business/getuserphonenumber``).
@@ -161,8 +177,9 @@ class WeChatClient:
         ``+<countryCode>`` in front when the country is not China.
         """
         body = json.dumps({"code": code}).encode()
+        token = None
         for attempt in range(2):
-            token = self.access_token(refresh=attempt > 0)
+            token = self.access_token(stale=token)
             try:
                 data = self._call("POST", "/wxa/business/getuserphonenumber", params={"access_token": token}, body=body)
             except WeChatError as exc:

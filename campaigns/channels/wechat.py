@@ -3,9 +3,9 @@
 API: ``POST https://api.weixin.qq.com/cgi-bin/message/subscribe/send?access_token=TOKEN`` with
 ``touser`` (the member's openid), ``template_id``, ``page``, ``miniprogram_state``, ``lang`` and
 ``data`` (``{"thing1": {"value": "..."}}``). The access token comes from
-``GET /cgi-bin/token?grant_type=client_credential&appid=APPID&secret=SECRET`` and is cached in
-Django's cache (shared by every worker when the cache is Redis, and with ``members.wechat`` under
-the same key) until ``token_margin`` seconds before its ``expires_in``.
+``GET /cgi-bin/token?grant_type=client_credential&appid=APPID&secret=SECRET`` and is kept by
+``members.wechat.cached_access_token`` — one cache entry per app, shared with the login client and
+by every worker when the cache is Redis — until ``token_margin`` seconds before its ``expires_in``.
 
 Settings (or the channel's ``OPTIONS``: ``appid``, ``secret``, ``templates``...)::
 
@@ -33,8 +33,6 @@ import logging
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from django.core.cache import cache
-
 from campaigns.channels.base import (
     BaseChannel,
     PermanentChannelError,
@@ -43,7 +41,7 @@ from campaigns.channels.base import (
     TransportError,
     json_request,
 )
-from members.wechat import ACCESS_TOKEN_CACHE_KEY
+from members.wechat import cached_access_token
 
 if TYPE_CHECKING:
     from campaigns.models import OutboxMessage
@@ -78,18 +76,13 @@ class WeChatSubscribeChannel(BaseChannel):
 
     # --- access token ---
 
-    @property
-    def token_cache_key(self) -> str:
-        # Shared with ``members.wechat``: a new token invalidates the previous one (after a few
-        # minutes), so two caches for one app would keep refreshing each other's tokens away.
-        return ACCESS_TOKEN_CACHE_KEY.format(app_id=self.appid)
-
     def access_token(self, *, stale: str | None = None) -> str:
-        """The cached token, or a new one. ``stale`` is a token WeChat just refused: fetch a new
-        one unless another worker has already replaced it in the cache."""
-        cached = cache.get(self.token_cache_key)
-        if cached and cached != stale:
-            return cached
+        """The cached token, or a new one (``cached_access_token``); ``stale`` is one WeChat just refused."""
+        return cached_access_token(
+            app_id=self.appid, fetch=self._fetch_access_token, stale=stale, margin=self.token_margin
+        )
+
+    def _fetch_access_token(self) -> tuple[str, int]:
         if not self.appid or not self.secret:
             raise RetryableChannelError("WeChat appid/secret are not configured", code="not_configured")
         query = urlencode({"grant_type": "client_credential", "appid": self.appid, "secret": self.secret})
@@ -102,9 +95,7 @@ class WeChatSubscribeChannel(BaseChannel):
                 f"WeChat access token: {data.get('errcode')} {data.get('errmsg', '')}".strip(),
                 code=data.get("errcode"),
             )
-        expires_in = int(data.get("expires_in") or 7200)
-        cache.set(self.token_cache_key, token, timeout=max(expires_in - self.token_margin, 60))
-        return token
+        return token, int(data.get("expires_in") or 7200)
 
     # --- sending ---
 

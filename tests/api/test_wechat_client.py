@@ -91,6 +91,29 @@ def test_a_stale_access_token_is_renewed_once(client):
     assert [call.url.split("access_token=")[1] for call in fakes.transport.calls_to(PHONE)] == ["AT-1", "AT-2"]
 
 
+def test_a_refused_token_another_worker_already_replaced_is_not_fetched_again(client):
+    # given: WeChat refuses AT-1 — and meanwhile another worker has cached a new token
+    fakes.transport.route(
+        TOKEN, {"access_token": "AT-1", "expires_in": 7200}, {"access_token": "AT-3", "expires_in": 7200}
+    )
+
+    def refused_after_another_worker_refreshed(request, query):
+        cache.set(wechat.ACCESS_TOKEN_CACHE_KEY.format(app_id="wx-app"), "AT-2", 3600)
+        return 200, {"errcode": 40001, "errmsg": "invalid credential"}, {}
+
+    fakes.transport.route(
+        PHONE,
+        refused_after_another_worker_refreshed,
+        {"errcode": 0, "phone_info": {"purePhoneNumber": "13800000001", "countryCode": "86"}},
+    )
+    # when
+    number = client.phone_number("p1")
+    # then: the retry used the other worker's token; fetching one more would have invalidated it
+    assert number == "13800000001"
+    assert len(fakes.transport.calls_to(TOKEN)) == 1
+    assert [call.url.split("access_token=")[1] for call in fakes.transport.calls_to(PHONE)] == ["AT-1", "AT-2"]
+
+
 def test_a_stale_token_twice_gives_up(client):
     fakes.transport.route(TOKEN, {"access_token": "AT", "expires_in": 7200})
     fakes.transport.route(PHONE, {"errcode": 42001, "errmsg": "access_token expired"})
