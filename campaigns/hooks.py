@@ -69,12 +69,13 @@ def top_up_offer_resolve(*, member, amount, offer_id):
     return resolve(member=member, amount=amount, offer_id=offer_id)
 
 
-def top_up_offer_credit(*, member, offer_code, amount_paid, idempotency_key, reason, reference):
+def top_up_offer_credit(*, member, offer_code, bonus, amount_paid, idempotency_key, reason, reference):
     from campaigns.services.offers import top_up_offer_credit as credit
 
     return credit(
         member=member,
         offer_code=offer_code,
+        bonus=bonus,
         amount_paid=amount_paid,
         idempotency_key=idempotency_key,
         reason=reason,

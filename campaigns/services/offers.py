@@ -178,10 +178,18 @@ def top_up_offer_resolve(*, member: Member, amount: Decimal, offer_id: int | Non
 
 
 def top_up_offer_credit(
-    *, member: Member, offer_code: str, amount_paid, idempotency_key: str, reason: str = "", reference: str = ""
+    *,
+    member: Member,
+    offer_code: str,
+    amount_paid,
+    idempotency_key: str,
+    bonus=None,
+    reason: str = "",
+    reference: str = "",
 ) -> WalletEntry | None:
-    """Credit a paid top-up intent carrying ``offer_code`` through ``offer_top_up`` (bonus,
-    multiplier, use), eligibility checked again; None when the offer is gone or no longer valid."""
+    """Credit a paid top-up intent carrying ``offer_code`` through ``offer_top_up`` (the ``bonus``
+    promised on the intent, multiplier, use), eligibility checked again; None when the offer is gone
+    or no longer valid."""
     earlier = OfferTopUp.objects.select_related("offer").filter(idempotency_key=idempotency_key).first()
     if earlier is not None:
         # A retried callback whose first attempt used the offer: finish or replay that use, and let
@@ -203,6 +211,7 @@ def top_up_offer_credit(
             member=member,
             offer=offer,
             amount_paid=amount_paid,
+            bonus=bonus,
             idempotency_key=idempotency_key,
             reason=reason,
             reference=reference,
@@ -221,15 +230,17 @@ def offer_top_up(
     offer: TopUpOffer,
     amount_paid,
     idempotency_key: str,
+    bonus=None,
     actor=None,
     reason: str = "",
     reference: str = "",
 ) -> WalletEntry:
     """Top the member's wallet up with ``amount_paid`` plus the offer's bonus (and multiplier).
 
-    Refused when the member does not qualify, the amount is below the offer's minimum, or the
-    member has used it up. The same key returns the first top-up's entry. ``reason`` and
-    ``reference`` default to the offer's name and ``offer:<code>``.
+    ``bonus`` is one promised earlier (on a top-up intent, when the member chose the offer); by
+    default the offer's bonus now. Refused when the member does not qualify, the amount is below
+    the offer's minimum, or the member has used it up. The same key returns the first top-up's
+    entry. ``reason`` and ``reference`` default to the offer's name and ``offer:<code>``.
     """
     key = (idempotency_key or "").strip()
     if not key:
@@ -248,7 +259,8 @@ def offer_top_up(
                 _("This offer needs a top-up of at least ¥%(min)s.") % {"min": offer.min_amount},
                 "below_minimum",
             )
-        use = _claim_use(key, offer=offer, member=member, amount=amount)
+        bonus = offer.bonus_amount if bonus is None else to_money(bonus, field="bonus", allow_zero=True)
+        use = _claim_use(key, offer=offer, member=member, amount=amount, bonus=bonus)
     return _complete_use(use, actor=actor, reason=reason, reference=reference)
 
 
@@ -268,7 +280,7 @@ def _existing_use(key: str, *, offer: TopUpOffer, member: Member, amount) -> Off
     return use
 
 
-def _claim_use(key: str, *, offer: TopUpOffer, member: Member, amount) -> OfferTopUp:
+def _claim_use(key: str, *, offer: TopUpOffer, member: Member, amount, bonus) -> OfferTopUp:
     for _attempt in range(CLAIM_ATTEMPTS):
         try:
             with transaction.atomic():
@@ -280,7 +292,7 @@ def _claim_use(key: str, *, offer: TopUpOffer, member: Member, amount) -> OfferT
                     member=member,
                     sequence=used + 1,
                     amount_paid=amount,
-                    bonus=offer.bonus_amount,
+                    bonus=bonus,
                     idempotency_key=key,
                 )
                 use.offer = offer

@@ -14,10 +14,12 @@ A bonus may come with a top-up (a top-up offer), through hooks the app that owns
   ``fn(*, member, amount, offer_id) -> TopUpOffer | None`` — decide the bonus when the intent is
   created; the member names the offer (``offer_id``), and when none grants it the top-up is refused.
 - credit functions registered with ``register_top_up_offer_credit`` —
-  ``fn(*, member, offer_code, amount_paid, idempotency_key, reason, reference) -> WalletEntry | None``
-  — credit a paid intent carrying an offer (checking it again, with its bonus and whatever else the
-  offer gives). When none does (the offer is no longer valid), the principal alone is credited and
-  the entry's reason says why: the member paid, and money is never refused.
+  ``fn(*, member, offer_code, bonus, amount_paid, idempotency_key, reason, reference) -> WalletEntry | None``
+  — credit a paid intent carrying an offer (checking it again, and giving whatever else the offer
+  gives). ``bonus`` is the intent's: the member gets the bonus they were shown when they started
+  the top-up, even if the operator has changed the offer's bonus since. When no credit function
+  takes the intent (the offer is gone, switched off, out of its window or used up), the principal
+  alone is credited and the entry's reason says why: the member paid, and money is never refused.
 """
 
 import secrets
@@ -78,8 +80,8 @@ def unregister_top_up_offer_resolver(fn: TopUpOfferResolver) -> None:
 
 
 def register_top_up_offer_credit(fn: TopUpOfferCredit) -> TopUpOfferCredit:
-    """Let ``fn(*, member, offer_code, amount_paid, idempotency_key, reason, reference) -> WalletEntry | None``
-    credit a paid intent that carries an offer; the first entry returned wins."""
+    """Let ``fn(*, member, offer_code, bonus, amount_paid, idempotency_key, reason, reference)
+    -> WalletEntry | None`` credit a paid intent that carries an offer; the first entry returned wins."""
     if fn not in _offer_credits:
         _offer_credits.append(fn)
     return fn
@@ -224,6 +226,7 @@ def _credit(intent: TopUpIntent, *, idempotency_key: str) -> WalletEntry:
             entry = credit(
                 member=intent.member,
                 offer_code=intent.offer_code,
+                bonus=intent.bonus,
                 amount_paid=intent.amount,
                 idempotency_key=idempotency_key,
                 reason=reason,

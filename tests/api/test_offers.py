@@ -259,3 +259,22 @@ def test_an_offer_withdrawn_before_payment_credits_the_principal_only_once(clien
     assert not OfferTopUp.objects.exists()
     assert not MemberPointsMultiplier.objects.filter(member=member_a).exists()
     assert TopUpIntent.objects.get(out_trade_no=trade).status == TopUpIntent.Status.PAID
+
+
+@pytest.mark.parametrize("changed_to", ["80.00", "300.00"])
+def test_the_bonus_paid_is_the_one_shown_when_the_top_up_started(client_a, member_a, offers, changed_to):
+    # given: A starts a top-up with the champions' offer, shown a bonus of 150.00
+    vip = offers["champions"]
+    response = client_a.post(TOP_UPS, {"amount": "1000.00", "offer": vip.pk}, format="json")
+    assert (response.status_code, response.json()["bonus"]) == (201, "150.00")
+    trade = response.json()["out_trade_no"]
+    # when: the operator changes the offer's bonus, then WeChat Pay calls back (twice)
+    TopUpOffer.objects.filter(pk=vip.pk).update(bonus_amount=Decimal(changed_to))
+    body = fakes.payment_notification(out_trade_no=trade, transaction_id="4200000300", total=100000)
+    responses = [notify(body, fakes.wechatpay_headers(body)) for _ in range(2)]
+    # then: the member gets what they were shown, once, and the offer's use records it
+    assert [r.status_code for r in responses] == [204, 204]
+    wallet = Wallet.objects.get(member=member_a)
+    assert (wallet.principal, wallet.bonus) == (Decimal("1000.00"), Decimal("150.00"))
+    assert wallet.entries.get().offer_code == "vip-1000"
+    assert OfferTopUp.objects.get().bonus == Decimal("150.00")
