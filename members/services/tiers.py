@@ -53,9 +53,6 @@ from members.models import Member, MemberTierStatus, Order, Tier, TierChange, Ti
 
 SET_TIER_PERMISSION = "members.set_member_tier"
 DOWNGRADE_BATCH = 500  # members moved per transaction by the scheduled downgrade
-# An order confirms its member's tier (restarts the retention clock) at most this often: the clock
-# counts days, and the nightly downgrade confirms every member who still qualifies anyway.
-CONFIRM_EVERY = timedelta(hours=1)
 
 # --- RFM score providers ----------------------------------------------------------------------
 
@@ -218,13 +215,10 @@ def _windows(ladder: _Ladder) -> list[int]:
 
 
 class _Locked(NamedTuple):
-    """What ``_scan(lock=True)`` read from the locked member row (and, on PostgreSQL, their tier
-    status: the tier and time it was last confirmed, None if unknown)."""
+    """What ``_scan(lock=True)`` read from the locked member row."""
 
     tier_id: int | None
     referrer_id: int | None
-    status_tier_id: int | None = None
-    last_qualified_at: datetime | None = None
 
 
 def _scan(
@@ -233,7 +227,7 @@ def _scan(
     """One short scan of the member's orders in the widest window: net spend and paid orders per
     window (as the rules count them). With ``lock``, the same statement also locks the member row
     (PostgreSQL; elsewhere a separate read) and returns its ``tier_id`` and ``referrer_id``, and on
-    PostgreSQL its tier status — the order path's one statement for all of it."""
+    PostgreSQL that is the order path's one statement for all of it."""
     db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
     adapt = db.ops.adapt_datetimefield_value
     starts = [adapt(as_of - timedelta(days=days)) for days in windows]
@@ -256,17 +250,15 @@ def _scan(
     locked = None
     if lock and db.vendor == "postgresql":
         member_table = db.ops.quote_name(Member._meta.db_table)
-        status_table = db.ops.quote_name(MemberTierStatus._meta.db_table)
         found = rows.fetch_prepared(
-            "SELECT m.tier_id, m.referrer_id, ts.tier_id, ts.last_qualified_at, s.* "  # noqa: S608
-            f"FROM {member_table} m CROSS JOIN LATERAL ({scan}) s "
-            f"LEFT JOIN {status_table} ts ON ts.member_id = m.id WHERE m.id = %s FOR UPDATE OF m",
+            "SELECT m.tier_id, m.referrer_id, s.* "  # noqa: S608
+            f"FROM {member_table} m CROSS JOIN LATERAL ({scan}) s WHERE m.id = %s FOR UPDATE OF m",
             [*params, member_id],
         )
         if not found:
             raise Member.DoesNotExist(f"member {member_id}")
-        tier_id, referrer_id, status_tier_id, last_qualified_at, *row = found[0]
-        locked = _Locked(tier_id, referrer_id, status_tier_id, last_qualified_at)
+        tier_id, referrer_id, *row = found[0]
+        locked = _Locked(tier_id, referrer_id)
     else:
         if lock:
             locked = _Locked(*member_tier_lock(member_id=member_id))
@@ -417,8 +409,7 @@ def tier_evaluate_for_new_order(*, order: Order) -> TierChange | None:
     """``tier_evaluate_for_order`` for an order recorded in the current transaction (the
     ``order_recorded`` in-transaction handler): the same rules in fewer statements — the ladder is
     cached, the member row is locked by one short statement, and a new order cannot have changed a
-    tier before, and a tier confirmed less than ``CONFIRM_EVERY`` ago is not confirmed again. Leaves
-    ``order.member.tier`` at the member's tier after it, for the points, and
+    tier before. Leaves ``order.member.tier`` at the member's tier after it, for the points, and
     ``order.member.referrer_id`` as the locked row has it, for the referral."""
     if not connection.in_atomic_block:
         raise RuntimeError("tier_evaluate_for_new_order runs inside the transaction that recorded the order")
@@ -429,21 +420,7 @@ def tier_evaluate_for_new_order(*, order: Order) -> TierChange | None:
     locked, totals = _scan(member_id=member.pk, as_of=as_of, windows=windows, lock=True)
     member.tier_id, member.referrer_id = locked.tier_id, locked.referrer_id
     member.tier = ladder.by_id.get(member.tier_id)
-    confirmed_lately = (
-        locked.status_tier_id is not None
-        and locked.status_tier_id == member.tier_id
-        and locked.last_qualified_at is not None
-        and locked.last_qualified_at > as_of - CONFIRM_EVERY
-    )
-    return _evaluate_locked(
-        member=member,
-        order=order,
-        as_of=as_of,
-        ladder=ladder,
-        new_order=True,
-        totals=totals,
-        confirmed_lately=confirmed_lately,
-    )
+    return _evaluate_locked(member=member, order=order, as_of=as_of, ladder=ladder, new_order=True, totals=totals)
 
 
 def _evaluate_locked(
@@ -454,7 +431,6 @@ def _evaluate_locked(
     ladder: _Ladder,
     new_order: bool,
     totals=None,
-    confirmed_lately: bool = False,
 ) -> TierChange | None:
     current_tier = ladder.by_id.get(member.tier_id)
     current = current_tier if current_tier is not None and current_tier.is_active else None
@@ -485,7 +461,7 @@ def _evaluate_locked(
         and qualification is not None
         and qualification.tier.rank >= current.rank
     )
-    if still_qualifies and not confirmed_lately:
+    if still_qualifies:
         _confirm(member=member, as_of=as_of)
     return None
 

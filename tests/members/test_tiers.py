@@ -554,12 +554,11 @@ def test_staff_set_a_tier_through_the_admin_form(ladder, staff_client):
     assert TierChange.objects.get(member=member).reason == Reason.MANUAL
 
 
-def test_an_order_confirms_the_tier_at_most_once_an_hour(ladder):
-    # given a silver member whose first order today confirmed the tier
+def test_every_qualifying_order_restarts_the_retention_clock(ladder):
+    # given a silver member whom the nightly run confirmed 40 minutes ago
     from django.utils import timezone
 
     from members.services.orders import order_record
-    from members.services.tiers import CONFIRM_EVERY
 
     member = MemberFactory(tier=ladder["entry"])
     now = timezone.now()
@@ -570,17 +569,15 @@ def test_an_order_confirms_the_tier_at_most_once_an_hour(ladder):
     buy("C-1", "600.00")
     status = MemberTierStatus.objects.get(member=member)
     assert status.tier == ladder["silver"]
-    # when the tier was confirmed half an hour ago, another order leaves the clock alone
-    half_an_hour_ago = timezone.now() - CONFIRM_EVERY / 2
-    MemberTierStatus.objects.filter(pk=status.pk).update(last_qualified_at=half_an_hour_ago)
+    nightly = timezone.now() - dt.timedelta(minutes=40)
+    MemberTierStatus.objects.filter(pk=status.pk).update(last_qualified_at=nightly)
+    # when the member buys again and then stops
     buy("C-2")
-    assert MemberTierStatus.objects.get(pk=status.pk).last_qualified_at == half_an_hour_ago
-    # when it was confirmed more than an hour ago, the order restarts it
-    earlier = timezone.now() - CONFIRM_EVERY * 2
-    MemberTierStatus.objects.filter(pk=status.pk).update(last_qualified_at=earlier)
-    buy("C-3")
-    assert MemberTierStatus.objects.get(pk=status.pk).last_qualified_at > half_an_hour_ago
-    # and a status for another tier (set outside these services) is always confirmed
+    # then the clock runs from this order, so the nightly run 90 days after the last one keeps the tier
+    assert MemberTierStatus.objects.get(pk=status.pk).last_qualified_at > nightly
+    assert tier_downgrade_due(as_of=nightly + days(90) + dt.timedelta(seconds=1)) == 0
+    assert tier_of(member) == ladder["silver"]
+    # and a status for another tier (set outside these services) is rewritten by the next order
     MemberTierStatus.objects.filter(pk=status.pk).update(tier=ladder["gold"], last_qualified_at=timezone.now())
-    buy("C-4")
+    buy("C-3")
     assert MemberTierStatus.objects.get(pk=status.pk).tier == ladder["silver"]
