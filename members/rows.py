@@ -24,29 +24,52 @@ from django.db.models import Model
 
 
 @cache
-def _insert_sql(model: type[Model], conflict: tuple[str, ...], vendor: str) -> tuple[str, tuple]:
+def _insert_sql(
+    model: type[Model], conflict: tuple[str, ...], lock_parent: str | None, vendor: str
+) -> tuple[str, tuple, int | None]:
+    """The INSERT, its fields, and the index among them of the ``lock_parent`` foreign key, whose
+    value the statement takes from its row lock (PostgreSQL) instead of a parameter of its own."""
     meta = model._meta
     fields = tuple(field for field in meta.concrete_fields if not (field.primary_key and field.auto_created))
     quote = connection.ops.quote_name
+    placeholders = ["%s"] * len(fields)
+    prefix, parent_index = "", None
+    if lock_parent and vendor == "postgresql":
+        foreign_key = meta.get_field(lock_parent)
+        parent_table = quote(foreign_key.related_model._meta.db_table)
+        parent_column = quote(foreign_key.target_field.column)
+        prefix = (
+            f"WITH parent AS (SELECT {parent_column} FROM {parent_table} "  # noqa: S608
+            f"WHERE {parent_column} = %s FOR UPDATE) "
+        )
+        parent_index = fields.index(foreign_key)
+        placeholders[parent_index] = f"(SELECT {parent_column} FROM parent)"  # noqa: S608
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
+        f"{prefix}INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(placeholders)})"
     )
     if conflict:
         sql += f" ON CONFLICT ({', '.join(quote(meta.get_field(name).column) for name in conflict)}) DO NOTHING"
-    return sql + f" RETURNING {quote(meta.pk.column)}", fields
+    return sql + f" RETURNING {quote(meta.pk.column)}", fields, parent_index
 
 
-def insert(instance: Model, *, unless_conflict_on: tuple[str, ...] = ()) -> bool:
+def insert(instance: Model, *, unless_conflict_on: tuple[str, ...] = (), lock_parent: str | None = None) -> bool:
     """INSERT ``instance`` (defaults and ``auto_now`` filled in as ``save()`` would) and set its pk.
 
     With ``unless_conflict_on`` (unique fields), ``… ON CONFLICT (…) DO NOTHING``: returns False,
     and leaves the instance unsaved, when a row with those values exists already (a concurrent
     insert of the same values is waited for). True when the row was inserted.
+
+    With ``lock_parent`` (a foreign key's name), the same statement first locks the row it points
+    to (``FOR UPDATE``, PostgreSQL; elsewhere the database locks whole tables anyway): inserts for
+    one parent then follow each other, and whatever the transaction reads next sees every row
+    inserted for that parent before it — an order's tier scan counts a concurrent order.
     """
     db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
-    sql, fields = _insert_sql(type(instance), tuple(unless_conflict_on), db.vendor)
+    sql, fields, parent_index = _insert_sql(type(instance), tuple(unless_conflict_on), lock_parent, db.vendor)
     values = [field.get_db_prep_save(field.pre_save(instance, add=True), db) for field in fields]
+    if parent_index is not None:
+        values = [values.pop(parent_index), *values]
     found = fetch_prepared(sql, values)
     if not found:
         return False

@@ -55,8 +55,10 @@ def order_record(
 
     order = Order(external_id=external_id, member=member, store=store, paid_at=paid_at, amount=amount)
     # No savepoint: the caller's transaction (if any) rolls back as a whole if anything here fails.
+    # The insert locks the member first: a concurrent order of theirs waits, then its tier scan
+    # counts this one (two orders that qualify only together still upgrade).
     with transaction.atomic(savepoint=False):
-        if rows.insert(order, unless_conflict_on=("external_id",)):
+        if rows.insert(order, unless_conflict_on=("external_id",), lock_parent="member"):
             order_recorded.publish(instance=order, order_id=order.pk, member_id=member.pk, store_id=store.pk)
             return OrderRecorded(order, True)
     # Recorded before — or by a concurrent retry, which the insert waited for.
