@@ -1,8 +1,9 @@
 """Helpers for tests that need a second database connection (row locks, visibility)."""
 
 import threading
+import time
 
-from django.db import connection
+from django.db import connection, transaction
 
 
 def in_another_connection(fn) -> dict:
@@ -25,3 +26,29 @@ def in_another_connection(fn) -> dict:
     thread.join(timeout=30)
     assert not thread.is_alive(), "the other connection is still waiting"
     return outcome
+
+
+def all_waiting_for_a_row(model, pk, *fns, wait: float = 0.5) -> list[dict]:
+    """Run each of ``fns`` on its own connection while row ``pk`` of ``model`` is locked (``FOR
+    UPDATE``) on yet another one, so that all of them are in flight together; release the row after
+    ``wait`` seconds. Returns their outcomes (``in_another_connection``), in the order they ended."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with transaction.atomic():
+            model.objects.select_for_update().get(pk=pk)
+            locked.set()
+            release.wait(20)
+
+    holder = threading.Thread(target=lambda: in_another_connection(hold))
+    holder.start()
+    assert locked.wait(10), "could not lock the row"
+    outcomes: list[dict] = []
+    threads = [threading.Thread(target=lambda fn=fn: outcomes.append(in_another_connection(fn))) for fn in fns]
+    for thread in threads:
+        thread.start()
+    time.sleep(wait)
+    release.set()
+    for thread in (*threads, holder):
+        thread.join(30)
+    return outcomes

@@ -298,40 +298,19 @@ def test_the_key_of_an_answered_order_refuses_a_body_that_fails(pos_a, member_a)
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_retries_of_one_order_record_it_once(store_a, member_a):
     # given: the member row is locked elsewhere, so both requests are in flight together
-    import threading
-    import time
-
-    from django.db import connection, transaction
+    from django.db import connection
 
     from members.models import Member
-    from tests.concurrency import in_another_connection
+    from tests.concurrency import all_waiting_for_a_row
 
     from .conftest import store_client
 
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_member():
-        with transaction.atomic():
-            Member.objects.select_for_update().get(pk=member_a.pk)
-            locked.set()
-            release.wait(20)
-
-    holder = threading.Thread(target=lambda: in_another_connection(hold_member))
-    holder.start()
-    assert locked.wait(10)
-    answers = []
-
     def send():
-        answers.append(post(store_client(store_a), "orders", order_body()))
+        return post(store_client(store_a), "orders", order_body())
 
-    senders = [threading.Thread(target=lambda: in_another_connection(send)) for _ in range(2)]
-    for sender in senders:
-        sender.start()
-    time.sleep(0.5)
     # when the lock goes
-    release.set()
-    for thread in (*senders, holder):
-        thread.join(30)
+    outcomes = all_waiting_for_a_row(Member, member_a.pk, send, send)
+    answers = [outcome["value"] for outcome in outcomes]
     # then: one order, one answer stored, and both callers got it
     assert [answer.status_code for answer in answers] == [201, 201]
     assert sorted(answer.get("Idempotent-Replayed", "") for answer in answers) == ["", "true"]

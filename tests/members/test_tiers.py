@@ -586,51 +586,27 @@ def test_every_qualifying_order_restarts_the_retention_clock(ladder):
 @pytest.mark.django_db(transaction=True)
 def test_two_orders_at_once_that_qualify_only_together_upgrade_the_member(ladder):
     # given: the member row is busy, and two ¥300 orders (silver needs ¥500 in 30 days) come in meanwhile
-    import threading
-    import time
-
     from django.db import transaction
     from django.utils import timezone
 
     from members.models import Member
     from members.services.orders import order_record
-    from tests.concurrency import in_another_connection
+    from tests.concurrency import all_waiting_for_a_row
 
     member = MemberFactory(tier=ladder["entry"])
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_the_member():
-        with transaction.atomic():
-            Member.objects.select_for_update().get(pk=member.pk)
-            locked.set()
-            release.wait(20)
-
-    holder = threading.Thread(target=lambda: in_another_connection(hold_the_member))
-    holder.start()
-    assert locked.wait(10)
-    outcomes = []
 
     def buy(external_id: str):
-        def run():
-            with transaction.atomic():
-                order_record(
-                    external_id=external_id,
-                    member=Member.objects.get(pk=member.pk),
-                    store=member.home_store,
-                    paid_at=timezone.now(),
-                    amount="300.00",
-                )
+        with transaction.atomic():
+            order_record(
+                external_id=external_id,
+                member=Member.objects.get(pk=member.pk),
+                store=member.home_store,
+                paid_at=timezone.now(),
+                amount="300.00",
+            )
 
-        outcomes.append(in_another_connection(run))
-
-    buyers = [threading.Thread(target=buy, args=(f"TOGETHER-{i}",)) for i in range(2)]
-    for thread in buyers:
-        thread.start()
-    time.sleep(0.5)  # both orders are waiting for the member now
     # when the member is free again
-    release.set()
-    for thread in [*buyers, holder]:
-        thread.join()
+    outcomes = all_waiting_for_a_row(Member, member.pk, lambda: buy("TOGETHER-1"), lambda: buy("TOGETHER-2"))
     # then: both recorded, and the second one's tier scan counted the first
     assert [outcome.get("error") for outcome in outcomes] == [None, None]
     assert Order.objects.filter(member=member).count() == 2
