@@ -10,15 +10,19 @@ hundred members costs little more than one refresh. The segment is fresh
   "scheduled" flag ``NX`` with a TTL, in one round trip; whoever sets the flag queues
   ``segment_live_refresh_task`` with the batch delay as countdown.
 - **drain** (``live_refresh_drain``, the task): delete the flag *first* — an ask after that queues
-  the next task, an ask before it is in the set — then ``SPOP`` up to ``DRAIN_CHUNK`` members at a
-  time and refresh them. A chunk that fails goes back into the set, and the task is retried.
+  the next task, an ask before it is in the set — then move up to ``DRAIN_CHUNK`` members at a time
+  from the pending set to a "processing" set (one Lua script: ``SPOP`` + ``SADD``), refresh them,
+  and take them out of "processing". A chunk that fails goes back into the pending set, and the
+  task is retried; a chunk whose worker died (killed, out of memory) is still in "processing", and
+  the next drain starts by putting it back (at worst a member is refreshed twice).
 - **at once** instead, as before batching: when the setting is 0, when the broker is not Redis
   (the embedded default) and when Redis cannot be reached (logged).
 
-Keys are per database (``huiyuan:<database>:rfm-refresh:…``), so deployments or test databases
-sharing a Redis never drain each other's members. A pending set lost with Redis is put right by
-the nightly recompute; the hourly ``segment_live_refresh_task`` in the schedule drains what a lost
-task left behind.
+Keys are per database name (``huiyuan:<database>:rfm-refresh:…``), so test databases sharing a
+Redis never drain each other's members; not per host, since the web and the worker may reach one
+database by different addresses (a pooler, a socket) and must still share one queue. A pending
+set lost with Redis is put right by the nightly recompute; ``segment_live_refresh_task`` runs every
+10 minutes in the schedule too, and drains what a lost task or a dead drain left behind.
 """
 
 from __future__ import annotations
@@ -57,10 +61,29 @@ def _client():
     return client
 
 
+def _scope() -> str:
+    return f"huiyuan:{connection.settings_dict.get('NAME')}:rfm-refresh"
+
+
 def _keys() -> tuple[str, str]:
-    db = connection.settings_dict
-    scope = f"huiyuan:{db.get('NAME')}@{db.get('HOST') or 'local'}:rfm-refresh"
-    return f"{scope}:pending", f"{scope}:scheduled"
+    """The pending set and the "scheduled" flag."""
+    return f"{_scope()}:pending", f"{_scope()}:scheduled"
+
+
+def _processing_key() -> str:
+    return f"{_scope()}:processing"
+
+
+# Move up to ARGV[1] members from the pending set (KEYS[1]) to the processing set (KEYS[2]), at once.
+_POP_CHUNK = """
+local ids = redis.call('SPOP', KEYS[1], ARGV[1])
+if #ids > 0 then redis.call('SADD', KEYS[2], unpack(ids)) end
+return ids
+"""
+
+
+def _pop_chunk(client, pending: str, processing: str, chunk: int) -> list:
+    return client.eval(_POP_CHUNK, 2, pending, processing, chunk)
 
 
 def batching() -> bool:
@@ -101,21 +124,34 @@ def live_refresh_drain(*, chunk: int = DRAIN_CHUNK) -> int:
     if client is None:
         return 0
     pending, scheduled = _keys()
+    processing = _processing_key()
     client.delete(scheduled)
+    # Members a dead drain left in "processing" go back first (a running drain's too: twice is harmless).
+    pipe = client.pipeline(transaction=True)
+    pipe.sunionstore(pending, [pending, processing])
+    pipe.delete(processing)
+    pipe.execute()
     written = 0
     while True:
-        popped = client.spop(pending, chunk)
+        popped = _pop_chunk(client, pending, processing, chunk)
         if not popped:
             return written
         member_ids = [int(member_id) for member_id in popped]
         try:
             written += members_rfm_refresh(member_ids=member_ids)
         except Exception:
-            client.sadd(pending, *member_ids)
+            pipe = client.pipeline(transaction=True)
+            pipe.sadd(pending, *member_ids)
+            pipe.srem(processing, *member_ids)
+            pipe.execute()
             raise
+        client.srem(processing, *member_ids)
 
 
 def pending_count() -> int:
-    """Members waiting for the next batch (for the admin and the benchmark)."""
+    """Members waiting for the next batch, or in one a drain has not finished (for the admin and the
+    benchmark)."""
     client = _client()
-    return int(client.scard(_keys()[0])) if client is not None else 0
+    if client is None:
+        return 0
+    return int(client.scard(_keys()[0])) + int(client.scard(_processing_key()))

@@ -30,9 +30,9 @@ def queue():
     """An empty pending set and no scheduled flag for this test database, before and after."""
     assert live_batch.batching(), "the test settings use a Redis broker"
     client = live_batch._client()
-    client.delete(*live_batch._keys())
+    client.delete(*live_batch._keys(), live_batch._processing_key())
     yield client
-    client.delete(*live_batch._keys())
+    client.delete(*live_batch._keys(), live_batch._processing_key())
 
 
 @pytest.fixture
@@ -135,6 +135,27 @@ def test_a_failed_batch_puts_its_members_back(default_scheme, queue, queued_task
     assert {row(who).segment.slug for who in buyers} == {"promising"}
 
 
+def test_members_a_dead_drain_was_refreshing_are_refreshed_by_the_next(
+    default_scheme, queue, queued_tasks, django_capture_on_commit_callbacks
+):
+    # given: two members asked for
+    buyers = lapsed_members(2)
+    with django_capture_on_commit_callbacks(execute=True):
+        for index, who in enumerate(buyers):
+            order_record(external_id=f"K-{index}", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
+    # when: the worker dies in the middle of the batch (no exception handler runs: SIGKILL, OOM)
+    with (
+        mock.patch.object(live_batch, "members_rfm_refresh", side_effect=SystemExit("killed")),
+        pytest.raises(SystemExit),
+    ):
+        live_batch.live_refresh_drain()
+    # then: the members are not lost, and the next drain refreshes them
+    assert live_batch.pending_count() == 2
+    assert live_batch.live_refresh_drain() == 2
+    assert {row(who).segment.slug for who in buyers} == {"promising"}
+    assert live_batch.pending_count() == 0
+
+
 def test_without_redis_the_member_is_refreshed_at_once(
     default_scheme, settings, queue, queued_tasks, django_capture_on_commit_callbacks
 ):
@@ -210,19 +231,18 @@ def test_an_ask_while_the_drain_runs_is_never_left_without_a_task(default_scheme
     # given: one member asked; another asks while the drain is popping
     first, second = lapsed_members(2)
     live_batch.member_rfm_refresh_soon(member_id=first.pk)
-    client = live_batch._client()
-    real_spop = client.spop
+    real_pop = live_batch._pop_chunk
     asked = []
 
-    def spop_while_another_asks(*args):
-        popped = real_spop(*args)
+    def pop_while_another_asks(*args):
+        popped = real_pop(*args)
         if popped and not asked:
             asked.append(second.pk)
             live_batch.member_rfm_refresh_soon(member_id=second.pk)
         return popped
 
     # when
-    with mock.patch.object(client, "spop", side_effect=spop_while_another_asks):
+    with mock.patch.object(live_batch, "_pop_chunk", side_effect=pop_while_another_asks):
         live_batch.live_refresh_drain()
     # then: the late ask was drained too, or it queued a task of its own
     assert asked
