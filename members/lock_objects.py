@@ -3,6 +3,12 @@
 Locks are always taken in one order — member, then points account, then referral, then wallet,
 then order; by primary key within a kind — so that two requests never deadlock. Call these inside
 ``transaction.atomic``.
+
+A member is locked ``FOR NO KEY UPDATE`` (PostgreSQL), everywhere — here, in the order path's tier
+scan and in the order's insert: it serializes the member's writers like ``FOR UPDATE`` but lets
+foreign-key checks through (``FOR KEY SHARE``), so a transaction that inserted rows pointing at the
+member (an import's orders, a points entry written under its account lock) never waits for a
+member lock when it commits — which deadlocked when the member lock's holder waited for it in turn.
 """
 
 from django.db import connection
@@ -10,16 +16,18 @@ from django.db import connection
 from members import rows
 from members.models import Member, Order, PointsAccount, Referral, Wallet
 
+MEMBER_LOCK = " FOR NO KEY UPDATE"  # the member lock's clause in hand-written SQL (see above)
+
 
 def member_lock(*, member_id: int) -> Member:
-    return Member.objects.select_for_update().get(pk=member_id)
+    return Member.objects.select_for_update(no_key=True).get(pk=member_id)
 
 
 def member_tier_lock(*, member_id: int) -> tuple[int | None, int | None]:
     """Lock the member row and return its ``tier_id`` and ``referrer_id`` — the one-statement lock
     of the order path."""
     table = connection.ops.quote_name(Member._meta.db_table)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    lock = MEMBER_LOCK if connection.features.has_select_for_update else ""
     found = rows.fetch_prepared(f"SELECT tier_id, referrer_id FROM {table} WHERE id = %s{lock}", [member_id])  # noqa: S608
     if not found:
         raise Member.DoesNotExist(f"member {member_id}")
@@ -91,4 +99,4 @@ def referral_lock(*, referral_id: int) -> Referral:
 # --- tiers ---
 def members_lock(*, member_ids) -> list[Member]:
     """Lock many members at once, in primary-key order (the scheduled tier downgrade)."""
-    return list(Member.objects.select_for_update().filter(pk__in=sorted(set(member_ids))).order_by("pk"))
+    return list(Member.objects.select_for_update(no_key=True).filter(pk__in=sorted(set(member_ids))).order_by("pk"))

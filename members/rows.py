@@ -40,7 +40,7 @@ def _insert_sql(
         parent_column = quote(foreign_key.target_field.column)
         prefix = (
             f"WITH parent AS (SELECT {parent_column} FROM {parent_table} "  # noqa: S608
-            f"WHERE {parent_column} = %s FOR UPDATE) "
+            f"WHERE {parent_column} = %s FOR NO KEY UPDATE) "
         )
         parent_index = fields.index(foreign_key)
         placeholders[parent_index] = f"(SELECT {parent_column} FROM parent)"  # noqa: S608
@@ -61,7 +61,8 @@ def insert(instance: Model, *, unless_conflict_on: tuple[str, ...] = (), lock_pa
     insert of the same values is waited for). True when the row was inserted.
 
     With ``lock_parent`` (a foreign key's name), the same statement first locks the row it points
-    to (``FOR UPDATE``, PostgreSQL; elsewhere the database locks whole tables anyway): inserts for
+    to (``FOR NO KEY UPDATE``, PostgreSQL, as ``members.lock_objects`` locks members; elsewhere
+    the database locks whole tables anyway): inserts for
     one parent then follow each other, and whatever the transaction reads next sees every row
     inserted for that parent before it — an order's tier scan counts a concurrent order.
     """

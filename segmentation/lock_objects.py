@@ -1,6 +1,7 @@
 """Every row lock of the segmentation app, in one place (see ``members.lock_objects`` for the
 order: member first). Call these inside ``transaction.atomic``."""
 
+from members.lock_objects import MEMBER_LOCK
 from members.models import Member
 from segmentation.models import RfmRun
 
@@ -10,7 +11,7 @@ def member_lock_with_current_run(*, cursor, member_id: int) -> tuple[bool, int |
     whether the member exists and the id of the current RFM run (None when nothing was computed
     yet). Raw SQL: this is on the per-order path, where every round trip counts."""
     # SQLite has no row locks: its transactions take the whole database for writing instead.
-    for_update = " FOR UPDATE" if cursor.db.features.has_select_for_update else ""
+    for_update = MEMBER_LOCK if cursor.db.features.has_select_for_update else ""
     cursor.execute(
         f"SELECT (SELECT r.id FROM {RfmRun._meta.db_table} r WHERE r.is_current) "  # noqa: S608
         f"FROM {Member._meta.db_table} m WHERE m.id = %s{for_update}",

@@ -52,3 +52,22 @@ def all_waiting_for_a_row(model, pk, *fns, wait: float = 0.5) -> list[dict]:
     for thread in (*threads, holder):
         thread.join(30)
     return outcomes
+
+
+def wait_until_another_waits_for_a_lock(query_like: str, timeout: float = 10.0) -> None:
+    """Return once another connection's statement matching ``query_like`` (SQL LIKE) waits for a
+    lock, plus a moment; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s "
+                "AND pid <> pg_backend_pid()",
+                [query_like],
+            )
+            if cursor.fetchone()[0]:
+                time.sleep(0.2)
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"no statement like {query_like!r} waited for a lock")

@@ -252,7 +252,7 @@ def _scan(
         member_table = db.ops.quote_name(Member._meta.db_table)
         found = rows.fetch_prepared(
             "SELECT m.tier_id, m.referrer_id, s.* "  # noqa: S608
-            f"FROM {member_table} m CROSS JOIN LATERAL ({scan}) s WHERE m.id = %s FOR UPDATE OF m",
+            f"FROM {member_table} m CROSS JOIN LATERAL ({scan}) s WHERE m.id = %s FOR NO KEY UPDATE OF m",
             [*params, member_id],
         )
         if not found:
