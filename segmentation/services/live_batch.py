@@ -11,16 +11,19 @@ hundred members costs little more than one refresh. The segment is fresh
   ``segment_live_refresh_task`` with the batch delay as countdown.
 - **drain** (``live_refresh_drain``, the task): delete the flag *first* — an ask after that queues
   the next task, an ask before it is in the set — then move up to ``DRAIN_CHUNK`` members at a time
-  from the pending set to a "processing" set (one Lua script: ``SPOP`` + ``SADD``), refresh them,
-  and take them out of "processing". A chunk that fails goes back into the pending set, and the
-  task is retried; a chunk whose worker died (killed, out of memory) is still in "processing", and
-  the next drain starts by putting it back (at worst a member is refreshed twice).
+  from the pending set to this drain's own "processing" set and note the time in a register of
+  drains (one Lua script), refresh them, and empty "processing". A chunk that fails goes back into
+  the pending set, and the task is retried. A chunk whose worker died (killed, out of memory) stays
+  in its "processing" set; a drain that finds a drain silent for ``DRAIN_LEASE_SECONDS`` puts that
+  drain's members back first. Drains running at once never take each other's members, so a member
+  is never refreshed twice for one ask (which would record its transition twice).
 - **at once** instead, as before batching: when the setting is 0, when the broker is not Redis
   (the embedded default) and when Redis cannot be reached (logged).
 
 Keys are per database name (``huiyuan:<database>:rfm-refresh:…``), so test databases sharing a
 Redis never drain each other's members; not per host, since the web and the worker may reach one
-database by different addresses (a pooler, a socket) and must still share one queue. A pending
+database by different addresses (a pooler, a socket) and must still share one queue (the scripts
+name the drains' keys themselves: one Redis server, not a cluster). A pending
 set lost with Redis is put right by the nightly recompute; ``segment_live_refresh_task`` runs every
 10 minutes in the schedule too, and drains what a lost task or a dead drain left behind.
 """
@@ -28,6 +31,8 @@ set lost with Redis is put right by the nightly recompute; ``segment_live_refres
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 
 from django.conf import settings
 from django.db import connection
@@ -37,6 +42,7 @@ from segmentation.services.live import member_rfm_refresh, members_rfm_refresh
 logger = logging.getLogger(__name__)
 
 DRAIN_CHUNK = 500
+DRAIN_LEASE_SECONDS = 300  # a drain silent this long is taken for dead (a chunk takes well under a second)
 FLAG_TTL_SECONDS = 60  # a flag whose task was lost expires, and the next ask queues a new one
 
 _clients: dict[str, object] = {}
@@ -70,20 +76,48 @@ def _keys() -> tuple[str, str]:
     return f"{_scope()}:pending", f"{_scope()}:scheduled"
 
 
-def _processing_key() -> str:
-    return f"{_scope()}:processing"
+def _drains_key() -> str:
+    """The register of running drains: drain id → when it last took a chunk (Unix time)."""
+    return f"{_scope()}:drains"
 
 
-# Move up to ARGV[1] members from the pending set (KEYS[1]) to the processing set (KEYS[2]), at once.
+def _processing_prefix() -> str:
+    return f"{_scope()}:processing:"
+
+
+def _now() -> float:
+    return time.time()
+
+
+# Move up to ARGV[1] members from the pending set (KEYS[1]) to this drain's processing set
+# (KEYS[2]), and note in the register (KEYS[3]) that drain ARGV[2] was alive at ARGV[3].
 _POP_CHUNK = """
 local ids = redis.call('SPOP', KEYS[1], ARGV[1])
 if #ids > 0 then redis.call('SADD', KEYS[2], unpack(ids)) end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 return ids
 """
 
+# Put back into the pending set (KEYS[1]) the members of every drain in the register (KEYS[2])
+# silent since before ARGV[1]; their processing sets are ARGV[2] .. drain id. Returns how many.
+_RECOVER = """
+local drains = redis.call('HGETALL', KEYS[2])
+local moved = 0
+for i = 1, #drains, 2 do
+  if tonumber(drains[i + 1]) < tonumber(ARGV[1]) then
+    local processing = ARGV[2] .. drains[i]
+    moved = moved + redis.call('SCARD', processing)
+    redis.call('SUNIONSTORE', KEYS[1], KEYS[1], processing)
+    redis.call('DEL', processing)
+    redis.call('HDEL', KEYS[2], drains[i])
+  end
+end
+return moved
+"""
 
-def _pop_chunk(client, pending: str, processing: str, chunk: int) -> list:
-    return client.eval(_POP_CHUNK, 2, pending, processing, chunk)
+
+def _pop_chunk(client, pending: str, processing: str, drain_id: str, chunk: int) -> list:
+    return client.eval(_POP_CHUNK, 3, pending, processing, _drains_key(), chunk, drain_id, _now())
 
 
 def batching() -> bool:
@@ -124,28 +158,36 @@ def live_refresh_drain(*, chunk: int = DRAIN_CHUNK) -> int:
     if client is None:
         return 0
     pending, scheduled = _keys()
-    processing = _processing_key()
     client.delete(scheduled)
-    # Members a dead drain left in "processing" go back first (a running drain's too: twice is harmless).
-    pipe = client.pipeline(transaction=True)
-    pipe.sunionstore(pending, [pending, processing])
-    pipe.delete(processing)
-    pipe.execute()
+    recovered = client.eval(_RECOVER, 2, pending, _drains_key(), _now() - DRAIN_LEASE_SECONDS, _processing_prefix())
+    if recovered:
+        logger.warning("%s members of a drain that died went back to the live RFM refresh queue", recovered)
+    drain_id = uuid.uuid4().hex
+    processing = _processing_prefix() + drain_id
     written = 0
-    while True:
-        popped = _pop_chunk(client, pending, processing, chunk)
-        if not popped:
-            return written
-        member_ids = [int(member_id) for member_id in popped]
-        try:
-            written += members_rfm_refresh(member_ids=member_ids)
-        except Exception:
-            pipe = client.pipeline(transaction=True)
-            pipe.sadd(pending, *member_ids)
-            pipe.srem(processing, *member_ids)
-            pipe.execute()
-            raise
-        client.srem(processing, *member_ids)
+    try:
+        while popped := _pop_chunk(client, pending, processing, drain_id, chunk):
+            member_ids = [int(member_id) for member_id in popped]
+            try:
+                written += members_rfm_refresh(member_ids=member_ids)
+            except Exception:
+                client.sadd(pending, *member_ids)
+                raise
+            client.delete(processing)
+    except Exception:
+        _forget(client, drain_id, processing)
+        raise
+    # A BaseException (the worker is going away) skips this: its chunk waits in "processing" for a
+    # drain after the lease to put it back.
+    _forget(client, drain_id, processing)
+    return written
+
+
+def _forget(client, drain_id: str, processing: str) -> None:
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(processing)
+    pipe.hdel(_drains_key(), drain_id)
+    pipe.execute()
 
 
 def pending_count() -> int:
@@ -154,4 +196,9 @@ def pending_count() -> int:
     client = _client()
     if client is None:
         return 0
-    return int(client.scard(_keys()[0])) + int(client.scard(_processing_key()))
+    drains = client.hkeys(_drains_key())
+    pipe = client.pipeline(transaction=False)
+    pipe.scard(_keys()[0])
+    for drain_id in drains:
+        pipe.scard(_processing_prefix() + drain_id.decode())
+    return sum(int(count) for count in pipe.execute())

@@ -2,6 +2,7 @@
 statement — and nothing is lost when Redis or the refresh fails."""
 
 import datetime as dt
+import time
 from decimal import Decimal
 from unittest import mock
 
@@ -30,9 +31,14 @@ def queue():
     """An empty pending set and no scheduled flag for this test database, before and after."""
     assert live_batch.batching(), "the test settings use a Redis broker"
     client = live_batch._client()
-    client.delete(*live_batch._keys(), live_batch._processing_key())
+
+    def clear():
+        drains = [live_batch._processing_prefix() + drain.decode() for drain in client.hkeys(live_batch._drains_key())]
+        client.delete(*live_batch._keys(), live_batch._drains_key(), *drains)
+
+    clear()
     yield client
-    client.delete(*live_batch._keys(), live_batch._processing_key())
+    clear()
 
 
 @pytest.fixture
@@ -135,7 +141,7 @@ def test_a_failed_batch_puts_its_members_back(default_scheme, queue, queued_task
     assert {row(who).segment.slug for who in buyers} == {"promising"}
 
 
-def test_members_a_dead_drain_was_refreshing_are_refreshed_by_the_next(
+def test_members_a_dead_drain_was_refreshing_are_refreshed_after_its_lease(
     default_scheme, queue, queued_tasks, django_capture_on_commit_callbacks
 ):
     # given: two members asked for
@@ -149,10 +155,40 @@ def test_members_a_dead_drain_was_refreshing_are_refreshed_by_the_next(
         pytest.raises(SystemExit),
     ):
         live_batch.live_refresh_drain()
-    # then: the members are not lost, and the next drain refreshes them
+    # then: the members are not lost; a drain within the lease leaves them to the dead one
     assert live_batch.pending_count() == 2
-    assert live_batch.live_refresh_drain() == 2
+    assert live_batch.live_refresh_drain() == 0
+    # and the first drain after the lease refreshes them
+    later = time.time() + live_batch.DRAIN_LEASE_SECONDS + 1
+    with mock.patch.object(live_batch, "_now", return_value=later):
+        assert live_batch.live_refresh_drain() == 2
     assert {row(who).segment.slug for who in buyers} == {"promising"}
+    assert live_batch.pending_count() == 0
+
+
+def test_drains_at_once_never_refresh_one_ask_twice(
+    default_scheme, queue, queued_tasks, django_capture_on_commit_callbacks
+):
+    # given: two lost members asked for after an order each
+    buyers = lapsed_members(2)
+    with django_capture_on_commit_callbacks(execute=True):
+        for index, who in enumerate(buyers):
+            order_record(external_id=f"O-{index}", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
+    real_refresh = live_batch.members_rfm_refresh
+    inner = []
+
+    def refresh_while_another_drain_starts(*, member_ids):
+        if not inner:
+            inner.append(live_batch.live_refresh_drain())
+        return real_refresh(member_ids=member_ids)
+
+    # when: a second drain starts while the first is refreshing its chunk
+    with mock.patch.object(live_batch, "members_rfm_refresh", side_effect=refresh_while_another_drain_starts):
+        written = live_batch.live_refresh_drain()
+    # then: the second took nothing, and each member moved once
+    assert (inner, written) == ([0], 2)
+    moves = SegmentTransition.objects.filter(member__in=buyers, to_segment__slug="promising")
+    assert sorted(moves.values_list("member_id", flat=True)) == sorted(who.pk for who in buyers)
     assert live_batch.pending_count() == 0
 
 
