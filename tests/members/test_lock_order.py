@@ -19,6 +19,18 @@ from tests.factories import MemberFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def record(external_id: str, member, paid_at) -> object:
+    """A POS order of ``member`` (read afresh), in its own transaction."""
+    with transaction.atomic():
+        return order_record(
+            external_id=external_id,
+            member=Member.objects.get(pk=member.pk),
+            store=member.home_store,
+            paid_at=paid_at,
+            amount="38.00",
+        )
+
+
 def both(first, second) -> dict:
     """Run the two on their own connections at once; their outcomes by name."""
     outcomes = {}
@@ -50,14 +62,7 @@ def test_a_pos_order_sent_while_an_import_of_the_same_order_commits(monkeypatch)
 
     def the_pos_sends_it_too():
         assert inserted.wait(10)
-        with transaction.atomic():
-            return order_record(
-                external_id="DUP-1",
-                member=Member.objects.get(pk=member.pk),
-                store=store,
-                paid_at=paid_at,
-                amount="38.00",
-            )
+        return record("DUP-1", member, paid_at)
 
     orders_imported.subscribe(before_the_import_commits, in_transaction=True)
     try:
@@ -96,14 +101,7 @@ def test_a_points_redemption_commits_while_an_order_of_the_member_waits_for_the_
 
     def buy():
         assert debited.wait(10)
-        with transaction.atomic():
-            return order_record(
-                external_id="R-1",
-                member=Member.objects.get(pk=member.pk),
-                store=store,
-                paid_at=timezone.now(),
-                amount="38.00",
-            )
+        return record("R-1", member, timezone.now())
 
     # when
     outcomes = both(redeem, buy)

@@ -59,6 +59,17 @@ def lapsed_members(count: int) -> list:
     return members
 
 
+def lapsed_members_who_bought(count: int, prefix: str, capture_on_commit) -> list:
+    """``lapsed_members`` who then bought today (their orders' after-commit asks run)."""
+    buyers = lapsed_members(count)
+    with capture_on_commit(execute=True):
+        for index, who in enumerate(buyers):
+            order_record(
+                external_id=f"{prefix}-{index}", member=who, store=who.home_store, paid_at=ago(0), amount="38.00"
+            )
+    return buyers
+
+
 def test_orders_ask_and_one_task_is_queued_for_the_batch(
     default_scheme, queue, queued_tasks, django_capture_on_commit_callbacks
 ):
@@ -79,10 +90,7 @@ def test_the_drain_refreshes_every_member_asked_for_in_one_statement(
     default_scheme, queue, queued_tasks, published, django_capture_on_commit_callbacks, django_assert_num_queries
 ):
     # given: three lapsed members bought today and asked for a refresh
-    buyers = lapsed_members(3)
-    with django_capture_on_commit_callbacks(execute=True):
-        for index, who in enumerate(buyers):
-            order_record(external_id=f"D-{index}", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
+    buyers = lapsed_members_who_bought(3, "D", django_capture_on_commit_callbacks)
     member_rfm_refresh(member_id=member().pk)  # the process has loaded the run's scoring
     # when
     with django_assert_num_queries(1), django_capture_on_commit_callbacks(execute=True):
@@ -125,10 +133,7 @@ def test_with_eager_tasks_the_segment_is_fresh_when_the_order_commits(
 
 def test_a_failed_batch_puts_its_members_back(default_scheme, queue, queued_tasks, django_capture_on_commit_callbacks):
     # given
-    buyers = lapsed_members(2)
-    with django_capture_on_commit_callbacks(execute=True):
-        for index, who in enumerate(buyers):
-            order_record(external_id=f"F-{index}", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
+    buyers = lapsed_members_who_bought(2, "F", django_capture_on_commit_callbacks)
     # when: the refresh fails
     with (
         mock.patch.object(live_batch, "members_rfm_refresh", side_effect=RuntimeError("database went away")),
@@ -145,10 +150,7 @@ def test_members_a_dead_drain_was_refreshing_are_refreshed_after_its_lease(
     default_scheme, queue, queued_tasks, django_capture_on_commit_callbacks
 ):
     # given: two members asked for
-    buyers = lapsed_members(2)
-    with django_capture_on_commit_callbacks(execute=True):
-        for index, who in enumerate(buyers):
-            order_record(external_id=f"K-{index}", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
+    buyers = lapsed_members_who_bought(2, "K", django_capture_on_commit_callbacks)
     # when: the worker dies in the middle of the batch (no exception handler runs: SIGKILL, OOM)
     with (
         mock.patch.object(live_batch, "members_rfm_refresh", side_effect=SystemExit("killed")),
@@ -170,10 +172,7 @@ def test_drains_at_once_never_refresh_one_ask_twice(
     default_scheme, queue, queued_tasks, django_capture_on_commit_callbacks
 ):
     # given: two lost members asked for after an order each
-    buyers = lapsed_members(2)
-    with django_capture_on_commit_callbacks(execute=True):
-        for index, who in enumerate(buyers):
-            order_record(external_id=f"O-{index}", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
+    buyers = lapsed_members_who_bought(2, "O", django_capture_on_commit_callbacks)
     real_refresh = live_batch.members_rfm_refresh
     inner = []
 
