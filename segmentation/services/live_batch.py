@@ -31,7 +31,6 @@ set lost with Redis is put right by the nightly recompute; ``segment_live_refres
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
 from django.conf import settings
@@ -42,7 +41,9 @@ from segmentation.services.live import member_rfm_refresh, members_rfm_refresh
 logger = logging.getLogger(__name__)
 
 DRAIN_CHUNK = 500
-DRAIN_LEASE_SECONDS = 300  # a drain silent this long is taken for dead (a chunk takes well under a second)
+# A drain silent this long (by Redis's clock) is taken for dead: a chunk takes well under a second,
+# and a drain notes it is alive at every chunk.
+DRAIN_LEASE_SECONDS = 300
 FLAG_TTL_SECONDS = 60  # a flag whose task was lost expires, and the next ask queues a new one
 
 _clients: dict[str, object] = {}
@@ -85,26 +86,25 @@ def _processing_prefix() -> str:
     return f"{_scope()}:processing:"
 
 
-def _now() -> float:
-    return time.time()
-
-
 # Move up to ARGV[1] members from the pending set (KEYS[1]) to this drain's processing set
-# (KEYS[2]), and note in the register (KEYS[3]) that drain ARGV[2] was alive at ARGV[3].
+# (KEYS[2]), and note in the register (KEYS[3]) that drain ARGV[2] was alive now (Redis's clock,
+# one for every worker).
 _POP_CHUNK = """
 local ids = redis.call('SPOP', KEYS[1], ARGV[1])
 if #ids > 0 then redis.call('SADD', KEYS[2], unpack(ids)) end
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[2], redis.call('TIME')[1])
 return ids
 """
 
 # Put back into the pending set (KEYS[1]) the members of every drain in the register (KEYS[2])
-# silent since before ARGV[1]; their processing sets are ARGV[2] .. drain id. Returns how many.
+# silent for more than ARGV[1] seconds; their processing sets are ARGV[2] .. drain id. Returns
+# how many members went back.
 _RECOVER = """
 local drains = redis.call('HGETALL', KEYS[2])
+local since = tonumber(redis.call('TIME')[1]) - tonumber(ARGV[1])
 local moved = 0
 for i = 1, #drains, 2 do
-  if tonumber(drains[i + 1]) < tonumber(ARGV[1]) then
+  if tonumber(drains[i + 1]) < since then
     local processing = ARGV[2] .. drains[i]
     moved = moved + redis.call('SCARD', processing)
     redis.call('SUNIONSTORE', KEYS[1], KEYS[1], processing)
@@ -117,7 +117,7 @@ return moved
 
 
 def _pop_chunk(client, pending: str, processing: str, drain_id: str, chunk: int) -> list:
-    return client.eval(_POP_CHUNK, 3, pending, processing, _drains_key(), chunk, drain_id, _now())
+    return client.eval(_POP_CHUNK, 3, pending, processing, _drains_key(), chunk, drain_id)
 
 
 def batching() -> bool:
@@ -159,32 +159,30 @@ def live_refresh_drain(*, chunk: int = DRAIN_CHUNK) -> int:
         return 0
     pending, scheduled = _keys()
     client.delete(scheduled)
-    recovered = client.eval(_RECOVER, 2, pending, _drains_key(), _now() - DRAIN_LEASE_SECONDS, _processing_prefix())
+    recovered = client.eval(_RECOVER, 2, pending, _drains_key(), DRAIN_LEASE_SECONDS, _processing_prefix())
     if recovered:
         logger.warning("%s members of a drain that died went back to the live RFM refresh queue", recovered)
     drain_id = uuid.uuid4().hex
     processing = _processing_prefix() + drain_id
     written = 0
-    try:
-        while popped := _pop_chunk(client, pending, processing, drain_id, chunk):
-            member_ids = [int(member_id) for member_id in popped]
-            try:
-                written += members_rfm_refresh(member_ids=member_ids)
-            except Exception:
-                client.sadd(pending, *member_ids)
-                raise
-            client.delete(processing)
-    except Exception:
-        _forget(client, drain_id, processing)
-        raise
-    # A BaseException (the worker is going away) skips this: its chunk waits in "processing" for a
-    # drain after the lease to put it back.
-    _forget(client, drain_id, processing)
+    # When Redis fails here (a lost reply, say), the chunk may be in "processing" or not: it is
+    # left to the drain that finds this one silent after the lease, never deleted unrefreshed.
+    while popped := _pop_chunk(client, pending, processing, drain_id, chunk):
+        member_ids = [int(member_id) for member_id in popped]
+        try:
+            written += members_rfm_refresh(member_ids=member_ids)
+        except Exception:
+            _put_back(client, pending, processing, drain_id)
+            raise
+        client.delete(processing)
+    client.hdel(_drains_key(), drain_id)
     return written
 
 
-def _forget(client, drain_id: str, processing: str) -> None:
+def _put_back(client, pending: str, processing: str, drain_id: str) -> None:
+    """Return this drain's chunk to the pending set and leave the register, at once."""
     pipe = client.pipeline(transaction=True)
+    pipe.sunionstore(pending, [pending, processing])
     pipe.delete(processing)
     pipe.hdel(_drains_key(), drain_id)
     pipe.execute()

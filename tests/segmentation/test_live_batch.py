@@ -2,7 +2,6 @@
 statement — and nothing is lost when Redis or the refresh fails."""
 
 import datetime as dt
-import time
 from decimal import Decimal
 from unittest import mock
 
@@ -160,12 +159,37 @@ def test_members_a_dead_drain_was_refreshing_are_refreshed_after_its_lease(
     # then: the members are not lost; a drain within the lease leaves them to the dead one
     assert live_batch.pending_count() == 2
     assert live_batch.live_refresh_drain() == 0
-    # and the first drain after the lease refreshes them
-    later = time.time() + live_batch.DRAIN_LEASE_SECONDS + 1
-    with mock.patch.object(live_batch, "_now", return_value=later):
+    # and the first drain after the lease refreshes them (a lease of -1 s: as if it had run out)
+    with mock.patch.object(live_batch, "DRAIN_LEASE_SECONDS", -1):
         assert live_batch.live_refresh_drain() == 2
     assert {row(who).segment.slug for who in buyers} == {"promising"}
     assert live_batch.pending_count() == 0
+
+
+def test_a_chunk_whose_pop_reply_was_lost_is_refreshed_after_the_lease(
+    default_scheme, queue, queued_tasks, django_capture_on_commit_callbacks
+):
+    # given: two members asked for; Redis runs the pop but its reply never arrives
+    import redis
+
+    buyers = lapsed_members_who_bought(2, "L", django_capture_on_commit_callbacks)
+    real_pop = live_batch._pop_chunk
+
+    def pop_then_lose_the_reply(*args):
+        real_pop(*args)
+        raise redis.TimeoutError("Timeout reading from socket")
+
+    # when
+    with (
+        mock.patch.object(live_batch, "_pop_chunk", side_effect=pop_then_lose_the_reply),
+        pytest.raises(redis.TimeoutError),
+    ):
+        live_batch.live_refresh_drain()
+    # then: nothing is lost; a drain after the lease refreshes both
+    assert live_batch.pending_count() == 2
+    with mock.patch.object(live_batch, "DRAIN_LEASE_SECONDS", -1):
+        assert live_batch.live_refresh_drain() == 2
+    assert {row(who).segment.slug for who in buyers} == {"promising"}
 
 
 def test_drains_at_once_never_refresh_one_ask_twice(
