@@ -61,10 +61,10 @@ def insert(instance: Model, *, unless_conflict_on: tuple[str, ...] = (), lock_pa
     insert of the same values is waited for). True when the row was inserted.
 
     With ``lock_parent`` (a foreign key's name), the same statement first locks the row it points
-    to (``FOR NO KEY UPDATE``, PostgreSQL, as ``members.lock_objects`` locks members; elsewhere
-    the database locks whole tables anyway): inserts for
-    one parent then follow each other, and whatever the transaction reads next sees every row
-    inserted for that parent before it — an order's tier scan counts a concurrent order.
+    to (``FOR NO KEY UPDATE`` on PostgreSQL, as ``members.lock_objects`` locks members; elsewhere
+    the database locks whole tables anyway): inserts for one parent then follow each other, and
+    whatever the transaction reads next sees every row inserted for that parent before it — an
+    order's tier scan counts a concurrent order.
     """
     db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
     sql, fields, parent_index = _insert_sql(type(instance), tuple(unless_conflict_on), lock_parent, db.vendor)

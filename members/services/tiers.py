@@ -225,9 +225,10 @@ def _scan(
     *, member_id: int, as_of: datetime, windows: list[int], lock: bool = False
 ) -> tuple[_Locked | None, dict[int, tuple[Decimal, int]]]:
     """One short scan of the member's orders in the widest window: net spend and paid orders per
-    window (as the rules count them). With ``lock``, the same statement also locks the member row
-    (PostgreSQL; elsewhere a separate read) and returns its ``tier_id`` and ``referrer_id``, and on
-    PostgreSQL that is the order path's one statement for all of it."""
+    window (as the rules count them). With ``lock``, it also locks the member row and returns its
+    ``tier_id`` and ``referrer_id`` — on PostgreSQL in the same statement (the order path's one
+    statement for all of it; the order's insert holds the lock already, so it never waits),
+    elsewhere in a separate read."""
     db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
     adapt = db.ops.adapt_datetimefield_value
     starts = [adapt(as_of - timedelta(days=days)) for days in windows]

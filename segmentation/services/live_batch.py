@@ -23,9 +23,9 @@ hundred members costs little more than one refresh. The segment is fresh
 Keys are per database name (``huiyuan:<database>:rfm-refresh:…``), so test databases sharing a
 Redis never drain each other's members; not per host, since the web and the worker may reach one
 database by different addresses (a pooler, a socket) and must still share one queue (the scripts
-name the drains' keys themselves: one Redis server, not a cluster). A pending
-set lost with Redis is put right by the nightly recompute; ``segment_live_refresh_task`` runs every
-10 minutes in the schedule too, and drains what a lost task or a dead drain left behind.
+name the drains' keys themselves: one Redis server, not a cluster). A pending set lost with Redis
+is put right by the nightly recompute; ``segment_live_refresh_task`` runs every 10 minutes in the
+schedule too, and drains what a lost task or a dead drain left behind.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _keys() -> tuple[str, str]:
 
 
 def _drains_key() -> str:
-    """The register of running drains: drain id → when it last took a chunk (Unix time)."""
+    """The register of running drains: drain id → when it last took a chunk (Redis's clock, seconds)."""
     return f"{_scope()}:drains"
 
 
