@@ -1,7 +1,8 @@
 """Settings shared by every environment. Values come from the environment (django-environ).
 
-With nothing configured the platform runs on an embedded default: an SQLite file and a Celery
-broker on the filesystem, so it can be tried with only Python. Set ``DATABASE_URL`` and
+With nothing configured the platform runs on an embedded default: a PostgreSQL server from a pip
+wheel and a Celery broker on the filesystem, both under ``var/`` (``config.embedded_postgres``), so
+it can be tried with only Python. Set ``DATABASE_URL`` and
 ``CELERY_BROKER_URL`` (or ``REDIS_URL``) for PostgreSQL and Redis, the production configuration.
 """
 
@@ -11,8 +12,10 @@ from pathlib import Path
 import environ
 from django.utils.translation import gettext_lazy as _
 
+from config import embedded_postgres
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = Path(environ.Env().str("HUIYUAN_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR = embedded_postgres.var_dir()
 
 env = environ.Env()
 env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
@@ -73,11 +76,13 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'huiyuan.sqlite3'}"),
-}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+# ``DATABASE_URL`` selects a server; without it, ``local`` and ``test`` use the embedded default
+# (``config.embedded_postgres``), which is started on demand — never in ``production``.
+DATABASES = {"default": env.db("DATABASE_URL")} if env.str("DATABASE_URL", default="") else {}
+CONN_MAX_AGE = env.int("CONN_MAX_AGE", default=60)
+if DATABASES:
+    DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
+if DATABASES and DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One writer at a time: wait for the lock instead of failing, and let readers go on (WAL).
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
