@@ -26,8 +26,12 @@ def member_register(
     home_store: Store | None = None,
     openid: str | None = None,
     referrer: Member | None = None,
+    referral_code: str = "",
 ) -> Member:
-    """Create a member. A mobile number (in any of its spellings) registers once."""
+    """Create a member. A mobile number (in any of its spellings) registers once.
+
+    ``referral_code`` keeps a code the member already has (a migration from another system, the
+    demo brand); by default a new one is drawn."""
     try:
         mobile = normalize_mobile(mobile)
     except ValidationError as exc:
@@ -47,7 +51,7 @@ def member_register(
     )
     member.full_clean(exclude=["referral_code"], validate_unique=False)
     for attempt in range(_REFERRAL_CODE_ATTEMPTS):
-        member.referral_code = new_referral_code()
+        member.referral_code = (referral_code if attempt == 0 else "") or new_referral_code()
         try:
             with transaction.atomic():
                 member.save()

@@ -53,6 +53,7 @@ from members.models import Member, MemberTierStatus, Order, Tier, TierChange, Ti
 
 SET_TIER_PERMISSION = "members.set_member_tier"
 DOWNGRADE_BATCH = 500  # members moved per transaction by the scheduled downgrade
+ASSIGN_BATCH = 2000  # members given their first tier per transaction by ``tiers_assign_missing``
 
 # --- RFM score providers ----------------------------------------------------------------------
 
@@ -389,6 +390,59 @@ def tier_assign_initial(*, member_id: int) -> TierChange | None:
             detail=gettext("entry level"),
             as_of=timezone.now(),
         )
+
+
+def tiers_assign_missing(*, as_of: datetime) -> int:
+    """Give every member without a tier the highest tier they qualify for as of ``as_of`` — the
+    entry level when they qualify for nothing higher. For members written in bulk (imports, demo
+    history), which skip ``member_registered``. Returns how many members got a tier.
+
+    Set-based: ``ASSIGN_BATCH`` members per transaction, locked, one qualification query for the
+    batch and three bulk writes (changes, members, retention statuses). Running it again finds no
+    one: a member who has a tier is never touched.
+    """
+    ladder = _load_ladder()
+    if ladder.floor is None and not ladder.rules:
+        return 0
+    assigned, after = 0, 0
+    while True:
+        member_ids = list(
+            Member.objects.filter(tier__isnull=True, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:ASSIGN_BATCH]
+        )
+        if not member_ids:
+            return assigned
+        with transaction.atomic():
+            members = [member for member in members_lock(member_ids=member_ids) if member.tier_id is None]
+            qualifications = _qualifications_for(member_ids=[m.pk for m in members], as_of=as_of, ladder=ladder)
+            now = timezone.now()
+            changes, statuses = [], []
+            for member in members:
+                qualification = qualifications.get(member.pk)
+                target = qualification.tier if qualification else ladder.floor
+                if target is None:
+                    continue
+                changes.append(
+                    TierChange(
+                        member=member,
+                        to_tier=target,
+                        reason=TierChange.Reason.INITIAL,
+                        detail=qualification.detail if qualification else gettext("entry level"),
+                    )
+                )
+                member.tier, member.updated_at = target, now
+                statuses.append(MemberTierStatus(member=member, tier=target, last_qualified_at=as_of))
+            TierChange.objects.bulk_create(changes)
+            Member.objects.bulk_update([change.member for change in changes], ["tier", "updated_at"])
+            MemberTierStatus.objects.bulk_create(
+                statuses,
+                update_conflicts=True,
+                unique_fields=["member"],
+                update_fields=["tier", "last_qualified_at", "updated_at"],
+            )
+        assigned += len(changes)
+        after = member_ids[-1]
 
 
 def tier_evaluate_for_order(*, order_id: int, as_of: datetime | None = None) -> TierChange | None:

@@ -129,8 +129,9 @@ def _statement(spec: SchemeSpec, cut_points: dict) -> str:
         s AS (SELECT a.*, {r_expr} AS r_score, {f_expr} AS f_score, {m_expr} AS m_score FROM a),
         up AS (
             INSERT INTO {_TABLE} (member_id, created_at, {", ".join(_COLUMNS)})
-            SELECT s.member_id, now(), %(run)s, %(as_of)s, s.recency_days, s.first_order_days, s.frequency, s.money,
-                   s.r_score, s.f_score, s.m_score, {case}, s.version, now()
+            SELECT s.member_id, CAST(%(now)s AS timestamptz), %(run)s, %(as_of)s, s.recency_days,
+                   s.first_order_days, s.frequency, s.money, s.r_score, s.f_score, s.m_score, {case}, s.version,
+                   CAST(%(now)s AS timestamptz)
             FROM s
             WHERE EXISTS (SELECT 1 FROM current_run WHERE id = %(run)s)
             ORDER BY s.member_id
@@ -142,7 +143,8 @@ def _statement(spec: SchemeSpec, cut_points: dict) -> str:
         changed AS (
             INSERT INTO {_TRANSITION_TABLE} (run_id, member_id, from_segment_id, to_segment_id, source,
                                              created_at, updated_at)
-            SELECT %(run)s, u.member_id, NULLIF(p.segment_id, 0), u.segment_id, 'live', now(), now()
+            SELECT %(run)s, u.member_id, NULLIF(p.segment_id, 0), u.segment_id, 'live',
+                   CAST(%(now)s AS timestamptz), CAST(%(now)s AS timestamptz)
             FROM up u LEFT JOIN prev p USING (member_id)
             WHERE COALESCE(p.segment_id, 0) <> COALESCE(u.segment_id, 0)
             ORDER BY u.member_id
@@ -174,6 +176,7 @@ def _refresh_postgres(member_ids: list[int]) -> int:
             "tz": str(brand_timezone()),
             "start": window.start,
             "end": window.end,
+            "now": timezone.now(),  # the platform's clock, as every other timestamp
         }
         # Prepared once per connection (``members.rows.fetch_prepared``): planning is most of its cost.
         found = rows.fetch_prepared(run.sql.replace("{async_commit}", async_commit), params)

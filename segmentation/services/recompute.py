@@ -187,11 +187,8 @@ def segment_recompute(
 
 
 def _db_now() -> dt.datetime:
-    """The database's clock (not the transaction start: a caller may run twice in one transaction)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT clock_timestamp()")
-            return cursor.fetchone()[0]
+    """The platform's clock now (not the transaction's start: a caller may run twice in one
+    transaction), as every other timestamp is written."""
     return timezone.now()
 
 

@@ -1,14 +1,20 @@
-"""``seed_demo``: realistic, reproducible demo data (see ``members.demo_data`` for its shape).
+"""``seed_demo``: a realistic, reproducible demo brand (see ``members.demo_data`` and ``demo.brand``).
 
-    python manage.py seed_demo --members 100000 --orders 1000000 --seed 42 [--as-of 2025-06-30] [--reset]
+    python manage.py seed_demo --members 5000 --orders 50000 --seed 42 [--as-of 2025-06-30] [--reset]
+    python manage.py seed_demo --if-empty …       # does nothing (exit 0) on a database with members
+    python manage.py seed_demo --history-only …   # only stores, members, orders and refunds, in bulk
 
-Exactly N members and M orders are created; the same arguments and as-of date always give the same
-data. Rows go in through the bulk paths only — COPY on PostgreSQL, ``bulk_create`` in batches
-elsewhere — streamed member by member, in one transaction. No per-order events are published: once
-the data is committed, ``orders_imported`` is published once for the whole batch.
+Exactly N members and M orders are created (plus the orders of members who come back for a
+campaign's coupon); the same arguments and as-of date always give the same data. The two years up
+to the last three weeks go in through the bulk paths — COPY on PostgreSQL, ``bulk_create`` in batches
+elsewhere — streamed member by member, in one transaction; the last three weeks are played through
+the services (``demo.brand``), so tiers, points, wallets, referrals, coupons, campaigns, triggers
+and RFM runs all have rows. With ``--history-only`` everything goes in bulk (the benchmarks) and
+``orders_imported`` is published once for the whole batch.
 """
 
 import argparse
+import dataclasses
 import datetime as dt
 import sys
 import time
@@ -28,12 +34,29 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from tqdm import tqdm
 
-from members.demo_data import DemoData, DemoMember, DemoOrder, DemoRefund
+from demo.brand import LIVE_DAYS, DemoBrand
+from members.demo_data import PAID, DemoData, DemoMember, DemoOrder, DemoRefund
 from members.events import orders_imported
 from members.models import Member, Order, Refund, Store
+from segmentation.models import RfmRun
 
-DEMO_MODELS = (Refund, Order, Member, Store)  # what --reset deletes, with whatever depends on it
+DEMO_MODELS = (RfmRun, Refund, Order, Member, Store)  # what --reset deletes, with whatever depends on it
 BATCH_SIZE = 2000
+
+
+@dataclasses.dataclass
+class LiveHistory:
+    """What ``seed_demo`` leaves to the services (``demo.brand``): the members who register from
+    the live day on, the orders paid from then (with their refunds) and the later refunds of
+    earlier orders; plus the ids the bulk writer gave."""
+
+    members: list[DemoMember] = dataclasses.field(default_factory=list)
+    orders: list[tuple[DemoOrder, DemoRefund | None]] = dataclasses.field(default_factory=list)
+    refunds: list[DemoRefund] = dataclasses.field(default_factory=list)
+    store_ids: list[int] = dataclasses.field(default_factory=list)
+    first_member_id: int = 0
+    first_order_id: int = 0
+    written_members: int = 0
 
 
 def uses_copy(conn) -> bool:
@@ -73,8 +96,30 @@ class Command(BaseCommand):
             ),
         )
         parser.add_argument("--no-progress", action="store_true", help=gettext_lazy("Do not show a progress bar."))
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help=gettext_lazy("Do nothing (and succeed) when the database already has members."),
+        )
+        parser.add_argument(
+            "--history-only",
+            action="store_true",
+            help=gettext_lazy(
+                "Only stores, members, orders and refunds, all in bulk: no tiers, points, wallets, campaigns "
+                "or RFM runs (for benchmarks)."
+            ),
+        )
 
-    def handle(self, *args, members, orders, seed, as_of, reset, no_progress, verbosity, **options):
+    def handle(
+        self, *args, members, orders, seed, as_of, reset, no_progress, if_empty, history_only, verbosity, **options
+    ):
+        if if_empty and not reset and Member._base_manager.exists():
+            if verbosity:
+                self.stdout.write(
+                    _("The database already has %(members)s members: no demo data created.")
+                    % {"members": Member._base_manager.count()}
+                )
+            return
         if members < 0 or orders < 0:
             raise CommandError(_("--members and --orders must not be negative."))
         if orders and not members:
@@ -93,6 +138,10 @@ class Command(BaseCommand):
 
         data = DemoData(members=members, orders=orders, seed=seed, as_of=as_of, tz=tz)
         copy = uses_copy(connection)
+        live_from = None if history_only else data.calendar.last_day - LIVE_DAYS + 1
+        if live_from is not None and connection.vendor != "postgresql":
+            raise CommandError(_("The demo brand needs PostgreSQL; use --history-only on other databases."))
+        show = not no_progress and verbosity > 0
         with transaction.atomic():
             if reset:
                 deleted = _delete_demo_data()
@@ -107,17 +156,25 @@ class Command(BaseCommand):
             else:
                 _refuse_if_not_empty()
             lap(_("previous data deleted") if reset else _("database checked"))
-            writer = _CopyWriter(data) if copy else _BulkCreateWriter(data)
-            show = not no_progress and verbosity > 0
-            with tqdm(total=members, unit=" members", file=sys.stderr, disable=not show, leave=False) as progress:
+            writer = (_CopyWriter if copy else _BulkCreateWriter)(data, live_from=live_from)
+            with tqdm(
+                total=members, unit=" members", desc=_("history"), file=sys.stderr, disable=not show, leave=False
+            ) as progress:
                 member_ids = writer.write(progress, lap)
-            if member_ids:
+            if member_ids and history_only:
                 orders_imported.publish(count=orders, member_ids_from=member_ids[0], member_ids_to=member_ids[-1])
         lap(_("committed (foreign keys checked)"))
         if copy:
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE " + ", ".join(_quoted_table(model) for model in DEMO_MODELS))
             lap(_("tables analysed"))
+        story = None
+        if live_from is not None:
+            with tqdm(
+                total=LIVE_DAYS, unit=" days", desc=_("the last %(days)s days") % {"days": LIVE_DAYS}, file=sys.stderr, disable=not show, leave=False
+            ) as progress:
+                story = DemoBrand(data=data, live=writer.live, live_from=live_from, seed=seed, progress=progress).play()
+            lap(_("the last days played through the services"))
 
         if verbosity:
             never = sum(1 for member in data.members() if not member.order_count)
@@ -139,6 +196,19 @@ class Command(BaseCommand):
                     }
                 )
             )
+            if story is not None:
+                self.stdout.write(
+                    _(
+                        "The last %(days)s days played through the services: %(tier_changes)s tier changes, "
+                        "%(points_earned)s points earnings, %(points_redeemed)s redemptions and %(points_expired)s "
+                        "expiries, %(wallet_entries)s wallet entries, %(referrals_completed)s referrals completed "
+                        "(%(referrals_reversed)s reversed), %(coupons_issued)s coupons (%(coupons_redeemed)s "
+                        "redeemed), %(campaign_grants)s campaign grants (%(campaigns_ended)s campaigns ended), "
+                        "%(trigger_firings)s trigger firings, %(messages)s messages, %(follow_ups)s follow-up tasks, "
+                        "%(rfm_runs)s RFM runs."
+                    )
+                    % {"days": LIVE_DAYS, **story}
+                )
 
 
 # --- an empty database, or an emptied one ---------------------------------------------------
@@ -247,28 +317,40 @@ class _Writer:
     )  # fmt: skip
     refund_fields = ("external_id", "order_id", "amount", "refunded_at", "reason", "created_at", "updated_at")
 
-    def __init__(self, data: DemoData):
+    def __init__(self, data: DemoData, *, live_from: int | None = None):
         self.data = data
         self.calendar = data.calendar
+        self.live_from = live_from  # day from which the history is left to the services (demo.brand)
+        self.live = LiveHistory()
         self._money: dict[int, Decimal] = {}
         self.store_ids: list[int] = []
         self.first_member_id = 0
         self.first_order_id = 0
 
+    def is_live(self, day: int) -> bool:
+        return self.live_from is not None and day >= self.live_from
+
     def write(self, progress, lap) -> list[int]:
-        """Write everything; return the member ids, in registration order."""
+        """Write the history before ``live_from`` (everything without it); return the ids of the
+        members written, in registration order. What happens from ``live_from`` on is kept in
+        ``self.live``, with the stores' and the written members' ids, for the services to play."""
         self.store_ids = self.write_stores()
         members = self.data.members()
         lap(_("members generated, stores written"))
         self.first_member_id = self.reserve_ids(Member, len(members))
         self.first_order_id = self.reserve_ids(Order, self.data.order_count)
-        self.write_members(members)
+        written = [member for member in members if not self.is_live(member.registered_day)]
+        self.live.members = members[len(written) :]  # registration order: the live ones come last
+        self.write_members(written)
         lap(_("members written"))
         refunds = self.write_orders(progress)
         lap(_("orders generated and written"))
         self.write_refunds(refunds)
         lap(_("refunds written"))
-        return list(range(self.first_member_id, self.first_member_id + len(members)))
+        self.live.store_ids = self.store_ids
+        self.live.first_member_id, self.live.first_order_id = self.first_member_id, self.first_order_id
+        self.live.written_members = len(written)
+        return list(range(self.first_member_id, self.first_member_id + len(written)))
 
     def write_stores(self) -> list[int]:
         stores = Store.objects.bulk_create(
@@ -310,11 +392,13 @@ class _Writer:
         )  # fmt: skip
 
     def order_row(self, o: DemoOrder, refund: DemoRefund | None) -> tuple:
+        """The order as written: with its refund, or as paid when there is none (yet)."""
         paid_at = self.calendar.moment(o.day, o.second)
         updated_at = paid_at if refund is None else self.calendar.moment(refund.day, refund.second)
+        refunded, status = (o.refunded_cents, o.status) if refund is not None else (0, PAID)
         return (
             self.first_order_id + o.number, o.external_id, self.first_member_id + o.member, self.store_ids[o.store],
-            paid_at, self.money(o.cents), self.money(o.refunded_cents), o.status, paid_at, updated_at,
+            paid_at, self.money(o.cents), self.money(refunded), status, paid_at, updated_at,
         )  # fmt: skip
 
     def refund_row(self, r: DemoRefund) -> tuple:
@@ -325,9 +409,22 @@ class _Writer:
         )  # fmt: skip
 
     def orders_with_refunds(self, progress):
+        """Per member, the orders to write with their refunds (or None), and the refunds to write.
+        Orders and refunds from ``live_from`` on go to ``self.live`` instead."""
+        live = self.live
         for _member, orders, refunds in self.data.orders():
             by_order = {refund.order: refund for refund in refunds}
-            yield [(order, by_order.get(order.number)) for order in orders], refunds
+            written = []
+            for order in orders:
+                refund = by_order.get(order.number)
+                if self.is_live(order.day):
+                    live.orders.append((order, refund))
+                elif refund is not None and self.is_live(refund.day):
+                    written.append((order, None))
+                    live.refunds.append(refund)
+                else:
+                    written.append((order, refund))
+            yield written, [refund for order, refund in written if refund is not None]
             progress.update(1)
 
 
