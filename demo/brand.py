@@ -1,14 +1,15 @@
 """The demo brand: the last three weeks of a tea chain's life on Huiyuan, played through the services.
 
 ``seed_demo`` writes the two years before the *go-live day* in bulk, as an import of the old till's
-history would (no loyalty effects). From the go-live day to the as-of date, ``brand_play`` moves a
+history would (no loyalty effects). From the go-live day to the as-of date, ``DemoBrand.play`` moves a
 clock (``time-machine``) through every event in time order and lets the real services do what the
 brand's tills, staff, mini-program and scheduler would, so every ledger and report has rows:
 
 * **go-live** (the evening before the first live day): seed 002's tier ladder (普通会员 → 银卡 →
   金卡, which an RFM score also opens → 黑金卡), the loyalty program, the playbook's segment offers
-  and referral rules switched on, the seeds' automations as triggers; the first RFM run; every
-  imported member given the tier their history earns; balances carried over from the old
+  and referral rules switched on, seed 002's four automations as triggers (entering 重要挽留用户
+  → a win-back coupon and a staff follow-up switched on, the other three ready to switch on); the
+  first RFM run; every imported member given the tier their history earns; balances carried over from the old
   membership card (dated when they were earned, so that some expire during the three weeks);
 * **every day**: new members register (through a referral code where the history says so, and
   their first order completes the referral), orders and refunds come in through ``order_record`` /
@@ -17,8 +18,8 @@ brand's tills, staff, mini-program and scheduler would, so every ledger and repo
   points for a drink, coupons are brought to the counter and redeemed, staff work through their
   follow-up tasks; one referral is reversed when its first order is refunded in full;
 * **campaigns**: on the first live morning the operator launches three playbook campaigns (win
-  back, lost — piloted in Shanghai —, loyal at risk) for 14 days with their 10% control groups; members who got a coupon
-  may come back for it — on top of the orders they would have placed anyway — so the effect
+  back; lost, piloted in Shanghai; loyal at risk) for 14 days with their 10% control groups;
+  members who got a coupon may come back for it — on top of the orders they would have placed anyway — so the effect
   reports measure a real uplift against the control group. A VIP campaign for champions starts
   two weeks in (piloted in Hangzhou) and is still running;
 * **every night**: the periodic jobs (points expiry, coupon expiry, campaign windows, tier

@@ -171,7 +171,12 @@ class Command(BaseCommand):
         story = None
         if live_from is not None:
             with tqdm(
-                total=LIVE_DAYS, unit=" days", desc=_("the last %(days)s days") % {"days": LIVE_DAYS}, file=sys.stderr, disable=not show, leave=False
+                total=LIVE_DAYS,
+                unit=" days",
+                desc=_("the last %(days)s days") % {"days": LIVE_DAYS},
+                file=sys.stderr,
+                disable=not show,
+                leave=False,
             ) as progress:
                 story = DemoBrand(data=data, live=writer.live, live_from=live_from, seed=seed, progress=progress).play()
             lap(_("the last days played through the services"))
