@@ -33,6 +33,7 @@ def seed(*extra: str, members: int = 200, orders: int = 1500, seed: int = 7) -> 
         f"--seed={seed}",
         f"--as-of={AS_OF.isoformat()}",
         "--no-progress",
+        "--history-only",
         *extra,
         stdout=out,
         stderr=StringIO(),
@@ -104,7 +105,7 @@ def test_the_bulk_create_path_writes_the_same_data_as_copy(monkeypatch):
     copied = digest()
 
     # when: the path SQLite takes
-    monkeypatch.setattr("members.management.commands.seed_demo.uses_copy", lambda connection: False)
+    monkeypatch.setattr("demo.management.commands.seed_demo.uses_copy", lambda connection: False)
     seed("--reset")
 
     # then
