@@ -262,6 +262,7 @@ def main() -> None:
                 PYTHON,
                 "manage.py",
                 "seed_demo",
+                "--history-only",
                 "--members",
                 str(args.members),
                 "--orders",
