@@ -6,7 +6,7 @@ refused with ``IdempotencyConflict``. New rows publish ``order_recorded`` / ``re
 in the order's transaction (tier and points) and after commit (referrals, segments, triggers).
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -20,6 +20,8 @@ from members.events import order_recorded, refund_recorded
 from members.lock_objects import order_lock
 from members.models import Member, Order, Refund, Store
 from members.money import to_money
+
+FUTURE_TOLERANCE = timedelta(minutes=10)  # a till's clock may run a little fast; more is a mistake
 
 
 class IdempotencyConflict(ValidationError):
@@ -41,6 +43,16 @@ def _aware(value: datetime, field: str) -> datetime:
         raise ValidationError({field: _("A date and time is required.")})
     if timezone.is_naive(value):
         return timezone.make_aware(value)
+    return value
+
+
+def moment_check(value: datetime, *, field: str = "paid_at", now: datetime | None = None) -> datetime:
+    """``value`` as an aware datetime, refused when it lies more than ``FUTURE_TOLERANCE`` ahead of
+    ``now``: an order or refund from the future would count in RFM and tiers before it happened.
+    The one rule for every way orders come in (POS, imports, the admin, the demo)."""
+    value = _aware(value, field)
+    if value > (now or timezone.now()) + FUTURE_TOLERANCE:
+        raise ValidationError({field: ValidationError(_("This time is in the future."), code="future")})
     return value
 
 
