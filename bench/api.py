@@ -53,7 +53,7 @@ import json, random, sys
 from decimal import Decimal
 import django
 django.setup()
-from members.apis.tokens import member_tokens_issue
+from members.services.tokens import member_tokens_issue
 from members.models import Member, Store, Tier, TierRule
 from members.services.api_keys import store_api_key_create
 from segmentation.services.recompute import segment_recompute

@@ -9,7 +9,8 @@ its own database ``huiyuan_rfmbench`` (and ``huiyuan_rfmbench_small`` with a ten
 memory comparison), migrated like production. Then measures, alternating and repeated:
 
 (a) the project: ``segment_recompute_task`` as a Celery worker runs it, to commit, in a fresh
-    process (whose peak RSS, ``ru_maxrss``, is the memory figure);
+    process (whose peak RSS, ``ru_maxrss``, is the memory figure) — including what the floor
+    does not do: transitions, snapshot, the swap, and ``MemberRfmScore`` (when tier rules read scores);
 (b) the floor: one hand-written ``CREATE TABLE … AS SELECT`` computing the same aggregates, scores
     and segments into a table of the same shape (checked equal to the project's result);
 (c) a naive per-member ORM loop on a sample of members, extrapolated to all of them;
@@ -276,7 +277,8 @@ def detach_other_subscribers() -> None:
 
 
 def reset_results(url: str) -> None:
-    """Forget every RFM result, so that the next run is a first run (everyone enters a segment)."""
+    """Forget every RFM result, so that the next run is a first run (everyone enters a segment and
+    gets an RFM score)."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -285,6 +287,7 @@ def reset_results(url: str) -> None:
             "segmentation_rfmstagingrow"
         )
         conn.execute("UPDATE segmentation_rfmrun SET is_current = false")
+        conn.execute("TRUNCATE members_memberrfmscore")
 
 
 def project_run(url: str) -> dict:
@@ -398,6 +401,13 @@ def floor_run(url: str, *, check_against_project: bool = False) -> dict:
 # --- (c) the naive loop -----------------------------------------------------------------------
 
 
+def _naive_scores(spec, recency: int | None, frequency: int, monetary: Decimal) -> tuple[int, int, int]:
+    """Thresholds mode (the default scheme's), in Python, for the naive loop only."""
+    if recency is None or frequency == 0:
+        return 0, 0, 0
+    return int(recency <= spec.r_max_days), int(frequency >= spec.f_min), int(monetary >= spec.m_min)
+
+
 def naive_run(sample: int, seed: int) -> dict:
     """What a per-member ORM loop costs: load each member's orders, compute in Python, save."""
     from django.db import transaction
@@ -405,11 +415,12 @@ def naive_run(sample: int, seed: int) -> dict:
 
     from members.models import Member, Order
     from segmentation.models import MemberRfm, RfmRun, Segment
-    from segmentation.rules import matching_rule
-    from segmentation.scoring import SchemeSpec, local_date, scores_for, window_for
+    from segmentation.rules import rule_holds
+    from segmentation.scoring import SchemeSpec, brand_timezone, window_for
 
     run = RfmRun.objects.get(is_current=True)
     spec = SchemeSpec.from_params(run.params)
+    tz = brand_timezone()
     as_of = timezone.localdate()
     window = window_for(as_of, spec.window_days)
     high = max(Member.objects.order_by("-id").values_list("id", flat=True)[:1])
@@ -420,11 +431,11 @@ def naive_run(sample: int, seed: int) -> dict:
         for member in Member.objects.filter(pk__in=ids, registered_at__lt=window.end):
             orders = list(member.orders.filter(paid_at__lt=window.end).exclude(status=Order.Status.REFUNDED))
             in_window = [o for o in orders if o.paid_at >= window.start]
-            recency = (as_of - local_date(max(o.paid_at for o in orders))).days if orders else None
-            first = (as_of - local_date(min(o.paid_at for o in orders))).days if orders else None
+            recency = (as_of - max(o.paid_at for o in orders).astimezone(tz).date()).days if orders else None
+            first = (as_of - min(o.paid_at for o in orders).astimezone(tz).date()).days if orders else None
             frequency = len(in_window)
             monetary = sum((o.amount - o.refunded_amount for o in in_window), Decimal("0.00"))
-            r, f, m = scores_for(spec, {}, recency_days=recency, frequency=frequency, monetary=monetary)
+            r, f, m = _naive_scores(spec, recency, frequency, monetary)
             values = {
                 "recency_days": recency,
                 "first_order_days": first,
@@ -434,7 +445,7 @@ def naive_run(sample: int, seed: int) -> dict:
                 "f_score": f,
                 "m_score": m,
             }
-            rule = matching_rule(spec.rules, values, high_level=spec.high_level)
+            rule = next((rule for rule in spec.rules if rule_holds(rule, values, high_level=spec.high_level)), None)
             MemberRfm.objects.update_or_create(
                 member=member,
                 defaults={

@@ -7,7 +7,6 @@ class CampaignsConfig(AppConfig):
     verbose_name = _("Campaigns")
 
     def ready(self):
-        from campaigns import hooks, subscribers
+        from campaigns import subscribers
 
-        hooks.connect()
         subscribers.connect()

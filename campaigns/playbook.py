@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.apps import apps as live_apps
+
 DEFAULT_SCHEME = "rfm-default"
 CONTROL_PERCENT = 10
 
@@ -201,9 +203,7 @@ REFERRAL_RULES = {
 
 def _models(apps):
     if apps is None:
-        from django.apps import apps as live
-
-        apps = live
+        apps = live_apps
     return {
         name: apps.get_model(app, name)
         for app, name in (

@@ -1,35 +1,73 @@
-"""Everything campaigns does when members' or segmentation's events fire — listed in one place.
-Connected in ``CampaignsConfig.ready()``. (Transition campaigns subscribe in ``campaigns.hooks``.)
+"""Everything campaigns does when members' or segmentation's events fire — listed in one place
+(``connect``, called from ``CampaignsConfig.ready()``).
+
+- ``segment_changed`` → ``on_segment_changed_fire_triggers``: the segment entered is watched by an
+  active *entered a segment* trigger: queue ``trigger_transition_task``.
+- ``segment_changed`` → ``on_segment_changed_grant_transition_campaigns``: the segment entered is
+  watched by a running transition campaign: queue ``campaign_transition_task`` (which calls
+  ``campaign_grants_for_transition``).
+- ``order_recorded`` → ``on_order_recorded_schedule_triggers``: write the pending after-order
+  firings (fired later by a task, or the sweep).
+- ``referral_completed`` → ``referral_rewards_task``: the referral rule of the referrer's segment
+  (coupons, extra points); ``referral_reversed`` → ``referral_rewards_revoke_task`` takes them back.
 
 Handlers run after the publishing transaction commits and must be cheap: a recompute publishes
-``segment_changed`` once per changed member. Both check a cached index of active triggers first
-(``campaigns.services.triggers``, refreshed every 30 seconds) and do nothing when no trigger cares.
-Whatever they miss (the broker was down, the worker died) the hourly ``triggers_sweep_task`` finds.
+``segment_changed`` once per changed member. Each checks a cached set first — active triggers
+(``campaigns.services.triggers``) or segments watched by running transition campaigns
+(``campaigns.services.campaigns.watched_transition_segment_ids``), both refreshed every 30 seconds —
+and does nothing when nobody cares. Whatever they miss (the broker was down, the worker died) the
+hourly ``triggers_sweep_task`` finds for triggers.
 """
 
-from members.events import order_recorded
+from django.utils import timezone
+
+from campaigns.services.campaigns import watched_transition_segment_ids
+from campaigns.services.triggers import any_after_order_trigger, triggers_schedule_for_order, watched_segment_ids
+from campaigns.tasks import (
+    campaign_transition_task,
+    referral_rewards_revoke_task,
+    referral_rewards_task,
+    trigger_firings_follow_up,
+    trigger_transition_task,
+)
+from members.events import order_recorded, referral_completed, referral_reversed
 from segmentation.events import segment_changed
 
 
 def on_segment_changed_fire_triggers(*, transition_id: int, to_segment_id=None, **_payload) -> None:
     """A member entered a segment an active trigger watches: fire it in a task."""
-    from campaigns.services.triggers import watched_segment_ids
-
     if to_segment_id is None or to_segment_id not in watched_segment_ids():
         return
-    from campaigns.tasks import trigger_transition_task
-
     trigger_transition_task.delay(transition_id)
+
+
+def on_segment_changed_grant_transition_campaigns(*, member_id: int, to_segment_id, run_id=None, **_payload) -> None:
+    """A member entered a segment a running transition campaign watches: grant it in a task."""
+    if to_segment_id is None or to_segment_id not in watched_transition_segment_ids():
+        return
+    campaign_transition_task.delay(member_id=member_id, to_segment_id=to_segment_id, run_id=run_id)
 
 
 def on_order_recorded_schedule_triggers(*, order_id: int, **_payload) -> None:
     """An order was recorded: write the pending after-order firings (fired later by a task, or the sweep)."""
-    from campaigns.services.triggers import any_after_order_trigger, triggers_schedule_for_order
+    if not any_after_order_trigger():
+        return
+    now = timezone.now()
+    firings = triggers_schedule_for_order(order_id=order_id, now=now)
+    trigger_firings_follow_up(firings, now=now)
 
-    if any_after_order_trigger():
-        triggers_schedule_for_order(order_id=order_id)
+
+def on_referral_completed_give_rule_rewards(*, referral_id: int, **_payload) -> None:
+    referral_rewards_task.delay(referral_id)
+
+
+def on_referral_reversed_take_rule_rewards_back(*, referral_id: int, **_payload) -> None:
+    referral_rewards_revoke_task.delay(referral_id)
 
 
 def connect() -> None:
     segment_changed.subscribe(on_segment_changed_fire_triggers)
+    segment_changed.subscribe(on_segment_changed_grant_transition_campaigns)
     order_recorded.subscribe(on_order_recorded_schedule_triggers)
+    referral_completed.subscribe(on_referral_completed_give_rule_rewards)
+    referral_reversed.subscribe(on_referral_reversed_take_rule_rewards_back)

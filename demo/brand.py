@@ -63,12 +63,12 @@ from campaigns.models import (
     Trigger,
     TriggerFiring,
 )
-from campaigns.services.campaigns import campaign_end, campaign_launch, campaign_run_batch, campaigns_advance
+from campaigns.services.campaigns import campaign_end, campaign_launch, campaigns_advance
 from campaigns.services.coupons import coupon_redeem, coupons_expire
 from campaigns.services.followups import followup_complete
 from campaigns.services.offers import member_top_up_offers, offer_top_up
-from campaigns.services.outbox import outbox_flush
-from campaigns.services.triggers import forget_active_triggers, triggers_sweep
+from campaigns.services.triggers import trigger_save
+from campaigns.tasks import campaign_run_task, outbox_flush_task, triggers_sweep_task
 from members.demo_data import DemoMember, DemoOrder, DemoRefund
 from members.models import (
     LoyaltyProgram,
@@ -322,9 +322,7 @@ class DemoBrand:
         Trigger.objects.filter(name__in=[trigger.name for trigger in triggers]).delete()  # a replayed story
         for trigger in triggers:
             trigger.is_active = trigger.kind in ACTIVE_TRIGGER_KINDS
-            trigger.full_clean()
-            trigger.save()
-        forget_active_triggers()
+            trigger_save(trigger=trigger)
 
     def _carry_over_old_card_points(self, go_live: dt.datetime) -> None:
         """Balances from the old membership card, each dated when it was earned there: the ones
@@ -360,7 +358,7 @@ class DemoBrand:
         if slug in PILOT_CITY:
             campaign.stores.set(Store.objects.filter(city=PILOT_CITY[slug], is_active=True))
         campaign_launch(campaign=campaign)
-        campaign_run_batch(campaign_id=campaign.pk)
+        campaign_run_task(campaign.pk)  # the operator's "run now"
         if not come_back:
             return
         chance = COME_BACK[slug]
@@ -503,8 +501,8 @@ class DemoBrand:
         self.at(night + dt.timedelta(hours=2))
         tier_downgrade_due(as_of=timezone.now())
         campaigns_advance(now=timezone.now())
-        triggers_sweep(now=timezone.now())
-        outbox_flush(now=timezone.now())
+        triggers_sweep_task()
+        outbox_flush_task()
         self._staff_follow_up()
         self._reverse_one_referral(day)
 

@@ -1,34 +1,55 @@
-"""Reading CSV files of any size for the import commands, one row at a time.
+"""Reading operators' CSV files: the one reader and the one set of cell parsers behind every import.
 
-Files come from operators' spreadsheets: UTF-8 with or without a byte-order mark, or GBK (what
-Excel writes in China; decoded as GB18030, its superset). The encoding is found by streaming the
-bytes once through an incremental UTF-8 decoder, then the file is read again from the start as
-text, row by row, so memory stays bounded whatever the file's size.
+The ``import_*`` commands and the admin's upload both go through ``members.services.imports``,
+which reads files with this module, so a file means the same wherever it is uploaded.
 
-Each row carries its *physical* line number (the header is line 1; a quoted field spanning
-several lines counts them all), which is how bad rows are reported to the operator.
+- **Encoding.** Files come from spreadsheets: UTF-8 with or without a byte-order mark, or GBK
+  (what Excel writes in China; decoded as GB18030, its superset). The encoding is found by
+  streaming the bytes once through an incremental UTF-8 decoder, then the file is read again from
+  the start as text, row by row, so memory stays bounded whatever the file's size.
+- **Header.** Column names are compared trimmed and case-insensitively, and each ``Column`` may be
+  named by an alias (``手机号`` for ``mobile``, ``external_id`` for ``order_id``). Unknown columns
+  are ignored; a missing required column refuses the whole file (``CsvFileError``).
+- **Cells** are trimmed, and the ``'`` our exports put before a cell that a spreadsheet would run
+  as a formula (``'=…``, ``'-7``) is dropped again, so an exported file re-imports unchanged.
+- **Line numbers.** Each row carries its *physical* line number (the header is line 1; a quoted
+  field spanning several lines counts them all), which is how bad rows are reported.
+- **Cell parsers** (``parse_*``) turn a cell into a value or raise ``ValidationError`` with a
+  message for the operator: mobile numbers in any spelling, money as ``Decimal`` (never float),
+  ISO 8601 dates and times (``/`` accepted; naive times are in ``TIME_ZONE``), choices by value or
+  by label in any of the site's languages. ``RowFields`` collects every problem of a row.
 """
 
 import codecs
 import csv
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
 from itertools import islice
 from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
-from django.db import reset_queries
+from django.db.models import TextChoices
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
-from tqdm import tqdm
+
+from members.mobile import normalize_mobile
+from members.money import to_money
 
 CHUNK_SIZE = 1 << 16
 UTF8_SIG = "utf-8-sig"
 UTF8 = "utf-8"
 GBK = "gb18030"  # a superset of GBK and GB2312: decodes everything Excel writes in China
+
+#: A text cell starting with one of these is run as a formula by spreadsheets; exports put
+#: ``FORMULA_GUARD`` before it (``members.resources``) and the reader drops it again.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_GUARD = "'"
+CURRENCY_SIGNS = ("¥", "￥")
 
 
 class CsvFileError(ValidationError):
@@ -86,17 +107,40 @@ class CountingReader(io.RawIOBase):
 
 
 @dataclass(frozen=True, slots=True)
+class Column:
+    """A column an import reads: its name, whether the file must have it, and other names for it."""
+
+    name: str
+    required: bool = False
+    aliases: tuple[str, ...] = ()
+
+    def spellings(self) -> tuple[str, ...]:
+        return tuple(_header_name(name) for name in (self.name, *self.aliases))
+
+
+@dataclass(frozen=True, slots=True)
 class CsvRow:
     line: int
     values: dict[str, str]
 
 
-class CsvReader:
-    """The rows of a CSV file with a header row, as ``CsvRow``s holding the known columns only.
+def _header_name(name: str) -> str:
+    return name.strip().lstrip("\ufeff").strip().casefold()
 
-    Header names are compared trimmed and case-insensitively; columns other than ``required`` and
-    ``optional`` are ignored. A missing required column raises ``CsvFileError`` at construction.
-    Values are trimmed; a short row gets ``""`` for its missing cells; blank lines are skipped.
+
+def clean_cell(value: str) -> str:
+    """A cell trimmed, without the formula guard our exports add (``'=1+1`` → ``=1+1``)."""
+    text = value.strip()
+    if text.startswith(FORMULA_GUARD) and text[1:].startswith(FORMULA_TRIGGERS):
+        text = text[1:]
+    return text
+
+
+class CsvReader:
+    """The rows of a CSV file with a header row, as ``CsvRow``s holding ``columns`` only, by name.
+
+    A missing required column raises ``CsvFileError`` at construction. Values are cleaned
+    (``clean_cell``); a short row gets ``""`` for its missing cells; blank lines are skipped.
     ``on_progress`` is called with the number of bytes read each time the file is read.
     """
 
@@ -104,8 +148,7 @@ class CsvReader:
         self,
         file: BinaryIO,
         *,
-        required: Iterable[str],
-        optional: Iterable[str] = (),
+        columns: Sequence[Column],
         on_progress: Callable[[int], object] | None = None,
     ):
         self.encoding = detect_encoding(file)
@@ -116,18 +159,26 @@ class CsvReader:
         header = self._next_record()
         if header is None:
             raise CsvFileError(_("The file is empty: a header row is expected."), code="empty")
-        names = [name.strip().lstrip("\ufeff").strip().lower() for name in header]
-        required, optional = list(required), list(optional)
-        missing = [name for name in required if name not in names]
+        names = [_header_name(name) for name in header]
+        # The first header cell that names a column (by its name or an alias) is the one read.
+        positions = {}
+        for column in columns:
+            spellings = column.spellings()
+            position = next((index for index, name in enumerate(names) if name in spellings), None)
+            if position is not None:
+                positions[column.name] = position
+        missing = [column.name for column in columns if column.required and column.name not in positions]
         if missing:
             raise CsvFileError(
                 _("Missing required column(s): %(missing)s. The header row must name: %(required)s.")
-                % {"missing": ", ".join(missing), "required": ", ".join(required)},
+                % {
+                    "missing": ", ".join(missing),
+                    "required": ", ".join(column.name for column in columns if column.required),
+                },
                 code="missing_column",
             )
-        # The first occurrence of a column wins; the positions of the columns we read.
-        self._positions = {name: names.index(name) for name in (*required, *optional) if name in names}
-        self.columns = frozenset(self._positions)
+        self._positions = positions
+        self.columns = frozenset(positions)
 
     def _next_record(self) -> list[str] | None:
         try:
@@ -157,7 +208,7 @@ class CsvReader:
             width = len(record)
             yield CsvRow(
                 line=line,
-                values={name: record[index].strip() if index < width else "" for name, index in positions},
+                values={name: clean_cell(record[index]) if index < width else "" for name, index in positions},
             )
 
 
@@ -176,83 +227,111 @@ def file_size(file: BinaryIO) -> int | None:
         return None
 
 
-class ImportCommand(BaseCommand):
-    """The wiring shared by ``import_stores``, ``import_members`` and ``import_orders``.
+# --- cells ------------------------------------------------------------------------------------
 
-    A subclass names its service (``stores_import`` …) and what it imports. Bad rows are printed
-    to stderr as they are found, all of them; the command then fails with a count and nothing is
-    written. A progress bar driven by the bytes read is shown on stderr when it is a terminal (and
-    verbosity ≥ 1) or with ``--progress``; ``--no-progress`` hides it. On success a one-line
-    summary goes to stdout.
-    """
 
-    what: str = ""  # "stores", "members", "orders": the summary's subject
-
-    def run_import(self, **kwargs):
-        raise NotImplementedError
-
-    def add_arguments(self, parser):
-        parser.add_argument("file", help=_("CSV file with a header row (UTF-8, with or without BOM, or GBK)."))
-        group = parser.add_mutually_exclusive_group()
-        group.add_argument(
-            "--progress", action="store_true", default=None, help=_("Show a progress bar even when not on a terminal.")
+def parse_text(value: str, *, max_length: int, required: bool = False) -> str:
+    if required and not value:
+        raise ValidationError(_("This value is required."), code="required")
+    if len(value) > max_length:
+        raise ValidationError(
+            _("At most %(max)s characters (this one has %(length)s).") % {"max": max_length, "length": len(value)}
         )
-        group.add_argument("--no-progress", action="store_false", dest="progress", help=_("Hide the progress bar."))
+    return value
 
-    def handle(self, *args, file: str, progress: bool | None, verbosity: int, **options):
+
+def parse_mobile(value: str) -> str:
+    """A mainland China mobile number in any spelling, as its canonical 11 digits."""
+    if not value:
+        raise ValidationError(_("A mobile number is required."), code="required")
+    return normalize_mobile(value)
+
+
+def parse_money(value: str) -> Decimal:
+    """An amount in yuan (``38.5``, ``¥38.50``): positive, at most two decimal places, a ``Decimal``."""
+    if not value:
+        raise ValidationError(_("An amount is required."), code="required")
+    for sign in CURRENCY_SIGNS:
+        value = value.removeprefix(sign)
+    return to_money(value.strip())
+
+
+def parse_datetime(value: str, *, tz: tzinfo | None = None) -> datetime:
+    """ISO 8601 (``2024-03-01 14:30``, ``2024-03-01T14:30+08:00``, ``2024/03/01``); a date alone
+    means midnight, and a time without an offset is in ``tz`` (default: ``TIME_ZONE``)."""
+    if not value:
+        raise ValidationError(_("A date and time is required."), code="required")
+    try:
+        parsed = datetime.fromisoformat(value.replace("/", "-"))
+    except ValueError:
+        raise ValidationError(
+            _("“%(value)s” is not an ISO 8601 date and time (like 2024-03-01 14:30 or 2024-03-01T14:30+08:00).")
+            % {"value": value}
+        ) from None
+    if parsed.tzinfo is None:
+        return timezone.make_aware(parsed, tz or timezone.get_default_timezone())
+    return parsed
+
+
+def parse_date(value: str) -> date | None:
+    """An ISO 8601 date (``1990-05-17``, ``1990/05/17``), or ``None`` for a blank cell."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value.replace("/", "-"))
+    except ValueError:
+        raise ValidationError(
+            _("“%(value)s” is not an ISO 8601 date (such as 1990-05-17).") % {"value": value}
+        ) from None
+
+
+class ChoiceParser:
+    """One of a ``TextChoices``, by its value (``female``), its label in any of the site's languages
+    (``Female``, ``女``) or one of ``extra`` spellings; a blank cell is ``default``."""
+
+    def __init__(self, choices: type[TextChoices], *, default: str, extra: dict[str, str] | None = None):
+        self.choices = choices
+        self.default = default
+        self.extra = extra or {}
+        self._spellings: dict[str, str] | None = None
+
+    def spellings(self) -> dict[str, str]:
+        if self._spellings is None:
+            spellings = {key.casefold(): value for key, value in self.extra.items()}
+            for code, _name in settings.LANGUAGES:
+                with translation.override(code):
+                    spellings |= {str(choice.label).casefold(): choice.value for choice in self.choices}
+            self._spellings = spellings | {choice.value.casefold(): choice.value for choice in self.choices}
+        return self._spellings
+
+    def __call__(self, value: str) -> str:
+        if not value:
+            return self.default
+        choice = self.spellings().get(value.casefold())
+        if choice is None:
+            raise ValidationError(
+                _("“%(value)s” is not one of: %(choices)s.")
+                % {"value": value, "choices": ", ".join(self.choices.values)}
+            )
+        return choice
+
+
+class RowFields:
+    """Parses the cells of one row, collecting every cell's problems instead of stopping at the first."""
+
+    def __init__(self):
+        self.errors: dict[str, list[str]] = {}
+
+    def parse(self, name: str, parser: Callable, *args, **kwargs):
         try:
-            opened = open(file, "rb")  # noqa: SIM115 -- closed by the with statement below
-        except OSError as exc:
-            raise CommandError(_("Cannot open %(file)s: %(error)s") % {"file": file, "error": exc.strerror}) from None
-        show_progress = progress if progress is not None else verbosity >= 1 and self.stderr.isatty()
-        stderr = getattr(self.stderr, "_out", self.stderr)  # the raw stream: tqdm writes \r itself
-        with opened:
-            bar = (
-                tqdm(
-                    total=file_size(opened),
-                    desc=os.path.basename(file),
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    file=stderr,
-                    dynamic_ncols=True,
-                )
-                if show_progress
-                else None
-            )
+            return parser(*args, **kwargs)
+        except ValidationError as exc:
+            self.errors.setdefault(name, []).extend(str(message) for message in exc.messages)
+            return None
 
-            def on_progress(size: int) -> None:
-                if bar is not None:
-                    bar.update(size)
-                if settings.DEBUG:
-                    # DEBUG logs every query's SQL, up to 9,000 of them: hundreds of MB of INSERTs.
-                    reset_queries()
+    def fail(self, name: str, message) -> None:
+        self.errors.setdefault(name, []).append(str(message))
 
-            def on_error(message: str) -> None:
-                if bar is not None:
-                    bar.write(message, file=stderr)
-                else:
-                    self.stderr.write(message)
-
-            try:
-                result = self.run_import(file=opened, on_error=on_error, on_progress=on_progress)
-            except CsvFileError as exc:
-                raise CommandError(" ".join(str(message) for message in exc.messages)) from None
-            finally:
-                if bar is not None:
-                    bar.close()
-        if not result.ok:
-            raise CommandError(
-                _("%(count)s bad row(s) in %(file)s (listed above); nothing was imported.")
-                % {"count": result.error_count, "file": file}
-            )
-        self.stdout.write(
-            _("%(what)s: %(created)s created, %(unchanged)s unchanged, %(updated)s updated in %(seconds).1f s.")
-            % {
-                "what": self.what,
-                "created": result.created,
-                "unchanged": result.unchanged,
-                "updated": result.updated,
-                "seconds": result.seconds,
-            }
-        )
+    @property
+    def message(self) -> str:
+        return "; ".join(f"{name}: {message}" for name, messages in self.errors.items() for message in messages)

@@ -11,8 +11,6 @@ member (an import's orders, a points entry written under its account lock) never
 member lock when it commits — which deadlocked when the member lock's holder waited for it in turn.
 """
 
-from django.db import connection
-
 from members import rows
 from members.models import Member, Order, PointsAccount, Referral, Wallet
 
@@ -21,17 +19,6 @@ MEMBER_LOCK = " FOR NO KEY UPDATE"  # the member lock's clause in hand-written S
 
 def member_lock(*, member_id: int) -> Member:
     return Member.objects.select_for_update(no_key=True).get(pk=member_id)
-
-
-def member_tier_lock(*, member_id: int) -> tuple[int | None, int | None]:
-    """Lock the member row and return its ``tier_id`` and ``referrer_id`` — the one-statement lock
-    of the order path."""
-    table = connection.ops.quote_name(Member._meta.db_table)
-    lock = MEMBER_LOCK if connection.features.has_select_for_update else ""
-    found = rows.fetch_prepared(f"SELECT tier_id, referrer_id FROM {table} WHERE id = %s{lock}", [member_id])  # noqa: S608
-    if not found:
-        raise Member.DoesNotExist(f"member {member_id}")
-    return found[0]
 
 
 def order_lock(*, order_id: int) -> Order:

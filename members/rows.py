@@ -3,9 +3,9 @@
 What ``Model.save()``, ``QuerySet.create()`` and ``select_for_update().get()`` do for one row, but
 with the SQL built once per model and kept, so a statement costs one round trip and a few
 microseconds of Python rather than an ORM query compilation (~0.3–0.5 ms each, the larger part of
-an order's time before). They work on PostgreSQL and SQLite alike.
+an order's time before).
 
-Every statement here runs through ``fetch_prepared``: on PostgreSQL a server-side prepared
+Every statement here runs through ``fetch_prepared``: a server-side prepared
 statement, parsed and planned once per connection instead of on every request — for the profile
 and the live RFM refresh, planning cost more than running.
 
@@ -25,16 +25,16 @@ from django.db.models import Model
 
 @cache
 def _insert_sql(
-    model: type[Model], conflict: tuple[str, ...], lock_parent: str | None, vendor: str
+    model: type[Model], conflict: tuple[str, ...], lock_parent: str | None
 ) -> tuple[str, tuple, int | None]:
     """The INSERT, its fields, and the index among them of the ``lock_parent`` foreign key, whose
-    value the statement takes from its row lock (PostgreSQL) instead of a parameter of its own."""
+    value the statement takes from its row lock instead of a parameter of its own."""
     meta = model._meta
     fields = tuple(field for field in meta.concrete_fields if not (field.primary_key and field.auto_created))
     quote = connection.ops.quote_name
     placeholders = ["%s"] * len(fields)
     prefix, parent_index = "", None
-    if lock_parent and vendor == "postgresql":
+    if lock_parent:
         foreign_key = meta.get_field(lock_parent)
         parent_table = quote(foreign_key.related_model._meta.db_table)
         parent_column = quote(foreign_key.target_field.column)
@@ -61,13 +61,12 @@ def insert(instance: Model, *, unless_conflict_on: tuple[str, ...] = (), lock_pa
     insert of the same values is waited for). True when the row was inserted.
 
     With ``lock_parent`` (a foreign key's name), the same statement first locks the row it points
-    to (``FOR NO KEY UPDATE`` on PostgreSQL, as ``members.lock_objects`` locks members; elsewhere
-    the database locks whole tables anyway): inserts for one parent then follow each other, and
-    whatever the transaction reads next sees every row inserted for that parent before it — an
-    order's tier scan counts a concurrent order.
+    to (``FOR NO KEY UPDATE``, as ``members.lock_objects`` locks members): inserts for one parent
+    then follow each other, and whatever the transaction reads next sees every row inserted for
+    that parent before it — an order's tier scan counts a concurrent order.
     """
     db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
-    sql, fields, parent_index = _insert_sql(type(instance), tuple(unless_conflict_on), lock_parent, db.vendor)
+    sql, fields, parent_index = _insert_sql(type(instance), tuple(unless_conflict_on), lock_parent)
     values = [field.get_db_prep_save(field.pre_save(instance, add=True), db) for field in fields]
     if parent_index is not None:
         values = [values.pop(parent_index), *values]
@@ -82,7 +81,7 @@ def insert(instance: Model, *, unless_conflict_on: tuple[str, ...] = (), lock_pa
 
 
 @cache
-def _update_sql(model: type[Model], names: tuple[str, ...], vendor: str) -> tuple[str, tuple]:
+def _update_sql(model: type[Model], names: tuple[str, ...]) -> tuple[str, tuple]:
     meta = model._meta
     fields = tuple(meta.get_field(name) for name in names)
     updated_at = next((f for f in meta.concrete_fields if f.name == "updated_at"), None)
@@ -96,13 +95,13 @@ def _update_sql(model: type[Model], names: tuple[str, ...], vendor: str) -> tupl
 def update(instance: Model, *names: str) -> None:
     """UPDATE the columns ``names`` of a saved ``instance`` (and ``updated_at``, if the model has it)."""
     db = connections[DEFAULT_DB_ALIAS]
-    sql, fields = _update_sql(type(instance), names, db.vendor)
+    sql, fields = _update_sql(type(instance), names)
     values = [field.get_db_prep_save(field.pre_save(instance, add=False), db) for field in fields]
     fetch_prepared(sql, [*values, instance.pk])
 
 
 @cache
-def _select_sql(model: type[Model], by: str, lock: bool, vendor: str) -> tuple[str, tuple, tuple]:
+def _select_sql(model: type[Model], by: str, lock: bool) -> tuple[str, tuple, tuple]:
     meta = model._meta
     fields = tuple(meta.concrete_fields)
     quote = connection.ops.quote_name
@@ -110,7 +109,7 @@ def _select_sql(model: type[Model], by: str, lock: bool, vendor: str) -> tuple[s
         f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {quote(meta.db_table)} "  # noqa: S608
         f"WHERE {quote(meta.get_field(by).column)} = %s"
     )
-    if lock and connection.features.has_select_for_update:
+    if lock:
         sql += " FOR UPDATE"
     converters = []
     for field in fields:
@@ -123,7 +122,7 @@ def _select_sql(model: type[Model], by: str, lock: bool, vendor: str) -> tuple[s
 def get(model: type[Model], *, by: str, value, lock: bool = False) -> Model | None:
     """The row of ``model`` whose unique field ``by`` equals ``value`` (locked FOR UPDATE with ``lock``), or None."""
     db = connections[DEFAULT_DB_ALIAS]
-    sql, attnames, converters = _select_sql(model, by, lock, db.vendor)
+    sql, attnames, converters = _select_sql(model, by, lock)
     found = fetch_prepared(sql, [value])
     if not found:
         return None
@@ -140,8 +139,8 @@ _TUPLES_OK = 2  # psycopg.pq.ExecStatus.TUPLES_OK, without importing psycopg whe
 
 
 def fetch_prepared(sql: str, params: dict | list) -> list[tuple]:
-    """The rows of ``sql`` (none for a statement without results) — on PostgreSQL as a prepared
-    statement (see the module doc).
+    """The rows of ``sql`` (none for a statement without results), as a prepared statement (see
+    the module doc).
 
     Django leaves psycopg's prepared statements off (its cursors bind parameters client-side);
     this asks for them explicitly, per statement (``prepare=True``), and nothing else on the
@@ -149,7 +148,7 @@ def fetch_prepared(sql: str, params: dict | list) -> list[tuple]:
     mode without prepared-statement support: the statements then run as usual.
     """
     db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
-    if db.vendor != "postgresql" or not settings.HUIYUAN_PREPARE_STATEMENTS:
+    if not settings.HUIYUAN_PREPARE_STATEMENTS:
         with db.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description else []

@@ -26,7 +26,6 @@ urlpatterns = [
     path("me/points/entries", me.MemberPointsEntryListApi.as_view(), name="me-points-entries"),
     path("me/wallet/entries", me.MemberWalletEntryListApi.as_view(), name="me-wallet-entries"),
     path("me/referrals", me.MemberReferralListApi.as_view(), name="me-referrals"),
-    path("me/top-ups", payments.TopUpIntentCreateApi.as_view(), name="me-top-ups"),
     path("me/top-ups/<str:out_trade_no>", payments.TopUpIntentDetailApi.as_view(), name="me-top-up"),
     # payment callbacks
     path("payments/wechat/notify", payments.WeChatPayNotifyApi.as_view(), name="payments-wechat-notify"),

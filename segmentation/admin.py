@@ -1,32 +1,33 @@
 """Admin: schemes with their segments and rules (editable), runs, member results, transitions
 (read-only), the migration matrix between two runs, scheme previews and "recompute now".
 
-Operators edit schemes; everything else is produced by recomputes and shown read-only. Long work
-never runs in a request: "recompute now" queues ``segment_recompute_task``.
+Operators edit schemes; everything else is produced by recomputes and shown read-only
+(``members.admin.base``: the read-only admin and the search by phone). Tables and explanations
+on the change pages are templates under ``templates/admin/segmentation/``. Long work never runs
+in a request: "recompute now" queues ``segment_recompute_task``.
 """
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Count
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from members.mobile import normalize_mobile
+from members.admin.base import MobileSearchMixin, ReadOnlyAdmin, render_fragment
 from segmentation.models import MemberRfm, RfmRun, Scheme, Segment, SegmentRule, SegmentTransition
 from segmentation.scoring import score_label
 from segmentation.selectors import ABSENT, current_run, scheme_preview, segment_explain, segment_migration_matrix
 from segmentation.services import scheme_activate
+from segmentation.tasks import segment_recompute_task
 
 
 def _queue_recompute(admin_instance, request) -> None:
-    from segmentation.tasks import segment_recompute_task
-
     transaction.on_commit(segment_recompute_task.delay)
     admin_instance.message_user(
         request, _("A recompute has been queued; its run appears under RFM runs when it finishes."), messages.SUCCESS
@@ -82,8 +83,6 @@ class SchemeAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request):
-        from django.db.models import Count
-
         return super().get_queryset(request).annotate(segments_total=Count("segments"))
 
     @admin.display(description=_("segments"), ordering="segments_total")
@@ -162,8 +161,6 @@ class SchemeAdmin(admin.ModelAdmin):
     def preview_view(self, request, object_id):
         scheme = get_object_or_404(Scheme, pk=object_id)
         if not self.has_view_permission(request, scheme):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         return self._preview_page(request, scheme, unsaved=False)
 
@@ -188,17 +185,6 @@ class SchemeAdmin(admin.ModelAdmin):
 
 
 # --- Runs -------------------------------------------------------------------------------------
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class MatrixForm(forms.Form):
@@ -251,29 +237,7 @@ class RfmRunAdmin(ReadOnlyAdmin):
         rows = sorted(obj.segment_stats.items(), key=lambda item: -item[1]["count"])
         if not rows:
             return "—"
-        header = format_html(
-            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-            _("segment"),
-            _("members"),
-            _("average R (days)"),
-            _("average F"),
-            _("average M"),
-        )
-        body = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    slug or _("(no segment)"),
-                    stats["count"],
-                    stats["avg_recency_days"] or "—",
-                    stats["avg_frequency"] or "—",
-                    stats["avg_monetary"] or "—",
-                )
-                for slug, stats in rows
-            ),
-        )
-        return format_html("<table>{}{}</table>", header, body)
+        return render_fragment("admin/segmentation/rfmrun/segment_table.html", {"rows": rows})
 
     @admin.display(description=_("cut points"))
     def cut_point_table(self, obj):
@@ -287,15 +251,7 @@ class RfmRunAdmin(ReadOnlyAdmin):
                     "m": params.get("m_min"),
                 }
             return "—"
-        return format_html_join(
-            "",
-            "<div>{}: {}</div>",
-            (
-                (_("R ≤ (days) for scores 2–5"), " / ".join(str(v) for v in cuts.get("r", []))),
-                (_("F ≥ for scores 2–5"), " / ".join(str(v) for v in cuts.get("f", []))),
-                (_("M ≥ for scores 2–5"), " / ".join(str(v) for v in cuts.get("m", []))),
-            ),
-        )
+        return render_fragment("admin/segmentation/rfmrun/cut_points.html", {"cuts": cuts})
 
     def get_urls(self):
         return [
@@ -308,16 +264,12 @@ class RfmRunAdmin(ReadOnlyAdmin):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not self.has_view_permission(request):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         _queue_recompute(self, request)
         return HttpResponseRedirect(reverse("admin:segmentation_rfmrun_changelist"))
 
     def matrix_view(self, request):
         if not self.has_view_permission(request):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         form = MatrixForm(request.GET or None)
         table = None
@@ -383,13 +335,13 @@ class CurrentSegmentFilter(admin.SimpleListFilter):
 
 
 @admin.register(MemberRfm)
-class MemberRfmAdmin(ReadOnlyAdmin):
+class MemberRfmAdmin(MobileSearchMixin, ReadOnlyAdmin):
     list_display = ("member", "segment", "recency_days", "frequency", "monetary", "scores", "as_of")
     list_filter = (CurrentSegmentFilter,)
     list_select_related = ("member", "segment", "run")
-    search_fields = ("member__mobile",)
+    search_fields = ("=member__mobile",)
     search_help_text = _("Mobile number, in any spelling.")
-    show_full_result_count = False
+    mobile_search_only = True
     fields = (
         "member",
         "segment",
@@ -407,16 +359,6 @@ class MemberRfmAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        try:
-            mobile = normalize_mobile(term)
-        except ValidationError:
-            return queryset.none(), False
-        return queryset.filter(member__mobile=mobile), False
-
     @admin.display(description=_("R / F / M"))
     def scores(self, obj):
         mode = (obj.run.params or {}).get("mode", "thresholds")
@@ -427,64 +369,18 @@ class MemberRfmAdmin(ReadOnlyAdmin):
         explanation = segment_explain(member=obj.member)
         if not explanation["computed"]:
             return explanation["message"]
-        values = explanation["values"]
-        scores = explanation["scores"]
-        facts = format_html(
-            "<p>{}: R = {} {}, F = {}, M = {} ({}: {} / {} / {})</p>",
-            _("As of %(date)s, window %(days)s days")
-            % {"date": explanation["as_of"], "days": explanation["window_days"]},
-            "—" if values["recency_days"] is None else values["recency_days"],
-            _("days"),
-            values["frequency"],
-            values["monetary"],
-            _("scores"),
-            scores["r"]["label"] or "—",
-            scores["f"]["label"] or "—",
-            scores["m"]["label"] or "—",
+        return render_fragment(
+            "admin/segmentation/memberrfm/explanation.html",
+            {"explanation": explanation, "matched": explanation["matched_rule"]},
         )
-        criteria = format_html_join(
-            "", "<li>{}: {}</li>", ((key.upper(), text) for key, text in explanation["criteria"].items())
-        )
-        rules = format_html_join(
-            "",
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    mark_safe(' style="font-weight:bold"') if rule is explanation["matched_rule"] else "",
-                    rule["priority"],
-                    rule["description"],
-                    rule["segment"],
-                    _("holds") if rule["holds"] else "—",
-                )
-                for rule in explanation["rules"]
-            ),
-        )
-        matched = explanation["matched_rule"]
-        verdict = (
-            _("Matched rule #%(priority)s (%(rule)s) → %(segment)s")
-            % {"priority": matched["priority"], "rule": matched["description"], "segment": matched["segment"]}
-            if matched
-            else _("No rule holds: the member has no segment.")
-        )
-        return format_html("{}<ul>{}</ul><p>{}</p><table>{}</table>", facts, criteria, verdict, rules)
 
 
 @admin.register(SegmentTransition)
-class SegmentTransitionAdmin(ReadOnlyAdmin):
+class SegmentTransitionAdmin(MobileSearchMixin, ReadOnlyAdmin):
     list_display = ("created_at", "member", "from_segment", "to_segment", "source", "run")
     list_filter = ("source",)
     list_select_related = ("member", "from_segment", "to_segment", "run", "run__scheme")
-    search_fields = ("member__mobile",)
-    show_full_result_count = False
+    search_fields = ("=member__mobile",)
+    mobile_search_only = True
     fields = ("created_at", "member", "from_segment", "to_segment", "source", "run")
     readonly_fields = fields
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        try:
-            mobile = normalize_mobile(term)
-        except ValidationError:
-            return queryset.none(), False
-        return queryset.filter(member__mobile=mobile), False

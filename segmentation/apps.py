@@ -13,8 +13,3 @@ class SegmentationConfig(AppConfig):
         order_recorded.subscribe(subscribers.refresh_member_on_order)
         refund_recorded.subscribe(subscribers.refresh_member_on_refund)
         orders_imported.subscribe(subscribers.recompute_after_import)
-        try:
-            from members.services.tiers import register_rfm_score_provider
-        except ImportError:  # tiers without RFM conditions
-            return
-        register_rfm_score_provider(subscribers.rfm_score_provider)

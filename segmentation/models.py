@@ -41,6 +41,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, TimeStampedModel
+from segmentation.rules import describe_rule
 
 SCORE_CONDITION_RE = re.compile(r"^(|H|L|[1-5]|[1-5]-[1-5])$")
 
@@ -200,8 +201,6 @@ class SegmentRule(TimeStampedModel):
         return f"#{self.priority} {self.describe()} → {self.segment.slug if self.segment_id else '?'}"
 
     def describe(self) -> str:
-        from segmentation.rules import describe_rule
-
         return describe_rule(
             {"kind": self.kind, "r": self.r, "f": self.f, "m": self.m, "value": self.value, "priority": self.priority}
         )
@@ -397,18 +396,3 @@ class SegmentTransition(TimeStampedModel):
 
     def __str__(self):
         return f"{self.member_id}: {self.from_segment_id} → {self.to_segment_id}"
-
-
-class RecomputeLock(models.Model):
-    """The lock row that keeps runs from overlapping where there are no advisory locks (SQLite)."""
-
-    name = models.CharField(_("name"), max_length=50, primary_key=True)
-    holder = models.CharField(_("holder"), max_length=100, blank=True)
-    acquired_at = models.DateTimeField(_("acquired at"), null=True, blank=True)
-
-    class Meta:
-        verbose_name = _("recompute lock")
-        verbose_name_plural = _("recompute locks")
-
-    def __str__(self):
-        return self.name

@@ -1,6 +1,7 @@
-"""Segment rules, in one place: evaluated in Python (explanations, the per-order refresh) and
-turned into one SQL ``CASE`` (recomputes, previews). Both read the same frozen rule dicts
-(``RfmRun.params["rules"]``), so the two can never disagree.
+"""Segment rules, in one place: turned into one SQL ``CASE`` (recomputes, the per-order refresh,
+previews) — the one implementation that places members — and evaluated in Python only to explain a
+member's segment to a person (``selectors.segment_explain``: every rule, whether it holds). Both
+read the same frozen rule dicts (``RfmRun.params["rules"]``) next to each other here.
 
 A rule dict: ``{"id", "segment_id", "priority", "kind", "r", "f", "m", "value"}`` (see
 ``SegmentRule`` for the kinds). Values: ``recency_days``, ``first_order_days``, ``frequency``,
@@ -48,14 +49,6 @@ def rule_holds(rule: Mapping, values: Mapping, *, high_level: int) -> bool:
     if kind == FREQUENCY_AT_LEAST and values["frequency"] < int(rule["value"]):
         return False
     return all(_score_holds(rule[dim], values[f"{dim}_score"], high_level) for dim in ("r", "f", "m"))
-
-
-def matching_rule(rules: Sequence[Mapping], values: Mapping, *, high_level: int) -> Mapping | None:
-    """The first rule (in the given order) that holds for ``values``, or None."""
-    for rule in rules:
-        if rule_holds(rule, values, high_level=high_level):
-            return rule
-    return None
 
 
 def _score_sql(condition: str, column: str, high_level: int) -> str | None:

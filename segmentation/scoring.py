@@ -1,8 +1,8 @@
 """The RFM definitions of PRODUCT.md that do not need the database: the frozen scheme a run uses,
-the as-of window in the brand's time zone, and scores from thresholds or quintile cut points.
+the as-of window in the brand's time zone, and how scores are labelled.
 
-The set-based SQL in ``segmentation.services.rfm_sql`` computes the same things for everyone at
-once; this module serves the per-order refresh and the explanations, for one member at a time.
+Scores themselves are computed once, in SQL (``segmentation.services.rfm_sql``: for everyone in a
+recompute, for a few members in the per-order refresh); explanations read the stored scores.
 """
 
 from __future__ import annotations
@@ -108,48 +108,6 @@ def window_for(as_of: dt.date, window_days: int) -> Window:
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
     start = dt.datetime.combine(as_of - dt.timedelta(days=window_days - 1), dt.time.min, tzinfo=tz)
     return Window(as_of=as_of, start=start.astimezone(dt.UTC), end=end.astimezone(dt.UTC))
-
-
-def local_date(moment: dt.datetime) -> dt.date:
-    return moment.astimezone(brand_timezone()).date()
-
-
-def _quintile_score(value, cuts: list, *, lower_is_better: bool) -> int:
-    """1 + the number of cut points ``value`` reaches (``cuts[i]`` is the least good value that
-    still scores ``i + 2``; None when nobody scored that high)."""
-    score = 1
-    for cut in cuts:
-        if cut is None:
-            continue
-        cut_value = Decimal(cut) if isinstance(cut, str) else cut
-        if (value <= cut_value) if lower_is_better else (value >= cut_value):
-            score += 1
-    return score
-
-
-def scores_for(
-    spec: SchemeSpec, cut_points: dict, *, recency_days: int | None, frequency: int, monetary: Decimal
-) -> tuple[int | None, int | None, int | None]:
-    """R, F and M scores of one member, as the run with ``spec`` and ``cut_points`` scores them.
-
-    Nothing bought in the window (F = 0: bought only before it, or never): the lowest score on
-    every dimension (1 in quintile mode, L = 0 in thresholds mode), so a lapsed member lands in
-    ``lost``; a member who never bought has no recency and goes to ``no_purchase`` by the rules.
-    """
-    if recency_days is None or frequency == 0:
-        lowest = 0 if spec.mode == THRESHOLDS else 1
-        return lowest, lowest, lowest
-    if spec.mode == THRESHOLDS:
-        return (
-            int(recency_days <= spec.r_max_days),
-            int(frequency >= spec.f_min),
-            int(monetary >= spec.m_min),
-        )
-    return (
-        _quintile_score(recency_days, cut_points.get("r", []), lower_is_better=True),
-        _quintile_score(frequency, cut_points.get("f", []), lower_is_better=False),
-        _quintile_score(monetary, cut_points.get("m", []), lower_is_better=False),
-    )
 
 
 def score_label(score: int | None, mode: str) -> str:

@@ -111,11 +111,7 @@ def scheme_preview(*, scheme: Scheme, as_of: dt.date | None = None) -> dict:
     spec = SchemeSpec.from_scheme(scheme)
     as_of = as_of or timezone.localdate()
     window = window_for(as_of, spec.window_days)
-    if connection.vendor == "postgresql":
-        scored = rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql_postgres(window=window))
-    else:
-        scored = rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql_portable(window=window), money_in_cents=True)
-    sql, params = scored
+    sql, params = rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql(window=window))
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT segment_id, COUNT(*) FROM ({sql}) x GROUP BY segment_id", params)  # noqa: S608
         counts = dict(cursor.fetchall())
@@ -141,24 +137,16 @@ def scheme_preview(*, scheme: Scheme, as_of: dt.date | None = None) -> dict:
 
 ABSENT = "absent"
 
-_EXPAND_IDS = {
-    "postgresql": (
-        "CROSS JOIN LATERAL json_array_elements_text(CAST(s.member_ids AS JSON)) AS e(value)",
-        "CAST(e.value AS BIGINT)",
-    ),
-    "sqlite": (", json_each(s.member_ids) AS e", "e.value"),
-}
-
 
 def segment_migration_matrix(*, from_run: RfmRun, to_run: RfmRun) -> dict:
     """How many members moved from each segment of ``from_run`` to each of ``to_run``: one SQL
     statement over the two runs' snapshots. Keys are ``(from_segment_id, to_segment_id)``; None is
     "no segment" and ``"absent"`` "not in that run" (registered later, or removed)."""
-    join, member_id = _EXPAND_IDS[connection.vendor]
     table = SegmentSnapshot._meta.db_table
+    ids = "CROSS JOIN LATERAL json_array_elements_text(CAST(s.member_ids AS JSON)) AS e(value)"
     sql = f"""
-        WITH a AS (SELECT s.segment_id, {member_id} AS member_id FROM {table} s {join} WHERE s.run_id = %s),
-             b AS (SELECT s.segment_id, {member_id} AS member_id FROM {table} s {join} WHERE s.run_id = %s)
+        WITH a AS (SELECT s.segment_id, CAST(e.value AS BIGINT) AS member_id FROM {table} s {ids} WHERE s.run_id = %s),
+             b AS (SELECT s.segment_id, CAST(e.value AS BIGINT) AS member_id FROM {table} s {ids} WHERE s.run_id = %s)
         SELECT fa, fb, COUNT(*) FROM (
             SELECT COALESCE(a.segment_id, 0) AS fa,
                    CASE WHEN b.member_id IS NULL THEN -1 ELSE COALESCE(b.segment_id, 0) END AS fb

@@ -1,20 +1,26 @@
 """Admin: campaigns with their benefits, the estimate before launch, and the status actions.
 
 Status changes only through the actions (launch, pause, end), which call the campaign services;
-"run now" queues ``campaign_run_task`` (safe to run twice). The change page shows the estimated
-reach, control group and cost (``campaign_estimate``). Grants and points multipliers are written
-by services and shown read-only.
+"run now" queues ``campaign_run_task`` (safe to run twice) for the campaigns ``campaign_run_check``
+accepts. The change page shows the estimated reach, control group and cost
+(``campaign_estimate``). Grants are written by services and shown read-only.
 """
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from campaigns.models import Campaign, CampaignBenefit, CampaignGrant, MemberPointsMultiplier
-from campaigns.services.campaigns import campaign_end, campaign_estimate, campaign_launch, campaign_pause
-from members.admin.points import MobileSearchMixin, ReadOnlyAdmin
+from campaigns.models import Campaign, CampaignBenefit, CampaignGrant
+from campaigns.services.campaigns import (
+    campaign_end,
+    campaign_estimate,
+    campaign_launch,
+    campaign_pause,
+    campaign_run_check,
+)
+from campaigns.tasks import campaign_run_task
+from members.admin.base import MobileSearchMixin, ReadOnlyAdmin
 
 
 class CampaignBenefitInline(admin.TabularInline):
@@ -144,16 +150,12 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Run now: grant to the targeted members"), permissions=["change"])
     def run_now(self, request, queryset):
-        from campaigns.tasks import campaign_run_task
-
         queued = 0
         for campaign in queryset:
-            if campaign.status != Campaign.Status.RUNNING or campaign.target_kind != Campaign.TargetKind.SEGMENT:
-                self.message_user(
-                    request,
-                    _("%(campaign)s: only running segment campaigns can be run.") % {"campaign": campaign},
-                    messages.WARNING,
-                )
+            try:
+                campaign_run_check(campaign=campaign)
+            except ValidationError as exc:
+                self.message_user(request, f"{campaign}: {' '.join(exc.messages)}", messages.WARNING)
                 continue
             campaign_run_task.delay_on_commit(campaign.pk)
             queued += 1
@@ -172,12 +174,3 @@ class CampaignGrantAdmin(MobileSearchMixin, ReadOnlyAdmin):
     search_fields = ("=member__mobile",)
     list_select_related = ["campaign", "member"]
     raw_id_fields = ["campaign", "member"]
-
-
-@admin.register(MemberPointsMultiplier)
-class MemberPointsMultiplierAdmin(MobileSearchMixin, ReadOnlyAdmin):
-    list_display = ["member", "multiplier", "starts_at", "ends_at", "source", "campaign"]
-    search_fields = ("=member__mobile",)
-    list_select_related = ["member", "campaign"]
-    raw_id_fields = ["member", "campaign"]
-    ordering = [F("ends_at").desc()]

@@ -11,7 +11,7 @@ from django.utils.translation import ngettext
 
 from campaigns.models import Coupon, CouponTemplate
 from campaigns.services.coupons import coupon_revoke
-from members.admin.points import MobileSearchMixin, ReadOnlyAdmin
+from members.admin.base import MobileSearchMixin, ReadOnlyAdmin
 
 
 @admin.register(CouponTemplate)

@@ -1,4 +1,4 @@
-"""Admin: effect reports (``campaigns.services.effect``).
+"""Admin: effect reports (``campaigns.selectors.effect``).
 
 "Campaign effects" lists the campaigns with their targeted and held-out counts; each links to its
 report page (conversion window in days as a parameter, CSV download). The segment report compares
@@ -18,13 +18,14 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.apis.effect import CsvRenderer
 from campaigns.models import CampaignEffect
-from campaigns.services.effect import (
+from campaigns.selectors.effect import (
     DEFAULT_DAYS,
     campaign_effect,
     campaign_effect_csv_rows,
     segment_report,
     segment_report_csv_rows,
 )
+from members.admin.base import ReadOnlyAdmin
 from segmentation.models import RfmRun
 
 
@@ -70,7 +71,7 @@ class SegmentReportForm(forms.Form):
 
 
 @admin.register(CampaignEffect)
-class CampaignEffectAdmin(admin.ModelAdmin):
+class CampaignEffectAdmin(ReadOnlyAdmin):
     list_display = ("name", "status", "targeted", "held_out", "report_link")
     list_display_links = None
     list_filter = ("status",)
@@ -93,15 +94,6 @@ class CampaignEffectAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request):
         return self.has_view_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("targeted"), ordering="targeted_count")
     def targeted(self, obj):

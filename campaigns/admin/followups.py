@@ -3,10 +3,8 @@
 Filter by store, status, due date and "mine"; the list shows overdue tasks in red. "Mark done"
 (a row link, or the action for several) asks for the outcome and calls ``followup_complete``;
 "cancel" calls ``followup_cancel``. Tasks come from triggers and campaigns; staff may also add one
-by hand.
+by hand (``followup_add_by_hand``: the member's home store unless another is chosen).
 """
-
-import uuid
 
 from django import forms
 from django.contrib import admin, messages
@@ -22,8 +20,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import FollowUpTask
-from campaigns.services.followups import followup_cancel, followup_complete
-from members.admin.points import MobileSearchMixin
+from campaigns.services.followups import followup_add_by_hand, followup_cancel, followup_complete
+from members.admin.base import MobileSearchMixin
 
 Status = FollowUpTask.Status
 
@@ -82,7 +80,7 @@ class FollowUpTaskAdmin(MobileSearchMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
-            return self.readonly_fields
+            return (*self.readonly_fields, "outcome")
         return (*self.readonly_fields, "member", "campaign")
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -91,11 +89,20 @@ class FollowUpTaskAdmin(MobileSearchMixin, admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.dedupe_key = f"admin:{uuid.uuid4()}"
-            if obj.store_id is None:
-                obj.store_id = obj.member.home_store_id
-        super().save_model(request, obj, form, change)
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        task = followup_add_by_hand(
+            member=obj.member,
+            reason=obj.reason,
+            due_date=obj.due_date,
+            store=obj.store,
+            assignee=obj.assignee,
+            campaign=obj.campaign,
+        )
+        # The admin goes on with ``obj`` (the change history, the redirect): make it the saved task.
+        obj.pk = task.pk
+        obj.refresh_from_db()
 
     @admin.display(description=_("due"), ordering="due_date")
     def due(self, obj):

@@ -5,7 +5,7 @@ from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import OfferTopUp, ReferralRewardRule, TopUpOffer
-from members.admin.points import MobileSearchMixin, ReadOnlyAdmin
+from members.admin.base import MobileSearchMixin, ReadOnlyAdmin
 
 
 @admin.register(TopUpOffer)

@@ -1,5 +1,6 @@
 """Admin: the message outbox, read-only (messages are written by grants and triggers, delivered by
-Celery); "retry" gives failed or dead messages a new set of attempts (``outbox_requeue``)."""
+Celery); "retry" gives failed or dead messages a new set of attempts (``outbox_requeue``) and queues
+their delivery."""
 
 from django.contrib import admin, messages
 from django.utils.text import Truncator
@@ -7,7 +8,8 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import OutboxMessage
 from campaigns.services.outbox import outbox_requeue
-from members.admin.points import MobileSearchMixin, ReadOnlyAdmin
+from campaigns.tasks import outbox_deliver_soon
+from members.admin.base import MobileSearchMixin, ReadOnlyAdmin
 
 
 @admin.register(OutboxMessage)
@@ -42,12 +44,13 @@ class OutboxMessageAdmin(MobileSearchMixin, ReadOnlyAdmin):
 
     @admin.action(description=_("Retry the selected failed or dead messages"))
     def retry(self, request, queryset):
-        count = outbox_requeue(
+        requeued = outbox_requeue(
             message_ids=queryset.filter(
                 status__in=[OutboxMessage.Status.FAILED, OutboxMessage.Status.DEAD]
             ).values_list("pk", flat=True)
         )
-        self.message_user(request, _("%(n)s messages queued again.") % {"n": count}, messages.SUCCESS)
+        outbox_deliver_soon(requeued)
+        self.message_user(request, _("%(n)s messages queued again.") % {"n": len(requeued)}, messages.SUCCESS)
 
     def get_actions(self, request):
         # ``retry`` changes rows: only for staff who may change messages (superusers, or by permission).

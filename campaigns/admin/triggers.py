@@ -1,12 +1,16 @@
-"""Admin: triggers (edited by operators) and their firings (read-only history)."""
+"""Admin: triggers (edited by operators) and their firings (read-only history).
+
+Saving a trigger and the activate/deactivate actions go through ``trigger_save`` and
+``trigger_set_active``, which also drop the cached index of active triggers.
+"""
 
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Trigger, TriggerFiring
-from campaigns.services.triggers import forget_active_triggers
-from members.admin.points import MobileSearchMixin, ReadOnlyAdmin
+from campaigns.services.triggers import trigger_save, trigger_set_active
+from members.admin.base import MobileSearchMixin, ReadOnlyAdmin
 
 
 @admin.register(Trigger)
@@ -100,19 +104,16 @@ class TriggerAdmin(admin.ModelAdmin):
         return obj.skipped_count
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        forget_active_triggers()
+        trigger_save(trigger=obj)
 
-    @admin.action(description=_("Activate the selected triggers"))
+    @admin.action(description=_("Activate the selected triggers"), permissions=["change"])
     def activate(self, request, queryset):
-        count = queryset.update(is_active=True)
-        forget_active_triggers()
+        count = trigger_set_active(trigger_ids=queryset.values_list("pk", flat=True), active=True)
         self.message_user(request, _("%(n)s triggers activated.") % {"n": count}, messages.SUCCESS)
 
-    @admin.action(description=_("Deactivate the selected triggers"))
+    @admin.action(description=_("Deactivate the selected triggers"), permissions=["change"])
     def deactivate(self, request, queryset):
-        count = queryset.update(is_active=False)
-        forget_active_triggers()
+        count = trigger_set_active(trigger_ids=queryset.values_list("pk", flat=True), active=False)
         self.message_user(request, _("%(n)s triggers deactivated.") % {"n": count}, messages.SUCCESS)
 
 

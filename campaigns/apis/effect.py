@@ -1,9 +1,9 @@
 """The effect reports as an API for dashboards: staff users only (``IsAdminUser``), with a Django
 session or HTTP Basic credentials. ``?format=csv`` answers the same report as CSV.
 
-- ``GET /api/v1/campaigns/<id>/effect?days=14`` — ``campaigns.services.effect.campaign_effect``
+- ``GET /api/v1/campaigns/<id>/effect?days=14`` — ``campaigns.selectors.effect.campaign_effect``
 - ``GET /api/v1/campaigns/segment-report?from_run=<id>&to_run=<id>[&lapsed_days=N]`` —
-  ``campaigns.services.effect.segment_report``
+  ``campaigns.selectors.effect.segment_report``
 
 Amounts and rates travel as decimal strings.
 """
@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from campaigns.models import Campaign
-from campaigns.services.effect import (
+from campaigns.selectors.effect import (
     DEFAULT_DAYS,
     campaign_effect,
     campaign_effect_csv_rows,

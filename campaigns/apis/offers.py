@@ -5,22 +5,26 @@ Members see benefits, never the segment behind them: an offer is shown by its id
 description and terms — not by its code (operators name codes after segments, e.g. the seed's
 ``champions-1000-150``) nor by the segments it is for. A multiplier is shown without its source.
 
-Topping up with an offer (``POST /me/top-ups`` with ``offer``) is checked by
-``campaigns.services.offers.top_up_offer_resolve`` and credited at payment by
-``campaigns.services.offers.top_up_offer_credit`` (both registered in ``campaigns.hooks``).
+Starting a top-up (``POST /me/top-ups``), with or without an offer, is here: the offer is checked
+now and written on the intent (``campaigns.services.offers.offer_top_up_intent_create``); WeChat
+Pay's callback (``members.apis.payments``) credits what the intent says.
 """
 
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.response import Response
 
-from campaigns.models import MemberPointsMultiplier
 from campaigns.models import TopUpOffer as Offer
-from campaigns.services.offers import member_top_up_offers
-from members.apis.base import MemberListApi
+from campaigns.services.offers import member_top_up_offers, offer_top_up_intent_create
+from members import wechat, wechatpay
+from members.apis.base import MemberApi, MemberListApi, MoneyField, StrictSerializer
+from members.apis.errors import ServiceUnavailable
 from members.apis.me import MoneyOut
+from members.apis.payments import PayParamsSerializer, TopUpIntentSerializer
+from members.models import MemberPointsMultiplier
 
 
 def member_points_multipliers(*, member_id: int) -> QuerySet[MemberPointsMultiplier]:
@@ -86,3 +90,43 @@ class MemberPointsMultiplierListApi(MemberListApi):
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+class TopUpIntentCreateApi(MemberApi):
+    throttle_scope = "member_money"
+    extra_error_statuses = (404, 503)
+
+    class InputSerializer(StrictSerializer):
+        amount = MoneyField(help_text=_('What the member pays, in yuan, e.g. "200.00".'))
+        offer = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=2**31 - 1,
+            help_text=_("The id of one of my offers (GET /me/offers): its bonus is credited with the payment."),
+        )
+
+    class OutputSerializer(TopUpIntentSerializer):
+        payment = PayParamsSerializer(
+            allow_null=True,
+            help_text=_("Pass to wx.requestPayment; null when WeChat Pay is not configured or no openid is bound."),
+        )
+
+    @extend_schema(
+        operation_id="me_top_ups_create",
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+        tags=["me"],
+        summary="Start a stored-value top-up",
+    )
+    def post(self, request):
+        data = self.validated(self.InputSerializer, request.data)
+        try:
+            intent = offer_top_up_intent_create(
+                member=self.principal.member, amount=data["amount"], offer_id=data.get("offer")
+            )
+        except wechat.WeChatUnavailable:
+            raise ServiceUnavailable() from None
+        payment = wechatpay.jsapi_pay_params(intent.prepay_id) if intent.prepay_id else None
+        body = self.OutputSerializer(intent).data
+        body["payment"] = payment
+        return Response(body, status=status.HTTP_201_CREATED)

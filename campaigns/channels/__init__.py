@@ -9,14 +9,16 @@
 
 An entry is a dotted path, or ``{"BACKEND": "dotted.path", "OPTIONS": {...}}`` whose options are
 passed to the channel (they override the channel's global settings, e.g. a second SMS account).
+The names alone (``channel_names``, ``default_channel_name``) live in ``campaigns.channel_registry``,
+which the models may import; ``channel_get`` loads a channel's code.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from campaigns.channel_registry import DEFAULT_CHANNELS, channel_names, configured_channels, default_channel_name
 from campaigns.channels.base import (
     BaseChannel,
     ChannelError,
@@ -26,13 +28,8 @@ from campaigns.channels.base import (
     Transport,
 )
 
-DEFAULT_CHANNELS = {
-    "log": "campaigns.channels.log.LogChannel",
-    "wechat": "campaigns.channels.wechat.WeChatSubscribeChannel",
-    "sms": "campaigns.channels.sms.SmsChannel",
-}
-
 __all__ = [
+    "DEFAULT_CHANNELS",
     "BaseChannel",
     "ChannelError",
     "PermanentChannelError",
@@ -44,22 +41,10 @@ __all__ = [
 ]
 
 
-def _configured() -> dict:
-    return getattr(settings, "HUIYUAN_MESSAGE_CHANNELS", DEFAULT_CHANNELS)
-
-
-def channel_names() -> list[str]:
-    return list(_configured())
-
-
-def default_channel_name() -> str:
-    return getattr(settings, "HUIYUAN_DEFAULT_CHANNEL", "log")
-
-
 def channel_get(name: str | None = None, *, transport: Transport | None = None) -> BaseChannel:
     """An instance of the channel configured as ``name`` (default: ``HUIYUAN_DEFAULT_CHANNEL``)."""
     name = name or default_channel_name()
-    entry = _configured().get(name)
+    entry = configured_channels().get(name)
     if entry is None:
         raise ImproperlyConfigured(f"No message channel {name!r} in HUIYUAN_MESSAGE_CHANNELS.")
     if isinstance(entry, str):

@@ -18,13 +18,12 @@ import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-if TYPE_CHECKING:
-    from campaigns.models import OutboxMessage
+from campaigns.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
 

@@ -4,12 +4,9 @@ machine — the right choice until WeChat or SMS credentials are configured."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from campaigns.channels.base import BaseChannel, SendResult
-
-if TYPE_CHECKING:
-    from campaigns.models import OutboxMessage
+from campaigns.models import OutboxMessage
 
 logger = logging.getLogger("campaigns.messages")
 

@@ -28,7 +28,6 @@ import hmac
 import json
 import secrets
 import time
-from typing import TYPE_CHECKING
 
 from campaigns.channels.base import (
     BaseChannel,
@@ -37,9 +36,7 @@ from campaigns.channels.base import (
     SendResult,
     TransportError,
 )
-
-if TYPE_CHECKING:
-    from campaigns.models import OutboxMessage
+from campaigns.models import OutboxMessage
 
 PERMANENT_CODES = frozenset(
     {

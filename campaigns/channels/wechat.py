@@ -30,7 +30,6 @@ everything else are retryable.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from campaigns.channels.base import (
@@ -41,10 +40,8 @@ from campaigns.channels.base import (
     TransportError,
     json_request,
 )
+from campaigns.models import OutboxMessage
 from members.wechat import cached_access_token
-
-if TYPE_CHECKING:
-    from campaigns.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
 

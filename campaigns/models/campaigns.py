@@ -10,8 +10,9 @@
   for one *cause* (the batch run, a transition…). ``(campaign, member, cause)`` is unique, so a
   cause grants once; ``(campaign, member, sequence)`` is unique with ``1 ≤ sequence ≤ cap``, so the
   per-member cap holds under concurrency.
-- ``MemberPointsMultiplier`` — an extra earning multiplier a member has for a period (granted by a
-  campaign or a top-up offer); applied to order earnings by the provider in ``campaigns.hooks``.
+
+A points-multiplier benefit writes a ``members.MemberPointsMultiplier`` row: data the points
+earning in ``members`` reads (no callback into this app).
 
 Writes go through ``campaigns.services.campaigns``.
 """
@@ -33,7 +34,6 @@ __all__ = [
     "Campaign",
     "CampaignBenefit",
     "CampaignGrant",
-    "MemberPointsMultiplier",
     "in_control_group",
 ]
 
@@ -321,32 +321,3 @@ class CampaignGrant(TimeStampedModel):
     def __str__(self):
         label = _("control") if self.is_control else _("granted")
         return f"{self.campaign_id} → {self.member_id} #{self.sequence} ({label})"
-
-
-class MemberPointsMultiplier(TimeStampedModel):
-    """An extra points multiplier on the member's orders paid in ``[starts_at, ends_at)``."""
-
-    member = models.ForeignKey(Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="+")
-    multiplier = models.DecimalField(
-        _("multiplier"), max_digits=4, decimal_places=2, validators=[MinValueValidator(Decimal("1.00"))]
-    )
-    starts_at = models.DateTimeField(_("from"))
-    ends_at = models.DateTimeField(_("until"))
-    source = models.CharField(_("source"), max_length=100, blank=True)
-    campaign = models.ForeignKey(
-        Campaign, verbose_name=_("campaign"), on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    idempotency_key = models.CharField(_("idempotency key"), max_length=200, unique=True)
-
-    class Meta:
-        ordering = ["-starts_at", "-id"]
-        verbose_name = _("points multiplier")
-        verbose_name_plural = _("points multipliers")
-        indexes = [models.Index(fields=["member", "ends_at"], name="pointsmultiplier_member_ends")]
-        constraints = [
-            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="pointsmultiplier_period"),
-            models.CheckConstraint(condition=Q(multiplier__gte=1), name="pointsmultiplier_gte_1"),
-        ]
-
-    def __str__(self):
-        return f"{self.member_id}: ×{self.multiplier} {self.starts_at:%Y-%m-%d} – {self.ends_at:%Y-%m-%d}"

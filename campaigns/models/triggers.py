@@ -22,6 +22,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.channel_registry import channel_names
 from campaigns.models.campaigns import Campaign
 from members.models import Member, TimeStampedModel
 
@@ -159,8 +160,6 @@ class Trigger(TimeStampedModel):
         return self.name
 
     def clean(self):
-        from campaigns.channels import channel_names
-
         errors = {}
         if self.message_channel and self.message_channel not in channel_names():
             errors["message_channel"] = _("Unknown channel; choose one of %(names)s.") % {

@@ -22,12 +22,23 @@ it, in order:
    so it can name the coupons. Anything failing rolls the whole grant back.
 
 ``campaign_run_batch`` selects the targeted members set-based (``MemberRfm``), walks them in id
-order in chunks and grants each with cause ``"batch"``: running it twice grants nothing new.
+order in chunks and grants each with cause ``"batch"``: running it twice grants nothing new. Two
+batch runs of one campaign never overlap (``members.advisory_locks``, namespace
+``campaigns.batch``). Which campaigns may be run at all ("run now" in the admin, the batch itself)
+is ``campaign_run_check``: a running segment campaign, in its window, with segments.
+
+Nothing here queues a task: the grants' messages are written to the outbox and their ids returned
+(``GrantOutcome.message_id``, ``BatchResult.message_ids``) for the caller — a task, the admin —
+to queue delivery (``campaigns.tasks``); the outbox flush delivers whatever is missed.
+
+``transition_campaign_segment_ids`` is the set of segments running transition campaigns watch;
+``watched_transition_segment_ids`` caches it for ``WATCHED_TTL`` seconds for the ``segment_changed``
+subscriber (a recompute publishes one event per changed member), and every status change here
+drops the cache (``forget_watched_segments``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
@@ -35,24 +46,26 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _g
 from django.utils.translation import gettext_lazy as _
 
-from campaigns.hooks import forget_watched_segments
 from campaigns.models import (
     Campaign,
     CampaignBenefit,
     CampaignGrant,
-    MemberPointsMultiplier,
     in_control_group,
 )
 from campaigns.services.coupons import CouponUnavailable, coupon_grant
+from campaigns.services.followups import followup_create
+from campaigns.services.outbox import message_enqueue
+from members.advisory_locks import namespace_key, session_lock
+from members.caching import ProcessCache
 from members.lock_objects import points_account_lock
-from members.models import Member, PointsEntry
+from members.models import Member, MemberPointsMultiplier, PointsEntry
 from members.services.points import points_grant_locked
 from segmentation.models import SegmentTransition
 
@@ -69,9 +82,12 @@ __all__ = [
     "campaign_launch",
     "campaign_pause",
     "campaign_run_batch",
+    "campaign_run_check",
     "campaigns_advance",
+    "forget_watched_segments",
     "transition_campaign_segment_ids",
     "transition_cause",
+    "watched_transition_segment_ids",
 ]
 
 Status = Campaign.Status
@@ -80,7 +96,8 @@ BATCH_CAUSE = "batch"
 BATCH_CHUNK = 500
 TRANSITION_ESTIMATE_DAYS = 30
 GRANT_ATTEMPTS = 5
-ADVISORY_LOCK_NAMESPACE = 0x43414D50  # "CAMP"
+BATCH_LOCK = namespace_key("campaigns.batch")  # key: the campaign id
+WATCHED_TTL = 30.0
 
 
 class GrantStatus:
@@ -99,6 +116,13 @@ class GrantStatus:
 class GrantOutcome(NamedTuple):
     status: str
     grant: CampaignGrant | None = None
+
+    @property
+    def message_id(self) -> int | None:
+        """The outbox message the grant wrote (the caller queues its delivery), if any."""
+        if self.grant is None or self.grant.is_control:
+            return None
+        return (self.grant.details or {}).get("message")
 
 
 class CampaignEstimate(NamedTuple):
@@ -419,15 +443,12 @@ def _give_benefits(plan: _Plan, *, member: Member, grant: CampaignGrant, account
                 starts_at=now,
                 ends_at=now + dt.timedelta(days=benefit.multiplier_days),
                 source=f"campaign:{campaign.slug}"[:100],
-                campaign=campaign,
                 idempotency_key=key,
             )
             given["multipliers"].append(multiplier.pk)
         elif benefit.kind == Kind.TOP_UP_OFFER:
             given["offers"].append(benefit.top_up_offer_id)
         elif benefit.kind == Kind.FOLLOW_UP:
-            from campaigns.services.followups import followup_create
-
             task = followup_create(
                 member=member,
                 reason=benefit.follow_up_reason or campaign.name,
@@ -438,8 +459,6 @@ def _give_benefits(plan: _Plan, *, member: Member, grant: CampaignGrant, account
             )
             given["follow_ups"].append(task.pk)
         elif benefit.kind == Kind.MESSAGE:
-            from campaigns.services.outbox import message_enqueue
-
             message = message_enqueue(
                 member=member,
                 template=benefit.message_template,
@@ -460,27 +479,23 @@ def _give_benefits(plan: _Plan, *, member: Member, grant: CampaignGrant, account
 # --- many members ----------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _batch_lock(campaign_id: int):
-    """A PostgreSQL advisory lock per campaign, so two batch runs of one campaign never overlap.
-    Yields whether it was acquired. (Overlap would be safe, only wasteful: grants are idempotent.)"""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, campaign_id])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, campaign_id])
+def _runnable(plan: _Plan, now: dt.datetime) -> bool:
+    campaign = plan.campaign
+    return campaign.target_kind == Campaign.TargetKind.SEGMENT and bool(plan.segment_ids) and _is_live(campaign, now)
+
+
+def campaign_run_check(*, campaign: Campaign) -> None:
+    """Raise ``ValidationError`` unless ``campaign`` can be run now (granted to its targeted
+    members in a batch): a running segment campaign, in its window, with at least one segment.
+    A transition campaign grants as members enter its segment and is never run."""
+    if not _runnable(_load_plan(campaign.pk), timezone.now()):
+        raise _refused(_("Only running segment campaigns can be run."), "not_runnable")
 
 
 class BatchResult(NamedTuple):
     counts: dict[str, int]  # grant outcome → how many
     more: bool  # stopped at ``limit`` with members left: run again to go on
+    message_ids: tuple[int, ...] = ()  # outbox messages the grants wrote: the caller queues delivery
 
 
 def campaign_run_batch(*, campaign_id: int, chunk_size: int = BATCH_CHUNK, limit: int | None = None) -> BatchResult:
@@ -492,13 +507,13 @@ def campaign_run_batch(*, campaign_id: int, chunk_size: int = BATCH_CHUNK, limit
     ``more=True``, so a task can hand the rest to its next run. Running it again grants nothing twice.
     """
     counts: Counter[str] = Counter()
+    messages: list[int] = []
     plan = _load_plan(campaign_id)
-    campaign = plan.campaign
-    if campaign.target_kind != Campaign.TargetKind.SEGMENT or not plan.segment_ids:
-        return BatchResult(dict(counts), more=False)
-    with _batch_lock(campaign_id) as acquired:
+    if not _runnable(plan, timezone.now()):
+        return BatchResult({}, more=False)
+    with session_lock(BATCH_LOCK, campaign_id) as acquired:
         if not acquired:
-            return BatchResult(dict(counts), more=False)
+            return BatchResult({}, more=False)
         already = CampaignGrant.objects.filter(campaign_id=campaign_id, member_id=OuterRef("pk"), cause=BATCH_CAUSE)
         after, seen = 0, 0
         while True:
@@ -506,7 +521,7 @@ def campaign_run_batch(*, campaign_id: int, chunk_size: int = BATCH_CHUNK, limit
                 break
             size = chunk_size if limit is None else min(chunk_size, limit - seen)
             if size <= 0:
-                return BatchResult(dict(counts), more=True)
+                return BatchResult(dict(counts), more=True, message_ids=tuple(messages))
             members = list(
                 _target_queryset(plan)
                 .filter(pk__gt=after)
@@ -519,11 +534,13 @@ def campaign_run_batch(*, campaign_id: int, chunk_size: int = BATCH_CHUNK, limit
             for member in members:
                 outcome = _grant(plan, member_id=member.pk, cause=BATCH_CAUSE, selected=member)
                 counts[outcome.status] += 1
+                if outcome.message_id is not None:
+                    messages.append(outcome.message_id)
                 if outcome.status in GrantStatus.STOPS_A_BATCH:
-                    return BatchResult(dict(counts), more=False)
+                    return BatchResult(dict(counts), more=False, message_ids=tuple(messages))
             seen += len(members)
             after = members[-1].pk
-    return BatchResult(dict(counts), more=False)
+    return BatchResult(dict(counts), more=False, message_ids=tuple(messages))
 
 
 def campaign_grants_for_transition(*, member_id: int, to_segment_id: int, run_id: int | None) -> list[GrantOutcome]:
@@ -550,3 +567,16 @@ def transition_campaign_segment_ids(*, now: dt.datetime | None = None) -> set[in
         .values_list("target_transition_to_id", flat=True)
         .distinct()
     )
+
+
+_watched = ProcessCache(lambda: frozenset(transition_campaign_segment_ids()), ttl=WATCHED_TTL)
+
+
+def watched_transition_segment_ids() -> frozenset:
+    """``transition_campaign_segment_ids``, cached for ``WATCHED_TTL`` seconds in this process."""
+    return _watched.get()
+
+
+def forget_watched_segments() -> None:
+    """Drop the cached set of watched segments (a campaign's status changed; in tests)."""
+    _watched.clear()

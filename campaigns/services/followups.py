@@ -1,8 +1,14 @@
-"""Follow-up tasks for store staff: create (idempotent), complete, cancel."""
+"""Follow-up tasks for store staff: create (idempotent), add by hand, complete, cancel.
+
+``followup_create`` is the path of triggers and campaigns: idempotent on the caller's
+``dedupe_key``. ``followup_add_by_hand`` is the staff's (the admin's "add"): every call is a new
+task. Both give the task to the member's home store when no store is chosen.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -49,6 +55,27 @@ def followup_create(
         ignore_conflicts=True,
     )
     return FollowUpTask.objects.get(dedupe_key=dedupe_key)
+
+
+def followup_add_by_hand(
+    *,
+    member: Member,
+    reason: str,
+    due_date: dt.date,
+    store: Store | None = None,
+    assignee=None,
+    campaign=None,
+) -> FollowUpTask:
+    """A task a staff member adds themselves: never a duplicate of another (its key is new)."""
+    return followup_create(
+        member=member,
+        reason=reason,
+        due_date=due_date,
+        dedupe_key=f"admin:{uuid.uuid4()}",
+        store=store,
+        assignee=assignee,
+        campaign=campaign,
+    )
 
 
 def followup_complete(*, task: FollowUpTask, outcome: str, actor) -> FollowUpTask:

@@ -1,6 +1,11 @@
 """Segment offers: which top-up offers a member qualifies for, topping up with one, and referral
 rewards by the referrer's segment (seed 002).
 
+Referral rules add to what ``members`` gives every completed referral (the program's points): when
+``referral_completed`` is published, ``referral_rewards_grant`` gives the rule of the referrer's
+segment — coupons and extra points; ``referral_reversed`` makes ``referral_rewards_revoke`` take
+them back. (To reward by segment only, set the program's referral points to 0.)
+
 A member qualifies for an active offer in its window when the offer names no segment, names the
 member's current segment (``MemberRfm``), or was given to them by a campaign grant (benefit
 "stored-value offer") — and they have uses left (``per_member_limit``).
@@ -12,22 +17,17 @@ up through ``members.services.wallet.wallet_top_up`` (its own durable transactio
 offer's points multiplier. Every step is idempotent, so a retry with the same key after a crash
 between them finishes the job and never pays twice.
 
-Topping up with an offer from the mini-program goes through ``members.services.top_ups`` and two
-hooks registered in ``campaigns.hooks``:
-
-- ``top_up_offer_resolve`` — when the intent is created (``POST /me/top-ups`` with ``offer``):
-  the offer the member asked for, if they qualify now (segment or campaign grant, active, in its
-  window) and a use is left — counting the member's still payable top-up intents with the offer
-  as uses, so one offer cannot be put on several intents — and the amount reaches its minimum.
-- ``top_up_offer_credit`` — when WeChat Pay confirms the intent: ``offer_top_up`` with the
-  payment's key, which checks eligibility again and gives the bonus, the multiplier and an
-  ``OfferTopUp`` use. When the offer is no longer valid it answers None and ``top_up_intent_confirm``
-  credits the principal only (the member paid: money is never refused).
+Topping up with an offer from the mini-program (``POST /me/top-ups`` with ``offer``) is
+``offer_top_up_intent_create``: the offer the member asked for is checked now — they qualify
+(segment or campaign grant, active, in its window), a use is left (the member's still payable and
+paid intents with the offer count as uses, so one offer cannot be put on several intents) and the
+amount reaches its minimum — and its bonus, code and multiplier are written on the intent through
+``members.services.top_ups.top_up_intent_create``. WeChat Pay's confirmation credits what the
+intent says (``members``), with no call back into this app: the member gets what they were shown.
 """
 
 import datetime as dt
 import logging
-from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -40,17 +40,17 @@ from django.utils.translation import gettext_lazy as _
 from campaigns.models import (
     CampaignBenefit,
     Coupon,
-    MemberPointsMultiplier,
     OfferTopUp,
     ReferralRewardRule,
     TopUpOffer,
 )
 from campaigns.services.coupons import CouponUnavailable, coupon_grant
-from members.models import Member, Referral, TopUpIntent, WalletEntry
+from members.lock_objects import points_accounts_lock, referral_lock
+from members.models import Member, MemberPointsMultiplier, PointsEntry, Referral, TopUpIntent, WalletEntry
 from members.money import to_money
 from members.services.orders import IdempotencyConflict
-from members.services.referrals import RewardPlan
-from members.services.top_ups import TopUpOffer as TopUpBonus
+from members.services.points import points_grant_locked, points_reverse_locked
+from members.services.top_ups import top_up_intent_create
 from members.services.wallet import wallet_top_up
 from segmentation.models import MemberRfm
 
@@ -58,12 +58,11 @@ __all__ = [
     "REFERRAL_COUPON_SIDES",
     "member_top_up_offers",
     "offer_top_up",
+    "offer_top_up_intent_create",
     "offers_for_member",
-    "referral_coupons_revoke",
-    "referral_reward_resolve",
+    "referral_rewards_grant",
+    "referral_rewards_revoke",
     "referral_rule_for_member",
-    "top_up_offer_credit",
-    "top_up_offer_resolve",
 ]
 
 logger = logging.getLogger(__name__)
@@ -157,68 +156,34 @@ def member_top_up_offers(*, member_id: int) -> list[TopUpOffer]:
     return usable
 
 
-# --- topping up from the mini-program (hooks of members.services.top_ups) ----------------------------
+# --- topping up from the mini-program -------------------------------------------------------------------
 
 
-def top_up_offer_resolve(*, member: Member, amount: Decimal, offer_id: int | None) -> TopUpBonus | None:
-    """The bonus of offer ``offer_id`` for a new top-up intent, checked now; None when the member
-    asked for no offer or cannot use this one (``top_up_intent_create`` then refuses the offer)."""
+def offer_top_up_intent_create(*, member: Member, amount, offer_id: int | None = None) -> TopUpIntent:
+    """Start a mini-program top-up of ``amount``, with offer ``offer_id`` when given: refused (field
+    ``offer``, ``not_eligible``) when the member cannot use it now, (field ``amount``,
+    ``below_minimum``) below its minimum. The offer's bonus, code and multiplier go on the intent."""
+    amount = to_money(amount)
     if offer_id is None:
-        return None
+        return top_up_intent_create(member=member, amount=amount)
     offer = next((offer for offer in member_top_up_offers(member_id=member.pk) if offer.pk == offer_id), None)
     if offer is None:
-        return None
+        raise _invalid("offer", _("This offer is not available to you."), "not_eligible")
     if amount < offer.min_amount:
         raise _invalid(
             "amount",
             _("This offer needs a top-up of at least ¥%(min)s.") % {"min": offer.min_amount},
             "below_minimum",
         )
-    return TopUpBonus(bonus=offer.bonus_amount, offer_code=offer.code)
-
-
-def top_up_offer_credit(
-    *,
-    member: Member,
-    offer_code: str,
-    amount_paid,
-    idempotency_key: str,
-    bonus=None,
-    reason: str = "",
-    reference: str = "",
-) -> WalletEntry | None:
-    """Credit a paid top-up intent carrying ``offer_code`` through ``offer_top_up`` (the ``bonus``
-    promised on the intent, multiplier, use), eligibility checked again; None when the offer is gone
-    or no longer valid."""
-    earlier = OfferTopUp.objects.select_related("offer").filter(idempotency_key=idempotency_key).first()
-    if earlier is not None:
-        # A retried callback whose first attempt used the offer: finish or replay that use, and let
-        # any error through — falling back to a plain top-up could credit the principal twice.
-        return offer_top_up(
-            member=member,
-            offer=earlier.offer,
-            amount_paid=amount_paid,
-            idempotency_key=idempotency_key,
-            reason=reason,
-            reference=reference,
-        )
-    offer = TopUpOffer.objects.filter(code=offer_code).first()
-    if offer is None:
-        logger.info("top-up %s: offer %s no longer exists", reference, offer_code)
-        return None
-    try:
-        return offer_top_up(
-            member=member,
-            offer=offer,
-            amount_paid=amount_paid,
-            bonus=bonus,
-            idempotency_key=idempotency_key,
-            reason=reason,
-            reference=reference,
-        )
-    except ValidationError as error:
-        logger.info("top-up %s: offer %s not applied: %s", reference, offer_code, error.messages)
-        return None
+    multiplier = offer.points_multiplier if offer.points_multiplier and offer.multiplier_days else None
+    return top_up_intent_create(
+        member=member,
+        amount=amount,
+        bonus=offer.bonus_amount,
+        offer_code=offer.code,
+        points_multiplier=multiplier,
+        multiplier_days=offer.multiplier_days if multiplier else 0,
+    )
 
 
 # --- topping up -------------------------------------------------------------------------------------------
@@ -362,20 +327,22 @@ def referral_rule_for_member(*, member_id: int) -> ReferralRewardRule | None:
     return rules.filter(referrer_segment__isnull=True).first()
 
 
-def referral_reward_resolve(*, referral: Referral) -> RewardPlan | None:
-    """The referral reward resolver (registered in ``campaigns.hooks``): the plan by the referrer's
-    segment, or ``None`` (the program's default points) when no active rule applies.
-
-    ``RewardPlan`` carries points only, so the rule's coupons are granted here, inside the
-    referral's completing transaction (``referral_complete_for_order`` calls resolvers under its
-    locks, once per referral): keys ``referral:<id>:<side>:coupon`` make them idempotent, and they
-    commit or roll back with the referral. Outside a transaction (a preview) nothing is granted.
-    """
-    rule = referral_rule_for_member(member_id=referral.referrer_id)
+def referral_rewards_grant(*, referral_id: int) -> list[str]:
+    """Give a completed referral the rule of the referrer's segment (or the active default rule):
+    its coupons and its points, on top of the program's referral points ``members`` gave. Runs after
+    the referral completed (``referral_completed``, through ``referral_rewards_task``); idempotent
+    (keys ``referral:<id>:<side>:coupon`` and ``referral:<id>:<side>:rule``), and nothing once the
+    referral was reversed. Returns what was given, as notes (also kept on the referral)."""
+    referral = Referral.objects.filter(pk=referral_id, status=Referral.Status.COMPLETED).first()
+    rule = referral and referral_rule_for_member(member_id=referral.referrer_id)
     if rule is None:
-        return None
+        return []
     notes = [rule.name]
-    if transaction.get_connection().in_atomic_block:
+    with transaction.atomic(durable=True):
+        accounts = points_accounts_lock(member_ids=[referral.referrer_id, referral.referee_id])
+        referral = referral_lock(referral_id=referral.pk)
+        if referral.status != Referral.Status.COMPLETED:
+            return []
         grants = (  # the sides are REFERRAL_COUPON_SIDES
             ("referrer", referral.referrer_id, rule.referrer_coupon_template),
             ("referee", referral.referee_id, rule.referee_coupon_template),
@@ -383,8 +350,7 @@ def referral_reward_resolve(*, referral: Referral) -> RewardPlan | None:
         )
         members = Member.objects.in_bulk([referral.referrer_id, referral.referee_id])
         # Template rows are locked in id order, as in campaign grants, so two grants never deadlock.
-        grants = sorted(grants, key=lambda grant: grant[2].pk if grant[2] else 0)
-        for side, member_id, template in grants:
+        for side, member_id, template in sorted(grants, key=lambda grant: grant[2].pk if grant[2] else 0):
             if template is None:
                 continue
             try:
@@ -397,18 +363,49 @@ def referral_reward_resolve(*, referral: Referral) -> RewardPlan | None:
                 notes.append(f"{side}: {template.name}")
             except CouponUnavailable:
                 notes.append(_g("%(side)s: %(coupon)s unavailable") % {"side": side, "coupon": template.name})
-    return RewardPlan(referrer_points=rule.referrer_points, referee_points=rule.referee_points, note="; ".join(notes))
+        for side, member_id, points in (
+            ("referrer", referral.referrer_id, rule.referrer_points),
+            ("referee", referral.referee_id, rule.referee_points),
+        ):
+            if points > 0:
+                points_grant_locked(
+                    account=accounts[member_id],
+                    points=points,
+                    kind=PointsEntry.Kind.REFERRAL_REWARD,
+                    reason=_g("Referral reward %(rule)s") % {"rule": rule.name},
+                    idempotency_key=f"referral:{referral.pk}:{side}:rule",
+                    reference=f"referral:{referral.pk}",
+                )
+        note = "; ".join(notes)[:200]
+        Referral.objects.filter(pk=referral.pk).update(reward_note=note, updated_at=timezone.now())
+    return notes
 
 
-def referral_coupons_revoke(*, referral: Referral) -> int:
-    """Revoke the still unused coupons a referral granted (its qualifying order was refunded in
-    full). For a referral reversal hook in ``members.services.referrals``; runs in the caller's
-    transaction. Returns how many were revoked; used coupons are kept."""
-    keys = [f"referral:{referral.pk}:{side}:coupon" for side in REFERRAL_COUPON_SIDES]
+def referral_rewards_revoke(*, referral_id: int) -> int:
+    """Take back what ``referral_rewards_grant`` gave a referral that was reversed (its qualifying
+    order was refunded in full): the still unused coupons are revoked (used ones are kept) and the
+    rule's points reversed (the spent part becomes debt, as ``members`` does with its own).
+    Idempotent. Returns how many coupons were revoked."""
+    keys = [f"referral:{referral_id}:{side}:coupon" for side in REFERRAL_COUPON_SIDES]
     now = timezone.now()
-    return Coupon.objects.filter(idempotency_key__in=keys, status=Coupon.Status.ISSUED).update(
-        status=Coupon.Status.REVOKED,
-        revoked_at=now,
-        revoke_reason=_g("The referral was reversed."),
-        updated_at=now,
+    rule_entries = list(
+        PointsEntry.objects.filter(
+            idempotency_key__in=[f"referral:{referral_id}:{side}:rule" for side in ("referrer", "referee")]
+        )
     )
+    with transaction.atomic(durable=True):
+        accounts = points_accounts_lock(member_ids=[entry.member_id for entry in rule_entries])
+        reason = _g("Referral %(id)s was reversed") % {"id": referral_id}
+        for entry in rule_entries:
+            points_reverse_locked(
+                account=accounts[entry.member_id],
+                entry=entry,
+                idempotency_key=f"{entry.idempotency_key}:reversal",
+                reason=reason,
+            )
+        return Coupon.objects.filter(idempotency_key__in=keys, status=Coupon.Status.ISSUED).update(
+            status=Coupon.Status.REVOKED,
+            revoked_at=now,
+            revoke_reason=_g("The referral was reversed."),
+            updated_at=now,
+        )

@@ -1,7 +1,10 @@
 """Messages to members: written to the outbox with the grant that caused them, delivered after commit.
 
 ``message_enqueue`` writes the row in the caller's transaction (so a rolled-back grant sends
-nothing) and, once that commits, queues ``outbox_deliver_task``. Delivery:
+nothing). It queues nothing itself — a service never imports tasks: whoever called the granting
+service (a task, a subscriber, the admin) queues ``outbox_deliver_task`` for the message ids it got
+back, after commit (``campaigns.tasks.outbox_deliver_soon``); the flush delivers any it missed.
+Delivery:
 
 1. **claim** — ``UPDATE ... SET status='sending', attempts=attempts+1 WHERE id=%s AND
    status='pending' AND next_attempt_at <= now``: one statement, so of two workers holding the
@@ -9,27 +12,25 @@ nothing) and, once that commits, queues ``outbox_deliver_task``. Delivery:
    gets the row; the other does nothing. No lock is held while the provider answers.
 2. **send** through the channel (``campaigns.channels``).
 3. **record** — ``sent``; or, for a retryable error, back to ``pending`` with
-   ``next_attempt_at`` = now + base × 2^(attempts−1) (capped), and a task queued with that
-   countdown; after ``HUIYUAN_OUTBOX_MAX_ATTEMPTS`` attempts ``dead``; a permanent error
-   ``failed`` at once.
+   ``next_attempt_at`` = now + base × 2^(attempts−1) (capped), which ``outbox_deliver_task`` uses
+   as the countdown of its retry; after ``HUIYUAN_OUTBOX_MAX_ATTEMPTS`` attempts ``dead``; a
+   permanent error ``failed`` at once.
 
-``outbox_flush`` (periodic, every minute or so) is the safety net: it queues every due message
-(the broker was down at commit, a countdown task was lost) and returns messages stuck in
-``sending`` for longer than ``HUIYUAN_OUTBOX_STALE_SECONDS`` (the worker died mid-send) to
-``pending``. Such a message may reach the member twice — the one case the outbox cannot rule out,
-since the provider may have accepted it before the worker died; the gateways that support it get
-the message id to deduplicate on.
+``outbox_flush`` (periodic, every minute or so) is the safety net: it puts messages stuck in
+``sending`` for longer than ``HUIYUAN_OUTBOX_STALE_SECONDS`` (the worker died mid-send) back to
+``pending`` and returns the ids of every due message (the broker was down at commit, a countdown
+task was lost) for ``outbox_flush_task`` to queue. A message returned from ``sending`` may reach
+the member twice — the one case the outbox cannot rule out, since the provider may have accepted
+it before the worker died; the gateways that support it get the message id to deduplicate on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -58,7 +59,8 @@ def retry_delay(attempts: int) -> dt.timedelta:
 def message_enqueue(
     *, member: Member, template: str, payload: dict, dedupe_key: str, channel: str | None = None
 ) -> OutboxMessage:
-    """Write a message to ``member`` in the current transaction; deliver it after commit.
+    """Write a message to ``member`` in the current transaction; the caller queues its delivery
+    (``outbox_deliver_task``) after commit.
 
     Idempotent on ``dedupe_key``: a second call (a retried task, a racing worker) returns the row
     the first one wrote, whatever its other arguments. ``INSERT ... ON CONFLICT DO NOTHING``: when
@@ -85,30 +87,15 @@ def message_enqueue(
         ],
         ignore_conflicts=True,
     )
-    message = OutboxMessage.objects.get(dedupe_key=dedupe_key)
-    if message.status == Status.PENDING:
-        transaction.on_commit(partial(_queue_delivery, message.pk), robust=True)
-    return message
-
-
-def _queue_delivery(message_id: int, countdown: float | None = None) -> None:
-    from campaigns.tasks import outbox_deliver_task
-
-    try:
-        if countdown:
-            outbox_deliver_task.apply_async((message_id,), countdown=countdown)
-        else:
-            outbox_deliver_task.delay(message_id)
-    except Exception:
-        # The broker is unreachable: the periodic flush delivers the message later.
-        logger.warning("could not queue delivery of outbox message %s; the flush will", message_id, exc_info=True)
+    return OutboxMessage.objects.get(dedupe_key=dedupe_key)
 
 
 def outbox_deliver(
     *, message_id: int, now: dt.datetime | None = None, transport: Transport | None = None
 ) -> OutboxMessage | None:
     """Try to deliver one message. Returns it as it ends up, or None when this call did not get
-    it (not due, already sent, or another worker holds it). Safe to call any number of times."""
+    it (not due, already sent, or another worker holds it). Safe to call any number of times.
+    A message back in ``pending`` is to be tried again at its ``next_attempt_at``."""
     now = now or timezone.now()
     claimed = OutboxMessage.objects.filter(pk=message_id, status=Status.PENDING, next_attempt_at__lte=now).update(
         status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now
@@ -153,7 +140,6 @@ def _record_failure(message: OutboxMessage, *, now: dt.datetime, error: str, ret
         next_attempt_at=now + delay,
         updated_at=timezone.now(),
     )
-    _queue_delivery(message.pk, countdown=delay.total_seconds())
     return message
 
 
@@ -165,33 +151,32 @@ def _finish(message: OutboxMessage, *, now: dt.datetime, **fields) -> None:
         setattr(message, name, value)
 
 
-def outbox_flush(*, now: dt.datetime | None = None, limit: int = 1000) -> int:
-    """Queue delivery of every due message (at most ``limit``, oldest first) after returning stale
-    ``sending`` claims to ``pending``. Returns how many were queued."""
+def outbox_flush(*, now: dt.datetime | None = None, limit: int = 1000) -> list[int]:
+    """Return stale ``sending`` claims to ``pending``, then the ids of the due messages (at most
+    ``limit``, oldest first) for the caller to queue."""
     now = now or timezone.now()
     stale_before = now - dt.timedelta(seconds=int(getattr(settings, "HUIYUAN_OUTBOX_STALE_SECONDS", 600)))
     stale = OutboxMessage.objects.filter(status=Status.SENDING, claimed_at__lt=stale_before)
     error = "the worker was lost while sending"
     stale.filter(attempts__gte=max_attempts()).update(status=Status.DEAD, last_error=error, updated_at=now)
     stale.update(status=Status.PENDING, next_attempt_at=now, last_error=error, updated_at=now)
-    due = list(
+    return list(
         OutboxMessage.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
         .order_by("next_attempt_at", "id")
         .values_list("pk", flat=True)[:limit]
     )
-    for message_id in due:
-        _queue_delivery(message_id)
-    return len(due)
 
 
-def outbox_requeue(*, message_ids) -> int:
-    """Give failed or dead messages a new set of attempts (after an operator fixed the cause)."""
+def outbox_requeue(*, message_ids) -> list[int]:
+    """Give failed or dead messages a new set of attempts (after an operator fixed the cause).
+    Returns the ids of the messages requeued, for the caller to queue their delivery."""
     now = timezone.now()
-    count = OutboxMessage.objects.filter(pk__in=list(message_ids), status__in=[Status.FAILED, Status.DEAD]).update(
+    requeued = list(
+        OutboxMessage.objects.filter(pk__in=list(message_ids), status__in=[Status.FAILED, Status.DEAD])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    OutboxMessage.objects.filter(pk__in=requeued, status__in=[Status.FAILED, Status.DEAD]).update(
         status=Status.PENDING, attempts=0, next_attempt_at=now, updated_at=now
     )
-    for message_id in OutboxMessage.objects.filter(pk__in=list(message_ids), status=Status.PENDING).values_list(
-        "pk", flat=True
-    ):
-        transaction.on_commit(partial(_queue_delivery, message_id), robust=True)
-    return count
+    return requeued

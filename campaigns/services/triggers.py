@@ -17,6 +17,8 @@
 5. marks the firing fired with what it gave.
 
 Every key derives from the firing row, which is unique per cause, so nothing is given twice.
+Nothing here queues a task: the callers (``campaigns.tasks``, ``campaigns.subscribers``) queue the
+delivery of the messages a firing wrote (``firing_message_ids``) and the pending firings' tasks.
 
 Evaluation:
 
@@ -24,38 +26,47 @@ Evaluation:
   watched by an active trigger; the hourly sweep catches transitions missed (broker down) within
   ``HUIYUAN_TRIGGER_CATCHUP_DAYS``.
 - *after an order* — ``order_recorded`` writes a ``pending`` firing due ``delay_days`` after the
-  order was paid (in the order's transaction's aftermath, without the broker) and queues a task with
-  that countdown; the sweep fires pending firings that are due, so a lost task only delays them.
-- *inactivity* and *pattern* — the sweep selects candidates set-based (one query per chunk of
-  member ids) and fires them in chunks of ``SWEEP_CHUNK`` in Celery tasks.
+  order was paid (``triggers_schedule_for_order``, in the order's transaction's aftermath, without
+  the broker) and the subscriber queues a task with that countdown; the sweep fires pending firings
+  that are due, so a lost task only delays them.
+- *inactivity* and *pattern* — ``triggers_due`` selects candidates set-based (one query per chunk
+  of member ids) and yields them in chunks of ``SWEEP_CHUNK``, which ``triggers_sweep_task`` fires
+  in Celery tasks. It holds an advisory lock (``members.advisory_locks``, namespace
+  ``campaigns.triggers_sweep``) while it yields, so two sweeps never overlap.
+
+Operators switch triggers on and off with ``trigger_set_active`` and save them with
+``trigger_save``; both drop this process's cached index of active triggers (other processes see
+the change within ``INDEX_TTL`` seconds).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import logging
-from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import CharField, Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from campaigns.models import Trigger, TriggerFiring
+from campaigns.services.campaigns import GrantStatus, campaign_grant_to_member
+from campaigns.services.coupons import CouponUnavailable, coupon_grant
+from campaigns.services.followups import followup_create
+from campaigns.services.outbox import message_enqueue
+from members.advisory_locks import namespace_key, session_lock
 from members.caching import ProcessCache
 from members.lock_objects import member_lock
 from members.models import Member, Order
 from segmentation.models import MemberRfm, SegmentTransition
 
-logger = logging.getLogger(__name__)
-
 Kind = Trigger.Kind
 Status = TriggerFiring.Status
 SWEEP_CHUNK = 200
 INDEX_TTL = 30.0
-ADVISORY_LOCK_KEY = 0x54524947  # "TRIG"
+SWEEP_LOCK = namespace_key("campaigns.triggers_sweep")
 
 
 # --- which triggers are active (cheap filtering of events) -------------------------------------------
@@ -92,6 +103,29 @@ def any_after_order_trigger() -> bool:
 
 def catchup() -> dt.timedelta:
     return dt.timedelta(days=int(getattr(settings, "HUIYUAN_TRIGGER_CATCHUP_DAYS", 7)))
+
+
+# --- switching triggers on and off -------------------------------------------------------------------
+
+
+def trigger_save(*, trigger: Trigger) -> Trigger:
+    """Validate and save a trigger an operator edited; events see the change at once (this process)."""
+    trigger.full_clean()
+    trigger.save()
+    forget_active_triggers()
+    return trigger
+
+
+def trigger_set_active(*, trigger_ids: Iterable[int], active: bool) -> int:
+    """Switch the triggers on (``active``) or off. Returns how many changed. A trigger switched off
+    fires no more: a pending firing of it is skipped when it comes due."""
+    changed = (
+        Trigger.objects.filter(pk__in=list(trigger_ids))
+        .exclude(is_active=active)
+        .update(is_active=active, updated_at=timezone.now())
+    )
+    forget_active_triggers()
+    return changed
 
 
 # --- firing ------------------------------------------------------------------------------------------
@@ -155,17 +189,13 @@ def _last_order_id(orders) -> int | None:
 
 
 def _act(trigger: Trigger, firing: TriggerFiring, *, member: Member, now: dt.datetime) -> None:
-    from campaigns.services.coupons import CouponUnavailable, coupon_grant
-    from campaigns.services.followups import followup_create
-    from campaigns.services.outbox import message_enqueue
-
     granted: dict = {}
     key = f"trigger:{firing.pk}"
     if trigger.campaign_id:
-        from campaigns.services.campaigns import GrantStatus, campaign_grant_to_member
-
         outcome = campaign_grant_to_member(campaign=trigger.campaign, member=member, cause=key)
         granted["campaign"] = {"status": outcome.status, "grant": outcome.grant.pk if outcome.grant else None}
+        if outcome.message_id is not None:
+            granted["campaign"]["message"] = outcome.message_id
         if outcome.status == GrantStatus.CONTROL:
             firing.granted = granted  # held out: the control group gets nothing, from the trigger either
             return
@@ -215,6 +245,21 @@ def _act(trigger: Trigger, firing: TriggerFiring, *, member: Member, now: dt.dat
     firing.granted = granted
 
 
+def firing_message_ids(firings: Iterable[TriggerFiring | None]) -> list[int]:
+    """The outbox messages these firings wrote — the trigger's own and its campaign grant's — for
+    the caller to queue their delivery."""
+    found = []
+    for firing in firings:
+        if firing is None or firing.status != Status.FIRED:
+            continue
+        if firing.message_id:
+            found.append(firing.message_id)
+        campaign_message = ((firing.granted or {}).get("campaign") or {}).get("message")
+        if campaign_message:
+            found.append(campaign_message)
+    return found
+
+
 def trigger_fire_pending(*, firing_id: int, now: dt.datetime | None = None) -> TriggerFiring | None:
     """Fire a scheduled (after-order) firing if it is due; nothing when it is not, or done already."""
     firing = TriggerFiring.objects.select_related("trigger").filter(pk=firing_id).first()
@@ -242,7 +287,9 @@ def triggers_fire_for_transition(*, transition_id: int, now: dt.datetime | None 
 
 def triggers_schedule_for_order(*, order_id: int, now: dt.datetime | None = None) -> list[TriggerFiring]:
     """An order was recorded: write a pending firing per active after-order trigger the member
-    qualifies for, due ``delay_days`` after payment; fire the ones due already, queue the others."""
+    qualifies for, due ``delay_days`` after payment, and fire the ones due already. Returns the
+    firings: the caller queues ``trigger_fire_pending_task`` for those still pending (at their
+    ``due_at``) and the delivery of the fired ones' messages."""
     now = now or timezone.now()
     triggers = list(Trigger.objects.filter(is_active=True, kind=Kind.AFTER_ORDER).order_by("pk"))
     order = Order.objects.filter(pk=order_id).only("pk", "member_id", "paid_at").first()
@@ -260,46 +307,13 @@ def triggers_schedule_for_order(*, order_id: int, now: dt.datetime | None = None
             ignore_conflicts=True,
         )
         firing = TriggerFiring.objects.get(trigger=trigger, cause_key=cause_key)
-        if firing.status != Status.PENDING:
-            firings.append(firing)
-        elif firing.due_at <= now:
-            firings.append(trigger_fire(trigger=trigger, member_id=order.member_id, cause_key=cause_key, now=now))
-        else:
-            _queue_pending(firing.pk, countdown=(firing.due_at - now).total_seconds())
-            firings.append(firing)
+        if firing.status == Status.PENDING and firing.due_at <= now:
+            firing = trigger_fire(trigger=trigger, member_id=order.member_id, cause_key=cause_key, now=now)
+        firings.append(firing)
     return firings
 
 
-def _queue_pending(firing_id: int, *, countdown: float) -> None:
-    from campaigns.tasks import trigger_fire_pending_task
-
-    def queue():
-        try:
-            trigger_fire_pending_task.apply_async(([firing_id],), countdown=countdown)
-        except Exception:
-            logger.warning("could not queue trigger firing %s; the sweep will fire it", firing_id, exc_info=True)
-
-    transaction.on_commit(queue)
-
-
 # --- the sweep ---------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _sweep_lock():
-    """A PostgreSQL advisory lock, so two sweeps never overlap (yields whether it was acquired)."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
 
 
 def _no_firing(trigger: Trigger, cause):
@@ -363,26 +377,31 @@ def transition_candidates(trigger: Trigger, *, now: dt.datetime, after: int = 0,
     return [(member_id, f"transition:{transition_id}", transition_id) for transition_id, member_id in rows]
 
 
-def triggers_sweep(*, now: dt.datetime | None = None, chunk_size: int = SWEEP_CHUNK) -> dict[str, int]:
-    """Hourly: find every cause due to fire and fire it in chunks (Celery tasks). Returns how many
-    causes were queued per trigger kind. Safe to run twice, and never twice at once."""
-    from campaigns.tasks import trigger_fire_batch_task, trigger_fire_pending_task
+class DueChunk(NamedTuple):
+    """A chunk of work the sweep found: pending firings to fire (``trigger_id`` None, ``causes`` their
+    ids), or ``[member_id, cause_key]`` pairs to fire ``trigger_id`` for."""
 
+    kind: str
+    trigger_id: int | None
+    causes: list
+
+
+def triggers_due(*, now: dt.datetime | None = None, chunk_size: int = SWEEP_CHUNK) -> Iterator[DueChunk]:
+    """Every cause due to fire, in chunks: the pending (after-order) firings that came due, then per
+    active trigger the inactivity, pattern and missed transition causes. The caller fires each chunk
+    (``triggers_sweep_task`` queues a task per chunk). Yields nothing when another sweep is running:
+    the lock is held until the iteration ends. Firing is idempotent, so selecting twice is safe."""
     now = now or timezone.now()
-    as_of = now.isoformat()
-    counts: Counter[str] = Counter()
-    with _sweep_lock() as acquired:
+    with session_lock(SWEEP_LOCK) as acquired:
         if not acquired:
-            return {}
+            return
         due = list(
             TriggerFiring.objects.filter(status=Status.PENDING, due_at__lte=now, trigger__is_active=True)
             .order_by("due_at", "pk")
             .values_list("pk", flat=True)
         )
         for start in range(0, len(due), chunk_size):
-            trigger_fire_pending_task.delay(due[start : start + chunk_size], as_of)
-        if due:
-            counts[Kind.AFTER_ORDER.value] += len(due)
+            yield DueChunk(Kind.AFTER_ORDER.value, None, due[start : start + chunk_size])
         for trigger in Trigger.objects.filter(is_active=True).exclude(kind=Kind.AFTER_ORDER).order_by("pk"):
             after = 0
             while True:
@@ -400,20 +419,17 @@ def triggers_sweep(*, now: dt.datetime | None = None, chunk_size: int = SWEEP_CH
                     causes = [(member_id, cause) for member_id, cause, _id in batch]
                 if not causes:
                     break
-                trigger_fire_batch_task.delay(trigger.pk, [list(cause) for cause in causes], as_of)
-                counts[str(trigger.kind)] += len(causes)
+                yield DueChunk(str(trigger.kind), trigger.pk, [list(cause) for cause in causes])
                 if len(batch) < chunk_size:
                     break
-    return dict(counts)
 
 
-def triggers_fire_batch(*, trigger_id: int, causes, now: dt.datetime | None = None) -> dict[str, int]:
+def triggers_fire_batch(*, trigger_id: int, causes, now: dt.datetime | None = None) -> list[TriggerFiring]:
     """Fire ``trigger_id`` for each ``(member_id, cause_key)``; each in its own transaction."""
     trigger = Trigger.objects.filter(pk=trigger_id).first()
-    counts: Counter[str] = Counter()
     if trigger is None:
-        return {}
-    for member_id, cause_key in causes:
-        firing = trigger_fire(trigger=trigger, member_id=int(member_id), cause_key=str(cause_key), now=now)
-        counts[firing.status] += 1
-    return dict(counts)
+        return []
+    return [
+        trigger_fire(trigger=trigger, member_id=int(member_id), cause_key=str(cause_key), now=now)
+        for member_id, cause_key in causes
+    ]

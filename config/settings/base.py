@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from config import embedded_postgres
@@ -83,14 +84,8 @@ DATABASES = {"default": env.db("DATABASE_URL")} if env.str("DATABASE_URL", defau
 CONN_MAX_AGE = env.int("CONN_MAX_AGE", default=60)
 if DATABASES:
     DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
-if DATABASES and DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # One writer at a time: wait for the lock instead of failing, and let readers go on (WAL).
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "timeout": 20,
-        "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
+if DATABASES and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("Huiyuan runs on PostgreSQL only: DATABASE_URL must be a postgres:// URL.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Internationalisation -------------------------------------------------------------------
@@ -235,10 +230,8 @@ WECHATPAY_NOTIFY_URL = env.str("WECHATPAY_NOTIFY_URL", default="")
 # How old a signed callback may be (seconds) before it is refused.
 WECHATPAY_MAX_CLOCK_SKEW = env.int("WECHATPAY_MAX_CLOCK_SKEW", default=300)
 
-# --- django-import-export -------------------------------------------------------------------
-IMPORT_EXPORT_USE_TRANSACTIONS = True
+# --- django-import-export (exports only; imports go through members.services.imports) ---------
 IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
-IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 
 LOGGING = {
     "version": 1,

@@ -1,3 +1,7 @@
-"""Admin for the members app, one module per part of the domain."""
+"""Admin for the members app, one module per part of the domain.
+
+``members.admin.base`` holds what the admin modules of every app build on (read-only admins, the
+search by phone, staff form pages); its page templates are under ``templates/admin/members/``.
+"""
 
 from members.admin import api, core, points, tiers, wallet  # noqa: F401

@@ -9,37 +9,12 @@ Top-up intents and idempotency records are written by the API only, so they are 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.template import engines
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.points import ReadOnlyAdmin
+from members.admin.base import MobileSearchMixin, ReadOnlyAdmin, add_service_errors, form_page
 from members.models import ApiIdempotencyRecord, ApiScope, Store, StoreApiKey, TopUpIntent
 from members.services.api_keys import clean_scopes, store_api_key_create, store_api_key_deactivate
-
-_CREATED_PAGE = engines["django"].from_string(
-    """{% extends "admin/base_site.html" %}{% load i18n %}
-{% block breadcrumbs %}<div class="breadcrumbs"><a href="{% url 'admin:index' %}">{% translate 'Home' %}</a>
-&rsaquo; <a href="{{ back_url }}">{{ back_label }}</a> &rsaquo; {{ title }}</div>{% endblock %}
-{% block content %}<div id="content-main">
-{% if form %}
-<form method="post" novalidate>{% csrf_token %}
-{% if form.non_field_errors %}{{ form.non_field_errors }}{% endif %}
-<fieldset class="module aligned">{% for field in form %}<div class="form-row">
-{{ field.errors }}{{ field.label_tag }} {{ field }}
-{% if field.help_text %}<div class="help">{{ field.help_text }}</div>{% endif %}</div>{% endfor %}</fieldset>
-<div class="submit-row"><input type="submit" class="default" value="{% translate 'Create key' %}"></div>
-</form>
-{% else %}
-<p>{% blocktranslate with store=key.store %}A key for {{ store }} was created.{% endblocktranslate %}
-<strong>{% translate "Copy it now: it is shown only once." %}</strong></p>
-<p><code id="api-key" style="font-size:1.2em;user-select:all">{{ secret }}</code></p>
-<p>{% translate "Scopes" %}: {{ key.scopes }}</p>
-<p><a href="{{ back_url }}">{% translate "Back to the keys" %}</a></p>
-{% endif %}
-</div>{% endblock %}"""
-)
 
 
 class StoreApiKeyCreateForm(forms.Form):
@@ -77,12 +52,9 @@ class StoreApiKeyAdmin(admin.ModelAdmin):
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):
             raise PermissionDenied
-        changelist = reverse("admin:members_storeapikey_changelist")
         context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
             "title": _("Create a store API key"),
-            "back_url": changelist,
+            "back_url": reverse("admin:members_storeapikey_changelist"),
             "back_label": StoreApiKey._meta.verbose_name_plural.capitalize(),
         }
         form = StoreApiKeyCreateForm(request.POST or None)
@@ -95,14 +67,14 @@ class StoreApiKeyAdmin(admin.ModelAdmin):
                     actor=request.user,
                 )
             except ValidationError as exc:
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
+                add_service_errors(form, exc)
             else:
                 self.log_addition(request, key, [{"added": {}}])
-                response = TemplateResponse(request, _CREATED_PAGE, {**context, "key": key, "secret": secret})
+                template = "admin/members/storeapikey/created.html"
+                response = form_page(self, request, template=template, key=key, secret=secret, **context)
                 response["Cache-Control"] = "no-store"
                 return response
-        return TemplateResponse(request, _CREATED_PAGE, {**context, "form": form})
+        return form_page(self, request, form=form, submit_label=_("Create key"), **context)
 
     @admin.action(description=_("Deactivate the selected keys"))
     def deactivate(self, request, queryset):
@@ -114,7 +86,7 @@ class StoreApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(TopUpIntent)
-class TopUpIntentAdmin(ReadOnlyAdmin):
+class TopUpIntentAdmin(MobileSearchMixin, ReadOnlyAdmin):
     list_display = ("out_trade_no", "member", "amount", "bonus", "status", "transaction_id", "paid_at", "created_at")
     list_filter = ("status",)
     list_select_related = ("member",)

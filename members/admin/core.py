@@ -1,22 +1,22 @@
-"""Admin for stores, members and orders, with import and export through django-import-export.
+"""Admin for stores, members and orders, with the CSV import and export of ``members.admin.imports``.
 
 Staff look members up by phone: the member and order searches normalise a mobile number in any
 spelling and match it exactly. Orders and refunds are money history recorded by services, so the
-admin shows them read-only; new orders come in through the import, which calls ``order_record``.
+admin shows them read-only; new orders come in through the import (``members.services.imports``).
 """
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from import_export.admin import ImportExportMixin
 
+from members.admin.base import ReadOnlyAdmin, ReadOnlyPermissions
+from members.admin.imports import CsvImportExportMixin
 from members.mobile import normalize_mobile
 from members.models import Member, Order, Refund, Store
-from members.resources import MemberResource, OrderResource, SpreadsheetCSV
+from members.resources import MemberResource, OrderResource
 from members.selectors import (
     member_balances,
     member_order_summary,
@@ -24,72 +24,27 @@ from members.selectors import (
     member_search,
     order_search,
 )
+from members.services.imports import (
+    MEMBER_COLUMNS,
+    ORDER_COLUMNS,
+    STORE_COLUMNS,
+    members_import,
+    orders_import,
+    stores_import,
+)
 from members.services.members import member_register
 
 RECENT_ORDERS = 20
-
-
-class AllOrNothingImportExportMixin(ImportExportMixin):
-    """Import with preview and confirm; a file with any bad row imports nothing.
-
-    django-import-export rolls an import back on validation errors only when asked to
-    (``rollback_on_validation_errors``); the preview refuses to confirm a file with bad rows, but
-    the data can change between preview and confirm, so the confirm step asks too, and shows the
-    bad rows again instead of a success message.
-    """
-
-    import_formats = [SpreadsheetCSV]
-    export_formats = [SpreadsheetCSV]
-    import_template_name = "admin/members/import.html"
-
-    #: Model permissions an import needs (an import that can update rows needs "change" too).
-    import_permissions: tuple[str, ...] = ("add",)
-
-    def has_import_permission(self, request):
-        opts = self.model._meta
-        return all(
-            request.user.has_perm(f"{opts.app_label}.{action}_{opts.model_name}") for action in self.import_permissions
-        )
-
-    def has_export_permission(self, request):
-        # django-import-export allows any staff user by default; an export is a way of viewing.
-        return self.has_view_permission(request)
-
-    def get_import_data_kwargs(self, **kwargs):
-        kwargs = super().get_import_data_kwargs(**kwargs)
-        kwargs["rollback_on_validation_errors"] = True
-        return kwargs
-
-    def process_result(self, result, request):
-        if not (result.has_errors() or result.has_validation_errors()):
-            return super().process_result(result, request)
-        messages.error(
-            request, _("Nothing was imported: some rows are not valid. Correct them and upload the file again.")
-        )
-        form_class = self.get_import_form_class(request)
-        form = form_class(self.get_import_formats(), self.get_import_resource_classes(request))
-        context = self.get_import_context_data()
-        context.update(self.admin_site.each_context(request))
-        context.update(
-            {
-                "title": _("Import"),
-                "form": form,
-                "opts": self.model._meta,
-                "media": self.media + form.media,
-                "result": result,
-                "fields_list": [],
-                "import_error_display": self.import_error_display,
-            }
-        )
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, [self.import_template_name], context)
 
 
 # --- stores -------------------------------------------------------------------------------
 
 
 @admin.register(Store)
-class StoreAdmin(admin.ModelAdmin):
+class StoreAdmin(CsvImportExportMixin, admin.ModelAdmin):
+    import_service = staticmethod(stores_import)
+    import_columns = STORE_COLUMNS
+    import_permissions = ("add", "change")  # a known code with another name or city is updated
     list_display = ("code", "name", "city", "is_active")
     list_filter = ("city", "is_active")
     search_fields = ("code", "name", "city")
@@ -125,10 +80,12 @@ class MemberAdminForm(forms.ModelForm):
 
 
 @admin.register(Member)
-class MemberAdmin(AllOrNothingImportExportMixin, admin.ModelAdmin):
+class MemberAdmin(CsvImportExportMixin, admin.ModelAdmin):
     form = MemberAdminForm
     resource_classes = [MemberResource]
-    import_permissions = ("add", "change")
+    import_service = staticmethod(members_import)
+    import_columns = MEMBER_COLUMNS
+    offers_historical = True
     list_display = ("mobile", "name", "gender", "channel", "home_store", "tier", "registered_at")
     list_select_related = ("home_store", "tier")
     list_filter = ("home_store", "channel", ("registered_at", admin.DateFieldListFilter), "tier")
@@ -190,35 +147,28 @@ class MemberAdmin(AllOrNothingImportExportMixin, admin.ModelAdmin):
 # --- orders -------------------------------------------------------------------------------
 
 
-class RefundInline(admin.TabularInline):
+class RefundInline(ReadOnlyPermissions, admin.TabularInline):
     model = Refund
     fields = ("external_id", "amount", "refunded_at", "reason", "created_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Order)
-class OrderAdmin(AllOrNothingImportExportMixin, admin.ModelAdmin):
+class OrderAdmin(CsvImportExportMixin, ReadOnlyAdmin):
     """Read-only: orders and refunds are recorded by services (and the import), never edited."""
 
     resource_classes = [OrderResource]
+    import_service = staticmethod(orders_import)
+    import_columns = ORDER_COLUMNS
+    offers_historical = True
     list_display = ("external_id", "member", "store", "paid_at", "amount", "refunded_amount", "status")
     list_select_related = ("member", "store")
     list_filter = ("status", "store")
     date_hierarchy = "paid_at"
     search_fields = ("external_id", "member__mobile")  # shows the search box; order_search does the work
     search_help_text = _("An order id, or the member's mobile number in any spelling.")
-    show_full_result_count = False
     fields = ("external_id", "member", "store", "paid_at", "amount", "refunded_amount", "status", "created_at")
     inlines = (RefundInline,)
 
@@ -227,12 +177,3 @@ class OrderAdmin(AllOrNothingImportExportMixin, admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return order_search(term=search_term, queryset=queryset), False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

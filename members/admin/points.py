@@ -6,49 +6,27 @@ referrals are written only by services, so the admin shows them read-only; staff
 ``points_adjust`` (reason required, audited with the staff user on the entry).
 """
 
-import contextlib
 import uuid
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
-from django.template import engines
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from members.mobile import normalize_mobile
-from members.models import LoyaltyProgram, Member, PointsAccount, PointsEntry, PointsLot, Referral
+from members.admin.base import MemberMobileField, MobileSearchMixin, ReadOnlyAdmin, form_page
+from members.models import (
+    LoyaltyProgram,
+    MemberPointsMultiplier,
+    PointsAccount,
+    PointsEntry,
+    PointsLot,
+    Referral,
+)
 from members.services.points import ADJUST_PERMISSION, points_adjust
-
-
-class MobileSearchMixin:
-    """Search by a member's mobile number in any spelling (``+86 138-0013-8000``), matched exactly."""
-
-    search_fields: tuple[str, ...] = ()
-
-    def get_search_results(self, request, queryset, search_term):
-        with contextlib.suppress(ValidationError):
-            search_term = normalize_mobile(search_term)
-        return super().get_search_results(request, queryset, search_term)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by services only: viewable, never added, changed or deleted here."""
-
-    show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(LoyaltyProgram)
@@ -119,6 +97,15 @@ class PointsLotAdmin(MobileSearchMixin, ReadOnlyAdmin):
         return lot.source_entry.get_kind_display()
 
 
+@admin.register(MemberPointsMultiplier)
+class MemberPointsMultiplierAdmin(MobileSearchMixin, ReadOnlyAdmin):
+    list_display = ["member", "multiplier", "starts_at", "ends_at", "source"]
+    search_fields = ("=member__mobile",)
+    list_select_related = ["member"]
+    raw_id_fields = ["member"]
+    ordering = ["-ends_at"]
+
+
 @admin.register(PointsAccount)
 class PointsAccountAdmin(MobileSearchMixin, ReadOnlyAdmin):
     list_display = ["member", "balance", "debt", "updated_at", "adjust_link"]
@@ -165,33 +152,23 @@ class PointsAccountAdmin(MobileSearchMixin, ReadOnlyAdmin):
             form = PointsAdjustForm(
                 initial={"member": request.GET.get("member", ""), "idempotency_key": uuid.uuid4().hex}
             )
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": _("Adjust points"),
-            "submit_label": _("Adjust points"),
-            "form": form,
-        }
-        return TemplateResponse(request, _adjust_template(), context)
+        return form_page(
+            self,
+            request,
+            template="admin/members/points_adjust.html",
+            title=_("Adjust points"),
+            submit_label=_("Adjust points"),
+            form=form,
+        )
 
 
 class PointsAdjustForm(forms.Form):
-    member = forms.CharField(label=_("Member mobile"), max_length=32)
+    member = MemberMobileField(label=_("Member mobile"))
     points = forms.IntegerField(
         label=_("Points"), help_text=_("A positive number adds points, a negative one takes them.")
     )
     reason = forms.CharField(label=_("Reason"), max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
-
-    def clean_member(self) -> Member:
-        try:
-            mobile = normalize_mobile(self.cleaned_data["member"])
-        except ValidationError as exc:
-            raise forms.ValidationError(exc.messages) from None
-        member = Member.objects.filter(mobile=mobile).first()
-        if member is None:
-            raise forms.ValidationError(_("No member has this mobile number."))
-        return member
 
     def clean_points(self) -> int:
         points = self.cleaned_data["points"]
@@ -200,39 +177,15 @@ class PointsAdjustForm(forms.Form):
         return points
 
 
-_ADJUST_TEMPLATE = """{% extends "admin/base_site.html" %}
-{% block breadcrumbs %}<div class="breadcrumbs">
-<a href="{% url 'admin:index' %}">{{ site_header }}</a> ›
-<a href="{% url 'admin:members_pointsaccount_changelist' %}">{{ opts.verbose_name_plural|capfirst }}</a> ›
-{{ title }}</div>{% endblock %}
-{% block content %}<div id="content-main">
-<form method="post" novalidate>{% csrf_token %}
-{% if form.non_field_errors %}<p class="errornote">{{ form.non_field_errors|join:" " }}</p>{% endif %}
-<fieldset class="module aligned">{% for field in form.visible_fields %}
-<div class="form-row">{{ field.errors }}<div class="flex-container">{{ field.label_tag }} {{ field }}</div>
-{% if field.help_text %}<div class="help">{{ field.help_text }}</div>{% endif %}</div>{% endfor %}
-{% for field in form.hidden_fields %}{{ field }}{% endfor %}</fieldset>
-<div class="submit-row"><input type="submit" class="default" value="{{ submit_label }}"></div>
-</form></div>{% endblock %}
-"""
-
-
-def _adjust_template():
-    # Kept beside its view; could move to templates/admin/members/points_adjust.html.
-    return engines["django"].from_string(_ADJUST_TEMPLATE)
-
-
 @admin.register(Referral)
-class ReferralAdmin(ReadOnlyAdmin):
+class ReferralAdmin(MobileSearchMixin, ReadOnlyAdmin):
     list_display = ["created_at", "referrer", "referee", "status", "qualifying_order", "completed_at", "reversed_at"]
     list_filter = ["status", "created_at", "completed_at"]
-    search_fields = ("=referrer__mobile", "=referee__mobile", "=code")
+    mobile_search_members = ("referrer", "referee")
+    search_fields = ("=code",)
     list_select_related = ["referrer", "referee", "qualifying_order"]
     raw_id_fields = ["referrer", "referee", "qualifying_order", "referrer_entry", "referee_entry"]
 
     def get_search_results(self, request, queryset, search_term):
-        try:
-            search_term = normalize_mobile(search_term)
-        except ValidationError:
-            search_term = search_term.strip().upper()  # a referral code
-        return super().get_search_results(request, queryset, search_term)
+        # Either party's mobile number, or a referral code in any case.
+        return super().get_search_results(request, queryset, search_term.strip().upper())

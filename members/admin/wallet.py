@@ -15,14 +15,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Exists, OuterRef
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template import engines
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from members.mobile import normalize_mobile
+from members.admin.base import MemberMobileField, MobileSearchMixin, ReadOnlyAdmin, add_service_errors, form_page
 from members.models import Member, Wallet, WalletEntry
 from members.money import MAX_AMOUNT
 from members.services.wallet import wallet_refund_top_up, wallet_top_up
@@ -31,37 +29,13 @@ TOP_UP_PERMISSION = "members.top_up_wallet"
 REFUND_PERMISSION = "members.refund_wallet"
 ZERO = Decimal("0.00")
 
-_FORM_PAGE = engines["django"].from_string(
-    """{% extends "admin/base_site.html" %}{% load i18n %}
-{% block breadcrumbs %}<div class="breadcrumbs"><a href="{% url 'admin:index' %}">{% translate 'Home' %}</a>
-&rsaquo; <a href="{{ back_url }}">{{ back_label }}</a> &rsaquo; {{ title }}</div>{% endblock %}
-{% block content %}<div id="content-main">
-{% if summary %}<p>{{ summary }}</p>{% endif %}
-<form method="post" novalidate>{% csrf_token %}
-{% if form.non_field_errors %}{{ form.non_field_errors }}{% endif %}
-<fieldset class="module aligned">{% for field in form.visible_fields %}<div class="form-row">
-{{ field.errors }}{{ field.label_tag }} {{ field }}
-{% if field.help_text %}<div class="help">{{ field.help_text }}</div>{% endif %}</div>{% endfor %}
-{% for field in form.hidden_fields %}{{ field }}{% endfor %}</fieldset>
-<div class="submit-row"><input type="submit" class="default" value="{{ submit_label }}"></div>
-</form></div>{% endblock %}"""
-)
-
 
 def _new_key(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
-def _add_service_errors(form: forms.Form, exc: ValidationError) -> None:
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for field, errors in exc.error_dict.items():
-        form.add_error(field if field in form.fields and field != "idempotency_key" else None, errors)
-
-
 class WalletTopUpForm(forms.Form):
-    mobile = forms.CharField(label=_("Member mobile"), max_length=32)
+    mobile = MemberMobileField(label=_("Member mobile"))
     amount_paid = forms.DecimalField(
         label=_("Amount paid"), max_digits=14, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_AMOUNT
     )
@@ -79,16 +53,6 @@ class WalletTopUpForm(forms.Form):
     reference = forms.CharField(label=_("Reference"), max_length=100, required=False)
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
 
-    def clean_mobile(self) -> Member:
-        try:
-            mobile = normalize_mobile(self.cleaned_data["mobile"])
-        except ValidationError as exc:
-            raise ValidationError(exc.messages) from None
-        member = Member.objects.filter(mobile=mobile).first()
-        if member is None:
-            raise ValidationError(_("No member has this mobile number."))
-        return member
-
 
 class WalletTopUpRefundForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=200)
@@ -96,22 +60,13 @@ class WalletTopUpRefundForm(forms.Form):
 
 
 @admin.register(Wallet)
-class WalletAdmin(admin.ModelAdmin):
+class WalletAdmin(MobileSearchMixin, ReadOnlyAdmin):
     list_display = ("member", "principal", "bonus", "total", "updated_at")
     list_select_related = ("member",)
     search_fields = ("member__mobile",)
     fields = ("member", "principal", "bonus", "total", "created_at", "updated_at", "money_actions")
     readonly_fields = fields
     actions = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("total"))
     def total(self, wallet: Wallet):
@@ -152,7 +107,7 @@ class WalletAdmin(admin.ModelAdmin):
                         actor=request.user,
                     )
                 except ValidationError as exc:
-                    _add_service_errors(form, exc)
+                    add_service_errors(form, exc)
                 else:
                     self.message_user(
                         request,
@@ -171,18 +126,14 @@ class WalletAdmin(admin.ModelAdmin):
             form = WalletTopUpForm(
                 initial={"mobile": member.mobile if member else "", "idempotency_key": _new_key("admin-top-up")}
             )
-        return self._form_page(
+        return form_page(
+            self,
             request,
             form=form,
             title=_("Top up a wallet"),
             submit_label=_("Top up"),
             back_url=reverse("admin:members_wallet_changelist"),
             back_label=Wallet._meta.verbose_name_plural.capitalize(),
-        )
-
-    def _form_page(self, request, **context):
-        return TemplateResponse(
-            request, _FORM_PAGE, {**self.admin_site.each_context(request), "opts": self.model._meta, **context}
         )
 
 
@@ -200,7 +151,7 @@ class RefundedFilter(admin.SimpleListFilter):
 
 
 @admin.register(WalletEntry)
-class WalletEntryAdmin(admin.ModelAdmin):
+class WalletEntryAdmin(MobileSearchMixin, ReadOnlyAdmin):
     list_display = (
         "created_at",
         "member",
@@ -218,7 +169,7 @@ class WalletEntryAdmin(admin.ModelAdmin):
     list_select_related = ("wallet__member", "actor")
     date_hierarchy = "created_at"
     search_fields = ("wallet__member__mobile", "=idempotency_key", "=reference")
-    show_full_result_count = False
+    mobile_search_members = ("wallet__member",)
     actions = None
 
     def get_queryset(self, request):
@@ -226,15 +177,6 @@ class WalletEntryAdmin(admin.ModelAdmin):
             related_entry=OuterRef("pk"), kind__in=[WalletEntry.Kind.SPEND_REFUND, WalletEntry.Kind.TOP_UP_REFUND]
         )
         return super().get_queryset(request).annotate(is_refunded=Exists(refunds))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("member"), ordering="wallet__member__mobile")
     def member(self, entry: WalletEntry):
@@ -278,7 +220,7 @@ class WalletEntryAdmin(admin.ModelAdmin):
                         actor=request.user,
                     )
                 except ValidationError as exc:
-                    _add_service_errors(form, exc)
+                    add_service_errors(form, exc)
                 else:
                     self.message_user(
                         request,
@@ -290,29 +232,25 @@ class WalletEntryAdmin(admin.ModelAdmin):
         else:
             form = WalletTopUpRefundForm(initial={"idempotency_key": _new_key("admin-top-up-refund")})
         wallet = top_up.wallet
-        return TemplateResponse(
+        return form_page(
+            self,
             request,
-            _FORM_PAGE,
-            {
-                **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "form": form,
-                "title": _("Refund a top-up"),
-                "summary": _(
-                    "Top-up of %(member)s on %(date)s: principal %(principal)s, bonus %(bonus)s. The wallet now "
-                    "holds principal %(wallet_principal)s and bonus %(wallet_bonus)s. The principal is returned "
-                    "only if still unspent; what is left of the bonus is clawed back."
-                )
-                % {
-                    "member": wallet.member,
-                    "date": timezone.localdate(top_up.created_at),
-                    "principal": top_up.principal_delta,
-                    "bonus": top_up.bonus_delta,
-                    "wallet_principal": wallet.principal,
-                    "wallet_bonus": wallet.bonus,
-                },
-                "submit_label": _("Refund"),
-                "back_url": reverse("admin:members_walletentry_changelist"),
-                "back_label": WalletEntry._meta.verbose_name_plural.capitalize(),
+            form=form,
+            title=_("Refund a top-up"),
+            summary=_(
+                "Top-up of %(member)s on %(date)s: principal %(principal)s, bonus %(bonus)s. The wallet now "
+                "holds principal %(wallet_principal)s and bonus %(wallet_bonus)s. The principal is returned "
+                "only if still unspent; what is left of the bonus is clawed back."
+            )
+            % {
+                "member": wallet.member,
+                "date": timezone.localdate(top_up.created_at),
+                "principal": top_up.principal_delta,
+                "bonus": top_up.bonus_delta,
+                "wallet_principal": wallet.principal,
+                "wallet_bonus": wallet.bonus,
             },
+            submit_label=_("Refund"),
+            back_url=reverse("admin:members_walletentry_changelist"),
+            back_label=WalletEntry._meta.verbose_name_plural.capitalize(),
         )

@@ -23,16 +23,13 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from members import wechat
+from members.apis import errors
 from members.apis.base import MemberApi, PublicApi, StrictSerializer
 from members.apis.errors import ServiceUnavailable
-from members.apis.tokens import (
-    member_token_owner,
-    member_token_revoke,
-    member_tokens_issue,
-    member_tokens_rotate,
-)
 from members.models import Member
+from members.services import tokens
 from members.services.accounts import member_get_or_register, member_link_openid
+from members.services.tokens import member_token_owner, member_token_revoke, member_tokens_issue, member_tokens_rotate
 
 REGISTRATION_SALT = "huiyuan.wechat-registration"
 REGISTRATION_MAX_AGE = 600
@@ -169,7 +166,11 @@ class TokenRefreshApi(PublicApi):
     )
     def post(self, request):
         data = self.validated(self.InputSerializer, request.data)
-        return Response(TokenPairSerializer(member_tokens_rotate(refresh=data["refresh"])).data)
+        try:
+            pair = member_tokens_rotate(refresh=data["refresh"])
+        except tokens.RefreshRefused:
+            raise errors.RefreshRefused() from None
+        return Response(TokenPairSerializer(pair).data)
 
 
 class LogoutApi(MemberApi):

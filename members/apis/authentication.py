@@ -1,6 +1,6 @@
 """Who is calling: a member (bearer access token) or a store's system (``X-Api-Key``), and what they may do.
 
-Members are not Django users. A member's access token (a JWT from ``members.apis.tokens``) carries
+Members are not Django users. A member's access token (a JWT from ``members.services.tokens``) carries
 a ``member_id`` claim and no ``user_id``, so it can never pass for a staff user; the request's
 ``user`` becomes a ``MemberPrincipal`` that loads the member only when a view needs the row. A
 store key makes ``request.user`` a ``StorePrincipal`` with the key's store and scopes.
@@ -20,8 +20,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from members.models import Member, StoreApiKey
 from members.services.api_keys import store_api_key_find
+from members.services.tokens import MEMBER_CLAIM
 
-MEMBER_CLAIM = "member_id"
 API_KEY_HEADER = "X-Api-Key"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 

@@ -48,6 +48,14 @@ class IdempotencyKeyReused(exceptions.APIException):
     default_code = "idempotency_key_reused"
 
 
+class RefreshRefused(exceptions.APIException):
+    """401 (not ``AuthenticationFailed``, which DRF turns into 403 on a view without authenticators)."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_detail = _("The refresh token is invalid, expired or revoked.")
+    default_code = "token_invalid"
+
+
 class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = _("An outside service (WeChat) did not answer; try again later.")

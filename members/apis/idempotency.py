@@ -16,7 +16,7 @@ id), so a concurrent retry waits at that row first and is answered as a repeat. 
 stores nothing, and the request may be retried; if its key was answered before, that answer wins.
 
 Records are kept ``settings.HUIYUAN_IDEMPOTENCY_KEEP_DAYS`` (7) days, then purged nightly
-(``idempotency_records_purge``). A retry after that is still safe: orders and refunds are unique
+(``members.services.idempotency``). A retry after that is still safe: orders and refunds are unique
 by external id and every ledger movement by its own (store-scoped) key, so it is answered as a
 repeat of what was recorded (``200``) or refused — never written twice.
 """
@@ -25,9 +25,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from datetime import timedelta
 
-from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
@@ -168,24 +166,3 @@ def respond_once(
             raise
         return _replay(record, fingerprint)
     return Response(body, status=status_code)
-
-
-PURGE_CHUNK = 10_000
-
-
-def idempotency_records_purge(*, older_than: timedelta | None = None) -> int:
-    """Delete the records created more than ``older_than`` ago (default: the setting), in chunks of
-    ``PURGE_CHUNK`` rows, each its own short statement; returns how many were deleted."""
-    if older_than is None:
-        older_than = timedelta(days=settings.HUIYUAN_IDEMPOTENCY_KEEP_DAYS)
-    cutoff = timezone.now() - older_than
-    deleted = 0
-    while True:
-        ids = list(
-            ApiIdempotencyRecord.objects.filter(created_at__lt=cutoff)
-            .order_by("created_at")
-            .values_list("id", flat=True)[:PURGE_CHUNK]
-        )
-        if not ids:
-            return deleted
-        deleted += ApiIdempotencyRecord.objects.filter(id__in=ids).delete()[0]

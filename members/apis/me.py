@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import django_filters
 from django.conf import settings
-from django.core import signing
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -25,23 +24,7 @@ from members.apis.base import IsoDateTimeFilter, MemberApi, MemberListApi, Stric
 from members.mobile import mask_mobile
 from members.models import Member, Order, PointsEntry, Referral, WalletEntry
 from members.services.accounts import member_change_mobile
-
-QR_SALT = "huiyuan.member-qr"
-
-
-def member_qr_code(member_id: int) -> str:
-    """What the member's QR code encodes: their id, signed and timestamped."""
-    return signing.TimestampSigner(salt=QR_SALT).sign(str(member_id))
-
-
-def member_id_from_qr_code(value: str) -> int | None:
-    """The member id a fresh, untampered QR code names; None when it is invalid or too old."""
-    try:
-        raw = signing.TimestampSigner(salt=QR_SALT).unsign(value, max_age=settings.HUIYUAN_MEMBER_QR_MAX_AGE)
-        return int(raw)
-    except (signing.BadSignature, ValueError):
-        return None
-
+from members.services.qr_codes import member_qr_code
 
 # --- shared output shapes ---
 

@@ -1,10 +1,9 @@
 """Topping up the wallet: the member's intent, and WeChat Pay's callback that credits it.
 
-``POST /me/top-ups`` stores an intent and answers with its ``out_trade_no`` and, when WeChat Pay
-is configured, the parameters ``wx.requestPayment`` needs. With ``offer`` (an id from
-``GET /me/offers``) the offer is checked again on the server (by the offer resolvers registered with
-``members.services.top_ups``) and its bonus is stored on the intent, to be credited with the
-payment. The mini-program may poll ``GET /me/top-ups/{out_trade_no}`` until it is ``paid``.
+``POST /me/top-ups`` (``campaigns.apis.offers``: it may carry an offer) stores an intent and
+answers with its ``out_trade_no`` and, when WeChat Pay is configured, the parameters
+``wx.requestPayment`` needs. The mini-program may poll ``GET /me/top-ups/{out_trade_no}`` until
+it is ``paid``.
 
 ``POST /payments/wechat/notify`` is called by WeChat Pay. It is refused (401) unless the body is
 signed by WeChat Pay's key (``members.wechatpay``); the resource is decrypted with the API v3 key
@@ -22,13 +21,12 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
-from members import wechat, wechatpay
+from members import wechatpay
 from members.apis import selectors
-from members.apis.base import MemberApi, MoneyField, PublicApi, StrictSerializer
-from members.apis.errors import ServiceUnavailable
+from members.apis.base import MemberApi, PublicApi
 from members.apis.me import MoneyOut
 from members.models import TopUpIntent
-from members.services.top_ups import top_up_intent_confirm, top_up_intent_create
+from members.services.top_ups import top_up_intent_confirm
 
 
 class InvalidPaymentSignature(APIException):
@@ -54,46 +52,6 @@ class TopUpIntentSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
     paid_at = serializers.DateTimeField(allow_null=True)
-
-
-class TopUpIntentCreateApi(MemberApi):
-    throttle_scope = "member_money"
-    extra_error_statuses = (404, 503)
-
-    class InputSerializer(StrictSerializer):
-        amount = MoneyField(help_text=_('What the member pays, in yuan, e.g. "200.00".'))
-        offer = serializers.IntegerField(
-            required=False,
-            min_value=1,
-            max_value=2**31 - 1,
-            help_text=_("The id of one of my offers (GET /me/offers): its bonus is credited with the payment."),
-        )
-
-    class OutputSerializer(TopUpIntentSerializer):
-        payment = PayParamsSerializer(
-            allow_null=True,
-            help_text=_("Pass to wx.requestPayment; null when WeChat Pay is not configured or no openid is bound."),
-        )
-
-    @extend_schema(
-        operation_id="me_top_ups_create",
-        request=InputSerializer,
-        responses={201: OutputSerializer},
-        tags=["me"],
-        summary="Start a stored-value top-up",
-    )
-    def post(self, request):
-        data = self.validated(self.InputSerializer, request.data)
-        try:
-            intent = top_up_intent_create(
-                member=self.principal.member, amount=data["amount"], offer_id=data.get("offer")
-            )
-        except wechat.WeChatUnavailable:
-            raise ServiceUnavailable() from None
-        payment = wechatpay.jsapi_pay_params(intent.prepay_id) if intent.prepay_id else None
-        body = self.OutputSerializer(intent).data
-        body["payment"] = payment
-        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class TopUpIntentDetailApi(MemberApi):

@@ -11,10 +11,9 @@
   the till); recording an order or topping up may name the member by mobile number instead.
 """
 
-from datetime import timedelta
-
 from django.conf import settings
-from django.utils import timezone, translation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -25,16 +24,15 @@ from members.apis import selectors
 from members.apis.base import MoneyField, PosApi, StrictSerializer
 from members.apis.errors import IdempotencyKeyReused
 from members.apis.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_key, respond_once
-from members.apis.me import MoneyOut, member_id_from_qr_code
+from members.apis.me import MoneyOut
 from members.apis.selectors import related_or_none
 from members.mobile import mask_mobile
 from members.models import ApiScope, Member, Order, PointsEntry, WalletEntry
 from members.selectors import member_get_by_mobile
-from members.services.orders import IdempotencyConflict, order_record, refund_record
+from members.services.orders import IdempotencyConflict, moment_check, order_record, refund_record
 from members.services.points import points_redeem
+from members.services.qr_codes import member_id_from_qr_code
 from members.services.wallet import wallet_spend, wallet_top_up
-
-FUTURE_TOLERANCE = timedelta(minutes=10)
 
 
 def _error(field: str, message, code: str = "invalid") -> ValidationError:
@@ -66,9 +64,11 @@ class MemberRefSerializer(StrictSerializer):
 
 
 def _not_in_future(value):
-    if value > timezone.now() + FUTURE_TOLERANCE:
-        raise serializers.ValidationError(_("This time is in the future."), code="future")
-    return value
+    """The service's rule (``moment_check``), checked early so that a POS sees it per field."""
+    try:
+        return moment_check(value)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(next(iter(exc.message_dict.values())), code="future") from None
 
 
 class PosOrderSerializer(serializers.Serializer):

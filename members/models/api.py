@@ -72,6 +72,10 @@ class TopUpIntent(TimeStampedModel):
 
     The wallet is credited once, by the payment callback, with the idempotency key
     ``wxpay:<transaction_id>``; ``wallet_entry`` is the top-up it made.
+
+    A top-up offer chosen when the intent was created (``campaigns`` checks it then) is written
+    here as data — ``bonus``, ``offer_code`` and a points multiplier for some days — and the payment
+    credits exactly that: the member gets what they were shown.
     """
 
     class Status(models.TextChoices):
@@ -86,6 +90,15 @@ class TopUpIntent(TimeStampedModel):
     amount = models.DecimalField(_("amount"), help_text=_("What the member pays: the principal."), **MONEY)
     bonus = models.DecimalField(_("bonus"), default=Decimal("0.00"), **MONEY)
     offer_code = models.CharField(_("offer code"), max_length=64, blank=True)
+    points_multiplier = models.DecimalField(
+        _("points multiplier"),
+        max_digits=4,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text=_("Given with the payment by the offer, for the member's orders of the next days."),
+    )
+    multiplier_days = models.PositiveSmallIntegerField(_("multiplier days"), default=0)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     prepay_id = models.CharField(_("prepay id"), max_length=64, blank=True)
     transaction_id = models.CharField(_("WeChat Pay transaction id"), max_length=32, blank=True)

@@ -68,13 +68,6 @@ class Member(TimeStampedModel):
     tier = models.ForeignKey(
         "members.Tier", verbose_name=_("tier"), on_delete=models.PROTECT, null=True, blank=True, related_name="members"
     )
-    rfm_score = models.PositiveSmallIntegerField(
-        _("RFM score"),
-        null=True,
-        blank=True,
-        editable=False,
-        help_text=_("R + F + M scores of the current RFM run, kept here by segmentation; tier rules read it."),
-    )
 
     class Meta:
         ordering = ["-registered_at", "-id"]

@@ -8,13 +8,14 @@ Writes go through ``members.services.points``.
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from members.models.core import MONEY, Member, Order, TimeStampedModel
 
-__all__ = ["LoyaltyProgram", "PointsAccount", "PointsEntry", "PointsLot"]
+__all__ = ["LoyaltyProgram", "MemberPointsMultiplier", "PointsAccount", "PointsEntry", "PointsLot"]
 
 
 class LoyaltyProgram(TimeStampedModel):
@@ -197,3 +198,35 @@ class PointsLot(TimeStampedModel):
 
     def __str__(self):
         return f"{self.remaining}/{self.points}"
+
+
+class MemberPointsMultiplier(TimeStampedModel):
+    """An extra points multiplier on the member's orders paid in ``[starts_at, ends_at)``.
+
+    Data a higher app writes and earning reads: a campaign benefit or a top-up offer (``campaigns``)
+    grants one; ``members.services.points`` applies the highest one active when an order was paid.
+    Multipliers do not stack: double points twice is still double points. ``source`` says who gave
+    it (``campaign:<slug>``, ``offer:<code>``), for people; ``idempotency_key`` makes a grant once.
+    """
+
+    member = models.ForeignKey(Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="+")
+    multiplier = models.DecimalField(
+        _("multiplier"), max_digits=4, decimal_places=2, validators=[MinValueValidator(Decimal("1.00"))]
+    )
+    starts_at = models.DateTimeField(_("from"))
+    ends_at = models.DateTimeField(_("until"))
+    source = models.CharField(_("source"), max_length=100, blank=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=200, unique=True)
+
+    class Meta:
+        ordering = ["-starts_at", "-id"]
+        verbose_name = _("points multiplier")
+        verbose_name_plural = _("points multipliers")
+        indexes = [models.Index(fields=["member", "ends_at"], name="points_multiplier_member_ends")]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="points_multiplier_period"),
+            models.CheckConstraint(condition=Q(multiplier__gte=1), name="points_multiplier_gte_1"),
+        ]
+
+    def __str__(self):
+        return f"{self.member_id}: ×{self.multiplier} {self.starts_at:%Y-%m-%d} – {self.ends_at:%Y-%m-%d}"

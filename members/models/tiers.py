@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.models.core import MONEY, Member, Order, TimeStampedModel
 
-__all__ = ["MemberTierStatus", "Tier", "TierChange", "TierRule"]
+__all__ = ["MemberRfmScore", "MemberTierStatus", "Tier", "TierChange", "TierRule"]
 
 
 class Tier(TimeStampedModel):
@@ -89,8 +89,8 @@ class TierRule(TimeStampedModel):
     """One way to qualify for a tier; every condition that is set must hold.
 
     Spend is the sum of ``amount - refunded_amount`` and the count excludes fully refunded orders,
-    over orders paid in ``(as_of - window_days, as_of]``. ``min_rfm_score`` compares with the score
-    the registered RFM provider gives (``members.services.tiers.register_rfm_score_provider``).
+    over orders paid in ``(as_of - window_days, as_of]``. ``min_rfm_score`` compares with the
+    member's ``MemberRfmScore`` (kept by segmentation from the next RFM run on).
     """
 
     tier = models.ForeignKey(Tier, verbose_name=_("tier"), on_delete=models.CASCADE, related_name="rules")
@@ -224,3 +224,22 @@ class MemberTierStatus(TimeStampedModel):
 
     def __str__(self):
         return f"{self.member_id}: {self.tier_id} @ {self.last_qualified_at:%Y-%m-%d %H:%M}"
+
+
+class MemberRfmScore(models.Model):
+    """R + F + M of the member's current RFM run: data the segmentation app keeps (every run and
+    live refresh) while an active tier has a rule with an RFM condition, and tier rules read. No
+    row: no score (an RFM condition does not hold). A new RFM condition applies from the next run.
+    A narrow table of its own, so that keeping it never rewrites (or waits for) member rows."""
+
+    member = models.OneToOneField(
+        Member, verbose_name=_("member"), primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    score = models.PositiveSmallIntegerField(_("RFM score"))
+
+    class Meta:
+        verbose_name = _("RFM score")
+        verbose_name_plural = _("RFM scores")
+
+    def __str__(self):
+        return f"{self.member_id}: {self.score}"

@@ -11,6 +11,7 @@ from members.events import member_registered
 from members.mobile import normalize_mobile
 from members.models import Member, Store
 from members.referral_codes import new_referral_code
+from members.services.tiers import tier_assign_initial
 
 _REFERRAL_CODE_ATTEMPTS = 5
 
@@ -28,7 +29,8 @@ def member_register(
     referrer: Member | None = None,
     referral_code: str = "",
 ) -> Member:
-    """Create a member. A mobile number (in any of its spellings) registers once.
+    """Create a member and give them the entry tier, in one transaction; then ``member_registered``
+    tells the higher apps. A mobile number (in any of its spellings) registers once.
 
     ``referral_code`` keeps a code the member already has (a migration from another system, the
     demo brand); by default a new one is drawn."""
@@ -55,6 +57,7 @@ def member_register(
         try:
             with transaction.atomic():
                 member.save()
+                tier_assign_initial(member_id=member.pk)
                 member_registered.publish(member_id=member.pk)
             return member
         except IntegrityError:

@@ -1,9 +1,23 @@
 """Recording orders and refunds: the one way money enters the member's history.
 
+An order's consequences, read top to bottom in ``order_record`` and all in the order's transaction
+(an order never exists without them; a POS gets its answer after one commit):
+
+1. the order row, inserted unless its external id is known (locking the member);
+2. the member's tier (``tier_evaluate_for_new_order``) — first, so that the qualifying order earns
+   at the new tier's multiplier;
+3. a referred member's first qualifying order completes the referral (both sides rewarded);
+4. the order's points (``points_earn_for_new_order``);
+5. ``order_recorded`` is published: after commit, segmentation refreshes the member's segment and
+   campaigns fires its triggers. Events only tell the higher apps; they never wire this app's steps.
+
+``refund_record`` likewise takes back the refunded share of the order's points and, for a full
+refund within the period, reverses the referral it completed — in the refund's transaction, with
+the locks in the app's order (points accounts, referral, then the order).
+
 Both services are idempotent: re-sending the same external id with the same content returns the
 row recorded the first time (``created=False``); the same external id with different content is
-refused with ``IdempotencyConflict``. New rows publish ``order_recorded`` / ``refund_recorded``
-in the order's transaction (tier and points) and after commit (referrals, segments, triggers).
+refused with ``IdempotencyConflict``. Times more than ``FUTURE_TOLERANCE`` ahead are refused.
 """
 
 from datetime import datetime, timedelta
@@ -17,15 +31,18 @@ from django.utils.translation import gettext_lazy as _
 
 from members import rows
 from members.events import order_recorded, refund_recorded
-from members.lock_objects import order_lock
+from members.lock_objects import order_lock, points_accounts_lock, referral_lock
 from members.models import Member, Order, Refund, Store
 from members.money import to_money
+from members.services.errors import IdempotencyConflict
+from members.services.points import points_clawback_locked, points_earn_for_new_order
+from members.services.referrals import referral_complete_in_order, referral_completed_on, referral_reverse_locked
+from members.services.tiers import tier_evaluate_for_new_order
 
 FUTURE_TOLERANCE = timedelta(minutes=10)  # a till's clock may run a little fast; more is a mistake
 
 
-class IdempotencyConflict(ValidationError):
-    """The external id was used before for different content."""
+__all__ = ["FUTURE_TOLERANCE", "IdempotencyConflict", "moment_check", "order_record", "refund_record"]
 
 
 class OrderRecorded(NamedTuple):
@@ -63,7 +80,7 @@ def order_record(
     if not external_id:
         raise ValidationError({"external_id": _("An external order id is required.")})
     amount = to_money(amount)
-    paid_at = _aware(paid_at, "paid_at")
+    paid_at = moment_check(paid_at, field="paid_at")
 
     order = Order(external_id=external_id, member=member, store=store, paid_at=paid_at, amount=amount)
     # No savepoint: the caller's transaction (if any) rolls back as a whole if anything here fails.
@@ -71,7 +88,11 @@ def order_record(
     # counts this one (two orders that qualify only together still upgrade).
     with transaction.atomic(savepoint=False):
         if rows.insert(order, unless_conflict_on=("external_id",), lock_parent="member"):
-            order_recorded.publish(instance=order, order_id=order.pk, member_id=member.pk, store_id=store.pk)
+            tier_evaluate_for_new_order(order=order)  # also reads the member's referrer under the lock
+            if order.member.referrer_id is not None:
+                referral_complete_in_order(order=order)
+            points_earn_for_new_order(order=order)
+            order_recorded.publish(order_id=order.pk, member_id=member.pk, store_id=store.pk)
             return OrderRecorded(order, True)
     # Recorded before — or by a concurrent retry, which the insert waited for.
     existing = Order.objects.get(external_id=external_id)
@@ -115,10 +136,18 @@ def refund_record(
     if not external_id:
         raise ValidationError({"external_id": _("An external refund id is required.")})
     amount = to_money(amount)
-    refunded_at = _aware(refunded_at, "refunded_at") if refunded_at is not None else timezone.now()
+    refunded_at = moment_check(refunded_at, field="refunded_at") if refunded_at is not None else timezone.now()
 
     try:
         with transaction.atomic():
+            # Locks in the app's order: points accounts (the member's, and the referrer's when the
+            # order completed a referral), the referral, then the order.
+            referral = referral_completed_on(order_id=order.pk)
+            accounts = points_accounts_lock(
+                member_ids=[order.member_id, *([referral.referrer_id] if referral is not None else [])]
+            )
+            if referral is not None:
+                referral_lock(referral_id=referral.pk)
             locked = order_lock(order_id=order.pk)
             # Read after the lock: a concurrent retry of this refund has committed by now.
             existing = Refund.objects.filter(external_id=external_id).first()
@@ -148,6 +177,9 @@ def refund_record(
                 Order.Status.REFUNDED if locked.refunded_amount == locked.amount else Order.Status.PARTIALLY_REFUNDED
             )
             locked.save(update_fields=["refunded_amount", "status", "updated_at"])
+            points_clawback_locked(account=accounts[locked.member_id], refund=refund, order=locked)
+            if referral is not None:
+                referral_reverse_locked(referral_id=referral.pk, order=locked, accounts=accounts)
             refund_recorded.publish(refund_id=refund.pk, order_id=locked.pk, member_id=locked.member_id)
     except IntegrityError:
         existing = Refund.objects.filter(external_id=external_id).select_related("order").first()

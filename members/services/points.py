@@ -9,10 +9,13 @@ The ledger
     entry (``points_reverse``) or a staff adjustment (``points_adjust``).
 
 Earning
-    ``floor(amount paid × points_per_yuan × tier multiplier × birthday multiplier × campaign
-    multipliers)``, computed in ``Decimal`` and rounded down once, at the end. Campaigns add
-    multipliers with ``register_multiplier_provider``. Points live for the program's points life
-    (a number of months, or until the end of the year after they were earned).
+    ``floor(amount paid × points_per_yuan × tier multiplier × birthday multiplier × extra
+    multiplier)``, exact ``numeric`` arithmetic rounded down once, at the end. The extra multiplier
+    is the highest ``MemberPointsMultiplier`` active when the order was paid — rows a campaign
+    benefit or a top-up offer writes (``campaigns``); this module only reads them. One SQL expression
+    (``_POINTS_SQL``) says it, for the order path's earning statement and for ``points_for_order``
+    alike. Points live for the program's points life (a number of months, or until the end of the
+    year after they were earned).
 
 Refunds and debt (the policy)
     A refund takes back the points its order earned in proportion to the money refunded,
@@ -37,7 +40,7 @@ Concurrency and retries
 import calendar
 from collections.abc import Callable
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -52,8 +55,17 @@ from django.utils.translation import gettext_lazy as _
 from members import rows
 from members.caching import ProcessCache
 from members.lock_objects import points_account_lock, points_accounts_lock
-from members.models import LoyaltyProgram, Member, Order, PointsAccount, PointsEntry, PointsLot, Refund
-from members.services.orders import IdempotencyConflict
+from members.models import (
+    LoyaltyProgram,
+    Member,
+    MemberPointsMultiplier,
+    Order,
+    PointsAccount,
+    PointsEntry,
+    PointsLot,
+    Refund,
+)
+from members.services.errors import IdempotencyConflict
 
 Kind = PointsEntry.Kind
 
@@ -63,56 +75,46 @@ REVERSIBLE_KINDS = frozenset({Kind.EARN, Kind.ADJUST, Kind.REFERRAL_REWARD, Kind
 MAX_KEY_LENGTH = 100
 EXPIRY_CHUNK_MEMBERS = 500
 
-MultiplierProvider = Callable[..., Decimal | None]
-_multiplier_providers: list[MultiplierProvider] = []
-
 # Read on every order: cached per process (see ``members.caching``); saving the program clears it.
 _cached_program = ProcessCache(LoyaltyProgram.current, watch=(LoyaltyProgram,))
-
-
-# --- hooks -----------------------------------------------------------------------------------
-
-
-def register_multiplier_provider(fn: MultiplierProvider) -> MultiplierProvider:
-    """Add an extra earning multiplier: ``fn(*, member, order) -> Decimal`` (``None`` or 1 = none).
-
-    Every registered provider applies, multiplied together with the tier and birthday multipliers.
-    Usable as a decorator; registering twice has no effect.
-
-    A provider may also say the same in SQL, as ``fn.sql``: a scalar expression (NULL = none) over
-    the parameters ``%(member)s`` and ``%(paid_at)s``. When every provider does, a new order's
-    points are computed inside the statement that writes them (PostgreSQL), with no query of its own.
-    """
-    if fn not in _multiplier_providers:
-        _multiplier_providers.append(fn)
-    return fn
-
-
-def unregister_multiplier_provider(fn: MultiplierProvider) -> None:
-    if fn in _multiplier_providers:
-        _multiplier_providers.remove(fn)
 
 
 # --- public services -------------------------------------------------------------------------
 
 
+# The points an order earns, in SQL over ``%(member)s``, ``%(paid_at)s``, ``%(amount)s`` and
+# ``%(multiplier)s`` (``_own_multiplier``): the extra multiplier is the highest one active when the
+# order was paid. Multipliers do not stack — double points twice is still double points.
+_POINTS_SQL = (
+    "CAST(FLOOR(CAST(%(amount)s AS numeric) * CAST(%(multiplier)s AS numeric) * COALESCE(("
+    "SELECT MAX(x.multiplier) FROM {multipliers} x WHERE x.member_id = %(member)s "
+    "AND x.starts_at <= %(paid_at)s AND x.ends_at > %(paid_at)s), 1)) AS integer)"
+)
+
+
+def _points_sql() -> str:
+    return _POINTS_SQL.format(multipliers=connection.ops.quote_name(MemberPointsMultiplier._meta.db_table))
+
+
+def _points_params(order: Order, program: LoyaltyProgram) -> dict:
+    return {
+        "member": order.member_id,
+        "paid_at": connection.ops.adapt_datetimefield_value(order.paid_at),
+        "amount": order.amount,
+        "multiplier": _own_multiplier(order, program),
+    }
+
+
 def points_for_order(*, order: Order, program: LoyaltyProgram | None = None) -> int:
-    """The points ``order`` earns: every multiplier in ``Decimal``, rounded down once at the end."""
+    """The points ``order`` earns (one query: ``_POINTS_SQL``)."""
     program = program or LoyaltyProgram.current()
-    member = order.member
-    multiplier = _own_multiplier(order, program)
-    for provider in list(_multiplier_providers):
-        extra = provider(member=member, order=order)
-        if extra is None:
-            continue
-        if isinstance(extra, (float, bool)) or not isinstance(extra, (Decimal, int)) or extra < 0:
-            raise TypeError(f"multiplier provider {provider!r} returned {extra!r}; expected a Decimal >= 0")
-        multiplier *= Decimal(extra)
-    return int((order.amount * multiplier).to_integral_value(rounding=ROUND_FLOOR))
+    ((points,),) = rows.fetch_prepared(f"SELECT {_points_sql()}", _points_params(order, program))
+    return points
 
 
 def _own_multiplier(order: Order, program: LoyaltyProgram) -> Decimal:
-    """Points per yuan × the member's tier multiplier × the birthday multiplier — before providers."""
+    """Points per yuan × the member's tier multiplier × the birthday multiplier: what the program
+    and the member's tier say (the extra multiplier is read in SQL)."""
     member = order.member
     multiplier = program.points_per_yuan
     if member.tier is not None:
@@ -169,15 +171,9 @@ def points_earn_for_new_order(*, order: Order) -> PointsEntry | None:
     program = _cached_program.get()
     reason = _g("Order %(order)s") % {"order": order.external_id}
     key, reference = f"order:{order.pk}:earn", f"order:{order.pk}"
-    providers = list(_multiplier_providers)
-    if connection.vendor == "postgresql" and all(getattr(provider, "sql", None) for provider in providers):
-        points, entry = _earn_at_once(
-            order=order, providers=providers, reason=reason, key=key, reference=reference, program=program
-        )
-        if entry is not None:
-            return entry
-    else:
-        points = points_for_order(order=order, program=program)
+    points, entry = _earn_at_once(order=order, reason=reason, key=key, reference=reference, program=program)
+    if entry is not None:
+        return entry
     if points <= 0:
         return None
     return _credit(
@@ -194,11 +190,10 @@ def points_earn_for_new_order(*, order: Order) -> PointsEntry | None:
 
 
 def _earn_at_once(
-    *, order: Order, providers: list, reason: str, key: str, reference: str, program: LoyaltyProgram
+    *, order: Order, reason: str, key: str, reference: str, program: LoyaltyProgram
 ) -> tuple[int, PointsEntry | None]:
-    """What ``points_for_order`` and ``_credit`` do for an earning, as one PostgreSQL statement — the
-    common case of every order: compute the points (the providers' multipliers in SQL, the same
-    ``Decimal`` arithmetic, rounded down once), lock the account, append the entry with the balance
+    """What ``points_for_order`` and ``_credit`` do for an earning, as one statement — the common
+    case of every order: compute the points (``_POINTS_SQL``), lock the account, append the entry with the balance
     after it, open its lot, raise the balance. Returns the points and the entry; the entry is None,
     and nothing written, when there are no points or the account is missing or owes points (then
     the general path creates it or repays the debt first)."""
@@ -223,16 +218,9 @@ def _earn_at_once(
         "created_at": now,
         "updated_at": now,
     }
-    sql, entry_fields, lot_fields = _earn_statement(tuple(provider.sql for provider in providers))
+    sql, entry_fields, lot_fields = _earn_statement()
     db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
-    adapt = db.ops.adapt_datetimefield_value
-    params = {
-        "member": order.member_id,
-        "paid_at": adapt(order.paid_at),
-        "amount": order.amount,
-        "multiplier": _own_multiplier(order, program),
-        "now": adapt(now),
-    }
+    params = {**_points_params(order, program), "now": db.ops.adapt_datetimefield_value(now)}
     params.update((f"e_{f.attname}", f.get_db_prep_save(getattr(entry, f.attname), db)) for f in entry_fields)
     params.update((f"l_{f.attname}", f.get_db_prep_save(lot[f.attname], db)) for f in lot_fields)
     ((points, entry_id, balance_after),) = rows.fetch_prepared(sql, params)
@@ -249,7 +237,7 @@ _EARN_LOT_SQL = {"points": "e.points", "remaining": "e.points", "source_entry": 
 
 
 @cache
-def _earn_statement(provider_sql: tuple[str, ...]) -> tuple[str, tuple, tuple]:
+def _earn_statement() -> tuple[str, tuple, tuple]:
     quote = connection.ops.quote_name
 
     def columns(fields):
@@ -263,10 +251,8 @@ def _earn_statement(provider_sql: tuple[str, ...]) -> tuple[str, tuple, tuple]:
     entry_fields = tuple(f for f in PointsEntry._meta.concrete_fields if not f.primary_key)
     lot_fields = tuple(f for f in PointsLot._meta.concrete_fields if not f.primary_key)
     account, entries, lots = (quote(m._meta.db_table) for m in (PointsAccount, PointsEntry, PointsLot))
-    extra = "".join(f" * COALESCE({sql}, 1)" for sql in provider_sql)
     sql = f"""
-        WITH p AS (SELECT CAST(FLOOR(CAST(%(amount)s AS numeric) * CAST(%(multiplier)s AS numeric){extra})
-                              AS integer) AS points),
+        WITH p AS (SELECT {_points_sql()} AS points),
         a AS (SELECT member_id, balance FROM {account} WHERE member_id = %(member)s AND debt = 0 FOR UPDATE),
         e AS (INSERT INTO {entries} ({columns(entry_fields)})
               SELECT {values(entry_fields, _EARN_ENTRY_SQL, "e")} FROM a, p WHERE p.points > 0
@@ -275,7 +261,7 @@ def _earn_statement(provider_sql: tuple[str, ...]) -> tuple[str, tuple, tuple]:
         u AS (UPDATE {account} SET balance = e.balance_after, updated_at = %(now)s FROM e
               WHERE {account}.member_id = %(member)s)
         SELECT p.points, e.id, e.balance_after FROM p LEFT JOIN e ON TRUE
-    """  # noqa: S608 - names from model metadata and providers' SQL, values are parameters
+    """  # noqa: S608 - names from model metadata, values are parameters
     entry_fields = tuple(f for f in entry_fields if f.name not in _EARN_ENTRY_SQL)
     lot_fields = tuple(f for f in lot_fields if f.name not in _EARN_LOT_SQL)
     return sql, entry_fields, lot_fields
@@ -352,12 +338,18 @@ def points_clawback_for_refund(*, refund_id: int) -> PointsEntry | None:
     def run() -> PointsEntry | None:
         with transaction.atomic(durable=True):
             account = points_account_lock(member_id=order.member_id)
-            earn = PointsEntry.objects.filter(idempotency_key=f"order:{order.pk}:earn").first()
-            if earn is None:
-                return None
-            return _clawback(account, refund=refund, order=order, earn=earn)
+            return points_clawback_locked(account=account, refund=refund, order=order)
 
     return _retrying_on_key(key, run, member_id=order.member_id, kind=Kind.REFUND_CLAWBACK)
+
+
+def points_clawback_locked(*, account: PointsAccount, refund: Refund, order: Order) -> PointsEntry | None:
+    """``points_clawback_for_refund`` inside the caller's transaction, ``account`` (the order's
+    member's) locked — ``refund_record`` calls it in the refund's transaction."""
+    earn = PointsEntry.objects.filter(idempotency_key=f"order:{order.pk}:earn").first()
+    if earn is None:
+        return None
+    return _clawback(account, refund=refund, order=order, earn=earn)
 
 
 def points_adjust(*, member: Member, points: int, reason: str, actor, idempotency_key: str) -> PointsEntry:
@@ -836,6 +828,7 @@ __all__ = [
     "ADJUST_PERMISSION",
     "points_adjust",
     "points_clawback_for_refund",
+    "points_clawback_locked",
     "points_earn_for_order",
     "points_expire",
     "points_for_order",
@@ -844,6 +837,4 @@ __all__ = [
     "points_redeem",
     "points_reverse",
     "points_reverse_locked",
-    "register_multiplier_provider",
-    "unregister_multiplier_provider",
 ]

@@ -8,18 +8,19 @@ Rules
       ``Member.referrer`` is set with the referral and always agrees with it.
     * The referral completes on the referee's first paid order of at least
       ``LoyaltyProgram.referral_min_order_amount``; both sides are rewarded once, even when two first
-      orders arrive together. What they get is a ``RewardPlan``: by default the program's points; a
-      resolver registered with ``register_referral_reward_resolver`` (campaigns: rewards by the
-      referrer's segment) can decide otherwise.
+      orders arrive together, with the program's referral points
+      (``LoyaltyProgram.referral_referrer_points`` / ``referral_referee_points``). Completing is a
+      step of ``order_record``, in the order's transaction.
     * A full refund of the qualifying order within ``referral_reversal_days`` of completion takes both
-      rewards back (``points_reverse``: the spent part becomes debt) and marks the referral reversed.
+      rewards back (``points_reverse``: the spent part becomes debt) and marks the referral reversed
+      — a step of ``refund_record``, in the refund's transaction.
+    * ``referral_completed`` and ``referral_reversed`` tell the higher apps, after commit: campaigns
+      adds its segment-dependent rewards (coupons, extra points) and takes them back.
 
 Locks: the points accounts of both members (member-id order), then the referral row; its status is
 read again under the lock, so a referral is paid and reversed at most once.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
@@ -30,6 +31,7 @@ from django.utils.translation import gettext as _g
 from django.utils.translation import gettext_lazy as _
 
 from members import rows
+from members.events import referral_completed, referral_reversed
 from members.lock_objects import member_lock, points_accounts_lock, referral_lock
 from members.models import LoyaltyProgram, Member, Order, PointsEntry, Referral, Refund
 from members.referral_codes import normalize_referral_code
@@ -39,64 +41,13 @@ REGISTRATION_GRACE = timedelta(days=1)
 
 __all__ = [
     "REGISTRATION_GRACE",
-    "RewardPlan",
     "referral_complete_for_order",
+    "referral_complete_in_order",
+    "referral_completed_on",
     "referral_register",
     "referral_reverse_for_refund",
-    "register_referral_reversal_hook",
-    "register_referral_reward_resolver",
-    "unregister_referral_reward_resolver",
+    "referral_reverse_locked",
 ]
-
-
-@dataclass(frozen=True)
-class RewardPlan:
-    """What a completed referral gives each side. ``note`` is kept on the referral for the record."""
-
-    referrer_points: int = 0
-    referee_points: int = 0
-    note: str = ""
-
-
-RewardResolver = Callable[..., RewardPlan | None]
-_reward_resolvers: list[RewardResolver] = []
-
-
-def register_referral_reward_resolver(fn: RewardResolver) -> RewardResolver:
-    """Let ``fn(*, referral) -> RewardPlan | None`` decide the rewards of a completing referral.
-
-    Resolvers are asked in the order they were registered; the first plan that is not ``None``
-    wins, and when none answers the program's default points apply. Usable as a decorator.
-    """
-    if fn not in _reward_resolvers:
-        _reward_resolvers.append(fn)
-    return fn
-
-
-def unregister_referral_reward_resolver(fn: RewardResolver) -> None:
-    if fn in _reward_resolvers:
-        _reward_resolvers.remove(fn)
-
-
-ReversalHook = Callable[..., None]
-_reversal_hooks: list[ReversalHook] = []
-
-
-def register_referral_reversal_hook(fn: ReversalHook) -> ReversalHook:
-    """Run ``fn(*, referral)`` inside the reversing transaction, after the points are reversed
-    (campaigns takes back the referral's unused coupons). Usable as a decorator."""
-    if fn not in _reversal_hooks:
-        _reversal_hooks.append(fn)
-    return fn
-
-
-def referral_reward_plan(*, referral: Referral) -> RewardPlan:
-    for resolver in list(_reward_resolvers):
-        plan = resolver(referral=referral)
-        if plan is not None:
-            return plan
-    program = LoyaltyProgram.current()
-    return RewardPlan(referrer_points=program.referral_referrer_points, referee_points=program.referral_referee_points)
 
 
 def _refused(message, code: str) -> ValidationError:
@@ -164,32 +115,42 @@ def referral_pending_for(*, member_id: int) -> bool:
 
 
 def referral_complete_for_order(*, order_id: int) -> Referral | None:
-    """Complete the referee's pending referral if ``order`` qualifies and reward both sides.
+    """Complete the referee's pending referral if the order qualifies and reward both sides — for
+    an order recorded before (``order_record`` does this itself for a new order, in its transaction).
 
     Returns the referral when this call completed it, else ``None`` (no referral, not qualifying,
     or completed already — by this order or a concurrent one).
     """
     order = Order.objects.get(pk=order_id)
+    with transaction.atomic(durable=True):
+        return referral_complete_in_order(order=order)
+
+
+def referral_complete_in_order(*, order: Order) -> Referral | None:
+    """``referral_complete_for_order`` inside the caller's transaction (``order_record``'s, after
+    the tier and before the points: the points accounts of both members are locked here in
+    member-id order, so the order's own earning finds its account locked already)."""
+    if not referral_pending_for(member_id=order.member_id):
+        return None
     referral = Referral.objects.filter(referee_id=order.member_id, status=Referral.Status.PENDING).first()
     if referral is None:
         return None
     program = LoyaltyProgram.current()
     if order.amount < program.referral_min_order_amount or order.status == Order.Status.REFUNDED:
         return None
-    with transaction.atomic(durable=True):
+    with transaction.atomic(savepoint=False):
         accounts = points_accounts_lock(member_ids=[referral.referrer_id, referral.referee_id])
         referral = referral_lock(referral_id=referral.pk)
         if referral.status != Referral.Status.PENDING:
             return None
-        plan = referral_reward_plan(referral=referral)
         reference = f"referral:{referral.pk}"
         reason = _g("Referral of member %(referee)s by member %(referrer)s") % {
             "referee": referral.referee_id,
             "referrer": referral.referrer_id,
         }
         for side, member_id, points in (
-            ("referrer", referral.referrer_id, plan.referrer_points),
-            ("referee", referral.referee_id, plan.referee_points),
+            ("referrer", referral.referrer_id, program.referral_referrer_points),
+            ("referee", referral.referee_id, program.referral_referee_points),
         ):
             if points > 0:
                 entry = points_grant_locked(
@@ -204,7 +165,6 @@ def referral_complete_for_order(*, order_id: int) -> Referral | None:
         referral.status = Referral.Status.COMPLETED
         referral.qualifying_order = order
         referral.completed_at = timezone.now()
-        referral.reward_note = plan.note[:200]
         referral.save(
             update_fields=[
                 "status",
@@ -212,32 +172,46 @@ def referral_complete_for_order(*, order_id: int) -> Referral | None:
                 "completed_at",
                 "referrer_entry",
                 "referee_entry",
-                "reward_note",
                 "updated_at",
             ]
         )
+    referral_completed.publish(referral_id=referral.pk)
     return referral
 
 
+def referral_completed_on(*, order_id: int) -> Referral | None:
+    """The completed referral ``order_id`` qualified, if any (read without a lock)."""
+    return Referral.objects.filter(qualifying_order_id=order_id, status=Referral.Status.COMPLETED).first()
+
+
 def referral_reverse_for_refund(*, refund_id: int) -> Referral | None:
-    """Reverse a completed referral whose qualifying order is now refunded in full within the period.
+    """Reverse a completed referral whose qualifying order is now refunded in full within the period
+    — for a refund recorded before (``refund_record`` does this itself, in its transaction).
 
     Returns the referral when this call reversed it, else ``None``.
     """
     refund = Refund.objects.select_related("order").get(pk=refund_id)
-    order = refund.order
-    referral = Referral.objects.filter(qualifying_order_id=order.pk, status=Referral.Status.COMPLETED).first()
-    if referral is None or order.refunded_amount < order.amount:
+    referral = referral_completed_on(order_id=refund.order_id)
+    if referral is None:
+        return None
+    with transaction.atomic(durable=True):
+        accounts = points_accounts_lock(member_ids=[referral.referrer_id, referral.referee_id])
+        return referral_reverse_locked(referral_id=referral.pk, order=refund.order, accounts=accounts)
+
+
+def referral_reverse_locked(*, referral_id: int, order: Order, accounts: dict) -> Referral | None:
+    """Reverse the referral inside the caller's transaction, the points ``accounts`` of both
+    members locked (``refund_record`` locks them before the order, in the lock order)."""
+    if order.refunded_amount < order.amount:
+        return None
+    referral = referral_lock(referral_id=referral_id)
+    if referral.status != Referral.Status.COMPLETED:
         return None
     fully_refunded_at = Refund.objects.filter(order_id=order.pk).aggregate(at=Max("refunded_at"))["at"]
     period = timedelta(days=LoyaltyProgram.current().referral_reversal_days)
     if fully_refunded_at > referral.completed_at + period:
         return None
-    with transaction.atomic(durable=True):
-        accounts = points_accounts_lock(member_ids=[referral.referrer_id, referral.referee_id])
-        referral = referral_lock(referral_id=referral.pk)
-        if referral.status != Referral.Status.COMPLETED:
-            return None
+    with transaction.atomic(savepoint=False):
         reason = _g("Order %(order)s of a referral was refunded in full") % {"order": order.external_id}
         for side, member_id in (("referrer", referral.referrer_id), ("referee", referral.referee_id)):
             entry_id = getattr(referral, f"{side}_entry_id")
@@ -248,9 +222,8 @@ def referral_reverse_for_refund(*, refund_id: int) -> Referral | None:
                     idempotency_key=f"referral:{referral.pk}:{side}:reversal",
                     reason=reason,
                 )
-        for hook in list(_reversal_hooks):
-            hook(referral=referral)
         referral.status = Referral.Status.REVERSED
         referral.reversed_at = timezone.now()
         referral.save(update_fields=["status", "reversed_at", "updated_at"])
+    referral_reversed.publish(referral_id=referral.pk)
     return referral

@@ -23,18 +23,14 @@ Rules of the game (the models in ``members.models.tiers`` hold the data):
   from the last run that saw the member qualify. Refunds need no event: the next run sees them.
 - **Manual changes** (``tier_set_manually``) need the ``members.set_member_tier`` permission. A
   manually given tier is kept for its retention period like any other, then follows the rules.
-- **RFM scores** come from a provider the segmentation app registers with
-  ``register_rfm_score_provider(fn)``, where ``fn(*, member_ids) -> dict[member_id, int]`` answers
-  for many members at once (one query, please: the scheduled run asks once for every member above
-  the entry level). A member missing from the answer has no score. **When no provider is
-  registered, a rule with an RFM condition never holds.** The last registered provider is used;
-  unregistering it brings back the previous one.
+- **RFM scores** are ``MemberRfmScore`` rows: R + F + M of the member's current RFM run, which the
+  segmentation app keeps (every run and live refresh) while ``rfm_scores_wanted()`` — an active
+  tier has a rule with an RFM condition. A member without a score never meets an RFM condition.
 
 Every change is one ``TierChange`` row (reason, detail, actor, order). Evaluate a tier *before*
 points are earned on ``order_recorded`` so that the qualifying order earns at the new multiplier.
 """
 
-from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -48,38 +44,14 @@ from django.utils.translation import gettext_lazy as _
 
 from members import rows
 from members.caching import ProcessCache
-from members.lock_objects import member_lock, member_tier_lock, members_lock
-from members.models import Member, MemberTierStatus, Order, Tier, TierChange, TierRule
+from members.lock_objects import MEMBER_LOCK, member_lock, members_lock
+from members.models import Member, MemberRfmScore, MemberTierStatus, Order, Tier, TierChange, TierRule
 
 SET_TIER_PERMISSION = "members.set_member_tier"
 DOWNGRADE_BATCH = 500  # members moved per transaction by the scheduled downgrade
 ASSIGN_BATCH = 2000  # members given their first tier per transaction by ``tiers_assign_missing``
 
-# --- RFM score providers ----------------------------------------------------------------------
-
-RfmScoreProvider = Callable[..., Mapping[int, int]]
-_rfm_score_providers: list[RfmScoreProvider] = []
-
-
-def register_rfm_score_provider(fn: RfmScoreProvider) -> RfmScoreProvider:
-    """Make ``fn(*, member_ids) -> {member_id: score}`` the source of RFM scores (usable as a decorator)."""
-    if fn in _rfm_score_providers:
-        _rfm_score_providers.remove(fn)
-    _rfm_score_providers.append(fn)
-    return fn
-
-
-def unregister_rfm_score_provider(fn: RfmScoreProvider) -> None:
-    if fn in _rfm_score_providers:
-        _rfm_score_providers.remove(fn)
-
-
-def _rfm_scores(member_ids: Iterable[int]) -> dict[int, int] | None:
-    """Scores of ``member_ids``, or None when no provider is registered (RFM conditions then fail)."""
-    if not _rfm_score_providers:
-        return None
-    return dict(_rfm_score_providers[-1](member_ids=list(member_ids)))
-
+_SCORE_TABLE = MemberRfmScore._meta.db_table
 
 # --- The ladder: active tiers and their rules -------------------------------------------------
 
@@ -107,6 +79,12 @@ def _load_ladder() -> _Ladder:
 _cached_ladder = ProcessCache(_load_ladder, watch=(Tier, TierRule))
 
 
+def rfm_scores_wanted() -> bool:
+    """Whether tier rules read RFM scores now (an active tier has a rule with an RFM condition):
+    segmentation keeps ``MemberRfmScore`` only then, and empties it otherwise."""
+    return _cached_ladder.get().uses_rfm
+
+
 @dataclass(frozen=True)
 class _Qualification:
     """The tier a member qualifies for, and the rule and figures that made it hold."""
@@ -123,36 +101,31 @@ class _Qualification:
         return _describe(self.rule, spend=self.spend, orders=self.orders, rfm_score=self.rfm_score)
 
 
-def _qualifying_sql(
-    *, ladder: _Ladder, as_of: datetime, rfm_scores: Mapping[int, int] | None, member_filter: tuple[str, list]
-) -> tuple[str, list]:
-    """SQL with columns (member_id, tier_rank, rule_id, spend, orders): one row per member and rule
-    that holds as of ``as_of``, for the members ``member_filter`` selects (a condition on ``m``, the
-    member table, with its parameters).
+def _qualifying_sql(*, ladder: _Ladder, as_of: datetime, member_filter: tuple[str, list]) -> tuple[str, list]:
+    """SQL with columns (member_id, tier_rank, rule_id, spend, orders, rfm_score): one row per member
+    and rule that holds as of ``as_of``, for the members ``member_filter`` selects (a condition on
+    ``m``, the member table, with its parameters).
 
     Each rule with a spend or order condition is one aggregate over the orders in its window; an
-    RFM condition joins the ids of the members whose score is high enough.
+    RFM condition is a condition on the member's score (``MemberRfmScore``).
     """
     order_table = connection.ops.quote_name(Order._meta.db_table)
-    member_table = connection.ops.quote_name(Member._meta.db_table)
+    member_table = (
+        f"{connection.ops.quote_name(Member._meta.db_table)} m LEFT JOIN {_SCORE_TABLE} sc ON sc.member_id = m.id"
+    )
     filter_sql, filter_params = member_filter
     parts: list[str] = []
     params: list = []
     for rule in ladder.rules:
-        rfm_join, rfm_params = "", []
+        rfm_sql, rfm_params = "", []
         if rule.min_rfm_score is not None:
-            if rfm_scores is None:
-                continue  # no provider: an RFM condition is never met
-            rfm_ids = [member_id for member_id, score in rfm_scores.items() if score >= rule.min_rfm_score]
-            if not rfm_ids:
-                continue
-            rfm_join, rfm_params = "JOIN unnest(%s::bigint[]) AS rfm(member_id) ON rfm.member_id = m.id", [rfm_ids]
+            rfm_sql, rfm_params = " AND sc.score >= %s", [rule.min_rfm_score]
         if rule.min_spend is None and rule.min_orders is None:
             parts.append(
-                f"SELECT m.id, %s, %s, NULL::numeric, NULL::bigint FROM {member_table} m {rfm_join} "  # noqa: S608
-                f"WHERE {filter_sql}"
+                f"SELECT m.id, %s, %s, NULL::numeric, NULL::bigint, sc.score FROM {member_table} "  # noqa: S608
+                f"WHERE {filter_sql}{rfm_sql}"
             )
-            params += [rule.tier.rank, rule.pk, *rfm_params, *filter_params]
+            params += [rule.tier.rank, rule.pk, *filter_params, *rfm_params]
             continue
         having, having_params = [], []
         if rule.min_spend is not None:
@@ -162,48 +135,44 @@ def _qualifying_sql(
             having.append("COUNT(*) >= %s")
             having_params.append(rule.min_orders)
         parts.append(
-            "SELECT o.member_id, %s, %s, SUM(o.amount - o.refunded_amount), COUNT(*) "  # noqa: S608
-            f"FROM {order_table} o JOIN {member_table} m ON m.id = o.member_id {rfm_join} "
-            f"WHERE o.paid_at > %s AND o.paid_at <= %s AND o.status <> %s AND {filter_sql} "
-            f"GROUP BY o.member_id HAVING {' AND '.join(having)}"
+            "SELECT o.member_id, %s, %s, SUM(o.amount - o.refunded_amount), COUNT(*), sc.score "  # noqa: S608
+            f"FROM {order_table} o JOIN {member_table} ON m.id = o.member_id "
+            f"WHERE o.paid_at > %s AND o.paid_at <= %s AND o.status <> %s AND {filter_sql}{rfm_sql} "
+            f"GROUP BY o.member_id, sc.score HAVING {' AND '.join(having)}"
         )
         params += [
             rule.tier.rank,
             rule.pk,
-            *rfm_params,
             as_of - timedelta(days=rule.window_days),
             as_of,
             Order.Status.REFUNDED,
             *filter_params,
+            *rfm_params,
             *having_params,
         ]
     if not parts:
-        return "SELECT NULL::bigint, NULL::int, NULL::bigint, NULL::numeric, NULL::bigint WHERE FALSE", []
+        return "SELECT NULL::bigint, NULL::int, NULL::bigint, NULL::numeric, NULL::bigint, NULL::int WHERE FALSE", []
     return " UNION ALL ".join(f"({part})" for part in parts), params
 
 
 def _qualifications_for(*, member_ids: list[int], as_of: datetime, ladder: _Ladder) -> dict[int, _Qualification]:
     """For each of ``member_ids`` that qualifies for a tier above the entry level as of ``as_of``,
-    the highest such tier and what made it hold. One query (plus the RFM provider's)."""
+    the highest such tier and what made it hold. One query."""
     if not ladder.rules or not member_ids:
         return {}
-    rfm_scores = _rfm_scores(member_ids) if ladder.uses_rfm else None
-    sql, params = _qualifying_sql(
-        ladder=ladder, as_of=as_of, rfm_scores=rfm_scores, member_filter=("m.id = ANY(%s::bigint[])", [member_ids])
-    )
+    sql, params = _qualifying_sql(ladder=ladder, as_of=as_of, member_filter=("m.id = ANY(%s::bigint[])", [member_ids]))
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT DISTINCT ON (member_id) member_id, tier_rank, rule_id, spend, orders "  # noqa: S608
-            f"FROM ({sql}) AS q(member_id, tier_rank, rule_id, spend, orders) "
+            "SELECT DISTINCT ON (member_id) member_id, tier_rank, rule_id, spend, orders, rfm_score "  # noqa: S608
+            f"FROM ({sql}) AS q(member_id, tier_rank, rule_id, spend, orders, rfm_score) "
             "ORDER BY member_id, tier_rank DESC, rule_id",
             params,
         )
         rows = cursor.fetchall()
     qualifications = {}
-    for member_id, rank, rule_id, spend, orders in rows:
+    for member_id, rank, rule_id, spend, orders, rfm_score in rows:
         tier = ladder.tiers[rank]
         rule = next(rule for rule in tier.rules.all() if rule.pk == rule_id)
-        rfm_score = (rfm_scores or {}).get(member_id)
         qualifications[member_id] = _Qualification(tier, rule, spend, orders, rfm_score)
     return qualifications
 
@@ -220,6 +189,7 @@ class _Locked(NamedTuple):
 
     tier_id: int | None
     referrer_id: int | None
+    rfm_score: int | None
 
 
 def _scan(
@@ -227,9 +197,8 @@ def _scan(
 ) -> tuple[_Locked | None, dict[int, tuple[Decimal, int]]]:
     """One short scan of the member's orders in the widest window: net spend and paid orders per
     window (as the rules count them). With ``lock``, it also locks the member row and returns its
-    ``tier_id`` and ``referrer_id`` — on PostgreSQL in the same statement (the order path's one
-    statement for all of it; the order's insert holds the lock already, so it never waits),
-    elsewhere in a separate read."""
+    ``tier_id``, ``referrer_id`` and RFM score in the same statement (the order path's one
+    statement for all of it; the order's insert holds the lock already, so it never waits)."""
     db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
     adapt = db.ops.adapt_datetimefield_value
     starts = [adapt(as_of - timedelta(days=days)) for days in windows]
@@ -250,39 +219,43 @@ def _scan(
         Order.Status.REFUNDED.value,
     ]
     locked = None
-    if lock and db.vendor == "postgresql":
+    if lock:
         member_table = db.ops.quote_name(Member._meta.db_table)
         found = rows.fetch_prepared(
-            "SELECT m.tier_id, m.referrer_id, s.* "  # noqa: S608
-            f"FROM {member_table} m CROSS JOIN LATERAL ({scan}) s WHERE m.id = %s FOR NO KEY UPDATE OF m",
+            "SELECT m.tier_id, m.referrer_id, "  # noqa: S608
+            f"(SELECT score FROM {_SCORE_TABLE} WHERE member_id = m.id), s.* "
+            f"FROM {member_table} m CROSS JOIN LATERAL ({scan}) s WHERE m.id = %s{MEMBER_LOCK} OF m",
             [*params, member_id],
         )
         if not found:
             raise Member.DoesNotExist(f"member {member_id}")
-        tier_id, referrer_id, *row = found[0]
-        locked = _Locked(tier_id, referrer_id)
+        tier_id, referrer_id, rfm_score, *row = found[0]
+        locked = _Locked(tier_id, referrer_id, rfm_score)
     else:
-        if lock:
-            locked = _Locked(*member_tier_lock(member_id=member_id))
         (row,) = rows.fetch_prepared(scan, params)
     totals = {days: (Decimal(int(row[2 * index])) / 100, int(row[2 * index + 1])) for index, days in enumerate(windows)}
     return locked, totals
 
 
 def _qualification_for(
-    *, member_id: int, as_of: datetime, ladder: _Ladder, totals: dict[int, tuple[Decimal, int]] | None = None
+    *,
+    member_id: int,
+    as_of: datetime,
+    ladder: _Ladder,
+    totals: dict[int, tuple[Decimal, int]] | None = None,
+    rfm_score: int | None = None,
 ) -> _Qualification | None:
     """``_qualifications_for`` one member — what every order asks: ``_scan`` (unless its
-    ``totals`` are given), then the rules in Python. The many-member statement costs more to plan
-    (~2.5 ms) than to run for a single member."""
+    ``totals`` and ``rfm_score`` are given, as read under the member's lock), then the rules over
+    its figures. The many-member statement costs more to plan (~2.5 ms) than to run for a single
+    member; both say the same rules."""
     if not ladder.rules:
         return None
     if totals is None:
         windows = _windows(ladder)
         totals = _scan(member_id=member_id, as_of=as_of, windows=windows)[1] if windows else {}
-    rfm_score = None
-    if ladder.uses_rfm:
-        rfm_score = (_rfm_scores([member_id]) or {}).get(member_id)
+        if ladder.uses_rfm:
+            rfm_score = MemberRfmScore.objects.filter(member_id=member_id).values_list("score", flat=True).first()
     # Highest rank first; within a tier, the rule with the lowest id (as the many-member statement).
     for rule in sorted(ladder.rules, key=lambda rule: (-rule.tier.rank, rule.pk)):
         spend, orders = totals.get(rule.window_days, (None, None))
@@ -375,7 +348,7 @@ def _change_tier(
 
 
 def tier_assign_initial(*, member_id: int) -> TierChange | None:
-    """Give a member without a tier the entry level (call on ``member_registered``)."""
+    """Give a member without a tier the entry level (``member_register`` calls it)."""
     ladder = _load_ladder()
     if ladder.floor is None:
         return None
@@ -475,7 +448,15 @@ def tier_evaluate_for_new_order(*, order: Order) -> TierChange | None:
     locked, totals = _scan(member_id=member.pk, as_of=as_of, windows=windows, lock=True)
     member.tier_id, member.referrer_id = locked.tier_id, locked.referrer_id
     member.tier = ladder.by_id.get(member.tier_id)
-    return _evaluate_locked(member=member, order=order, as_of=as_of, ladder=ladder, new_order=True, totals=totals)
+    return _evaluate_locked(
+        member=member,
+        order=order,
+        as_of=as_of,
+        ladder=ladder,
+        new_order=True,
+        totals=totals,
+        rfm_score=locked.rfm_score,
+    )
 
 
 def _evaluate_locked(
@@ -486,13 +467,16 @@ def _evaluate_locked(
     ladder: _Ladder,
     new_order: bool,
     totals=None,
+    rfm_score: int | None = None,
 ) -> TierChange | None:
     current_tier = ladder.by_id.get(member.tier_id)
     current = current_tier if current_tier is not None and current_tier.is_active else None
     current_rank = current_tier.rank if current_tier is not None else -1
     if not ladder.rules and (ladder.floor is None or current_rank >= ladder.floor.rank):
         return None  # nothing above the entry level to qualify for, nothing to confirm
-    qualification = _qualification_for(member_id=member.pk, as_of=as_of, ladder=ladder, totals=totals)
+    qualification = _qualification_for(
+        member_id=member.pk, as_of=as_of, ladder=ladder, totals=totals, rfm_score=rfm_score
+    )
     target = qualification.tier if qualification else ladder.floor
 
     if (
@@ -575,22 +559,12 @@ def tier_downgrade_due(*, as_of: datetime) -> int:
             [as_of, *above_floor[1]],
         )
 
-        rfm_scores = None
-        if ladder.uses_rfm and _rfm_score_providers:
-            rfm_scores = _rfm_scores(
-                Member.objects.filter(tier__isnull=False)
-                .exclude(tier=ladder.floor)
-                .values_list("id", flat=True)
-                .order_by("id")
-            )
-        qualifying, qualifying_params = _qualifying_sql(
-            ladder=ladder, as_of=as_of, rfm_scores=rfm_scores, member_filter=above_floor
-        )
+        qualifying, qualifying_params = _qualifying_sql(ladder=ladder, as_of=as_of, member_filter=above_floor)
         # ``confirmed`` runs although the final SELECT does not read it (PostgreSQL runs every
         # data-modifying WITH); it sees the same snapshot, and touches only members who qualify,
         # while the SELECT returns only members who do not.
         cursor.execute(
-            f"WITH qualifying (member_id, tier_rank, rule_id, spend, orders) AS ({qualifying}), "  # noqa: S608
+            f"WITH qualifying (member_id, tier_rank, rule_id, spend, orders, rfm_score) AS ({qualifying}), "  # noqa: S608
             "best AS (SELECT member_id, MAX(tier_rank) AS tier_rank FROM qualifying GROUP BY member_id), "
             "standing AS ("
             "  SELECT m.id AS member_id, m.tier_id, s.last_qualified_at, t.retention_days,"

@@ -7,26 +7,17 @@
    credited through ``wallet_top_up`` with the idempotency key ``wxpay:<transaction_id>``, so
    however often the callback repeats (or races with itself), the money arrives once.
 
-A bonus may come with a top-up (a top-up offer), through hooks the app that owns offers
-(``campaigns``) registers — ``members`` never imports it:
-
-- resolvers registered with ``register_top_up_offer_resolver`` —
-  ``fn(*, member, amount, offer_id) -> TopUpOffer | None`` — decide the bonus when the intent is
-  created; the member names the offer (``offer_id``), and when none grants it the top-up is refused.
-- credit functions registered with ``register_top_up_offer_credit`` —
-  ``fn(*, member, offer_code, bonus, amount_paid, idempotency_key, reason, reference) -> WalletEntry | None``
-  — credit a paid intent carrying an offer (checking it again, and giving whatever else the offer
-  gives). ``bonus`` is the intent's: the member gets the bonus they were shown when they started
-  the top-up, even if the operator has changed the offer's bonus since. When no credit function
-  takes the intent (the offer is gone, switched off, out of its window or used up), the principal
-  alone is credited and the entry's reason says why: the member paid, and money is never refused.
+A top-up offer (``campaigns``) is data on the intent: the app that owns offers checks the offer when
+the member starts the top-up and passes its ``bonus``, ``offer_code`` and points multiplier to
+``top_up_intent_create``. The payment credits exactly that — the principal and the bonus, and the
+multiplier as a ``MemberPointsMultiplier`` from the moment of payment — so the member gets what they
+were shown, even if the operator changes or withdraws the offer in the two hours an intent lives.
+``members`` never asks another app anything.
 """
 
 import secrets
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -37,69 +28,14 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members import wechatpay
-from members.models import Member, TopUpIntent, WalletEntry
+from members.models import Member, MemberPointsMultiplier, TopUpIntent, WalletEntry
 from members.money import to_money
-from members.services.orders import IdempotencyConflict
-from members.services.wallet import wallet_top_up
+from members.services.errors import IdempotencyConflict
+from members.services.wallet import ZERO, wallet_top_up
 
 INTENT_LIFETIME = timedelta(hours=2)
 
-__all__ = [
-    "INTENT_LIFETIME",
-    "TopUpOffer",
-    "register_top_up_offer_credit",
-    "register_top_up_offer_resolver",
-    "top_up_intent_confirm",
-    "top_up_intent_create",
-    "unregister_top_up_offer_credit",
-    "unregister_top_up_offer_resolver",
-]
-
-
-class TopUpOffer(NamedTuple):
-    bonus: Decimal
-    offer_code: str
-
-
-TopUpOfferResolver = Callable[..., TopUpOffer | None]
-TopUpOfferCredit = Callable[..., WalletEntry | None]
-_offer_resolvers: list[TopUpOfferResolver] = []
-_offer_credits: list[TopUpOfferCredit] = []
-
-
-def register_top_up_offer_resolver(fn: TopUpOfferResolver) -> TopUpOfferResolver:
-    """Let ``fn(*, member, amount, offer_id) -> TopUpOffer | None`` grant a bonus; the first answer wins."""
-    if fn not in _offer_resolvers:
-        _offer_resolvers.append(fn)
-    return fn
-
-
-def unregister_top_up_offer_resolver(fn: TopUpOfferResolver) -> None:
-    if fn in _offer_resolvers:
-        _offer_resolvers.remove(fn)
-
-
-def register_top_up_offer_credit(fn: TopUpOfferCredit) -> TopUpOfferCredit:
-    """Let ``fn(*, member, offer_code, bonus, amount_paid, idempotency_key, reason, reference)
-    -> WalletEntry | None`` credit a paid intent that carries an offer; the first entry returned wins."""
-    if fn not in _offer_credits:
-        _offer_credits.append(fn)
-    return fn
-
-
-def unregister_top_up_offer_credit(fn: TopUpOfferCredit) -> None:
-    if fn in _offer_credits:
-        _offer_credits.remove(fn)
-
-
-def _offer_for(member: Member, amount: Decimal, offer_id: int | None) -> TopUpOffer:
-    for resolver in list(_offer_resolvers):
-        offer = resolver(member=member, amount=amount, offer_id=offer_id)
-        if offer is not None:
-            return TopUpOffer(bonus=to_money(offer.bonus, field="bonus", allow_zero=True), offer_code=offer.offer_code)
-    if offer_id is not None:
-        raise _refused("offer", _("This offer is not available to you."), "not_eligible")
-    return TopUpOffer(bonus=Decimal("0.00"), offer_code="")
+__all__ = ["INTENT_LIFETIME", "top_up_intent_confirm", "top_up_intent_create"]
 
 
 def _new_out_trade_no(now: datetime) -> str:
@@ -110,11 +46,19 @@ def cents(amount: Decimal) -> int:
     return int(amount * 100)
 
 
-def top_up_intent_create(*, member: Member, amount: Decimal | str, offer_id: int | None = None) -> TopUpIntent:
+def top_up_intent_create(
+    *,
+    member: Member,
+    amount: Decimal | str,
+    bonus: Decimal | str = ZERO,
+    offer_code: str = "",
+    points_multiplier: Decimal | None = None,
+    multiplier_days: int = 0,
+) -> TopUpIntent:
     """Store an intent to top up ``amount`` and open its WeChat Pay transaction when possible.
 
-    With ``offer_id`` the registered resolvers decide the offer's bonus; refused (field ``offer``,
-    ``not_eligible``) when none grants it.
+    ``bonus``, ``offer_code`` and the points multiplier are what a top-up offer gives (checked by
+    its owner, ``campaigns.services.offers.offer_top_up_intent_create``); the payment credits them.
 
     Raises ``members.wechat.WeChatUnavailable`` when WeChat Pay cannot open the transaction (the
     intent is then closed).
@@ -125,7 +69,9 @@ def top_up_intent_create(*, member: Member, amount: Decimal | str, offer_id: int
         raise ValidationError(
             {"amount": ValidationError(_("A top-up is at most %(limit)s.") % {"limit": limit}, code="max_value")}
         )
-    offer = _offer_for(member, amount, offer_id)
+    bonus = to_money(bonus, field="bonus", allow_zero=True)
+    if points_multiplier is not None and (points_multiplier < 1 or multiplier_days <= 0):
+        raise _refused("points_multiplier", _("A points multiplier is at least 1, for at least a day."), "invalid")
     now = timezone.now()
     for attempt in range(3):
         try:
@@ -134,8 +80,10 @@ def top_up_intent_create(*, member: Member, amount: Decimal | str, offer_id: int
                     member=member,
                     out_trade_no=_new_out_trade_no(now),
                     amount=amount,
-                    bonus=offer.bonus,
-                    offer_code=offer.offer_code,
+                    bonus=bonus,
+                    offer_code=offer_code,
+                    points_multiplier=points_multiplier,
+                    multiplier_days=multiplier_days if points_multiplier is not None else 0,
                     expires_at=now + INTENT_LIFETIME,
                 )
             break
@@ -214,36 +162,33 @@ def top_up_intent_confirm(
 
 
 def _credit(intent: TopUpIntent, *, idempotency_key: str) -> WalletEntry:
-    """The wallet entry for a paid intent: through a registered offer credit when the intent carries
-    an offer, else (or when the offer is no longer valid) the principal alone under ``idempotency_key``."""
-    with translation.override(settings.LANGUAGE_CODE):
-        reason = gettext("WeChat Pay top-up %(trade)s") % {"trade": intent.out_trade_no}
+    """The wallet entry for a paid intent — the principal and the intent's bonus — and the intent's
+    points multiplier from the moment of payment. Idempotent (a repeated callback finds both)."""
     if intent.wallet_entry_id is not None:  # a repeated callback: credited already
         return intent.wallet_entry
-    plain = WalletEntry.objects.filter(idempotency_key=idempotency_key).first()
-    if intent.offer_code and plain is None:
-        for credit in list(_offer_credits):
-            entry = credit(
-                member=intent.member,
-                offer_code=intent.offer_code,
-                bonus=intent.bonus,
-                amount_paid=intent.amount,
-                idempotency_key=idempotency_key,
-                reason=reason,
-                reference=intent.out_trade_no,
-            )
-            if entry is not None:
-                return entry
-        with translation.override(settings.LANGUAGE_CODE):
-            reason = gettext("%(reason)s; offer %(offer)s no longer available, principal only") % {
-                "reason": reason,
-                "offer": intent.offer_code,
-            }
-            reason = reason[:200]
-    return wallet_top_up(
+    with translation.override(settings.LANGUAGE_CODE):
+        reason = gettext("WeChat Pay top-up %(trade)s") % {"trade": intent.out_trade_no}
+    entry = wallet_top_up(
         member=intent.member,
         amount_paid=intent.amount,
+        bonus=intent.bonus,
+        offer_code=intent.offer_code,
         idempotency_key=idempotency_key,
         reason=reason,
         reference=intent.out_trade_no,
     )
+    if intent.points_multiplier is not None and intent.multiplier_days:
+        MemberPointsMultiplier.objects.bulk_create(
+            [
+                MemberPointsMultiplier(
+                    member_id=intent.member_id,
+                    multiplier=intent.points_multiplier,
+                    starts_at=entry.created_at,
+                    ends_at=entry.created_at + timedelta(days=intent.multiplier_days),
+                    source=f"offer:{intent.offer_code}"[:100],
+                    idempotency_key=f"top-up:{intent.out_trade_no}:multiplier",
+                )
+            ],
+            ignore_conflicts=True,
+        )
+    return entry

@@ -41,7 +41,7 @@ from django.utils.translation import gettext_lazy as _
 from members.lock_objects import wallet_lock
 from members.models import Member, Wallet, WalletEntry
 from members.money import CENT, to_money
-from members.services.orders import IdempotencyConflict
+from members.services.errors import IdempotencyConflict
 
 __all__ = [
     "IdempotencyConflict",

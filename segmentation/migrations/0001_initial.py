@@ -8,14 +8,12 @@ from django.db import migrations, models
 
 
 def staging_unlogged(apps, schema_editor):
-    """Staging rows are scratch data rebuilt by every split run: skip the WAL on PostgreSQL."""
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE segmentation_rfmstagingrow SET UNLOGGED")
+    """Staging rows are scratch data rebuilt by every split run: skip the WAL."""
+    schema_editor.execute("ALTER TABLE segmentation_rfmstagingrow SET UNLOGGED")
 
 
 def staging_logged(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE segmentation_rfmstagingrow SET LOGGED")
+    schema_editor.execute("ALTER TABLE segmentation_rfmstagingrow SET LOGGED")
 
 
 class Migration(migrations.Migration):

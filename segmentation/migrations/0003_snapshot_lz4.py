@@ -5,8 +5,6 @@ from django.db import migrations
 
 
 def use_lz4(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
         row = cursor.fetchone()
@@ -15,8 +13,7 @@ def use_lz4(apps, schema_editor):
 
 
 def use_default(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE segmentation_segmentsnapshot ALTER COLUMN member_ids SET COMPRESSION DEFAULT")
+    schema_editor.execute("ALTER TABLE segmentation_segmentsnapshot ALTER COLUMN member_ids SET COMPRESSION DEFAULT")
 
 
 class Migration(migrations.Migration):

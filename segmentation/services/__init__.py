@@ -1,7 +1,12 @@
 """Writes of the segmentation app: recomputes, the per-order refresh, scheme activation."""
 
 from segmentation.services.live import member_rfm_refresh, members_rfm_refresh
-from segmentation.services.live_batch import live_refresh_drain, member_rfm_refresh_soon
+from segmentation.services.live_batch import (
+    batch_seconds,
+    live_refresh_ask,
+    live_refresh_drain,
+    live_refresh_unschedule,
+)
 from segmentation.services.recompute import (
     NoActiveScheme,
     RecomputeAlreadyRunning,
@@ -16,9 +21,11 @@ from segmentation.services.schemes import scheme_activate
 __all__ = [
     "NoActiveScheme",
     "RecomputeAlreadyRunning",
+    "batch_seconds",
+    "live_refresh_ask",
     "live_refresh_drain",
+    "live_refresh_unschedule",
     "member_rfm_refresh",
-    "member_rfm_refresh_soon",
     "members_rfm_refresh",
     "run_transitions_publish",
     "scheme_activate",

@@ -6,35 +6,38 @@ Values are computed as of today (or the run's as-of date if later), exactly as a
 for this member, then scored against the run's cut points: ``score = 1 + the number of cut points
 reached``, which gives every member of the run the score the run gave them.
 
-On PostgreSQL this is **one statement** (aggregate over the member's orders through the
-``order_member_paid_at`` index, score, segment, upsert, previous segment) with an asynchronous
-commit when it runs on its own — the row is derived data that the next run rewrites anyway, so it
-need not wait for the WAL flush. Two refreshes of one member racing (two orders at the same
-instant) cannot leave the older view behind: the row remembers the latest order change it saw
-(``source_version``) and an upsert that saw less is skipped. Elsewhere (SQLite) the same is done
-in Python in a transaction. A changed segment adds a ``SegmentTransition`` (``source=live``) and one
-``segment_changed`` after commit.
+This is **one statement**, for one member or a batch of them (aggregate over the members' orders
+through the ``order_member_paid_at`` index, score, segment, upsert, previous segment, the member's
+RFM score) with an asynchronous commit when it runs on its own — the row is derived data that
+the next run rewrites anyway, so it need not wait for the WAL flush. Two refreshes of one member
+racing (two orders at the same instant) cannot leave the older view behind: the row remembers the
+latest order change it saw (``source_version``) and an upsert that saw less is skipped. A changed
+segment adds a ``SegmentTransition`` (``source=live``) and one ``segment_changed`` after commit.
+
+The member's ``MemberRfmScore`` (R + F + M, what tier rules read) is written by the same statement
+for every row it writes, and only where it changes, so it always agrees with ``MemberRfm`` —
+while tier rules read scores at all (``members.services.tiers.rfm_scores_wanted``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
-from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from members import rows
-from members.models import Member, Order
+from members.models import Member, MemberRfmScore, Order
+from members.services.tiers import rfm_scores_wanted
 from segmentation.events import segment_changed
-from segmentation.lock_objects import member_lock_with_current_run
 from segmentation.models import MemberRfm, RfmRun, Segment, SegmentTransition
-from segmentation.rules import matching_rule, segment_case_sql
-from segmentation.scoring import SchemeSpec, brand_timezone, local_date, scores_for, window_for
+from segmentation.rules import segment_case_sql
+from segmentation.scoring import SchemeSpec, brand_timezone, window_for
 from segmentation.services.rfm_sql import member_score_exprs
 
 _TABLE = MemberRfm._meta.db_table
+_MEMBER_TABLE = Member._meta.db_table
+_SCORE_TABLE = MemberRfmScore._meta.db_table
 _RUN_TABLE = RfmRun._meta.db_table
 _TRANSITION_TABLE = SegmentTransition._meta.db_table
 _COLUMNS = (
@@ -64,7 +67,7 @@ class _Run:
         self.cut_points = run.cut_points or {}
         self.as_of = run.as_of
         self.slugs = dict(Segment.objects.filter(scheme_id=self.spec.scheme_id).values_list("pk", "slug"))
-        self.sql = _statement(self.spec, self.cut_points) if connection.vendor == "postgresql" else None
+        self.sql = _statement(self.spec, self.cut_points)
 
 
 _runs: dict[int, _Run] = {}
@@ -82,24 +85,20 @@ def _run(run_id: int) -> _Run:
 def member_rfm_refresh(*, member_id: int) -> bool:
     """Recompute one member now with the current run's scoring. False when nothing was written
     (no run yet, no such member, or a concurrent refresh already wrote a fresher view)."""
-    if connection.vendor == "postgresql":
-        return _refresh_postgres([member_id]) == 1
-    return _refresh_portable(member_id)
+    return _refresh([member_id]) == 1
 
 
 def members_rfm_refresh(*, member_ids: Iterable[int]) -> int:
-    """``member_rfm_refresh`` for many members at once — on PostgreSQL one statement, whatever
-    their number (the batched refresh after orders, ``segmentation.services.live_batch``).
-    Returns how many rows were written."""
+    """``member_rfm_refresh`` for many members at once, in one statement whatever their number
+    (the batched refresh after orders, ``segmentation.services.live_batch``). Returns how many
+    rows were written."""
     member_ids = sorted({int(member_id) for member_id in member_ids})
     if not member_ids:
         return 0
-    if connection.vendor == "postgresql":
-        return _refresh_postgres(member_ids)
-    return sum(1 for member_id in member_ids if _refresh_portable(member_id))
+    return _refresh(member_ids)
 
 
-# --- PostgreSQL: one statement ----------------------------------------------------------------
+# --- The statement ----------------------------------------------------------------------------
 
 
 def _statement(spec: SchemeSpec, cut_points: dict) -> str:
@@ -108,7 +107,7 @@ def _statement(spec: SchemeSpec, cut_points: dict) -> str:
     counted = "o.paid_at < %(end)s AND o.refunded_amount < o.amount"
     return f"""
         WITH current_run AS (SELECT id FROM {_RUN_TABLE} WHERE is_current),
-        ids AS (SELECT m.id AS member_id FROM {Member._meta.db_table} m
+        ids AS (SELECT m.id AS member_id FROM {_MEMBER_TABLE} m
                 WHERE m.id = ANY(CAST(%(members)s AS bigint[]))),
         prev AS (SELECT r.member_id, COALESCE(r.segment_id, 0) AS segment_id
                  FROM {_TABLE} r JOIN ids USING (member_id)),
@@ -138,7 +137,17 @@ def _statement(spec: SchemeSpec, cut_points: dict) -> str:
             ON CONFLICT (member_id) DO UPDATE SET {_UPDATES}
             WHERE {_TABLE}.source_version IS NULL OR excluded.source_version IS NULL
                OR {_TABLE}.source_version <= excluded.source_version
-            RETURNING member_id, segment_id
+            RETURNING member_id, segment_id, r_score + f_score + m_score AS rfm_score
+        ),
+        scored AS (
+            INSERT INTO {_SCORE_TABLE} (member_id, score)
+            SELECT member_id, rfm_score FROM up WHERE %(scores)s AND rfm_score IS NOT NULL ORDER BY member_id
+            ON CONFLICT (member_id) DO UPDATE SET score = excluded.score
+            WHERE {_SCORE_TABLE}.score <> excluded.score
+        ),
+        unscored AS (
+            DELETE FROM {_SCORE_TABLE}
+            WHERE %(scores)s AND member_id IN (SELECT member_id FROM up WHERE rfm_score IS NULL)
         ),
         changed AS (
             INSERT INTO {_TRANSITION_TABLE} (run_id, member_id, from_segment_id, to_segment_id, source,
@@ -156,7 +165,7 @@ def _statement(spec: SchemeSpec, cut_points: dict) -> str:
     """  # noqa: S608 - table names from model metadata, values are parameters
 
 
-def _refresh_postgres(member_ids: list[int]) -> int:
+def _refresh(member_ids: list[int]) -> int:
     for _attempt in range(2):
         run_id = _current[0]
         if run_id is None:
@@ -164,7 +173,11 @@ def _refresh_postgres(member_ids: list[int]) -> int:
             if run_id is None:
                 return 0
             _current[0] = run_id
-        run = _run(run_id)
+        try:
+            run = _run(run_id)
+        except RfmRun.DoesNotExist:  # the remembered run is gone (the data was reset): look again
+            _current[0] = None
+            continue
         as_of = max(timezone.localdate(), run.as_of)
         window = window_for(as_of, run.spec.window_days)
         # On its own (the usual case: after the order committed) the commit need not wait for the disk.
@@ -177,6 +190,7 @@ def _refresh_postgres(member_ids: list[int]) -> int:
             "start": window.start,
             "end": window.end,
             "now": timezone.now(),  # the platform's clock, as every other timestamp
+            "scores": rfm_scores_wanted(),
         }
         # Prepared once per connection (``members.rows.fetch_prepared``): planning is most of its cost.
         found = rows.fetch_prepared(run.sql.replace("{async_commit}", async_commit), params)
@@ -193,23 +207,6 @@ def _refresh_postgres(member_ids: list[int]) -> int:
     return 0
 
 
-def _after_write(run: _Run, member_id: int, previous: int | None, segment_id: int | None) -> None:
-    """``previous``: None when the member had no row, 0 when the row had no segment."""
-    if previous is None and segment_id is None:
-        return
-    if previous is not None and (previous or None) == segment_id:
-        return
-    from_id = previous or None
-    transition = SegmentTransition.objects.create(
-        run_id=run.id,
-        member_id=member_id,
-        from_segment_id=from_id,
-        to_segment_id=segment_id,
-        source=SegmentTransition.Source.LIVE,
-    )
-    _publish(run, transition.pk, member_id, from_id, segment_id)
-
-
 def _publish(run: _Run, transition_id: int, member_id: int, from_id: int | None, segment_id: int | None) -> None:
     segment_changed.publish(
         transition_id=transition_id,
@@ -221,81 +218,3 @@ def _publish(run: _Run, transition_id: int, member_id: int, from_id: int | None,
         to_slug=run.slugs.get(segment_id),
         source=SegmentTransition.Source.LIVE.value,
     )
-
-
-# --- Elsewhere: the same in Python --------------------------------------------------------------
-
-
-def _as_datetime(value) -> dt.datetime | None:
-    if value is None or isinstance(value, dt.datetime):
-        return value
-    parsed = dt.datetime.fromisoformat(str(value))  # SQLite returns aggregates of timestamps as text
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-def _refresh_portable(member_id: int) -> bool:
-    with transaction.atomic(), connection.cursor() as cursor:
-        found, run_id = member_lock_with_current_run(cursor=cursor, member_id=member_id)
-        if not found or run_id is None:
-            return False
-        run = _run(run_id)
-        spec = run.spec
-        as_of = max(timezone.localdate(), run.as_of)
-        window = window_for(as_of, spec.window_days)
-        ops = connection.ops
-        start, end = ops.adapt_datetimefield_value(window.start), ops.adapt_datetimefield_value(window.end)
-        cursor.execute(
-            f"""SELECT (SELECT COALESCE(segment_id, 0) FROM {_TABLE} WHERE member_id = %s),
-                       MAX(CASE WHEN o.paid_at < %s AND o.refunded_amount < o.amount THEN o.paid_at END),
-                       MIN(CASE WHEN o.paid_at < %s AND o.refunded_amount < o.amount THEN o.paid_at END),
-                       COUNT(CASE WHEN o.paid_at >= %s AND o.paid_at < %s AND o.refunded_amount < o.amount
-                                  THEN 1 END),
-                       COALESCE(SUM(CASE WHEN o.paid_at >= %s AND o.paid_at < %s AND o.refunded_amount < o.amount
-                                         THEN CAST(ROUND((o.amount - o.refunded_amount) * 100) AS BIGINT) END), 0),
-                       MAX(o.updated_at)
-                FROM {Order._meta.db_table} o WHERE o.member_id = %s""",  # noqa: S608
-            [member_id, end, end, start, end, start, end, member_id],
-        )
-        previous, last_paid_at, first_paid_at, frequency, cents, version = cursor.fetchone()
-        last_paid_at, first_paid_at = _as_datetime(last_paid_at), _as_datetime(first_paid_at)
-        recency = None if last_paid_at is None else (as_of - local_date(last_paid_at)).days
-        first_days = None if first_paid_at is None else (as_of - local_date(first_paid_at)).days
-        monetary = (Decimal(int(cents)) / 100).quantize(Decimal("0.01"))
-        r_score, f_score, m_score = scores_for(
-            spec, run.cut_points, recency_days=recency, frequency=int(frequency), monetary=monetary
-        )
-        values = {
-            "recency_days": recency,
-            "first_order_days": first_days,
-            "frequency": int(frequency),
-            "monetary": monetary,
-            "r_score": r_score,
-            "f_score": f_score,
-            "m_score": m_score,
-        }
-        rule = matching_rule(spec.rules, values, high_level=spec.high_level)
-        segment_id = rule["segment_id"] if rule else None
-        now = ops.adapt_datetimefield_value(timezone.now())
-        cursor.execute(
-            f"""INSERT INTO {_TABLE} (member_id, created_at, {", ".join(_COLUMNS)})
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                ON CONFLICT (member_id) DO UPDATE SET {_UPDATES}""",  # noqa: S608
-            [
-                member_id,
-                now,
-                run_id,
-                ops.adapt_datefield_value(as_of),
-                recency,
-                first_days,
-                int(frequency),
-                monetary,
-                r_score,
-                f_score,
-                m_score,
-                segment_id,
-                ops.adapt_datetimefield_value(_as_datetime(version)),
-                now,
-            ],
-        )
-        _after_write(run, member_id, previous, segment_id)
-    return True

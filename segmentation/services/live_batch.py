@@ -6,9 +6,11 @@ web worker and PostgreSQL, on every order; asking costs one Redis round trip, an
 hundred members costs little more than one refresh. The segment is fresh
 ``SEGMENTATION_LIVE_BATCH_SECONDS`` (1 s) after the order, plus the worker's queue.
 
-- **ask** (``member_rfm_refresh_soon``): ``SADD`` the member to a pending set and ``SET`` a
-  "scheduled" flag ``NX`` with a TTL, in one round trip; whoever sets the flag queues
-  ``segment_live_refresh_task`` with the batch delay as countdown.
+- **ask** (``live_refresh_ask``): ``SADD`` the member to a pending set and ``SET`` a "scheduled"
+  flag ``NX`` with a TTL, in one round trip; the ask that sets the flag tells its caller (the
+  order subscriber, ``segmentation.subscribers``) to queue ``segment_live_refresh_task`` with the
+  batch delay as countdown — this module never imports tasks — and the caller clears the flag
+  again (``live_refresh_unschedule``) if it cannot queue.
 - **drain** (``live_refresh_drain``, the task): delete the flag *first* — an ask after that queues
   the next task, an ask before it is in the set — then move up to ``DRAIN_CHUNK`` members at a time
   from the pending set to this drain's own "processing" set and note the time in a register of
@@ -18,7 +20,8 @@ hundred members costs little more than one refresh. The segment is fresh
   drain's members back first. Drains running at once never take each other's members, so a member
   is never refreshed twice for one ask (which would record its transition twice).
 - **at once** instead, as before batching: when the setting is 0, when the broker is not Redis
-  (the embedded default) and when Redis cannot be reached (logged).
+  (the embedded default) and when Redis cannot be reached (logged) — ``live_refresh_ask`` then
+  refreshes the member itself and asks its caller to queue nothing.
 
 Keys are per database name (``huiyuan:<database>:rfm-refresh:…``), so test databases sharing a
 Redis never drain each other's members; not per host, since the web and the worker may reach one
@@ -33,6 +36,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -60,8 +64,6 @@ def _client():
         return None
     client = _clients.get(url)
     if client is None:
-        import redis
-
         client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         _clients.clear()
         _clients[url] = client
@@ -121,35 +123,37 @@ def _pop_chunk(client, pending: str, processing: str, drain_id: str, chunk: int)
 
 
 def batching() -> bool:
-    """Whether refreshes after orders are batched here (PostgreSQL, a Redis broker, a delay > 0)."""
-    return connection.vendor == "postgresql" and batch_seconds() > 0 and _client() is not None
+    """Whether refreshes after orders are batched here (a Redis broker, a delay > 0)."""
+    return batch_seconds() > 0 and _client() is not None
 
 
-def member_rfm_refresh_soon(*, member_id: int) -> None:
-    """Refresh the member's RFM and segment in the next batch — or at once, without batching."""
-    client = _client() if batch_seconds() > 0 and connection.vendor == "postgresql" else None
+def live_refresh_ask(*, member_id: int) -> bool:
+    """Ask for the member's RFM and segment to be refreshed in the next batch — or refresh them at
+    once, without batching. True when this ask opened the batch: the caller then queues
+    ``segment_live_refresh_task`` with countdown ``batch_seconds()``, and calls
+    ``live_refresh_unschedule`` if it cannot."""
+    client = _client() if batch_seconds() > 0 else None
     if client is None:
         member_rfm_refresh(member_id=member_id)
-        return
+        return False
     pending, scheduled = _keys()
-    delay = batch_seconds()
     try:
         pipe = client.pipeline(transaction=False)
         pipe.sadd(pending, member_id)
-        pipe.set(scheduled, "1", nx=True, ex=max(FLAG_TTL_SECONDS, int(delay * 10)))
+        pipe.set(scheduled, "1", nx=True, ex=max(FLAG_TTL_SECONDS, int(batch_seconds() * 10)))
         _added, first = pipe.execute()
     except Exception:
         logger.warning("Redis unreachable: refreshing member %s at once", member_id, exc_info=True)
         member_rfm_refresh(member_id=member_id)
-        return
-    if first:
-        from segmentation.tasks import segment_live_refresh_task
+        return False
+    return bool(first)
 
-        try:
-            segment_live_refresh_task.apply_async(countdown=delay)
-        except Exception:
-            logger.warning("could not queue the live RFM refresh", exc_info=True)
-            client.delete(scheduled)
+
+def live_refresh_unschedule() -> None:
+    """The batch task could not be queued: clear the "scheduled" flag, so the next ask queues one."""
+    client = _client()
+    if client is not None:
+        client.delete(_keys()[1])
 
 
 def live_refresh_drain(*, chunk: int = DRAIN_CHUNK) -> int:

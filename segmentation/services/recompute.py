@@ -9,8 +9,8 @@ they are now (``Order.refunded_amount``), also for a past D. Scores and segments
 
 **How**, in one transaction, all set-based in the database (no row comes into Python):
 
-1. ``pg_try_advisory_xact_lock`` — a second run exits at once with ``RecomputeAlreadyRunning``
-   (on SQLite, which has no advisory locks, a ``RecomputeLock`` row does the same);
+1. an advisory lock (``members.advisory_locks.try_xact_lock``, namespace
+   ``segmentation.recompute``) — a second run exits at once with ``RecomputeAlreadyRunning``;
 2. the result for everyone is built into a new table ``segmentation_memberrfm_next`` with one
    ``CREATE TABLE … AS SELECT`` (aggregate → rank → score → segment; PostgreSQL may run it in
    parallel), then its indexes, copied from the live table;
@@ -21,7 +21,12 @@ they are now (``Order.refunded_amount``), also for a past D. Scores and segments
    saw newer orders than the run; their run transitions are dropped), drop it, rename the new one
    in its place (with its indexes' names). Readers keep reading the previous results throughout —
    they wait only for the few milliseconds of the swap, never see a half-written table;
-5. commit; then ``segment_changed`` is published once per transition.
+5. ``MemberRfmScore`` (what tier rules read) becomes R + F + M of the new results — only the
+   scores that change are written, those of members without one deleted — still under the swap's
+   lock, so it never disagrees with ``MemberRfm``; a narrow table of its own, so member rows are
+   never rewritten or waited for. When no tier rule reads scores it is emptied instead (a new RFM
+   condition applies from the next run);
+6. commit; then ``segment_changed`` is published once per transition.
 
 The new table is built from the live one's catalog entries (columns and types from the model,
 indexes and constraints with their names), so migrations keep working on it; privileges granted
@@ -29,9 +34,7 @@ directly on the table to other roles are not copied (grant them on the schema's 
 
 A crash anywhere rolls everything back (DDL is transactional in PostgreSQL): the previous results
 stay, and a ``failed`` run records the error. The same inputs give the same output: the SQL has no
-randomness, ties are resolved by ``RANK()``. On SQLite (the embedded default) steps 2–4 use a
-temporary table and ``DELETE`` + ``INSERT`` inside the transaction (``implementation="portable"``;
-slower, same numbers — a test runs both on PostgreSQL and compares).
+randomness, ties are resolved by ``RANK()``.
 
 **Scale out** (``segment_recompute_task`` with ``chunks > 1``, a Celery chord):
 
@@ -42,7 +45,7 @@ slower, same numbers — a test runs both on PostgreSQL and compares).
   this is the part that grows with orders;
 - when all are done, ``segment_recompute_finish_task`` computes the cut points once, globally,
   from all staged rows (ranks need everyone), stores them on the run, and scores, segments,
-  records transitions and swaps in atomically exactly like steps 2–5 above.
+  records transitions and swaps in atomically exactly like steps 2–6 above.
 
 A brand with tens of millions of members sets ``SEGMENTATION_RECOMPUTE_CHUNKS`` (e.g. 4 × the
 workers), adds Celery workers and gives PostgreSQL more cores and ``work_mem``; the code does not
@@ -56,7 +59,6 @@ import logging
 import re
 import time
 import zlib
-from contextlib import contextmanager
 from decimal import Decimal
 from functools import partial
 
@@ -66,10 +68,12 @@ from django.db.models import Max, Min
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from members.advisory_locks import namespace_key, try_xact_lock
 from members.models import Member
+from members.services.tiers import rfm_scores_wanted
+from segmentation.events import segment_changed
 from segmentation.models import (
     MemberRfm,
-    RecomputeLock,
     RfmRun,
     RfmStagingRow,
     Scheme,
@@ -77,20 +81,17 @@ from segmentation.models import (
     SegmentSnapshot,
     SegmentTransition,
 )
-from segmentation.scoring import QUINTILES, SchemeSpec, Window, window_for
+from segmentation.scoring import QUINTILES, SchemeSpec, window_for
 from segmentation.services import rfm_sql
 
 logger = logging.getLogger(__name__)
 
-LOCK_KEY = zlib.crc32(b"segmentation.segment_recompute")
-LOCK_NAME = "segment_recompute"
+LOCK_NAMESPACE = namespace_key("segmentation.recompute")
 CURRENT_TABLE = MemberRfm._meta.db_table
 NEXT_TABLE = f"{CURRENT_TABLE}_next"
-PORTABLE_NEXT_TABLE = "segmentation_rfm_next_tmp"
 SNAPSHOT_TABLE = SegmentSnapshot._meta.db_table
 TRANSITION_TABLE = SegmentTransition._meta.db_table
 STAGING_TABLE = RfmStagingRow._meta.db_table
-POSTGRES, PORTABLE = "postgres", "portable"
 
 
 class RecomputeAlreadyRunning(Exception):
@@ -112,13 +113,8 @@ def active_scheme() -> Scheme:
 
 
 def _advisory_lock_or_raise() -> None:
-    """Inside a transaction on PostgreSQL: hold the recompute lock until commit, or raise."""
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
-        (acquired,) = cursor.fetchone()
-    if not acquired:
+    """Inside a transaction: hold the recompute lock until it ends, or raise."""
+    if not try_xact_lock(LOCK_NAMESPACE):
         raise RecomputeAlreadyRunning(_("Another RFM recompute is running; this one did nothing."))
 
 
@@ -126,63 +122,31 @@ def _stale_after() -> dt.timedelta:
     return dt.timedelta(seconds=int(getattr(settings, "CELERY_TASK_TIME_LIMIT", 3600)))
 
 
-@contextmanager
-def _lock_row():
-    """Where there are no advisory locks (SQLite): a lock row, taken and released in their own
-    transactions. A holder older than the task time limit is presumed dead."""
-    if connection.vendor == "postgresql":
-        yield
-        return
-    now = timezone.now()
-    holder = f"{now.isoformat()}"
-    RecomputeLock.objects.get_or_create(name=LOCK_NAME)
-    taken = (RecomputeLock.objects.filter(name=LOCK_NAME).filter(holder="").update(holder=holder, acquired_at=now)) or (
-        RecomputeLock.objects.filter(name=LOCK_NAME, acquired_at__lt=now - _stale_after()).update(
-            holder=holder, acquired_at=now
-        )
-    )
-    if not taken:
-        raise RecomputeAlreadyRunning(_("Another RFM recompute is running; this one did nothing."))
-    try:
-        yield
-    finally:
-        RecomputeLock.objects.filter(name=LOCK_NAME, holder=holder).update(holder="", acquired_at=None)
-
-
 # --- The service ------------------------------------------------------------------------------
 
 
-def segment_recompute(
-    *, as_of: dt.date | None = None, scheme: Scheme | None = None, implementation: str | None = None
-) -> RfmRun:
+def segment_recompute(*, as_of: dt.date | None = None, scheme: Scheme | None = None) -> RfmRun:
     """Recompute everyone as of ``as_of`` (default: today in settings.TIME_ZONE) with ``scheme``
     (default: the active one) and make it the current result. Returns the succeeded run; raises
     ``RecomputeAlreadyRunning`` when another run holds the lock (nothing is written then) and
     re-raises any failure after recording a ``failed`` run (the previous results are intact)."""
     scheme = scheme or active_scheme()
     as_of = as_of or timezone.localdate()
-    implementation = implementation or (POSTGRES if connection.vendor == "postgresql" else PORTABLE)
     spec = SchemeSpec.from_scheme(scheme)
     window = window_for(as_of, spec.window_days)
-    if implementation == POSTGRES:
-        aggregate, in_cents = rfm_sql.aggregate_sql_postgres(window=window), False
-    else:
-        aggregate, in_cents = rfm_sql.aggregate_sql_portable(window=window), True
     clock = time.monotonic()
-    with _lock_row():
-        try:
-            with transaction.atomic():
-                _advisory_lock_or_raise()
-                _tune_session()
-                run = RfmRun.objects.create(scheme=scheme, as_of=as_of, started_at=_db_now(), params=spec.to_params())
-                scored = rfm_sql.scored_sql(spec, aggregate, money_in_cents=in_cents)
-                _execute(run, spec, window, scored, implementation)
-                _succeed(run, clock)
-        except RecomputeAlreadyRunning:
-            raise
-        except Exception as exc:
-            _record_failure(scheme=scheme, as_of=as_of, spec=spec, clock=clock, exc=exc)
-            raise
+    try:
+        with transaction.atomic():
+            _advisory_lock_or_raise()
+            _tune_session()
+            run = RfmRun.objects.create(scheme=scheme, as_of=as_of, started_at=_db_now(), params=spec.to_params())
+            _execute(run, spec, rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql(window=window)))
+            _succeed(run, clock)
+    except RecomputeAlreadyRunning:
+        raise
+    except Exception as exc:
+        _record_failure(scheme=scheme, as_of=as_of, spec=spec, clock=clock, exc=exc)
+        raise
     return run
 
 
@@ -193,35 +157,27 @@ def _db_now() -> dt.datetime:
 
 
 def _tune_session() -> None:
-    if connection.vendor == "postgresql":
-        work_mem = str(getattr(settings, "SEGMENTATION_WORK_MEM", "256MB"))
-        if not re.fullmatch(r"\d+\s*(kB|MB|GB)", work_mem):
-            raise ValueError("SEGMENTATION_WORK_MEM looks like '256MB'")
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL work_mem = '{work_mem}'")
-            cursor.execute(f"SET LOCAL maintenance_work_mem = '{work_mem}'")  # index builds of the new table
+    work_mem = str(getattr(settings, "SEGMENTATION_WORK_MEM", "256MB"))
+    if not re.fullmatch(r"\d+\s*(kB|MB|GB)", work_mem):
+        raise ValueError("SEGMENTATION_WORK_MEM looks like '256MB'")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL work_mem = '{work_mem}'")
+        cursor.execute(f"SET LOCAL maintenance_work_mem = '{work_mem}'")  # index builds of the new table
 
 
-def _execute(run: RfmRun, spec: SchemeSpec, window: Window, scored: tuple[str, list], implementation: str) -> None:
-    """Steps 2–4 of the module docstring, inside the caller's transaction."""
+def _execute(run: RfmRun, spec: SchemeSpec, scored: tuple[str, list]) -> None:
+    """Steps 2–5 of the module docstring, inside the caller's transaction."""
     keep_live = run.as_of >= timezone.localdate()
     with connection.cursor() as cursor:
-        if implementation == POSTGRES:
-            indexes = _pg_index_plan(cursor)
-            _pg_build_next(cursor, run, scored)
-            run.transition_count = _pg_record_transitions(cursor, run)
-            _pg_finish_next(cursor)
-            _pg_build_indexes(cursor, indexes)
-            table = NEXT_TABLE
-        else:
-            _portable_build_next(cursor, run, scored)
-            table = PORTABLE_NEXT_TABLE
-            run.transition_count = _record_transitions(cursor, run, table, skip_fresh=keep_live)
-        _summarise(cursor, run, spec, table)
-        if implementation == POSTGRES:
-            _pg_swap(cursor, run, indexes, keep_live=keep_live)
-        else:
-            _portable_swap(cursor, run, keep_live=keep_live)
+        indexes = _index_plan(cursor)
+        _build_next(cursor, run, scored)
+        run.transition_count = _record_transitions(cursor, run)
+        _finish_next(cursor)
+        _build_indexes(cursor, indexes)
+        _summarise(cursor, run, spec)
+        _swap(cursor, run, indexes, keep_live=keep_live)
+        for statement in rfm_sql.member_rfm_score_sql(CURRENT_TABLE, wanted=rfm_scores_wanted()):
+            cursor.execute(statement)
 
 
 def _succeed(run: RfmRun, clock: float) -> None:
@@ -282,7 +238,7 @@ def _memberrfm_columns() -> list:
     return list(fields)
 
 
-def _select_list(run: RfmRun, *, cast: bool) -> tuple[str, list]:
+def _select_list(run: RfmRun) -> tuple[str, list]:
     """The SELECT list producing MemberRfm's columns from the scored rows ``x``, with parameters."""
     values = {"run": run.pk, "as_of": run.as_of.isoformat()}
     parts, params = [], []
@@ -292,17 +248,15 @@ def _select_list(run: RfmRun, *, cast: bool) -> tuple[str, list]:
             key = expression[2:-2]
             expression = "%s"
             params.append(connection.ops.adapt_datetimefield_value(run.started_at) if key == "now" else values[key])
-        if cast:
-            expression = f"CAST({expression} AS {field.db_type(connection)})"
-        parts.append(f"{expression} AS {field.column}")
+        parts.append(f"CAST({expression} AS {field.db_type(connection)}) AS {field.column}")
     return ", ".join(parts), params
 
 
-def _pg_build_next(cursor, run: RfmRun, scored: tuple[str, list]) -> None:
+def _build_next(cursor, run: RfmRun, scored: tuple[str, list]) -> None:
     """One ``CREATE TABLE … AS SELECT`` (which PostgreSQL may run in parallel): every member's
     result, plus the current segment (``previous_segment_id``, dropped once the transitions are
     recorded; those of rows an order refreshed meanwhile are removed at the swap)."""
-    select_list, params = _select_list(run, cast=True)
+    select_list, params = _select_list(run)
     scored_sql, scored_params = scored
     cursor.execute(f"DROP TABLE IF EXISTS {NEXT_TABLE}")
     cursor.execute(
@@ -313,7 +267,7 @@ def _pg_build_next(cursor, run: RfmRun, scored: tuple[str, list]) -> None:
     )
 
 
-def _pg_record_transitions(cursor, run: RfmRun) -> int:
+def _record_transitions(cursor, run: RfmRun) -> int:
     now = connection.ops.adapt_datetimefield_value(run.started_at)
     cursor.execute(
         f"""INSERT INTO {TRANSITION_TABLE} (run_id, member_id, from_segment_id, to_segment_id, source,
@@ -325,7 +279,7 @@ def _pg_record_transitions(cursor, run: RfmRun) -> int:
     return max(cursor.rowcount, 0)
 
 
-def _pg_finish_next(cursor) -> None:
+def _finish_next(cursor) -> None:
     """Make the next table exactly MemberRfm's shape: no helper columns, the NOT NULLs."""
     cursor.execute(f"ALTER TABLE {NEXT_TABLE} DROP COLUMN previous_segment_id")
     not_null = [field.column for field in _memberrfm_columns() if not field.null]
@@ -335,7 +289,7 @@ def _pg_finish_next(cursor) -> None:
         )
 
 
-def _pg_index_plan(cursor) -> list[dict]:
+def _index_plan(cursor) -> list[dict]:
     """The live table's indexes and constraints, to rebuild on the next table under temporary
     names and rename after the swap (so the table looks exactly as its migrations left it)."""
     cursor.execute(
@@ -368,7 +322,7 @@ def _pg_index_plan(cursor) -> list[dict]:
     return plan
 
 
-def _pg_build_indexes(cursor, plan: list[dict]) -> None:
+def _build_indexes(cursor, plan: list[dict]) -> None:
     for item in plan:
         if item["temporary"] is None:
             cursor.execute(f"ALTER TABLE {NEXT_TABLE} ADD CONSTRAINT {item['name']} {item['definition']}")
@@ -385,10 +339,10 @@ def _pg_build_indexes(cursor, plan: list[dict]) -> None:
     cursor.execute("RESET default_statistics_target")
 
 
-def _pg_swap(cursor, run: RfmRun, plan: list[dict], *, keep_live: bool) -> None:
+def _swap(cursor, run: RfmRun, plan: list[dict], *, keep_live: bool) -> None:
     cursor.execute(f"LOCK TABLE {CURRENT_TABLE} IN ACCESS EXCLUSIVE MODE")
     if keep_live:
-        _keep_live_rows(cursor, run, NEXT_TABLE)
+        _keep_live_rows(cursor, run)
     cursor.execute(f"DROP TABLE {CURRENT_TABLE}")
     cursor.execute(f"ALTER TABLE {NEXT_TABLE} RENAME TO {CURRENT_TABLE}")
     for item in plan:
@@ -400,7 +354,7 @@ def _pg_swap(cursor, run: RfmRun, plan: list[dict], *, keep_live: bool) -> None:
             cursor.execute(f"ALTER INDEX {item['temporary']} RENAME TO {item['name']}")
 
 
-def _keep_live_rows(cursor, run: RfmRun, table: str) -> None:
+def _keep_live_rows(cursor, run: RfmRun) -> None:
     """Rows an order or refund refreshed after the run started saw newer orders than the run:
     they win over the run's rows, and the run records no transition for them."""
     columns = ", ".join(field.column for field in _memberrfm_columns())
@@ -412,9 +366,9 @@ def _keep_live_rows(cursor, run: RfmRun, table: str) -> None:
     for start in range(0, len(fresh), 1000):
         ids = fresh[start : start + 1000]
         marks = ", ".join(["%s"] * len(ids))
-        cursor.execute(f"DELETE FROM {table} WHERE member_id IN ({marks})", ids)  # noqa: S608
+        cursor.execute(f"DELETE FROM {NEXT_TABLE} WHERE member_id IN ({marks})", ids)  # noqa: S608
         cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {CURRENT_TABLE} WHERE member_id IN ({marks})",  # noqa: S608
+            f"INSERT INTO {NEXT_TABLE} ({columns}) SELECT {columns} FROM {CURRENT_TABLE} WHERE member_id IN ({marks})",  # noqa: S608
             ids,
         )
         cursor.execute(
@@ -423,32 +377,6 @@ def _keep_live_rows(cursor, run: RfmRun, table: str) -> None:
         )
     if fresh:
         run.transition_count = SegmentTransition.objects.filter(run=run).count()
-
-
-def _portable_build_next(cursor, run: RfmRun, scored: tuple[str, list]) -> None:
-    # Typed columns where types are strict (PostgreSQL); SQLite's CAST AS DATE would make a number.
-    select_list, params = _select_list(run, cast=connection.vendor == "postgresql")
-    scored_sql, scored_params = scored
-    cursor.execute(f"DROP TABLE IF EXISTS {PORTABLE_NEXT_TABLE}")
-    cursor.execute(
-        f"CREATE TEMPORARY TABLE {PORTABLE_NEXT_TABLE} AS SELECT {select_list} FROM ({scored_sql}) x",  # noqa: S608
-        [*params, *scored_params],
-    )
-
-
-def _portable_swap(cursor, run: RfmRun, *, keep_live: bool) -> None:
-    columns = ", ".join(field.column for field in _memberrfm_columns())
-    started = connection.ops.adapt_datetimefield_value(run.started_at)
-    if keep_live:
-        _keep_live_rows(cursor, run, PORTABLE_NEXT_TABLE)
-        cursor.execute(f"DELETE FROM {CURRENT_TABLE} WHERE updated_at < %s", [started])  # noqa: S608
-    else:
-        cursor.execute(f"DELETE FROM {CURRENT_TABLE}")  # noqa: S608
-    cursor.execute(
-        f"""INSERT INTO {CURRENT_TABLE} ({columns}) SELECT {columns} FROM {PORTABLE_NEXT_TABLE} n
-            WHERE NOT EXISTS (SELECT 1 FROM {CURRENT_TABLE} o WHERE o.member_id = n.member_id)"""  # noqa: S608
-    )
-    cursor.execute(f"DROP TABLE {PORTABLE_NEXT_TABLE}")
 
 
 # --- What a run records -----------------------------------------------------------------------
@@ -460,14 +388,11 @@ def _number(value, places: int = 2) -> str | None:
     return str(Decimal(str(value)).quantize(Decimal(1).scaleb(-places)))
 
 
-def _summarise(cursor, run: RfmRun, spec: SchemeSpec, table: str) -> None:
-    """Counts and averages per segment, cut points, and the snapshot of this run."""
+def _summarise(cursor, run: RfmRun, spec: SchemeSpec) -> None:
+    """Counts and averages per segment, cut points, and the snapshot of this run (from the next table)."""
     slugs = dict(Segment.objects.filter(pk__in=[rule["segment_id"] for rule in spec.rules]).values_list("pk", "slug"))
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    if connection.vendor == "postgresql":  # one pass: statistics and snapshot together
-        cursor.execute(rfm_sql.stats_and_snapshot_sql_postgres(table, SNAPSHOT_TABLE), [run.pk, now, now])
-    else:
-        cursor.execute(rfm_sql.segment_stats_sql(table))
+    cursor.execute(rfm_sql.stats_and_snapshot_sql(NEXT_TABLE, SNAPSHOT_TABLE), [run.pk, now, now])
     stats, members, buyers = {}, 0, 0
     for segment_id, count, avg_r, avg_f, avg_m, segment_buyers in cursor.fetchall():
         stats[slugs.get(segment_id, "") if segment_id else ""] = {
@@ -480,9 +405,7 @@ def _summarise(cursor, run: RfmRun, spec: SchemeSpec, table: str) -> None:
         members += count
         buyers += segment_buyers or 0
     run.segment_stats, run.member_count, run.buyer_count = stats, members, buyers
-    run.cut_points = _cut_points(cursor, table) if spec.mode == QUINTILES else {}
-    if connection.vendor != "postgresql":
-        cursor.execute(rfm_sql.snapshot_insert_sql(table, SNAPSHOT_TABLE, connection.vendor), [run.pk, now, now])
+    run.cut_points = _cut_points(cursor, NEXT_TABLE) if spec.mode == QUINTILES else {}
 
 
 def _cut_points(cursor, table: str) -> dict:
@@ -497,20 +420,9 @@ def _cut_points(cursor, table: str) -> dict:
     }
 
 
-def _record_transitions(cursor, run: RfmRun, table: str, *, skip_fresh: bool) -> int:
-    now = connection.ops.adapt_datetimefield_value(run.started_at)
-    cursor.execute(
-        rfm_sql.transitions_insert_sql(table, CURRENT_TABLE, TRANSITION_TABLE, skip_fresh=skip_fresh),
-        [run.pk, now, now, now] if skip_fresh else [run.pk, now, now],
-    )
-    return max(cursor.rowcount, 0)
-
-
 def run_transitions_publish(*, run_id: int, chunk_size: int = 5000) -> int:
     """Publish ``segment_changed`` once per transition of a committed run (streamed in chunks).
     Marks the run so that calling it again publishes nothing."""
-    from segmentation.events import segment_changed
-
     claimed = RfmRun.objects.filter(pk=run_id, events_published_at__isnull=True).update(
         events_published_at=timezone.now()
     )
@@ -576,11 +488,7 @@ def segment_recompute_chunk(*, run_id: int, member_range: tuple[int, int]) -> in
         return 0
     spec = SchemeSpec.from_params(run.params)
     window = window_for(run.as_of, spec.window_days)
-    if connection.vendor == "postgresql":
-        aggregate, money = rfm_sql.aggregate_sql_postgres(window=window, member_range=member_range), "a.money"
-    else:
-        aggregate, money = rfm_sql.aggregate_sql_portable(window=window, member_range=member_range), "a.money / 100.0"
-    agg_sql, agg_params = aggregate
+    agg_sql, agg_params = rfm_sql.aggregate_sql(window=window, member_range=member_range)
     with transaction.atomic(), connection.cursor() as cursor:
         _tune_session()
         cursor.execute(
@@ -589,7 +497,7 @@ def segment_recompute_chunk(*, run_id: int, member_range: tuple[int, int]) -> in
         )
         cursor.execute(
             f"""INSERT INTO {STAGING_TABLE} (run_id, member_id, recency_days, first_order_days, frequency, monetary)
-                SELECT %s, a.member_id, a.recency_days, a.first_order_days, a.frequency, {money}
+                SELECT %s, a.member_id, a.recency_days, a.first_order_days, a.frequency, a.money
                 FROM ({agg_sql}) a""",  # noqa: S608
             [run_id, *agg_params],
         )
@@ -602,15 +510,12 @@ def segment_recompute_finish(*, run_id: int) -> RfmRun:
     if run.status != RfmRun.Status.RUNNING:
         return run
     spec = SchemeSpec.from_params(run.params)
-    window = window_for(run.as_of, spec.window_days)
-    implementation = POSTGRES if connection.vendor == "postgresql" else PORTABLE
     clock = time.monotonic() - (timezone.now() - run.started_at).total_seconds()
     try:
         with transaction.atomic():
             _advisory_lock_or_raise()
             _tune_session()
-            scored = rfm_sql.scored_sql(spec, rfm_sql.staging_sql(run_id=run.pk))
-            _execute(run, spec, window, scored, implementation)
+            _execute(run, spec, rfm_sql.scored_sql(spec, rfm_sql.staging_sql(run_id=run.pk)))
             RfmStagingRow.objects.filter(run_id=run.pk).delete()
             _succeed(run, clock)
     except Exception as exc:

@@ -7,12 +7,11 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from members.apis.tokens import member_tokens_issue
 from members.services.api_keys import store_api_key_create
+from members.services.tokens import member_tokens_issue
 from segmentation.models import MemberRfm, RfmRun
 from tests.api import fakes
-from tests.campaigns.conftest import install_default_scheme
-from tests.factories import MemberFactory, StoreFactory
+from tests.factories import MemberFactory, StoreFactory, install_default_scheme
 
 
 @pytest.fixture(autouse=True)

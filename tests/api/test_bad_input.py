@@ -2,8 +2,8 @@
 
 import pytest
 
-from members.apis.me import member_qr_code
 from members.models import ApiIdempotencyRecord, Member, Order, PointsEntry, Refund, TopUpIntent, WalletEntry
+from members.services.qr_codes import member_qr_code
 from members.services.wallet import wallet_top_up
 from tests.factories import OrderFactory
 

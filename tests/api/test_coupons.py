@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from campaigns.models import Coupon, CouponTemplate
 from campaigns.services.coupons import coupon_grant, coupon_redeem, coupon_revoke
-from members.apis.me import member_qr_code
+from members.services.qr_codes import member_qr_code
 from tests.api.conftest import store_client
 
 pytestmark = pytest.mark.django_db

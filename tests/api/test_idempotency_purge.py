@@ -6,8 +6,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from members.apis import idempotency
 from members.models import ApiIdempotencyRecord, Order
+from members.services import idempotency as idempotency_service
 from members.tasks import idempotency_records_purge_task
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def test_records_older_than_the_setting_are_purged_in_chunks_and_recent_ones_kep
 ):
     # given three old records and one recent one
     settings.HUIYUAN_IDEMPOTENCY_KEEP_DAYS = 7
-    monkeypatch.setattr(idempotency, "PURGE_CHUNK", 2)
+    monkeypatch.setattr(idempotency_service, "PURGE_CHUNK", 2)
     for index in range(3):
         assert post_order(pos_a, key=f"old-{index}").status_code in (200, 201)
     age(8)

@@ -14,12 +14,21 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from campaigns.models import Coupon, CouponTemplate, MemberPointsMultiplier, TopUpOffer
+from campaigns.models import Coupon, CouponTemplate, TopUpOffer
 from campaigns.services.coupons import coupon_grant
-from members.apis.me import member_qr_code
-from members.apis.tokens import member_tokens_issue
-from members.models import Member, Order, PointsEntry, Referral, Refund, TopUpIntent, WalletEntry
+from members.models import (
+    Member,
+    MemberPointsMultiplier,
+    Order,
+    PointsEntry,
+    Referral,
+    Refund,
+    TopUpIntent,
+    WalletEntry,
+)
 from members.services.points import points_grant
+from members.services.qr_codes import member_qr_code
+from members.services.tokens import member_tokens_issue
 from members.services.top_ups import top_up_intent_create
 from members.services.wallet import wallet_top_up
 from tests.api.conftest import member_client, store_client

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from members.apis.me import member_qr_code
 from members.models import ApiIdempotencyRecord, Order, PointsEntry, Refund, WalletEntry
 from members.services.points import points_grant
+from members.services.qr_codes import member_qr_code
 from members.services.wallet import wallet_top_up
 from tests.api.conftest import store_client
 from tests.factories import OrderFactory

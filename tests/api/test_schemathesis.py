@@ -24,10 +24,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from campaigns.models import CouponTemplate, MemberPointsMultiplier, TopUpOffer
+from campaigns.models import CouponTemplate, TopUpOffer
 from campaigns.services.coupons import coupon_grant
-from members.apis.tokens import member_tokens_issue
+from members.models import MemberPointsMultiplier
 from members.services.api_keys import store_api_key_create
+from members.services.tokens import member_tokens_issue
 from members.services.wallet import wallet_top_up
 from tests.api import fakes
 from tests.factories import OrderFactory

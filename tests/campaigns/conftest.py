@@ -1,37 +1,18 @@
-"""Fixtures of the campaigns tests: the default segmentation scheme, and members put in segments.
+"""Fixtures of the campaigns tests: members put in segments of the default segmentation scheme
+(``default_scheme``, from the root ``conftest.py``).
 
 ``place`` writes a member's ``MemberRfm`` row directly (as a recompute would leave it), so a test
 says "this member is a champion" in one line without building a year of orders.
 """
 
 import datetime as dt
-import importlib
 from decimal import Decimal
 
 import pytest
-from django.apps import apps as django_apps
 from django.db import connections
 from django.utils import timezone
 
-from segmentation.models import MemberRfm, RfmRun, Scheme, Segment
-
-
-def install_default_scheme() -> Scheme:
-    """The data migration's schemes, installed with the live app registry; the default one active."""
-    if not Scheme.objects.filter(slug="rfm-default").exists():
-        migration = importlib.import_module("segmentation.migrations.0002_default_schemes")
-        migration.create_schemes(django_apps, None)
-    scheme = Scheme.objects.get(slug="rfm-default")
-    if not scheme.is_active:
-        Scheme.objects.update(is_active=False)
-        Scheme.objects.filter(pk=scheme.pk).update(is_active=True)
-        scheme.refresh_from_db()
-    return scheme
-
-
-@pytest.fixture
-def default_scheme(db) -> Scheme:
-    return install_default_scheme()
+from segmentation.models import MemberRfm, RfmRun, Segment
 
 
 @pytest.fixture

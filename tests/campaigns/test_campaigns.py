@@ -317,6 +317,33 @@ def test_running_the_batch_task_twice_grants_once(segments, place, django_captur
 
 
 @pytest.mark.django_db
+def test_run_now_in_the_admin_runs_only_running_segment_campaigns(
+    staff_client, segments, place, django_capture_on_commit_callbacks
+):
+    # given a running segment campaign with a message, a paused one and a transition campaign
+    member = MemberFactory()
+    place(member, "win_back")
+    running = make_campaign(
+        [segments["win_back"]], benefits=[("coupon", {}), ("message", {"message_template": "win_back"})]
+    )
+    paused = campaign_pause(campaign=make_campaign([segments["win_back"]]))
+    transition = make_campaign(target_kind="transition", target_transition_to=segments["win_back"])
+    # when an operator runs all three now
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            "/admin/campaigns/campaign/",
+            {"action": "run_now", "_selected_action": [running.pk, paused.pk, transition.pk]},
+            follow=True,
+        )
+    # then only the running segment campaign granted, and its message went out
+    page = response.content.decode()
+    assert page.count("Only running segment campaigns can be run.") == 2
+    assert "1 campaign queued." in page
+    assert list(CampaignGrant.objects.values_list("campaign_id", flat=True)) == [running.pk]
+    assert OutboxMessage.objects.get(member=member).status == OutboxMessage.Status.SENT
+
+
+@pytest.mark.django_db
 def test_a_transition_campaign_grants_once_per_transition(segments, place):
     # given: a campaign for members entering win_back
     member, elsewhere = MemberFactory(), MemberFactory()

@@ -15,7 +15,7 @@ from django.urls import include, path
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignBenefit, CampaignGrant, Coupon, CouponTemplate
-from campaigns.services.effect import campaign_effect, segment_report
+from campaigns.selectors.effect import campaign_effect, segment_report
 from config.urls import urlpatterns as project_urlpatterns
 from segmentation.models import RfmRun, SegmentSnapshot
 from segmentation.scoring import window_for

@@ -162,3 +162,23 @@ def test_a_task_added_by_hand_gets_a_key_and_the_home_store(staff_client):
     task = FollowUpTask.objects.get()
     assert task.store == store
     assert task.dedupe_key.startswith("admin:")
+    # and the admin's history names the task it added
+    from django.contrib.admin.models import ADDITION, LogEntry
+
+    entry = LogEntry.objects.get(action_flag=ADDITION)
+    assert entry.object_id == str(task.pk)
+
+
+@pytest.mark.django_db
+def test_tasks_added_by_hand_are_never_merged_and_keep_the_chosen_store(staff_client):
+    # given
+    home, other = StoreFactory(code="S-HOME"), StoreFactory(code="S-OTHER")
+    member = MemberFactory(home_store=home)
+    data = {"member": member.pk, "reason": "Birthday call", "due_date": timezone.localdate().isoformat()}
+    # when the same task is added twice, the second for another store
+    first = staff_client.post("/admin/campaigns/followuptask/add/", data)
+    second = staff_client.post("/admin/campaigns/followuptask/add/", {**data, "store": other.pk})
+    # then both exist, each for its store
+    assert (first.status_code, second.status_code) == (302, 302)
+    assert sorted(FollowUpTask.objects.values_list("store__code", flat=True)) == ["S-HOME", "S-OTHER"]
+    assert len(set(FollowUpTask.objects.values_list("dedupe_key", flat=True))) == 2

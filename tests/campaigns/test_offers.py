@@ -5,13 +5,14 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import TestCase
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignBenefit, Coupon, OfferTopUp, ReferralRewardRule, TopUpOffer
 from campaigns.playbook import playbook_install
 from campaigns.services.campaigns import campaign_grant_to_member, campaign_launch
-from campaigns.services.offers import offer_top_up, offers_for_member
-from members.models import PointsEntry, Wallet
+from campaigns.services.offers import offer_top_up, offers_for_member, referral_rewards_revoke
+from members.models import LoyaltyProgram, PointsEntry, Referral, Wallet
 from members.services.points import points_for_order
 from members.services.referrals import referral_complete_for_order, referral_register
 from tests.campaigns.conftest import run_in_threads
@@ -28,8 +29,12 @@ def seed_offers(default_scheme):
 
 @pytest.fixture
 def seed_referral_rules(default_scheme):
+    """Seed 002's referral rules, turned on, rewarding by segment only (no program points)."""
     playbook_install()
     ReferralRewardRule.objects.update(is_active=True)
+    program = LoyaltyProgram.current()
+    program.referral_referrer_points = program.referral_referee_points = 0
+    program.save()
 
 
 def codes(offers) -> set[str]:
@@ -186,7 +191,8 @@ def complete_referral(referrer):
     referee = MemberFactory(registered_at=timezone.now())
     referral_register(referee=referee, code=referrer.referral_code)
     order = OrderFactory(member=referee, amount=Decimal("88.00"))
-    referral_complete_for_order(order_id=order.pk)
+    with TestCase.captureOnCommitCallbacks(execute=True):  # referral_completed → the rule's rewards
+        referral_complete_for_order(order_id=order.pk)
     return referee
 
 
@@ -239,6 +245,18 @@ def test_a_sleeping_referrer_also_gets_an_activation_pack(seed_referral_rules, p
 
 
 @pytest.mark.django_db
+def test_a_rule_adds_to_the_programs_points(seed_referral_rules, place):
+    LoyaltyProgram.objects.update(referral_referrer_points=200, referral_referee_points=100)
+    referrer = MemberFactory()
+    place(referrer, "champions")
+
+    referee = complete_referral(referrer)
+
+    assert (referral_points(referrer), referral_points(referee)) == (1200, 1100)
+    assert "referrer" in Referral.objects.get(referee=referee).reward_note
+
+
+@pytest.mark.django_db
 def test_without_active_rules_the_programs_default_points_apply(default_scheme, place):
     playbook_install()  # rules installed, but inactive
     referrer = MemberFactory()
@@ -253,8 +271,6 @@ def test_without_active_rules_the_programs_default_points_apply(default_scheme, 
 @pytest.mark.django_db
 def test_a_reversed_referral_can_take_its_unused_coupons_back(seed_referral_rules, place):
     from campaigns.services.coupons import coupon_redeem
-    from campaigns.services.offers import referral_coupons_revoke
-    from members.models import Referral
 
     # given: a sleeping referrer's referral paid three coupons; the referee used theirs
     referrer = MemberFactory()
@@ -264,7 +280,7 @@ def test_a_reversed_referral_can_take_its_unused_coupons_back(seed_referral_rule
     coupon_redeem(member=referee, coupon=used, amount="60.00", idempotency_key="r")
 
     # when
-    revoked = referral_coupons_revoke(referral=Referral.objects.get(referee=referee))
+    revoked = referral_rewards_revoke(referral_id=Referral.objects.get(referee=referee).pk)
 
     # then
     assert revoked == 2
@@ -274,7 +290,7 @@ def test_a_reversed_referral_can_take_its_unused_coupons_back(seed_referral_rule
 
 @pytest.mark.django_db
 def test_a_full_refund_within_the_period_takes_back_the_referral_coupons_and_points(seed_referral_rules, place):
-    from members.models import Order, Referral
+    from members.models import Order
     from members.services.orders import refund_record
     from members.services.referrals import referral_reverse_for_refund
 
@@ -284,10 +300,11 @@ def test_a_full_refund_within_the_period_takes_back_the_referral_coupons_and_poi
     referee = complete_referral(referrer)
     order = Order.objects.get(member=referee)
     # when: the qualifying order is refunded in full
-    refund = refund_record(external_id="R-REF", order=order, amount=order.amount).refund
-    referral_reverse_for_refund(refund_id=refund.pk)
+    with TestCase.captureOnCommitCallbacks(execute=True):  # referral_reversed → the rule's rewards back
+        refund = refund_record(external_id="R-REF", order=order, amount=order.amount).refund
     referral_reverse_for_refund(refund_id=refund.pk)  # a retry changes nothing
-    # then: the reversal hook revoked the unused coupons in the same transaction
+    referral_rewards_revoke(referral_id=Referral.objects.get(referee=referee).pk)  # nor does this one
+    # then: the coupons are revoked and the points reversed
     assert Referral.objects.get(referee=referee).status == Referral.Status.REVERSED
     assert set(Coupon.objects.filter(member__in=[referrer, referee]).values_list("status", flat=True)) == {"revoked"}
     assert referral_points(referrer) == referral_points(referee) == 1000  # the grants stay in the ledger…

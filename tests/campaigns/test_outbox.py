@@ -18,6 +18,7 @@ from django.utils import timezone
 from campaigns.channels.base import HttpResponse, TransportError
 from campaigns.models import OutboxMessage
 from campaigns.services.outbox import message_enqueue, outbox_deliver, outbox_flush, outbox_requeue
+from campaigns.tasks import outbox_deliver_soon, outbox_deliver_task, outbox_flush_task
 from tests.factories import MemberFactory
 
 Status = OutboxMessage.Status
@@ -132,9 +133,10 @@ def test_enqueue_twice_with_one_key_writes_one_message():
 def test_enqueued_message_is_delivered_after_commit_by_the_default_log_channel(django_capture_on_commit_callbacks):
     # given
     member = MemberFactory()
-    # when
+    # when a grant writes a message and its caller queues the delivery
     with django_capture_on_commit_callbacks(execute=True):
         message = message_enqueue(member=member, template="hello", payload={"n": 1}, dedupe_key="k-2")
+        outbox_deliver_soon([message.pk])
         assert OutboxMessage.objects.get(pk=message.pk).status == Status.PENDING
     # then
     message.refresh_from_db()
@@ -172,7 +174,9 @@ def test_an_unknown_channel_is_refused():
 
 
 @pytest.mark.django_db
-def test_a_busy_wechat_is_retried_with_backoff_and_the_message_delivered_once(transport):
+def test_a_busy_wechat_is_retried_with_backoff_and_the_message_delivered_once(
+    transport, django_capture_on_commit_callbacks
+):
     # given WeChat is busy (-1) once, then accepts
     message = wechat_message()
     transport.add(TOKEN, {"errcode": -1, "errmsg": "system busy"}, OK)
@@ -187,11 +191,12 @@ def test_a_busy_wechat_is_retried_with_backoff_and_the_message_delivered_once(tr
     assert message.next_attempt_at == start + dt.timedelta(seconds=60)
     # when a worker or the flush tries again too early, nothing is sent
     assert outbox_deliver(message_id=message.pk, now=start + dt.timedelta(seconds=30)) is None
-    assert outbox_flush(now=start + dt.timedelta(seconds=30)) == 0
+    assert outbox_flush(now=start + dt.timedelta(seconds=30)) == []
     assert len(transport.sends()) == 1
     # when the flush runs after the backoff
     time_passes(message, dt.timedelta(seconds=61))
-    assert outbox_flush() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert outbox_flush_task() == 1
     # then it is delivered, once, with the cached token
     message.refresh_from_db()
     assert message.status == Status.SENT
@@ -207,8 +212,24 @@ def test_a_busy_wechat_is_retried_with_backoff_and_the_message_delivered_once(tr
     assert sent.body["data"] == {"thing1": {"value": "我们想你了"}, "time2": {"value": "2025-07-31"}}
     # and delivering again (a retried task) sends nothing more
     assert outbox_deliver(message_id=message.pk, now=start + dt.timedelta(hours=1)) is None
-    assert outbox_flush(now=start + dt.timedelta(hours=1)) == 0
+    assert outbox_flush(now=start + dt.timedelta(hours=1)) == []
     assert len(transport.sends()) == 2
+
+
+@pytest.mark.django_db
+def test_the_delivery_task_queues_its_retry_at_the_next_attempt(transport, monkeypatch):
+    # given WeChat is busy
+    message = wechat_message()
+    transport.add(TOKEN, {"errcode": -1, "errmsg": "system busy"})
+    queued = []
+    monkeypatch.setattr(outbox_deliver_task, "apply_async", lambda args, countdown: queued.append((args, countdown)))
+    # when the task's attempt fails
+    assert outbox_deliver_task(message.pk) == Status.PENDING
+    # then it queued itself again for when the backoff is over
+    assert len(queued) == 1
+    args, countdown = queued[0]
+    assert args == (message.pk,)
+    assert 55 <= countdown <= 60
 
 
 @pytest.mark.django_db
@@ -232,7 +253,7 @@ def test_no_answer_at_all_is_retried_with_doubling_delays_until_dead(transport):
     assert message.status == Status.DEAD
     assert message.attempts == 3
     assert "timed out" in message.last_error
-    assert outbox_flush(now=second_retry + dt.timedelta(days=1)) == 0
+    assert outbox_flush(now=second_retry + dt.timedelta(days=1)) == []
 
 
 @pytest.mark.django_db
@@ -247,7 +268,7 @@ def test_a_refused_subscription_fails_at_once_without_retries(transport):
     assert message.status == Status.FAILED
     assert message.attempts == 1
     assert "43101" in message.last_error
-    assert outbox_flush(now=timezone.now() + dt.timedelta(days=1)) == 0
+    assert outbox_flush(now=timezone.now() + dt.timedelta(days=1)) == []
     assert len(transport.sends()) == 1
 
 
@@ -273,12 +294,17 @@ def test_requeue_gives_a_failed_message_new_attempts(transport, django_capture_o
 
     settings.HUIYUAN_WECHAT_TEMPLATES["unknown"] = {"template_id": "TPL-2"}
     transport.add(TOKEN, OK)
+    assert outbox_requeue(message_ids=[message.pk]) == [message.pk]
+    # then it has new attempts, and is delivered once queued
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == (Status.PENDING, 0)
     with django_capture_on_commit_callbacks(execute=True):
-        assert outbox_requeue(message_ids=[message.pk]) == 1
-    # then
+        outbox_deliver_soon([message.pk])
     message.refresh_from_db()
     assert message.status == Status.SENT
     assert message.attempts == 1
+    # and requeueing a sent message does nothing
+    assert outbox_requeue(message_ids=[message.pk]) == []
 
 
 # --- the WeChat client -------------------------------------------------------------------------
@@ -427,14 +453,15 @@ def test_two_workers_delivering_one_message_send_it_once(settings):
 
 
 @pytest.mark.django_db
-def test_a_message_stuck_in_sending_goes_back_to_pending(transport):
+def test_a_message_stuck_in_sending_goes_back_to_pending(transport, django_capture_on_commit_callbacks):
     # given a worker died while sending
     message = wechat_message()
     long_ago = timezone.now() - dt.timedelta(hours=1)
     OutboxMessage.objects.filter(pk=message.pk).update(status=Status.SENDING, claimed_at=long_ago, attempts=1)
     transport.add(TOKEN, OK)
     # when
-    outbox_flush()
+    with django_capture_on_commit_callbacks(execute=True):
+        outbox_flush_task()
     # then
     message.refresh_from_db()
     assert message.status == Status.SENT

@@ -96,7 +96,7 @@ ADMIN_PAGES = [
     ("campaigns_coupon", 10),
     ("campaigns_campaign", 10),
     ("campaigns_campaigngrant", 10),
-    ("campaigns_memberpointsmultiplier", 10),
+    ("members_memberpointsmultiplier", 10),
     ("campaigns_topupoffer", 10),
     ("campaigns_offertopup", 10),
     ("campaigns_referralrewardrule", 10),

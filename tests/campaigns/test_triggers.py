@@ -13,9 +13,10 @@ from campaigns.services.triggers import (
     trigger_fire,
     triggers_fire_for_transition,
     triggers_schedule_for_order,
-    triggers_sweep,
+    watched_segment_ids,
 )
 from campaigns.subscribers import on_order_recorded_schedule_triggers, on_segment_changed_fire_triggers
+from campaigns.tasks import triggers_sweep_task
 from members.events import order_recorded
 from segmentation.events import segment_changed
 from segmentation.models import MemberRfm, SegmentTransition
@@ -78,6 +79,11 @@ def publish_transition(transition: SegmentTransition) -> None:
     )
 
 
+def sweep(now=None) -> dict:
+    """The hourly sweep as the scheduler runs it (its tasks run at once in the tests)."""
+    return triggers_sweep_task(now.isoformat() if now else None)
+
+
 def given(member):
     return {
         "coupons": Coupon.objects.filter(member=member).count(),
@@ -101,7 +107,7 @@ def test_entering_win_back_gives_one_coupon_one_message_and_one_task_even_when_h
     publish_transition(transition)
     publish_transition(transition)
     triggers_fire_for_transition(transition_id=transition.pk)
-    triggers_sweep()
+    sweep()
     # then the member got exactly one of each
     assert given(member) == {"coupons": 1, "messages": 1, "tasks": 1}
     firing = TriggerFiring.objects.get(trigger=win_back_trigger)
@@ -180,7 +186,7 @@ def test_the_sweep_fires_transitions_whose_event_was_lost(win_back_trigger, segm
     member = MemberFactory()
     enter(member, "win_back", segments, rfm_run, place)
     # when
-    counts = triggers_sweep()
+    counts = sweep()
     # then
     assert counts == {"entered_segment": 1}
     assert given(member) == {"coupons": 1, "messages": 1, "tasks": 1}
@@ -324,18 +330,18 @@ def test_inactivity_fires_once_per_lapse(miss_you_trigger):
     OrderFactory(member=came_back, paid_at=now - dt.timedelta(days=31))
     OrderFactory(member=came_back, paid_at=now - dt.timedelta(days=3))
     # when the sweep runs, and runs again an hour later
-    triggers_sweep(now=now)
-    triggers_sweep(now=now + dt.timedelta(hours=1))
+    sweep(now=now)
+    sweep(now=now + dt.timedelta(hours=1))
     # then only the lapsed member got the coupon, once
     assert Coupon.objects.filter(member=lapsed).count() == 1
     assert Coupon.objects.filter(member__in=[recent, came_back]).count() == 0
     assert TriggerFiring.objects.get(member=lapsed).cause_key == f"lapse:{first_order.pk}"
     # when the member buys again the next day and lapses again for 30 days
     second_order = OrderFactory(member=lapsed, paid_at=now + dt.timedelta(days=1))
-    triggers_sweep(now=now + dt.timedelta(days=20))
+    sweep(now=now + dt.timedelta(days=20))
     assert Coupon.objects.filter(member=lapsed).count() == 1
-    triggers_sweep(now=now + dt.timedelta(days=31, hours=1))
-    triggers_sweep(now=now + dt.timedelta(days=31, hours=2))
+    sweep(now=now + dt.timedelta(days=31, hours=1))
+    sweep(now=now + dt.timedelta(days=31, hours=2))
     # then the new lapse fired once more
     assert Coupon.objects.filter(member=lapsed).count() == 2
     assert sorted(TriggerFiring.objects.filter(member=lapsed).values_list("cause_key", flat=True)) == sorted(
@@ -356,7 +362,7 @@ def test_a_fully_refunded_last_order_does_not_count_as_a_purchase(miss_you_trigg
         refunded_amount=Decimal("50.00"),
         status="refunded",
     )
-    triggers_sweep(now=now)
+    sweep(now=now)
     assert Coupon.objects.filter(member=member).count() == 1
 
 
@@ -365,7 +371,7 @@ def test_an_inactive_trigger_does_not_fire(miss_you_trigger):
     Trigger.objects.filter(pk=miss_you_trigger.pk).update(is_active=False)
     member = MemberFactory()
     OrderFactory(member=member, paid_at=timezone.now() - dt.timedelta(days=31))
-    assert triggers_sweep() == {}
+    assert sweep() == {}
     assert not TriggerFiring.objects.exists()
 
 
@@ -407,10 +413,10 @@ def test_after_order_fires_once_after_the_delay(recommendation_trigger, place, d
     assert firing.due_at == order.paid_at + dt.timedelta(days=3)
     assert not OutboxMessage.objects.exists()
     # when the sweep runs the next day, nothing; three days later, it fires; again, nothing more
-    triggers_sweep(now=now + dt.timedelta(days=1))
+    sweep(now=now + dt.timedelta(days=1))
     assert not OutboxMessage.objects.exists()
-    triggers_sweep(now=now + dt.timedelta(days=3, minutes=5))
-    triggers_sweep(now=now + dt.timedelta(days=3, minutes=65))
+    sweep(now=now + dt.timedelta(days=3, minutes=5))
+    sweep(now=now + dt.timedelta(days=3, minutes=65))
     triggers_schedule_for_order(order_id=order.pk, now=now + dt.timedelta(days=4))
     # then
     firing.refresh_from_db()
@@ -427,7 +433,7 @@ def test_after_order_skips_a_refunded_order(recommendation_trigger, place):
     order = OrderFactory(member=champion, paid_at=now, amount=Decimal("80.00"))
     triggers_schedule_for_order(order_id=order.pk, now=now)
     type(order).objects.filter(pk=order.pk).update(refunded_amount=Decimal("80.00"), status="refunded")
-    triggers_sweep(now=now + dt.timedelta(days=3, minutes=1))
+    sweep(now=now + dt.timedelta(days=3, minutes=1))
     firing = TriggerFiring.objects.get()
     assert firing.status == Status.SKIPPED
     assert firing.skip_reason == "order refunded"
@@ -453,8 +459,8 @@ def test_pattern_fires_for_matching_scores_once_per_run(segments, rfm_run, place
         place(member, "loyal_low_spend")
         MemberRfm.objects.filter(member_id=member.pk).update(r_score=1, f_score=f, m_score=m)
     # when the sweep runs twice
-    triggers_sweep()
-    triggers_sweep()
+    sweep()
+    sweep()
     # then only the matching member got the offer, once
     assert list(TriggerFiring.objects.values_list("member_id", "cause_key")) == [
         (frequent_small.pk, f"pattern:{rfm_run.pk}:{frequent_small.pk}")
@@ -504,6 +510,50 @@ def test_trigger_admin_refuses_a_trigger_that_does_nothing_or_lacks_its_segment(
     assert "A trigger must do something" in page
     assert "Choose the segment members enter." in page
     assert not Trigger.objects.exists()
+
+
+@pytest.mark.django_db
+def test_switching_a_trigger_off_in_the_admin_stops_it_at_once(
+    staff_client, win_back_trigger, segments, rfm_run, place, django_capture_on_commit_callbacks
+):
+    # given the index of active triggers is cached with the win_back trigger in it
+    assert segments["win_back"].pk in watched_segment_ids()
+    # when an operator deactivates it
+    response = staff_client.post(
+        "/admin/campaigns/trigger/", {"action": "deactivate", "_selected_action": [win_back_trigger.pk]}
+    )
+    # then it is off, and a member entering win_back right after gets nothing
+    assert response.status_code == 302
+    win_back_trigger.refresh_from_db()
+    assert not win_back_trigger.is_active
+    member = MemberFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        publish_transition(enter(member, "win_back", segments, rfm_run, place))
+    assert given(member) == {"coupons": 0, "messages": 0, "tasks": 0}
+    # when it is activated again, the next member entering win_back gets the coupon at once
+    response = staff_client.post(
+        "/admin/campaigns/trigger/", {"action": "activate", "_selected_action": [win_back_trigger.pk]}
+    )
+    assert response.status_code == 302
+    other = MemberFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        publish_transition(enter(other, "win_back", segments, rfm_run, place))
+    assert given(other) == {"coupons": 1, "messages": 1, "tasks": 1}
+
+
+@pytest.mark.django_db
+def test_a_fired_triggers_message_is_delivered_after_the_task(
+    win_back_trigger, segments, rfm_run, place, django_capture_on_commit_callbacks
+):
+    # given
+    member = MemberFactory()
+    transition = enter(member, "win_back", segments, rfm_run, place)
+    # when the event is handled by the task
+    with django_capture_on_commit_callbacks(execute=True):
+        publish_transition(transition)
+    # then the message went out through the default (log) channel
+    message = OutboxMessage.objects.get(member=member)
+    assert message.status == OutboxMessage.Status.SENT
 
 
 # --- granting through a campaign -----------------------------------------------------------------

@@ -62,7 +62,7 @@ def setup(url: str, var_dir: Path) -> subprocess.CompletedProcess:
 
 def effect_reports(url: str, var_dir: Path) -> list[dict]:
     code = (
-        "import json; from campaigns.models import Campaign; from campaigns.services.effect import campaign_effect; "
+        "import json; from campaigns.models import Campaign; from campaigns.selectors.effect import campaign_effect; "
         "print(json.dumps([campaign_effect(campaign=c) for c in Campaign.objects.filter(status='ended')], default=str))"
     )
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.local"}

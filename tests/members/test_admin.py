@@ -6,15 +6,16 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from members.events import order_recorded
-from members.models import Member, Order
+from members.models import Member, Order, Store
 from members.resources import MEMBER_COLUMNS
 from tests.factories import MemberFactory, OrderFactory, RefundFactory, StoreFactory
 
@@ -23,25 +24,35 @@ pytestmark = pytest.mark.django_db
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
+@pytest.fixture(autouse=True)
+def _uploads_in_tmp(settings, tmp_path):
+    """Files uploaded for import are kept under ``VAR_DIR/imports`` until confirmed: here, a temporary one."""
+    settings.VAR_DIR = tmp_path / "var"
+
+
 def changelist(model: str) -> str:
     return reverse(f"admin:members_{model}_changelist")
 
 
-def import_preview(client, model: str, text: str, *, name: str = "upload.csv", encoding: str = "utf-8"):
+def import_preview(
+    client, model: str, text: str, *, name: str = "upload.csv", encoding: str = "utf-8", historical: bool = False
+):
+    """Upload a file on the import page: the check, which writes nothing."""
     upload = SimpleUploadedFile(name, text.encode(encoding), content_type="text/csv")
-    return client.post(reverse(f"admin:members_{model}_import"), {"format": "0", "import_file": upload})
+    data = {"import_file": upload} | ({"historical": "on"} if historical else {})
+    return client.post(reverse(f"admin:members_{model}_import"), data)
 
 
 def import_confirm(client, model: str, preview):
-    initial = preview.context["confirm_form"].initial
-    data = {key: initial[key] for key in ("import_file_name", "original_file_name", "format", "resource")}
-    return client.post(reverse(f"admin:members_{model}_process_import"), data)
+    return client.post(
+        reverse(f"admin:members_{model}_import"), {**preview.context["confirm_form"].initial, "confirm": "1"}
+    )
 
 
 def import_file(client, model: str, text: str):
     preview = import_preview(client, model, text)
     assert preview.status_code == 200
-    assert preview.context["confirm_form"] is not None, preview.content.decode()
+    assert preview.context["confirm_form"] is not None, preview.context["result"].errors
     return import_confirm(client, model, preview)
 
 
@@ -292,7 +303,7 @@ MEMBERS_CSV = """mobile,name,gender,birthday,registered_at,channel,store_code,ig
 """
 
 
-def test_members_import_through_preview_and_confirm_creates_members(staff_client):
+def test_members_import_checks_the_file_then_imports_it_on_confirm(staff_client):
     # given
     store = StoreFactory(code="S001")
     # when
@@ -301,7 +312,11 @@ def test_members_import_through_preview_and_confirm_creates_members(staff_client
     confirmed = import_confirm(staff_client, "member", preview)
     # then
     assert preview.status_code == 200
-    assert [row.import_type for row in preview.context["result"].rows] == ["new", "new"]
+    assert [(row.line, row.outcome, row.cells[0]) for row in preview.context["result"].shown] == [
+        (2, "new", "13800138000"),
+        (3, "new", "13900139000"),
+    ]
+    assert '<td class="outcome">New</td>' in preview.content.decode()
     assert created_by_preview == 0
     assert confirmed.status_code == 302
     zhang = Member.objects.get(mobile="13800138000")
@@ -315,12 +330,13 @@ def test_members_import_through_preview_and_confirm_creates_members(staff_client
     li = Member.objects.get(mobile="13900139000")
     assert (li.gender, li.channel, li.birthday) == (Member.Gender.UNKNOWN, Member.Channel.IMPORT, None)
     assert li.registered_at == dt.datetime(2023, 2, 3, 9, 30, tzinfo=SHANGHAI)
+    assert LogEntry.objects.get().change_message.startswith("Import finished: upload.csv. 2 created")
 
 
 def test_members_import_reads_a_gbk_file_and_choice_labels(staff_client):
     # given: what Excel saves on a Chinese Windows, with a label instead of a value
     StoreFactory(code="S001")
-    text = "mobile,name,gender,registered_at,store_code\n13800138000,王芳,Female,2023-01-02,S001\n"
+    text = "mobile,name,gender,registered_at,store_code\n13800138000,王芳,女,2023-01-02,S001\n"
     # when
     preview = import_preview(staff_client, "member", text, encoding="gbk")
     import_confirm(staff_client, "member", preview)
@@ -337,46 +353,65 @@ def test_a_members_file_with_a_bad_row_imports_nothing_and_shows_each_bad_row(st
         "13800138000,好的,2023-01-01,S001\n"
         "12345,坏号码,2023-01-01,S001\n"
         "13700137000,坏门店,2023-01-01,NOPE\n"
-        "13600136000,没日期,,S001\n"
+        "13600136000,坏日期,2023-13-45,S001\n"
     )
     # when
     preview = import_preview(staff_client, "member", text)
     # then
     assert Member.objects.count() == 0
-    assert preview.context.get("confirm_form") is None
-    invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
-    assert set(invalid) == {2, 3, 4}
-    assert "not a valid mainland China mobile number" in invalid[2]["mobile"][0]
-    assert invalid[3] == {"store_code": ["Unknown store code “NOPE”."]}
-    assert list(invalid[4]) == ["registered_at"]
+    assert preview.context["confirm_form"] is None
+    errors = preview.context["result"].errors
+    assert errors[0] == "line 3: mobile: “12345” is not a valid mainland China mobile number."
+    assert errors[1] == "line 4: store_code: No store has the code “NOPE”."
+    assert errors[2].startswith("line 5: registered_at:")
     page = preview.content.decode()
-    assert '<td class="line-number">4</td>' in page
-    assert "Unknown store code “NOPE”." in page
+    assert "line 4: store_code: No store has the code “NOPE”." in page
+    assert "Nothing was imported." in page
 
 
-def test_reimporting_the_same_members_file_changes_nothing(staff_client):
+def test_a_file_without_the_required_columns_is_a_form_error(staff_client):
+    # when
+    preview = import_preview(staff_client, "order", "order_id,amount\nA-1,10.00\n")
+    # then
+    assert (
+        "Missing required column(s): member_mobile, store_code, paid_at."
+        in preview.context["form"].errors["import_file"][0]
+    )
+    assert preview.context["result"] is None
+
+
+def test_the_confirm_step_only_imports_a_file_this_session_uploaded(staff_client, client, django_user_model):
+    # given: a checked file, and another staff member who learns its token
+    StoreFactory(code="S001")
+    preview = import_preview(staff_client, "member", MEMBERS_CSV)
+    other = django_user_model.objects.create_superuser("other", "other@example.com", "pw-other-1")
+    client.force_login(other)
+    # when
+    stolen = import_confirm(client, "member", preview)
+    # then
+    assert stolen.status_code == 302
+    assert Member.objects.count() == 0
+
+
+def test_a_historical_members_import_is_chosen_on_the_page_and_kept_to_the_confirm(staff_client):
     # given
     StoreFactory(code="S001")
-    import_file(staff_client, "member", MEMBERS_CSV)
-    before = {m.mobile: (m.updated_at, m.name, m.referral_code) for m in Member.objects.all()}
     # when
-    preview = import_preview(staff_client, "member", MEMBERS_CSV)
+    preview = import_preview(staff_client, "member", MEMBERS_CSV, historical=True)
     confirmed = import_confirm(staff_client, "member", preview)
     # then
-    assert [row.import_type for row in preview.context["result"].rows] == ["skip", "skip"]
+    assert "Historical import: no loyalty effects" in preview.content.decode()
+    assert preview.context["confirm_form"].initial["historical"] is True
     assert confirmed.status_code == 302
-    assert {m.mobile: (m.updated_at, m.name, m.referral_code) for m in Member.objects.all()} == before
+    assert Member.objects.count() == 2
 
 
-def test_an_import_updates_a_member_found_by_any_spelling_of_the_mobile(staff_client):
-    # given
-    member = MemberFactory(mobile="13800138000", name="旧名")
+def test_the_historical_choice_is_worded_in_chinese(staff_client):
     # when
-    import_file(staff_client, "member", "mobile,name\n8613800138000,新名\n")
+    with translation.override("zh-hans"):
+        page = staff_client.get(reverse("admin:members_order_import"), HTTP_ACCEPT_LANGUAGE="zh-hans")
     # then
-    member.refresh_from_db()
-    assert member.name == "新名"
-    assert Member.objects.count() == 1
+    assert "历史导入：不产生积分、等级等会员权益" in page.content.decode()
 
 
 # --- order import -------------------------------------------------------------------------
@@ -404,6 +439,7 @@ def test_orders_import_records_orders_through_the_service(
         confirmed = import_confirm(staff_client, "order", preview)
     # then
     assert published_by_preview == []
+    assert "these orders earn 50 points" in preview.content.decode()
     assert confirmed.status_code == 302
     orders = {order.external_id: order for order in Order.objects.all()}
     assert set(orders) == {"A-1", "A-2"}
@@ -413,18 +449,18 @@ def test_orders_import_records_orders_through_the_service(
     assert sorted(p["order_id"] for p in recorded_orders) == sorted(o.pk for o in orders.values())
 
 
-def test_orders_file_sent_again_is_skipped_and_a_conflicting_resend_is_refused(staff_client, buyer, recorded_orders):
+def test_orders_file_sent_again_is_unchanged_and_a_conflicting_resend_is_refused(staff_client, buyer):
     # given
     import_file(staff_client, "order", ORDERS_CSV)
     # when
     again = import_preview(staff_client, "order", ORDERS_CSV)
     conflicting = import_preview(staff_client, "order", ORDERS_CSV.replace("38.00", "40.00"))
     # then
-    assert [row.import_type for row in again.context["result"].rows] == ["skip", "skip"]
-    assert conflicting.context.get("confirm_form") is None
-    [invalid] = conflicting.context["result"].invalid_rows
-    assert invalid.number == 1
-    assert "already recorded with a different amount" in invalid.field_specific_errors["order_id"][0]
+    assert [row.outcome for row in again.context["result"].shown] == ["unchanged", "unchanged"]
+    assert conflicting.context["confirm_form"] is None
+    assert conflicting.context["result"].errors == [
+        "line 2: order_id: Order A-1 was already recorded with a different amount."
+    ]
     assert Order.objects.get(external_id="A-1").amount == Decimal("38.00")
     assert Order.objects.count() == 2
 
@@ -441,25 +477,37 @@ def test_orders_with_an_unknown_store_or_member_are_bad_rows(staff_client, buyer
     # when
     preview = import_preview(staff_client, "order", text)
     # then
-    invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
-    assert invalid[2] == {"member_mobile": ["No member has the mobile number “13999999999”."]}
-    assert invalid[3] == {"store_code": ["Unknown store code “NOPE”."]}
-    assert set(invalid[4]) == {"paid_at", "amount"}
-    assert preview.context.get("confirm_form") is None
+    errors = preview.context["result"].errors
+    assert errors[0] == "line 3: member_mobile: No member has the mobile number 13999999999."
+    assert errors[1] == "line 4: store_code: No store has the code “NOPE”."
+    assert errors[2].startswith("line 5: paid_at: “yesterday” is not an ISO 8601 date and time")
+    assert errors[2].endswith("amount: An amount has at most two decimal places.")
+    assert preview.context["confirm_form"] is None
     assert Order.objects.count() == 0
 
 
 def test_a_conflict_arising_between_preview_and_confirm_imports_nothing(staff_client, buyer):
     # given: a valid preview, then another channel records A-2 with a different amount
     preview = import_preview(staff_client, "order", ORDERS_CSV)
-    OrderFactory(external_id="A-2", member=buyer, amount=Decimal("99.00"))
+    OrderFactory(external_id="A-2", member=buyer, store=Store.objects.get(code="S001"), amount=Decimal("99.00"))
     # when
     confirmed = import_confirm(staff_client, "order", preview)
     # then
     assert confirmed.status_code == 200
     assert "Nothing was imported" in confirmed.content.decode()
-    assert [row.number for row in confirmed.context["result"].invalid_rows] == [2]
+    assert confirmed.context["result"].errors == [
+        "line 3: order_id: Order A-2 was already recorded with a different paid_at, amount."
+    ]
     assert list(Order.objects.values_list("external_id", flat=True)) == ["A-2"]
+
+
+def test_stores_import_in_the_admin_updates_known_codes(staff_client):
+    # given
+    StoreFactory(code="SH01", name="旧名字", city="上海")
+    # when
+    import_file(staff_client, "store", "code,name,city\nSH01,静安店,上海\nBJ01,国贸店,北京\n")
+    # then
+    assert list(Store.objects.order_by("code").values_list("code", "name")) == [("BJ01", "国贸店"), ("SH01", "静安店")]
 
 
 # --- export -------------------------------------------------------------------------------
@@ -481,7 +529,7 @@ def test_member_export_neutralises_spreadsheet_formulae_and_reimports_unchanged(
     assert exported["13800138000"] == "'" + names[0]
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row.values())
     preview = import_preview(staff_client, "member", content.decode("utf-8-sig"))
-    assert {row.import_type for row in preview.context["result"].rows} == {"skip"}
+    assert {row.outcome for row in preview.context["result"].shown} == {"unchanged"}
 
 
 def test_order_export_has_the_import_columns_and_the_refund_state(staff_client, buyer):

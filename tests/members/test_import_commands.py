@@ -1,4 +1,5 @@
-"""The ``import_stores``, ``import_members`` and ``import_orders`` commands."""
+"""The ``import_stores``, ``import_members`` and ``import_orders`` commands: what is particular to the command
+line and the files it reads. What both import paths share is in ``test_imports.py``."""
 
 import datetime as dt
 import io
@@ -11,7 +12,7 @@ from django.core.management.base import CommandError
 
 from members.csv_import import detect_encoding
 from members.events import order_recorded, orders_imported
-from members.models import Member, Order, Store
+from members.models import Member, Order, PointsEntry, Store
 from members.services import imports
 from members.services.imports import members_import, orders_import
 from tests.factories import MemberFactory, OrderFactory, StoreFactory
@@ -227,7 +228,7 @@ def test_import_members_draws_again_referral_codes_that_collide(tmp_path, stores
     )
 
     # when
-    run("import_members", path)
+    run("import_members", path, "--historical")
 
     # then
     codes = list(Member.objects.values_list("referral_code", flat=True))
@@ -253,7 +254,7 @@ def test_import_members_refuses_an_openid_of_another_member(tmp_path, stores):
 # --- Orders ---------------------------------------------------------------------------------
 
 
-def test_import_orders_records_orders_and_publishes_one_batch_event(
+def test_historical_import_orders_inserts_orders_and_publishes_one_batch_event(
     tmp_path, members, django_capture_on_commit_callbacks
 ):
     # given
@@ -271,7 +272,7 @@ def test_import_orders_records_orders_and_publishes_one_batch_event(
     # when
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            out, _ = run("import_orders", path)
+            out, _ = run("import_orders", path, "--historical")
     finally:
         orders_imported.unsubscribe(collect)
         order_recorded.unsubscribe(collect_one)
@@ -378,12 +379,86 @@ def test_import_orders_finds_repeated_rows_across_batches(tmp_path, members):
 
     # when
     with path.open("rb") as file:
-        result = orders_import(file=file, batch_size=2)
+        result = orders_import(file=file, batch_size=2, historical=True)
 
     # then
     assert (result.created, result.unchanged, result.error_count) == (2, 1, 1)
     assert result.errors == ["line 5: order_id: Order A-2 was already recorded with a different amount."]
     assert not Order.objects.exists()
+
+
+def test_import_orders_records_each_order_through_the_service_by_default(
+    tmp_path, members, django_capture_on_commit_callbacks
+):
+    # given
+    wang, li = members
+    imported, recorded = [], []
+    orders_imported.subscribe(collect := lambda **payload: imported.append(payload))
+    order_recorded.subscribe(collect_one := lambda **payload: recorded.append(payload))
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\n"
+        "A-1,13800138000,SH01,2024-03-01 12:00:00,38.50\n"
+        "A-2,13900139000,SH02,2024-03-02 09:15:00,120\n",
+    )
+
+    # when
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            out, _ = run("import_orders", path)
+    finally:
+        orders_imported.unsubscribe(collect)
+        order_recorded.unsubscribe(collect_one)
+
+    # then
+    assert "2 created, 0 unchanged" in out
+    assert "158 points earned" in out
+    assert sorted(payload["member_id"] for payload in recorded) == sorted([wang.pk, li.pk])
+    assert imported == []
+    assert PointsEntry.objects.filter(order__external_id="A-2").get().points == 120
+
+
+def test_a_loyalty_import_goes_on_checking_after_a_bad_row_without_writing(tmp_path, members):
+    # given a bad row, then rows that repeat and contradict an earlier one, in batches of two
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\n"
+        "A-1,13800138000,SH01,2024-03-01 12:00:00,38.50\n"
+        "A-2,13800138000,NOPE,2024-03-01 13:00:00,10.00\n"
+        "A-3,13800138000,SH01,2024-03-01 14:00:00,10.00\n"
+        "A-3,13800138000,SH01,2024-03-01 14:00:00,10.00\n"
+        "A-3,13800138000,SH01,2024-03-01 14:00:00,12.00\n",
+    )
+
+    # when
+    result = orders_import(file=path, batch_size=2)
+
+    # then
+    assert result.errors == [
+        "line 3: store_code: No store has the code “NOPE”.",
+        "line 6: order_id: Order A-3 was already recorded with a different amount.",
+    ]
+    assert (result.created, result.unchanged) == (2, 1)
+    assert not Order.objects.exists()
+    assert not PointsEntry.objects.exists()
+
+
+def test_a_dry_run_reports_what_would_change_and_writes_nothing(tmp_path, members):
+    # given
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\nA-1,13800138000,SH01,2024-03-01 12:00:00,38.50\n",
+    )
+
+    # when
+    out, _ = run("import_orders", path, "--dry-run")
+
+    # then
+    assert out.startswith("Dry run, nothing written.")
+    assert "1 created" in out
+    assert "38 points earned" in out
+    assert not Order.objects.exists()
+    assert not PointsEntry.objects.exists()
 
 
 # --- Files ----------------------------------------------------------------------------------
@@ -426,6 +501,44 @@ def test_import_ignores_extra_columns_in_any_order(tmp_path, members):
 
     # then
     assert list(Order.objects.values_list("external_id", "amount")) == [("A-1", Decimal("38.50"))]
+
+
+def test_import_reads_chinese_column_names_and_spreadsheet_cells(tmp_path, members):
+    # given: Chinese headers, a formula-guarded order id as our exports write it, a currency sign
+    path = write(
+        tmp_path,
+        "订单号,手机号,门店编码,支付时间,金额\n'-7,13800138000,SH01,2024/03/01 12:00,￥38.50\n",
+        encoding="gbk",
+    )
+
+    # when
+    run("import_orders", path)
+
+    # then
+    order = Order.objects.get()
+    assert (order.external_id, order.amount) == ("-7", Decimal("38.50"))
+    assert order.paid_at == dt.datetime(2024, 3, 1, 12, 0, tzinfo=SHANGHAI)
+
+
+def test_import_members_reads_labels_in_either_language(tmp_path, stores):
+    # given
+    path = write(
+        tmp_path,
+        "手机号,姓名,性别,注册渠道\n13800138000,王芳,Female,小程序\n13700137000,李雷,男,In store\n",
+    )
+
+    # when
+    run("import_members", path)
+
+    # then
+    assert dict(Member.objects.values_list("mobile", "gender")) == {
+        "13800138000": Member.Gender.FEMALE,
+        "13700137000": Member.Gender.MALE,
+    }
+    assert dict(Member.objects.values_list("mobile", "channel")) == {
+        "13800138000": Member.Channel.MINI_PROGRAM,
+        "13700137000": Member.Channel.STORE,
+    }
 
 
 def test_import_refuses_a_file_missing_a_required_column(tmp_path, members):

@@ -14,21 +14,9 @@ from members.services import points as points_service
 from members.services.imports import orders_import
 from members.services.orders import order_record
 from tests.concurrency import in_another_connection, wait_until_another_waits_for_a_lock
-from tests.factories import MemberFactory
+from tests.factories import MemberFactory, record_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def record(external_id: str, member, paid_at) -> object:
-    """A POS order of ``member`` (read afresh), in its own transaction."""
-    with transaction.atomic():
-        return order_record(
-            external_id=external_id,
-            member=Member.objects.get(pk=member.pk),
-            store=member.home_store,
-            paid_at=paid_at,
-            amount="38.00",
-        )
 
 
 def both(first, second) -> dict:
@@ -62,14 +50,13 @@ def test_a_pos_order_sent_while_an_import_of_the_same_order_commits(monkeypatch)
 
     def the_pos_sends_it_too():
         assert inserted.wait(10)
-        return record("DUP-1", member, paid_at)
+        return record_order(Member.objects.get(pk=member.pk), paid_at=paid_at, external_id="DUP-1")
 
-    orders_imported.subscribe(before_the_import_commits, in_transaction=True)
-    try:
-        # when
-        outcomes = both(lambda: orders_import(file=io.BytesIO(csv)), the_pos_sends_it_too)
-    finally:
-        orders_imported.unsubscribe(before_the_import_commits)
+    # the import publishes its event inside its transaction, after the inserts: stop there
+    publish = orders_imported.publish
+    monkeypatch.setattr(orders_imported, "publish", lambda **payload: (before_the_import_commits(), publish(**payload)))
+    # when
+    outcomes = both(lambda: orders_import(file=io.BytesIO(csv), historical=True), the_pos_sends_it_too)
     # then: both finish — the POS gets the imported order back — and it is there once
     assert [outcome.get("error") for outcome in outcomes.values()] == [None, None]
     assert outcomes["second"]["value"].created is False
@@ -101,7 +88,7 @@ def test_a_points_redemption_commits_while_an_order_of_the_member_waits_for_the_
 
     def buy():
         assert debited.wait(10)
-        return record("R-1", member, timezone.now())
+        return record_order(Member.objects.get(pk=member.pk), paid_at=timezone.now(), external_id="R-1")
 
     # when
     outcomes = both(redeem, buy)

@@ -3,29 +3,21 @@ statement when the member's account exists and owes nothing (``points._earn_at_o
 general path otherwise. Both must write the same ledger."""
 
 import datetime as dt
-import itertools
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from members.models import PointsEntry, PointsLot
-from members.services.orders import order_record, refund_record
+from members.services.orders import refund_record
 from members.services.points import points_clawback_for_refund, points_earn_for_order, points_redeem
-from tests.factories import MemberFactory, OrderFactory
+from tests.factories import MemberFactory, OrderFactory, record_order
 from tests.members.test_points import assert_books_balance
 
 pytestmark = pytest.mark.django_db
 
 Kind = PointsEntry.Kind
-_ids = itertools.count(1)
 AMOUNTS = ("38.50", "120.00", "9.90", "260.00")
-
-
-def record(member, amount: str, paid_at: dt.datetime):
-    return order_record(
-        external_id=f"OP-{next(_ids)}", member=member, store=member.home_store, paid_at=paid_at, amount=amount
-    ).order
 
 
 def ledger(member) -> list[tuple]:
@@ -47,7 +39,7 @@ def test_orders_earn_the_same_ledger_by_one_statement_as_by_the_general_path():
     at_till, general = MemberFactory(), MemberFactory()
     # when
     for index, amount in enumerate(AMOUNTS):
-        record(at_till, amount, paid_at + dt.timedelta(minutes=index))
+        record_order(at_till, amount, paid_at + dt.timedelta(minutes=index))
         order = OrderFactory(member=general, amount=Decimal(amount), paid_at=paid_at + dt.timedelta(minutes=index))
         points_earn_for_order(order_id=order.pk)
     # then the entries and lots are the same, and the books balance
@@ -67,13 +59,13 @@ def test_orders_earn_the_same_ledger_by_one_statement_as_by_the_general_path():
 def test_an_order_of_a_member_who_owes_points_repays_the_debt_first():
     # given a member who spent points that a refund then took back: 80 owed
     member = MemberFactory()
-    first = record(member, "100.00", timezone.now() - dt.timedelta(days=1))
+    first = record_order(member, "100.00", timezone.now() - dt.timedelta(days=1)).order
     points_redeem(member=member, points=80, idempotency_key="spent", reason="Gift")
     refund = refund_record(external_id="R-debt", order=first, amount="100.00").refund
     points_clawback_for_refund(refund_id=refund.pk)
     assert assert_books_balance(member).debt == 80
     # when the next order earns 50
-    record(member, "50.00", timezone.now())
+    record_order(member, "50.00", timezone.now())
     # then it repays 50 of the debt and nothing becomes spendable yet
     account = assert_books_balance(member)
     assert (account.balance, account.debt) == (0, 30)

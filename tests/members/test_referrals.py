@@ -8,17 +8,15 @@ from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
+from members.events import referral_completed
 from members.models import LoyaltyProgram, PointsAccount, PointsEntry, PointsLot, Referral
 from members.services.members import member_register
-from members.services.orders import refund_record
+from members.services.orders import order_record, refund_record
 from members.services.points import points_redeem
 from members.services.referrals import (
-    RewardPlan,
     referral_complete_for_order,
     referral_register,
     referral_reverse_for_refund,
-    register_referral_reward_resolver,
-    unregister_referral_reward_resolver,
 )
 from tests.factories import MemberFactory, OrderFactory
 
@@ -77,22 +75,26 @@ def test_a_first_order_below_the_minimum_does_not_complete_the_referral():
 
 
 @pytest.mark.django_db
-def test_a_reward_resolver_decides_what_both_sides_get():
-    # given
-    referrer, referee, _referral = referred_pair()
-
-    def champion_rewards(*, referral):
-        return RewardPlan(referrer_points=1000, referee_points=1000, note="champion referrer")
-
-    register_referral_reward_resolver(champion_rewards)
+def test_recording_the_first_order_completes_the_referral_and_tells_the_higher_apps(
+    django_capture_on_commit_callbacks,
+):
+    # given: someone listening for completed referrals (campaigns does)
+    referrer, referee, referral = referred_pair()
+    heard = []
+    referral_completed.subscribe(listener := lambda **payload: heard.append(payload))
     try:
-        # when
-        completed = referral_complete_for_order(order_id=OrderFactory(member=referee, amount=Decimal("50")).pk)
+        # when: the POS records the referee's first order
+        with django_capture_on_commit_callbacks(execute=True):
+            order_record(
+                external_id="FIRST-1", member=referee, store=referee.home_store, paid_at=timezone.now(), amount="50.00"
+            )
     finally:
-        unregister_referral_reward_resolver(champion_rewards)
-    # then
-    assert (balance(referrer), balance(referee)) == (1000, 1000)
-    assert completed.reward_note == "champion referrer"
+        referral_completed.unsubscribe(listener)
+    # then: the referral completed in the order's transaction, with the program's points, and was announced
+    referral.refresh_from_db()
+    assert referral.status == Referral.Status.COMPLETED
+    assert (balance(referrer), balance(referee)) == (200, 100 + 50)  # the referee also earned the order's points
+    assert heard == [{"referral_id": referral.pk}]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -175,21 +177,22 @@ def complete_then_refund(*, refund_after: dt.timedelta, spend: int = 0):
     referral = referral_complete_for_order(order_id=order.pk)
     if spend:
         points_redeem(member=referrer, points=spend, idempotency_key="spend", reason="Gift")
-    refund = refund_record(
-        external_id="REFUND-1", order=order, amount="30.00", refunded_at=referral.completed_at + refund_after
-    ).refund
+    # the referral completed ``refund_after`` before the refund (refunds are never in the future)
+    referral.completed_at -= refund_after
+    referral.save(update_fields=["completed_at"])
+    refund = refund_record(external_id="REFUND-1", order=order, amount="30.00").refund
     return referrer, referee, referral, refund
 
 
 @pytest.mark.django_db
 def test_a_full_refund_within_the_period_reverses_both_rewards_once():
     # given: the referrer already spent 150 of the 200 points
-    referrer, referee, _referral, refund = complete_then_refund(refund_after=dt.timedelta(days=29), spend=150)
-    # when
-    reversed_ = referral_reverse_for_refund(refund_id=refund.pk)
+    # when: the qualifying order is refunded in full (the refund reverses the referral in its transaction)
+    referrer, referee, referral, refund = complete_then_refund(refund_after=dt.timedelta(days=29), spend=150)
     again = referral_reverse_for_refund(refund_id=refund.pk)
     # then
-    assert reversed_.status == Referral.Status.REVERSED and again is None
+    referral.refresh_from_db()
+    assert referral.status == Referral.Status.REVERSED and again is None
     referrer_account = PointsAccount.objects.get(member=referrer)
     assert (referrer_account.balance, referrer_account.debt) == (0, 150)
     assert balance(referee) == 0

@@ -11,7 +11,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from members.models import Order, Tier, TierRule
+from members.models import MemberRfmScore, Order, Tier, TierRule
 from members.services import tiers
 from tests.factories import MemberFactory, OrderFactory
 
@@ -79,20 +79,17 @@ def test_one_member_scan_agrees_with_the_many_member_statement(rules, orders, rf
             paid_at=AS_OF - dt.timedelta(days=days_before),
         )
 
-    def provider(*, member_ids):
-        return {} if rfm_score is None else dict.fromkeys(member_ids, rfm_score)
-
-    tiers.register_rfm_score_provider(provider)
-    try:
-        ladder = tiers._load_ladder()
-        # when both ask
-        one = tiers._qualification_for(member_id=member.pk, as_of=AS_OF, ladder=ladder)
-        many = tiers._qualifications_for(member_ids=[member.pk], as_of=AS_OF, ladder=ladder).get(member.pk)
-        with transaction.atomic():  # the order path: the scan that also locks the member row
-            lock_row, totals = tiers._scan(member_id=member.pk, as_of=AS_OF, windows=tiers._windows(ladder), lock=True)
-            locked = tiers._qualification_for(member_id=member.pk, as_of=AS_OF, ladder=ladder, totals=totals)
-    finally:
-        tiers.unregister_rfm_score_provider(provider)
+    if rfm_score is not None:
+        MemberRfmScore.objects.create(member=member, score=rfm_score)
+    ladder = tiers._load_ladder()
+    # when both ask
+    one = tiers._qualification_for(member_id=member.pk, as_of=AS_OF, ladder=ladder)
+    many = tiers._qualifications_for(member_ids=[member.pk], as_of=AS_OF, ladder=ladder).get(member.pk)
+    with transaction.atomic():  # the order path: the scan that also locks the member row
+        lock_row, totals = tiers._scan(member_id=member.pk, as_of=AS_OF, windows=tiers._windows(ladder), lock=True)
+        locked = tiers._qualification_for(
+            member_id=member.pk, as_of=AS_OF, ladder=ladder, totals=totals, rfm_score=lock_row.rfm_score
+        )
     # then they name the same tier, for the same reason
     assert (one.tier.pk if one else None) == (many.tier.pk if many else None)
     assert (one.detail if one else None) == (many.detail if many else None)

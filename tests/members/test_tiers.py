@@ -10,14 +10,12 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError
 from django.urls import reverse
 
-from members.models import MemberTierStatus, Order, Tier, TierChange, TierRule
+from members.models import MemberRfmScore, MemberTierStatus, Order, Tier, TierChange, TierRule
 from members.services.tiers import (
-    register_rfm_score_provider,
     tier_assign_initial,
     tier_downgrade_due,
     tier_evaluate_for_order,
     tier_set_manually,
-    unregister_rfm_score_provider,
 )
 from members.tasks import tier_downgrade_task
 from tests.factories import MemberFactory, OrderFactory
@@ -30,18 +28,6 @@ Reason = TierChange.Reason
 
 def days(n: float) -> dt.timedelta:
     return dt.timedelta(days=n)
-
-
-@pytest.fixture
-def ladder():
-    """普通 (entry) < 银卡 (¥500 in 30 days) < 金卡 (¥1000 in 365 days, or 10 orders in 180 days)."""
-    entry = Tier.objects.create(code="basic", name="普通会员", rank=0)
-    silver = Tier.objects.create(code="silver", name="银卡", rank=1, retention_days=90)
-    gold = Tier.objects.create(code="gold", name="金卡", rank=2, retention_days=90)
-    TierRule.objects.create(tier=silver, window_days=30, min_spend=Decimal("500.00"))
-    TierRule.objects.create(tier=gold, window_days=365, min_spend=Decimal("1000.00"))
-    TierRule.objects.create(tier=gold, window_days=180, min_orders=10)
-    return {"entry": entry, "silver": silver, "gold": gold}
 
 
 def order_for(member, amount: str, paid_at: dt.datetime, refunded: str = "0.00") -> Order:
@@ -361,27 +347,26 @@ def platinum(ladder):
     return tier
 
 
-def test_an_rfm_rule_is_not_met_without_a_provider_and_met_with_one(ladder, platinum):
-    # given a member whose RFM score would be 13
+def score(member, value):
+    """What segmentation keeps for the member: R + F + M of the current run."""
+    MemberRfmScore.objects.update_or_create(member=member, defaults={"score": value})
+
+
+def test_an_rfm_rule_is_not_met_without_a_score_and_met_with_one(ladder, platinum):
+    # given a member with no RFM score yet
     member = MemberFactory(tier=ladder["entry"])
     order = order_for(member, "100.00", T0)
 
-    def scores(*, member_ids):
-        return dict.fromkeys(member_ids, 13)
-
-    # when no provider is registered
+    # when an order is evaluated
     evaluate(order)
 
     # then the RFM rule does not hold
     assert tier_of(member) == ladder["entry"]
 
-    # when segmentation registers a provider
-    register_rfm_score_provider(scores)
-    try:
-        change = evaluate(order_for(member, "100.00", T0 + days(1)))
-        kept = tier_downgrade_due(as_of=T0 + days(200))
-    finally:
-        unregister_rfm_score_provider(scores)
+    # when segmentation scores the member 13
+    score(member, 13)
+    change = evaluate(order_for(member, "100.00", T0 + days(1)))
+    kept = tier_downgrade_due(as_of=T0 + days(200))
 
     # then the next order qualifies the member, and the schedule confirms it
     assert tier_of(member) == platinum
@@ -389,7 +374,8 @@ def test_an_rfm_rule_is_not_met_without_a_provider_and_met_with_one(ladder, plat
     assert kept == 0
     assert MemberTierStatus.objects.get(member=member).last_qualified_at == T0 + days(200)
 
-    # when the provider is gone again and the retention period passes
+    # when the score drops and the retention period passes
+    score(member, 9)
     moved = tier_downgrade_due(as_of=T0 + days(291))
 
     # then the member drops to the entry level
@@ -398,18 +384,12 @@ def test_an_rfm_rule_is_not_met_without_a_provider_and_met_with_one(ladder, plat
 
 
 def test_an_rfm_score_below_the_minimum_does_not_qualify(ladder, platinum):
-    # given a provider that scores the member 11 (the rule needs 12)
+    # given a member scored 11 (the rule needs 12)
     member = MemberFactory(tier=ladder["entry"])
+    score(member, 11)
 
-    def scores(*, member_ids):
-        return dict.fromkeys(member_ids, 11)
-
-    register_rfm_score_provider(scores)
-    try:
-        # when an order is evaluated
-        evaluate(order_for(member, "100.00", T0))
-    finally:
-        unregister_rfm_score_provider(scores)
+    # when an order is evaluated
+    evaluate(order_for(member, "100.00", T0))
 
     # then the member stays at the entry level
     assert tier_of(member) == ladder["entry"]

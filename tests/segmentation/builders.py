@@ -71,42 +71,6 @@ def mixed_data(seed: int = 7) -> None:
                 refund_fully(made)
 
 
-def sqlite_equivalence_report() -> str:
-    """Build ``mixed_data`` and recompute it with every shipped scheme; JSON of the results with
-    member ids made relative (run in a subprocess on SQLite, and in the test on PostgreSQL)."""
-    import json
-
-    from segmentation.models import MemberRfm, Scheme
-    from segmentation.selectors import scheme_preview
-    from segmentation.services import segment_recompute
-
-    mixed_data()
-    report = {}
-    for slug in ("rfm-default", "seed-002-four-quadrants", "seed-000-five-layers"):
-        scheme = Scheme.objects.get(slug=slug)
-        run = segment_recompute(as_of=AS_OF, scheme=scheme)
-        rows = list(MemberRfm.objects.order_by("member_id").select_related("segment"))
-        first = rows[0].member_id
-        report[slug] = [
-            [
-                row.member_id - first,
-                row.recency_days,
-                row.first_order_days,
-                row.frequency,
-                str(row.monetary),
-                row.r_score,
-                row.f_score,
-                row.m_score,
-                row.segment.slug if row.segment else None,
-            ]
-            for row in rows
-        ]
-        report[f"{slug} cut points"] = run.cut_points
-        report[f"{slug} stats"] = run.segment_stats and {k: v["count"] for k, v in run.segment_stats.items()}
-        report[f"{slug} preview"] = scheme_preview(scheme=scheme, as_of=AS_OF)["sizes"]
-    return json.dumps(report, sort_keys=True)
-
-
 def buyers_after_a_run(count: int, *, recent: int) -> list:
     """``count`` members with one order each (20 days apart, growing amounts) scored by a run, then
     a new order today-ish for the first ``recent`` of them — members whose refresh changes things."""

@@ -1,29 +1,8 @@
-"""Fixtures of the segmentation tests."""
+"""Fixtures of the segmentation tests (``default_scheme`` is the root ``conftest.py``'s)."""
 
 import pytest
-from django.apps import apps as django_apps
 
 from segmentation.models import Scheme
-
-
-def _ensure_default_schemes() -> Scheme:
-    """The data migration's schemes (a transactional test elsewhere may have flushed them)."""
-    if not Scheme.objects.filter(slug="rfm-default").exists():
-        from importlib import import_module
-
-        migration = import_module("segmentation.migrations.0002_default_schemes")
-        migration.create_schemes(django_apps, None)
-    scheme = Scheme.objects.get(slug="rfm-default")
-    if not scheme.is_active:
-        Scheme.objects.update(is_active=False)
-        Scheme.objects.filter(pk=scheme.pk).update(is_active=True)
-        scheme.refresh_from_db()
-    return scheme
-
-
-@pytest.fixture
-def default_scheme(db) -> Scheme:
-    return _ensure_default_schemes()
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@ import pytest
 from django.utils import timezone
 
 from members.services.orders import order_record
+from segmentation import subscribers
 from segmentation.models import MemberRfm, SegmentTransition
 from segmentation.services import live, live_batch, member_rfm_refresh, members_rfm_refresh, segment_recompute
+from segmentation.tasks import segment_live_refresh_task
 
 from .builders import RFM_FIELDS, buyers_after_a_run, local, member, order
 
@@ -43,8 +45,6 @@ def queue():
 @pytest.fixture
 def queued_tasks():
     """Calls to queue the batch task, which then does not run."""
-    from segmentation.tasks import segment_live_refresh_task
-
     with mock.patch.object(segment_live_refresh_task, "apply_async") as apply_async:
         yield apply_async
 
@@ -86,11 +86,18 @@ def test_orders_ask_and_one_task_is_queued_for_the_batch(
 
 
 def test_the_drain_refreshes_every_member_asked_for_in_one_statement(
-    default_scheme, queue, queued_tasks, published, django_capture_on_commit_callbacks, django_assert_num_queries
+    default_scheme,
+    queue,
+    queued_tasks,
+    published,
+    django_capture_on_commit_callbacks,
+    django_assert_num_queries,
+    settings,
 ):
     # given: three lapsed members bought today and asked for a refresh
+    settings.HUIYUAN_SETTINGS_CACHE_SECONDS = 10  # as in production: the tier ladder is cached per process
     buyers = lapsed_members_who_bought(3, "D", django_capture_on_commit_callbacks)
-    member_rfm_refresh(member_id=member().pk)  # the process has loaded the run's scoring
+    member_rfm_refresh(member_id=member().pk)  # the process has loaded the run's scoring and the ladder
     # when
     with django_assert_num_queries(1), django_capture_on_commit_callbacks(execute=True):
         written = live_batch.live_refresh_drain()
@@ -244,11 +251,11 @@ def test_batching_off_refreshes_at_once_and_asks_nothing(
 def test_an_ask_after_the_drain_started_queues_the_next_batch(default_scheme, queue, queued_tasks):
     # given: a drain deletes the flag before popping
     (who,) = lapsed_members(1)
-    live_batch.member_rfm_refresh_soon(member_id=who.pk)
+    subscribers.refresh_member_on_order(member_id=who.pk)
     assert queued_tasks.call_count == 1
     live_batch.live_refresh_drain()
     # when: another order asks
-    live_batch.member_rfm_refresh_soon(member_id=who.pk)
+    subscribers.refresh_member_on_order(member_id=who.pk)
     # then: it queues a task of its own
     assert queued_tasks.call_count == 2
     assert live_batch.pending_count() == 1
@@ -289,7 +296,7 @@ def test_a_batch_scores_with_a_run_that_replaced_the_cached_one(default_scheme, 
 def test_an_ask_while_the_drain_runs_is_never_left_without_a_task(default_scheme, queue, queued_tasks):
     # given: one member asked; another asks while the drain is popping
     first, second = lapsed_members(2)
-    live_batch.member_rfm_refresh_soon(member_id=first.pk)
+    subscribers.refresh_member_on_order(member_id=first.pk)
     real_pop = live_batch._pop_chunk
     asked = []
 
@@ -297,7 +304,7 @@ def test_an_ask_while_the_drain_runs_is_never_left_without_a_task(default_scheme
         popped = real_pop(*args)
         if popped and not asked:
             asked.append(second.pk)
-            live_batch.member_rfm_refresh_soon(member_id=second.pk)
+            subscribers.refresh_member_on_order(member_id=second.pk)
         return popped
 
     # when
@@ -306,3 +313,15 @@ def test_an_ask_while_the_drain_runs_is_never_left_without_a_task(default_scheme
     # then: the late ask was drained too, or it queued a task of its own
     assert asked
     assert live_batch.pending_count() == 0 or queued_tasks.call_count == 2
+
+
+def test_an_ask_whose_task_could_not_be_queued_lets_the_next_ask_queue_one(default_scheme, queue, queued_tasks):
+    # given: queueing the batch task fails once (the broker hiccups)
+    first, second = lapsed_members(2)
+    queued_tasks.side_effect = [ConnectionError("broker away"), None]
+    subscribers.refresh_member_on_order(member_id=first.pk)
+    # when: the next order asks
+    subscribers.refresh_member_on_order(member_id=second.pk)
+    # then: it queued the task, and both members wait in the batch
+    assert queued_tasks.call_count == 2
+    assert live_batch.pending_count() == 2

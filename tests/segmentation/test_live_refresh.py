@@ -10,7 +10,7 @@ from members.services.orders import order_record, refund_record
 from segmentation.models import MemberRfm, SegmentTransition
 from segmentation.services import member_rfm_refresh, segment_recompute
 
-from .builders import RFM_FIELDS, buyers_after_a_run, local, member, order
+from .builders import local, member, order
 
 pytestmark = pytest.mark.django_db
 
@@ -129,22 +129,6 @@ def test_a_run_keeps_rows_an_order_refreshed_after_it_started(default_scheme):
     assert (row(who).recency_days, row(who).segment_id) == (0, None)
     assert row(other).segment.slug == "lost"
     assert not SegmentTransition.objects.filter(run=run, member=who).exists()
-
-
-def test_postgres_and_portable_refreshes_agree(quintile_scheme):
-    # given: a quintile run, then new orders for several members
-    from segmentation.services import live
-
-    buyers = buyers_after_a_run(8, recent=5)
-    fields = RFM_FIELDS
-    # when
-    for who in buyers:
-        live._refresh_postgres([who.pk])
-    by_postgres = list(MemberRfm.objects.order_by("member_id").values_list(*fields))
-    for who in buyers:
-        live._refresh_portable(who.pk)
-    # then
-    assert list(MemberRfm.objects.order_by("member_id").values_list(*fields)) == by_postgres
 
 
 def test_a_refresh_that_saw_older_orders_never_overwrites_a_fresher_one(default_scheme):

@@ -39,12 +39,11 @@ def _raw_connection() -> psycopg.Connection:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("implementation", ["postgres", "portable"])
-def test_a_run_that_crashes_midway_leaves_the_previous_results(default_scheme, monkeypatch, implementation):
+def test_a_run_that_crashes_midway_leaves_the_previous_results(default_scheme, monkeypatch):
     # given: a first run puts the member in lost, then the member buys
     who = member()
     order(who, days_ago=200)
-    first = segment_recompute(as_of=AS_OF, implementation=implementation)
+    first = segment_recompute(as_of=AS_OF)
     order(who, days_ago=1)
 
     def crash(*args, **kwargs):
@@ -53,7 +52,7 @@ def test_a_run_that_crashes_midway_leaves_the_previous_results(default_scheme, m
     monkeypatch.setattr(recompute, "_summarise", crash)  # after the new results and transitions are written
     # when
     with pytest.raises(RuntimeError, match="disk full"):
-        segment_recompute(as_of=AS_OF, implementation=implementation)
+        segment_recompute(as_of=AS_OF)
     # then
     assert _segments() == {who.pk: "lost"}
     assert RfmRun.objects.get(is_current=True) == first
@@ -70,7 +69,7 @@ def test_a_second_run_exits_while_another_holds_the_lock(default_scheme, caplog)
     order(member(), days_ago=3)
     other = _raw_connection()
     try:
-        other.execute("SELECT pg_advisory_xact_lock(%s)", [recompute.LOCK_KEY])
+        other.execute("SELECT pg_advisory_xact_lock(%s, 0)", [recompute.LOCK_NAMESPACE])
         # when / then: the service refuses and writes nothing
         with pytest.raises(RecomputeAlreadyRunning):
             segment_recompute(as_of=AS_OF)
@@ -97,7 +96,7 @@ def test_readers_see_the_previous_results_and_a_killed_run_changes_nothing(defau
     order(who, days_ago=1)
     reached, release = threading.Event(), threading.Event()
     seen = {}
-    original_swap = recompute._pg_swap
+    original_swap = recompute._swap
 
     def paused_swap(*args, **kwargs):
         seen["pid"] = connection.connection.info.backend_pid
@@ -105,7 +104,7 @@ def test_readers_see_the_previous_results_and_a_killed_run_changes_nothing(defau
         release.wait(10)
         return original_swap(*args, **kwargs)
 
-    monkeypatch.setattr(recompute, "_pg_swap", paused_swap)
+    monkeypatch.setattr(recompute, "_swap", paused_swap)
 
     def run_in_background():
         try:

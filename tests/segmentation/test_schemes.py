@@ -69,21 +69,3 @@ def test_a_rule_checks_its_conditions(default_scheme):
     with pytest.raises(ValidationError) as error:
         rule.full_clean()
     assert "value" in error.value.message_dict
-
-
-def test_the_rfm_score_for_tier_rules_is_the_number_of_high_scores(default_scheme):
-    # given: a champion (H, H, H) and a member who bought once long ago (L, L, L)
-    from segmentation.services import segment_recompute
-    from segmentation.subscribers import rfm_score_provider
-
-    from .builders import AS_OF, member, order
-
-    champion, lapsed, never = member(), member(), member()
-    for days in (1, 2, 3):
-        order(champion, days_ago=days, amount="200.00")
-    order(lapsed, days_ago=400)
-    segment_recompute(as_of=AS_OF)
-    # when
-    scores = rfm_score_provider(member_ids=[champion.pk, lapsed.pk, never.pk])
-    # then
-    assert scores == {champion.pk: 3, lapsed.pk: 0, never.pk: 0}

@@ -25,10 +25,7 @@ from zoneinfo import ZoneInfo
 from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.core.management.color import no_style
 from django.db import connection, models, transaction
-from django.db.models import F, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -57,11 +54,6 @@ class LiveHistory:
     first_member_id: int = 0
     first_order_id: int = 0
     written_members: int = 0
-
-
-def uses_copy(conn) -> bool:
-    """Whether rows go in with COPY (PostgreSQL) rather than ``bulk_create``."""
-    return conn.vendor == "postgresql"
 
 
 def _as_of(value: str) -> dt.date:
@@ -137,10 +129,7 @@ class Command(BaseCommand):
             last = now
 
         data = DemoData(members=members, orders=orders, seed=seed, as_of=as_of, tz=tz)
-        copy = uses_copy(connection)
         live_from = None if history_only else data.calendar.last_day - LIVE_DAYS + 1
-        if live_from is not None and connection.vendor != "postgresql":
-            raise CommandError(_("The demo brand needs PostgreSQL; use --history-only on other databases."))
         show = not no_progress and verbosity > 0
         with transaction.atomic():
             if reset:
@@ -156,7 +145,7 @@ class Command(BaseCommand):
             else:
                 _refuse_if_not_empty()
             lap(_("previous data deleted") if reset else _("database checked"))
-            writer = (_CopyWriter if copy else _BulkCreateWriter)(data, live_from=live_from)
+            writer = _CopyWriter(data, live_from=live_from)
             with tqdm(
                 total=members, unit=" members", desc=_("history"), file=sys.stderr, disable=not show, leave=False
             ) as progress:
@@ -164,10 +153,9 @@ class Command(BaseCommand):
             if member_ids and history_only:
                 orders_imported.publish(count=orders, member_ids_from=member_ids[0], member_ids_to=member_ids[-1])
         lap(_("committed (foreign keys checked)"))
-        if copy:
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE " + ", ".join(_quoted_table(model) for model in DEMO_MODELS))
-            lap(_("tables analysed"))
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE " + ", ".join(_quoted_table(model) for model in DEMO_MODELS))
+        lap(_("tables analysed"))
         story = None
         if live_from is not None:
             with tqdm(
@@ -246,30 +234,21 @@ def _delete_demo_data() -> dict[str, int]:
     for model, field in cleared:
         model._base_manager.filter(**{f"{field.name}__isnull": False}).update(**{field.name: None})
     tables = [_quoted_table(model) for model in wiped]
-    postgresql = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
-        if postgresql:
-            # Check the rows written earlier in this transaction now: TRUNCATE refuses to run while
-            # deferred foreign-key checks are pending.
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-        if postgresql and not cleared:
+        # Check the rows written earlier in this transaction now: TRUNCATE refuses to run while
+        # deferred foreign-key checks are pending.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        if not cleared:
             cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
             return deleted
         for table in tables:
             cursor.execute(f"DELETE FROM {table}")  # noqa: S608 (a table name from the models, quoted)
         # Empty tables: let the ids start at 1 again, so a re-seeded database has the same ids.
-        if postgresql:
-            for model in DEMO_MODELS:
-                cursor.execute(
-                    "SELECT setval(pg_get_serial_sequence(%s, %s), 1, false)",
-                    [_quoted_table(model), model._meta.pk.column],
-                )
-        elif connection.vendor == "sqlite":
-            names = [model._meta.db_table for model in DEMO_MODELS]
+        for model in DEMO_MODELS:
             cursor.execute(
-                f"DELETE FROM sqlite_sequence WHERE name IN ({', '.join(['%s'] * len(names))})",  # noqa: S608
-                names,
+                "SELECT setval(pg_get_serial_sequence(%s, %s), 1, false)",
+                [_quoted_table(model), model._meta.pk.column],
             )
     return deleted
 
@@ -489,53 +468,3 @@ class _CopyWriter(_Writer):
             cursor.copy(f"COPY {_quoted_table(model)} ({columns}) FROM STDIN") as copy,
         ):
             yield copy, extras
-
-
-class _BulkCreateWriter(_Writer):
-    """Other databases (SQLite, the embedded default): ``bulk_create`` in batches."""
-
-    def reserve_ids(self, model, count):
-        return (model._base_manager.aggregate(last=Coalesce(models.Max("pk"), 0))["last"] or 0) + 1
-
-    def write_members(self, members):
-        batch = []
-        for member in members:
-            batch.append(Member(**dict(zip(self.member_fields, self.member_row(member), strict=True))))
-            if len(batch) == BATCH_SIZE:
-                Member.objects.bulk_create(batch)
-                batch = []
-        Member.objects.bulk_create(batch)
-        # bulk_create stamps created_at/updated_at with the current time: give them the history's dates.
-        Member.objects.filter(pk__gte=self.first_member_id).update(
-            created_at=F("registered_at"), updated_at=F("registered_at")
-        )
-
-    def write_orders(self, progress):
-        all_refunds, batch = [], []
-        for orders, refunds in self.orders_with_refunds(progress):
-            for order, refund in orders:
-                batch.append(Order(**dict(zip(self.order_fields, self.order_row(order, refund), strict=True))))
-            if len(batch) >= BATCH_SIZE:
-                Order.objects.bulk_create(batch)
-                batch = []
-            all_refunds.extend(refunds)
-        Order.objects.bulk_create(batch)
-        Order.objects.filter(pk__gte=self.first_order_id).update(created_at=F("paid_at"), updated_at=F("paid_at"))
-        return all_refunds
-
-    def write_refunds(self, refunds):
-        Refund.objects.bulk_create(
-            (Refund(**dict(zip(self.refund_fields, self.refund_row(refund), strict=True))) for refund in refunds),
-            batch_size=BATCH_SIZE,
-        )
-        Refund.objects.filter(order_id__gte=self.first_order_id).update(
-            created_at=F("refunded_at"), updated_at=F("refunded_at")
-        )
-        last_refund = Refund.objects.filter(order=OuterRef("pk")).order_by("-refunded_at").values("refunded_at")[:1]
-        Order.objects.filter(pk__gte=self.first_order_id, refunds__isnull=False).update(
-            updated_at=Subquery(last_refund)
-        )
-        # Ids were given explicitly: move the sequences past them (PostgreSQL, Oracle; nothing on SQLite).
-        with connection.cursor() as cursor:
-            for sql in connection.ops.sequence_reset_sql(no_style(), [Member, Order, Refund]):
-                cursor.execute(sql)

@@ -1,9 +1,13 @@
-"""Reads of the campaigns app (coupons, campaigns, grants, offers): querysets with related rows fetched."""
+"""Reads of the campaigns app (coupons, campaigns, grants): querysets with related rows fetched.
+
+The effect reports (a campaign's uplift and ROI, segments between two runs) are reads too, in
+``campaigns.selectors.effect``.
+"""
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignGrant, Coupon, TopUpOffer
+from campaigns.models import Campaign, CampaignGrant, Coupon
 from members.models import Member
 
 __all__ = [
@@ -11,7 +15,6 @@ __all__ = [
     "campaign_list",
     "coupon_list",
     "coupons_for_member",
-    "offers_for_member",
 ]
 
 
@@ -34,13 +37,6 @@ def campaign_list() -> QuerySet[Campaign]:
 
 def campaign_grants_for_member(*, member: Member) -> QuerySet[CampaignGrant]:
     return CampaignGrant.objects.filter(member_id=member.pk).select_related("campaign")
-
-
-def offers_for_member(*, member: Member) -> list[TopUpOffer]:
-    """The top-up offers the member qualifies for now (see ``campaigns.services.offers``)."""
-    from campaigns.services.offers import offers_for_member as qualifying
-
-    return qualifying(member=member)
 
 
 def running_campaigns() -> QuerySet[Campaign]:

@@ -27,13 +27,12 @@ per order); *7/30-day retention* — bought within 7 / 30 days after A; and the 
 figures.
 
 Both reports are plain dicts of Decimals and ints, shared by the admin pages, the API and the CSV
-exports (``*_csv_rows``).
+exports (``*_csv_rows``). They are reads: nothing here writes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import ROUND_HALF_UP, Decimal
 from statistics import NormalDist
 
@@ -71,21 +70,10 @@ def _rate(part, whole) -> Decimal | None:
 
 # --- per campaign ------------------------------------------------------------------------------------
 
-_WINDOW_END = {
-    "postgresql": "f.first_at + %s",
-    "sqlite": "datetime(f.first_at, '+' || CAST(%s AS TEXT) || ' days')",
-}
-_GRANT_MESSAGE_ID = {
-    "postgresql": "CAST(g.details ->> 'message' AS BIGINT)",
-    "sqlite": "CAST(json_extract(g.details, '$.message') AS INTEGER)",
-}
-
 
 def _group_revenue(campaign_id: int, days: int) -> dict[bool, dict]:
     """Per group (control or not): members, converted, total, mean and sample variance of the
     revenue per member in the ``days`` after their first grant. One statement."""
-    vendor = connection.vendor
-    window = dt.timedelta(days=days) if vendor == "postgresql" else days
     sql = f"""
         WITH f AS (
             SELECT member_id, MIN(granted_at) AS first_at,
@@ -96,7 +84,7 @@ def _group_revenue(campaign_id: int, days: int) -> dict[bool, dict]:
                    COALESCE(SUM(o.amount - o.refunded_amount), 0) AS revenue
             FROM f LEFT JOIN {_ORDER} o
               ON o.member_id = f.member_id AND o.refunded_amount < o.amount
-             AND o.paid_at >= f.first_at AND o.paid_at < {_WINDOW_END[vendor]}
+             AND o.paid_at >= f.first_at AND o.paid_at < f.first_at + %s
             GROUP BY f.member_id, f.control
         )
         SELECT control, COUNT(*), SUM(CASE WHEN orders > 0 THEN 1 ELSE 0 END),
@@ -108,7 +96,7 @@ def _group_revenue(campaign_id: int, days: int) -> dict[bool, dict]:
         for flag in (False, True)
     }
     with connection.cursor() as cursor:
-        cursor.execute(sql, [campaign_id, window])
+        cursor.execute(sql, [campaign_id, dt.timedelta(days=days)])
         for control, members, converted, total, mean, variance in cursor.fetchall():
             groups[bool(control)] = {
                 "members": int(members),
@@ -122,22 +110,17 @@ def _group_revenue(campaign_id: int, days: int) -> dict[bool, dict]:
 
 def _reached(campaign_id: int) -> int:
     """Treated members given something other than a message, or whose message was sent."""
-    vendor = connection.vendor
-    has_benefit = (
-        "(g.details::jsonb ?| %s)"
-        if vendor == "postgresql"
-        else "EXISTS (SELECT 1 FROM json_each(g.details) j WHERE j.key IN (SELECT value FROM json_each(%s)))"
-    )
-    keys = BENEFIT_KEYS if vendor == "postgresql" else json.dumps(BENEFIT_KEYS)
     sql = f"""
         SELECT COUNT(DISTINCT g.member_id) FROM {_GRANT} g
         WHERE g.campaign_id = %s AND NOT g.is_control AND (
-            {has_benefit}
-            OR EXISTS (SELECT 1 FROM {_MESSAGE} m WHERE m.id = {_GRANT_MESSAGE_ID[vendor]} AND m.status = %s)
+            g.details ?| %s
+            OR EXISTS (
+                SELECT 1 FROM {_MESSAGE} m WHERE m.id = CAST(g.details ->> 'message' AS BIGINT) AND m.status = %s
+            )
         )
     """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [campaign_id, keys, OutboxMessage.Status.SENT])
+        cursor.execute(sql, [campaign_id, BENEFIT_KEYS, OutboxMessage.Status.SENT])
         return int(cursor.fetchone()[0])
 
 
@@ -270,14 +253,6 @@ def campaign_effect_csv_rows(report: dict) -> list[list]:
 
 # --- per segment, between two runs -------------------------------------------------------------------
 
-_EXPAND = {
-    "postgresql": (
-        "CROSS JOIN LATERAL json_array_elements_text(CAST(s.member_ids AS JSON)) AS e(value)",
-        "CAST(e.value AS BIGINT)",
-    ),
-    "sqlite": (", json_each(s.member_ids) AS e", "e.value"),
-}
-
 
 def _run_end(run: RfmRun) -> dt.datetime:
     """The end of the run's as-of day (local midnight after it): orders from here on are "after"."""
@@ -290,36 +265,41 @@ def segment_report(*, from_run: RfmRun, to_run: RfmRun, lapsed_days: int | None 
         lapsed_days = int((from_run.params or {}).get("r_max_days") or 90)
     a_end, b_end = _run_end(from_run), _run_end(to_run)
     day7, day30 = a_end + dt.timedelta(days=7), a_end + dt.timedelta(days=30)
-    lapsed_before = a_end - dt.timedelta(days=lapsed_days)
-    horizon = max(b_end, day30)
-    join, member_id = _EXPAND[connection.vendor]
-    ops = connection.ops
-    a, b, d7, d30, lapsed, end = (
-        ops.adapt_datetimefield_value(value) for value in (a_end, b_end, day7, day30, lapsed_before, horizon)
-    )
     sql = f"""
-        WITH a AS (SELECT s.segment_id, {member_id} AS member_id FROM {_SNAPSHOT} s {join} WHERE s.run_id = %s),
+        WITH a AS (
+            SELECT s.segment_id, CAST(e.value AS BIGINT) AS member_id
+            FROM {_SNAPSHOT} s CROSS JOIN LATERAL json_array_elements_text(CAST(s.member_ids AS JSON)) AS e(value)
+            WHERE s.run_id = %(run)s
+        ),
         per AS (
             SELECT a.segment_id, a.member_id,
-                   MAX(CASE WHEN o.paid_at < %s THEN o.paid_at END) AS last_before,
-                   SUM(CASE WHEN o.paid_at >= %s AND o.paid_at < %s THEN 1 ELSE 0 END) AS orders_between,
-                   SUM(CASE WHEN o.paid_at >= %s AND o.paid_at < %s THEN o.amount - o.refunded_amount ELSE 0 END)
+                   MAX(CASE WHEN o.paid_at < %(a)s THEN o.paid_at END) AS last_before,
+                   SUM(CASE WHEN o.paid_at >= %(a)s AND o.paid_at < %(b)s THEN 1 ELSE 0 END) AS orders_between,
+                   SUM(CASE WHEN o.paid_at >= %(a)s AND o.paid_at < %(b)s THEN o.amount - o.refunded_amount ELSE 0 END)
                        AS spend_between,
-                   SUM(CASE WHEN o.paid_at >= %s AND o.paid_at < %s THEN 1 ELSE 0 END) AS in_7,
-                   SUM(CASE WHEN o.paid_at >= %s AND o.paid_at < %s THEN 1 ELSE 0 END) AS in_30
+                   SUM(CASE WHEN o.paid_at >= %(a)s AND o.paid_at < %(day7)s THEN 1 ELSE 0 END) AS in_7,
+                   SUM(CASE WHEN o.paid_at >= %(a)s AND o.paid_at < %(day30)s THEN 1 ELSE 0 END) AS in_30
             FROM a LEFT JOIN {_ORDER} o
-              ON o.member_id = a.member_id AND o.refunded_amount < o.amount AND o.paid_at < %s
+              ON o.member_id = a.member_id AND o.refunded_amount < o.amount AND o.paid_at < %(horizon)s
             GROUP BY a.segment_id, a.member_id
         )
         SELECT segment_id, COUNT(*),
                SUM(CASE WHEN orders_between > 0 THEN 1 ELSE 0 END),
-               SUM(CASE WHEN last_before < %s THEN 1 ELSE 0 END),
-               SUM(CASE WHEN last_before < %s AND orders_between > 0 THEN 1 ELSE 0 END),
+               SUM(CASE WHEN last_before < %(lapsed)s THEN 1 ELSE 0 END),
+               SUM(CASE WHEN last_before < %(lapsed)s AND orders_between > 0 THEN 1 ELSE 0 END),
                COALESCE(SUM(spend_between), 0), COALESCE(SUM(orders_between), 0),
                SUM(CASE WHEN in_7 > 0 THEN 1 ELSE 0 END), SUM(CASE WHEN in_30 > 0 THEN 1 ELSE 0 END)
         FROM per GROUP BY segment_id
     """  # noqa: S608
-    params = [from_run.pk, a, a, b, a, b, a, d7, a, d30, end, lapsed, lapsed]
+    params = {
+        "run": from_run.pk,
+        "a": a_end,
+        "b": b_end,
+        "day7": day7,
+        "day30": day30,
+        "horizon": max(b_end, day30),
+        "lapsed": a_end - dt.timedelta(days=lapsed_days),
+    }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         figures = {row[0]: row[1:] for row in cursor.fetchall()}

@@ -9,9 +9,6 @@ blacklists it.
 import contextlib
 
 from django.db import transaction
-from django.utils.translation import gettext_lazy as _
-from rest_framework import status
-from rest_framework.exceptions import APIException
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.state import token_backend
@@ -19,16 +16,13 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from members.apis.authentication import MEMBER_CLAIM
 from members.models import Member
 
+MEMBER_CLAIM = "member_id"  # the claim naming the member in every token
 
-class RefreshRefused(APIException):
-    """401 (not ``AuthenticationFailed``, which DRF turns into 403 on a view without authenticators)."""
 
-    status_code = status.HTTP_401_UNAUTHORIZED
-    default_detail = _("The refresh token is invalid, expired or revoked.")
-    default_code = "token_invalid"
+class RefreshRefused(Exception):
+    """The refresh token is invalid, expired, revoked or names no member (the API answers 401)."""
 
 
 def member_tokens_issue(*, member_id: int) -> dict:

@@ -1,10 +1,11 @@
-"""A new order's points are computed inside the statement that writes them, with the campaign
-multiplier in SQL (``campaign_points_multiplier.sql``); they must be exactly what
-``points_for_order`` computes in ``Decimal`` — tier, birthday, campaign, rounded down once."""
+"""Extra points multipliers (``MemberPointsMultiplier`` rows a campaign or a top-up offer writes):
+a new order's points are computed inside the statement that writes them, and must be exactly
+``floor(amount × tier × birthday × the highest active multiplier)`` — checked here against that
+formula in ``Decimal``, written out independently of the service."""
 
 import datetime as dt
 import itertools
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import pytest
 from django.db import connection
@@ -13,23 +14,13 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campaigns.hooks import campaign_points_multiplier
-from campaigns.models import MemberPointsMultiplier
-from members.models import PointsEntry, Tier
-from members.services import points
-from members.services.orders import order_record
+from members.models import MemberPointsMultiplier, PointsEntry, Tier
 from members.services.points import points_for_order
-from tests.factories import MemberFactory
+from tests.factories import MemberFactory, record_order
 
 pytestmark = pytest.mark.django_db
 
 _ids = itertools.count(1)
-
-
-def record(member, amount, paid_at):
-    return order_record(
-        external_id=f"MP-{next(_ids)}", member=member, store=member.home_store, paid_at=paid_at, amount=amount
-    ).order
 
 
 def earned(order) -> int:
@@ -59,10 +50,10 @@ def grant(member, multiplier: str, starts_at, ends_at, key: str):
 def test_the_campaign_multiplier_costs_no_query_of_its_own(gold_birthday_member):
     now = timezone.now()
     grant(gold_birthday_member, "2.00", now - dt.timedelta(days=1), now + dt.timedelta(days=1), "double")
-    record(gold_birthday_member, "10.00", now)  # warms the process's caches
+    record_order(gold_birthday_member, "10.00", now)  # warms the process's caches
     with CaptureQueriesContext(connection) as queries:
-        order = record(gold_birthday_member, "38.50", now)
-    assert not [q for q in queries.captured_queries if "campaigns_memberpointsmultiplier" in q["sql"].split("WITH")[0]]
+        order = record_order(gold_birthday_member, "38.50", now).order
+    assert not [q for q in queries.captured_queries if "members_memberpointsmultiplier" in q["sql"].split("WITH")[0]]
     assert earned(order) == points_for_order(order=order) == 138  # 38.50 × 1.2 × 1.5 × 2 = 138.6
 
 
@@ -80,44 +71,34 @@ def test_points_in_sql_equal_points_in_decimal(gold_birthday_member, cents, mult
         ends = paid_at + dt.timedelta(minutes=minutes_to_end if index == len(multipliers) - 1 else 60)
         grant(gold_birthday_member, str(value), paid_at - dt.timedelta(hours=1), ends, f"g-{key}-{index}")
     # when the POS records the order
-    order = record(gold_birthday_member, Decimal(cents) / 100, paid_at)
-    # then it earned what the Decimal computation gives
-    order.member.refresh_from_db()
-    assert earned(order) == points_for_order(order=order)
+    order = record_order(gold_birthday_member, Decimal(cents) / 100, paid_at).order
+    # then it earned what the formula gives: multipliers do not stack, the highest active one counts
+    active = [
+        Decimal(value) for index, value in enumerate(multipliers) if index < len(multipliers) - 1 or minutes_to_end > 0
+    ]
+    expected = (order.amount * Decimal("1.20") * Decimal("1.50") * max(active, default=Decimal(1))).to_integral_value(
+        rounding=ROUND_FLOOR
+    )
+    assert earned(order) == points_for_order(order=order) == int(expected)
     MemberPointsMultiplier.objects.filter(member=gold_birthday_member).delete()
-
-
-def test_a_provider_without_sql_is_asked_in_python(gold_birthday_member):
-    # given: one more provider, with no SQL form: the order path computes in Python, as before
-    def triple(*, member, order):
-        return Decimal(3)
-
-    points.register_multiplier_provider(triple)
-    try:
-        now = timezone.now()
-        grant(gold_birthday_member, "2.00", now - dt.timedelta(days=1), now + dt.timedelta(days=1), "double-py")
-        order = record(gold_birthday_member, "10.00", now)
-    finally:
-        points.unregister_multiplier_provider(triple)
-    assert earned(order) == 108  # 10 × 1.2 × 1.5 × 2 × 3
 
 
 def test_an_order_too_small_to_earn_writes_no_entry():
     member = MemberFactory()
-    order = record(member, "0.99", timezone.now())
+    order = record_order(member, "0.99", timezone.now()).order
     assert earned(order) == 0
     assert not PointsEntry.objects.filter(member=member).exists()
 
 
-def test_the_python_form_of_the_campaign_multiplier_is_the_highest_current_grant():
+def test_the_highest_current_grant_counts():
     member = MemberFactory()
     now = timezone.now()
     grant(member, "1.50", now - dt.timedelta(days=1), now + dt.timedelta(days=1), "a")
     grant(member, "3.00", now - dt.timedelta(days=1), now + dt.timedelta(days=1), "b")
     grant(member, "9.00", now + dt.timedelta(days=1), now + dt.timedelta(days=2), "later")
-    order = record(member, "1.00", now)
-    assert campaign_points_multiplier(member=member, order=order) == Decimal("3.00")
-    assert campaign_points_multiplier(member=MemberFactory(), order=order) is None
+    order = record_order(member, "10.00", now).order
+    assert earned(order) == 30
+    assert earned(record_order(MemberFactory(), "10.00", now).order) == 10
 
 
 def test_a_grant_applies_from_its_start_and_not_at_its_end():
@@ -125,6 +106,5 @@ def test_a_grant_applies_from_its_start_and_not_at_its_end():
     at = timezone.now().replace(microsecond=0)
     grant(member, "5.00", at - dt.timedelta(hours=1), at, "ended")  # ends when the order is paid
     grant(member, "3.00", at, at + dt.timedelta(hours=1), "starts")  # starts when the order is paid
-    order = record(member, "10.00", at)
-    assert campaign_points_multiplier(member=member, order=order) == Decimal("3.00")
+    order = record_order(member, "10.00", at).order
     assert earned(order) == 30

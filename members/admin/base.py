@@ -1,0 +1,124 @@
+"""What every admin module of every app builds on: read-only admins, the search by phone, the
+member-by-phone form field, staff form pages and read-only values rendered from templates.
+
+- ``ReadOnlyAdmin`` (and ``ReadOnlyPermissions`` for inlines): rows written by services only — a
+  ledger, a history, a result — are viewed here, never added, changed or deleted.
+- ``MobileSearchMixin``: the search box finds a row by its member's mobile number in any spelling
+  (``members.selectors.member_mobile_condition``); any other term goes to ``search_fields``.
+- ``MemberMobileField``: a staff form's "member mobile" field, cleaned to the ``Member``.
+- ``form_page`` renders a staff form (``admin/members/form_page.html``, or a template extending it)
+  inside the admin; ``add_service_errors`` puts a service's ``ValidationError`` on the form.
+- ``render_fragment`` renders a template as the value of a read-only field.
+
+``members`` is the lowest app, so ``segmentation`` and ``campaigns`` import these from here.
+"""
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.utils.html import strip_spaces_between_tags
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy as _
+
+from members.mobile import normalize_mobile
+from members.models import Member
+from members.selectors import member_mobile_condition
+
+FORM_PAGE_TEMPLATE = "admin/members/form_page.html"
+
+
+class ReadOnlyPermissions:
+    """No adding, changing or deleting, for a model admin or an inline alike."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyAdmin(ReadOnlyPermissions, admin.ModelAdmin):
+    """Rows written by services only: viewable, never added, changed or deleted here.
+
+    Such tables grow with every order, so the list does not count the whole table as well.
+    """
+
+    show_full_result_count = False
+
+
+class MobileSearchMixin:
+    """Search by a member's mobile number in any spelling (``+86 138-0013-8000``), matched exactly.
+
+    ``mobile_search_members`` are the paths from a row to its member. A term that is not a mobile
+    number is searched in ``search_fields`` as usual — or finds nothing when ``mobile_search_only``
+    is set (a table with a row per member, where any other search would read all of it).
+    """
+
+    mobile_search_members: tuple[str, ...] = ("member",)
+    mobile_search_only = False
+    search_fields: tuple[str, ...] = ()
+
+    def get_search_results(self, request, queryset, search_term):
+        condition = member_mobile_condition(term=search_term, member_fields=self.mobile_search_members)
+        if condition is not None:
+            return queryset.filter(condition), False
+        if self.mobile_search_only and search_term.strip():
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
+
+
+class MemberMobileField(forms.CharField):
+    """A member's mobile number in any spelling; cleans to the ``Member`` who has it."""
+
+    default_error_messages = {"no_member": _("No member has this mobile number.")}
+
+    def __init__(self, *, queryset=None, **kwargs):
+        kwargs.setdefault("max_length", 32)  # longer than the stored 11 digits: +86 138-0013-8000
+        super().__init__(**kwargs)
+        self.queryset = Member.objects.all() if queryset is None else queryset
+
+    def clean(self, value) -> Member | None:
+        value = super().clean(value)
+        if value in self.empty_values:
+            return None
+        try:
+            mobile = normalize_mobile(value)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+        member = self.queryset.filter(mobile=mobile).first()
+        if member is None:
+            raise ValidationError(self.error_messages["no_member"], code="no_member")
+        return member
+
+
+def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Show a service's ``ValidationError`` on the form: at the field it names, or above the form."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, errors in exc.error_dict.items():
+        form.add_error(field if field in form.fields and field != "idempotency_key" else None, errors)
+
+
+def form_page(model_admin, request, *, template: str = FORM_PAGE_TEMPLATE, **context) -> TemplateResponse:
+    """A staff form inside the admin (``form``, ``title``, ``submit_label``, ``back_url`` and
+    ``back_label``, an optional ``summary`` above it), with the admin's own context."""
+    return TemplateResponse(
+        request,
+        template,
+        {**model_admin.admin_site.each_context(request), "opts": model_admin.opts, **context},
+    )
+
+
+def render_fragment(template: str, context: dict) -> SafeString:
+    """A template rendered as the value of a read-only field.
+
+    The admin turns line breaks in such a value into ``<br>``: the template's own line breaks
+    between tags are dropped, so that a template can be laid out for people to read.
+    """
+    return mark_safe(strip_spaces_between_tags(render_to_string(template, context)).strip())  # noqa: S308
