@@ -9,9 +9,8 @@ from rest_framework.test import APIClient
 
 from members.services.api_keys import store_api_key_create
 from members.services.tokens import member_tokens_issue
-from segmentation.models import MemberRfm, RfmRun
 from tests.api import fakes
-from tests.factories import MemberFactory, StoreFactory, install_default_scheme
+from tests.factories import MemberFactory, StoreFactory
 
 
 @pytest.fixture(autouse=True)
@@ -91,23 +90,3 @@ def pos_b(store_b):
 
 
 # --- segments (for offers) ---
-
-
-@pytest.fixture
-def place(db):
-    """``place(member, "champions")``: put the member in a segment of the default scheme, as a run would."""
-    scheme = install_default_scheme()
-    segments = {segment.slug: segment for segment in scheme.segments.all()}
-    now = timezone.now()
-    run = RfmRun.objects.create(
-        scheme=scheme, as_of=timezone.localdate(), status=RfmRun.Status.SUCCEEDED, started_at=now, finished_at=now
-    )
-
-    def put(member, slug: str):
-        MemberRfm.objects.update_or_create(
-            member_id=member.pk,
-            defaults={"run_id": run.pk, "as_of": run.as_of, "frequency": 3, "segment_id": segments[slug].pk},
-        )
-        return segments[slug]
-
-    return put

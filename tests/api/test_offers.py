@@ -29,7 +29,7 @@ def offer(code: str, *, segments=(), **fields) -> TopUpOffer:
 @pytest.fixture
 def offers(place, member_a, member_b):
     """A is a champion, B is lost; an offer for each segment and one for everyone."""
-    champions, lost = place(member_a, "champions"), place(member_b, "lost")
+    champions, lost = place(member_a, "champions").segment, place(member_b, "lost").segment
     return {
         "champions": offer(
             "vip-1000",

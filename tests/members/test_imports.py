@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from members.events import order_recorded, orders_imported
-from members.models import Member, Order, PointsEntry, Tier, TierChange, TierRule
+from members.models import Member, Order, PointsEntry, TierChange
 from members.services.orders import order_record
 from segmentation.tasks import segment_recompute_task
 from tests.factories import MemberFactory, StoreFactory
@@ -28,15 +28,6 @@ PATHS = ("command", "admin")
 def _uploads_in_tmp(settings, tmp_path):
     """Files uploaded for import are kept under ``VAR_DIR/imports`` until confirmed: here, a temporary one."""
     settings.VAR_DIR = tmp_path / "var"
-
-
-@pytest.fixture
-def ladder():
-    """普通会员 (entry) < 银卡 (¥500 in 30 days; points ×2)."""
-    basic = Tier.objects.create(code="basic", name="普通会员", rank=0)
-    silver = Tier.objects.create(code="silver", name="银卡", rank=1, points_multiplier=Decimal("2.00"))
-    TierRule.objects.create(tier=silver, window_days=30, min_spend=Decimal("500.00"))
-    return {"basic": basic, "silver": silver}
 
 
 @pytest.fixture
@@ -55,7 +46,7 @@ def orders_file() -> str:
     return (
         "order_id,member_mobile,store_code,paid_at,amount\n"
         f"A-1,13800138000,S001,{ago(days=2)},300.00\n"
-        f"A-2,138-0013-8000,S001,{ago(days=1)},250.00\n"  # ¥550 in 30 days: silver, then points ×2
+        f"A-2,138-0013-8000,S001,{ago(days=1)},250.00\n"  # ¥550 in 30 days: silver, then points ×1.5
         f"A-3,13900139000,S001,{ago(hours=3)},38.50\n"
     )
 
@@ -116,10 +107,10 @@ def test_loyalty_import_earns_what_the_same_orders_earn_over_the_api(
     with django_capture_on_commit_callbacks(execute=True):
         told = import_through(path, staff_client, "orders", orders_file(), tmp_path=tmp_path)
 
-    # then: registered with the entry tier; A-2 upgrades 王芳 and earns at silver's ×2
+    # then: registered with the entry tier; A-2 upgrades 王芳 and earns at silver's ×1.5
     assert loyalty_state() == {
         "members": {
-            "13800138000": ("王芳", "silver", 300 + 2 * 250, ["initial", "upgrade_on_order"]),
+            "13800138000": ("王芳", "silver", 300 + 375, ["initial", "upgrade_on_order"]),
             "13900139000": ("李雷", "basic", 38, ["initial"]),
         },
         "orders": [
@@ -129,7 +120,7 @@ def test_loyalty_import_earns_what_the_same_orders_earn_over_the_api(
         ],
     }
     assert "3 created" in told
-    assert "838 points earned, 1 tier changes" in told
+    assert "713 points earned, 1 tier changes" in told
     assert Member.objects.get(mobile="13900139000").channel == Member.Channel.IMPORT
 
 
@@ -138,7 +129,7 @@ def test_an_imported_order_earns_exactly_what_order_record_gives_the_same_order(
 ):
     # given two members with the same history; one's orders will come over the API
     for mobile in ("13800138000", "13700137000"):
-        MemberFactory(mobile=mobile, home_store=store, tier=ladder["basic"])
+        MemberFactory(mobile=mobile, home_store=store, tier=ladder["entry"])
     rows = [(ago(days=3), "120.00"), (ago(days=2), "400.00"), (ago(days=1), "99.99")]
     via_api = Member.objects.get(mobile="13700137000")
     # when
@@ -200,7 +191,7 @@ def test_historical_import_has_no_loyalty_effects_but_recomputes_segments(
 @pytest.mark.parametrize("path", PATHS)
 def test_historical_orders_leave_existing_tiers_and_points_alone(path, staff_client, ladder, store, tmp_path):
     # given a member on the entry tier whose imported history would qualify for silver
-    member = MemberFactory(mobile="13800138000", home_store=store, tier=ladder["basic"])
+    member = MemberFactory(mobile="13800138000", home_store=store, tier=ladder["entry"])
     # when
     import_through(
         path,
@@ -212,7 +203,7 @@ def test_historical_orders_leave_existing_tiers_and_points_alone(path, staff_cli
     )
     # then
     member.refresh_from_db()
-    assert member.tier == ladder["basic"]
+    assert member.tier == ladder["entry"]
     assert not TierChange.objects.exists()
     assert not PointsEntry.objects.exists()
 
@@ -273,7 +264,7 @@ def test_a_time_in_the_future_is_refused_with_its_line(path, historical, staff_c
 @pytest.mark.parametrize("path", PATHS)
 def test_an_existing_member_is_left_as_they_are(path, staff_client, ladder, store, tmp_path):
     # given
-    member = MemberFactory(mobile="13800138000", name="原名", gender=Member.Gender.MALE, tier=ladder["basic"])
+    member = MemberFactory(mobile="13800138000", name="原名", gender=Member.Gender.MALE, tier=ladder["entry"])
     before = Member.objects.filter(pk=member.pk).values().get()
     # when
     told = import_through(
@@ -289,7 +280,7 @@ def test_a_bad_row_in_loyalty_mode_writes_nothing_and_earns_nothing(
     path, staff_client, ladder, store, tmp_path, django_capture_on_commit_callbacks
 ):
     # given
-    MemberFactory(mobile="13800138000", home_store=store, tier=ladder["basic"])
+    MemberFactory(mobile="13800138000", home_store=store, tier=ladder["entry"])
     text = orders_file().replace("13900139000", "13999999999")
     # when
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(Refused) as refused:
