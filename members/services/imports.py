@@ -379,6 +379,13 @@ class _MemberRow:
     def cells(self) -> tuple:
         return (self.mobile, self.name, self.gender, self.birthday, self.registered_at, self.channel, self.home_store)
 
+    def profile(self) -> dict:
+        """The member's fields, as ``member_register`` and ``Member`` take them."""
+        return {name: getattr(self, name) for name in PROFILE_FIELDS}
+
+
+PROFILE_FIELDS = ("mobile", "name", "gender", "birthday", "registered_at", "channel", "home_store", "openid")
+
 
 def members_import(
     *,
@@ -491,16 +498,7 @@ def _members_register(rows: list[_MemberRow], bad_rows: list[tuple[int, str]]) -
     try:
         with transaction.atomic():  # one savepoint a batch, not a row: a refused file is rolled back whole
             for row in rows:
-                member_register(
-                    mobile=row.mobile,
-                    name=row.name,
-                    gender=row.gender,
-                    birthday=row.birthday,
-                    registered_at=row.registered_at,
-                    channel=row.channel,
-                    home_store=row.home_store,
-                    openid=row.openid,
-                )
+                member_register(**row.profile())
     except ValidationError as exc:
         bad_rows.append((row.line, _refusal(exc)))
         return rows
@@ -508,20 +506,7 @@ def _members_register(rows: list[_MemberRow], bad_rows: list[tuple[int, str]]) -
 
 
 def _members_insert(rows: list[_MemberRow]) -> None:
-    members = [
-        Member(
-            mobile=row.mobile,
-            name=row.name,
-            gender=row.gender,
-            birthday=row.birthday,
-            registered_at=row.registered_at,
-            channel=row.channel,
-            home_store=row.home_store,
-            openid=row.openid,
-            referral_code="",
-        )
-        for row in rows
-    ]
+    members = [Member(**row.profile(), referral_code="") for row in rows]
     _assign_referral_codes(members)
     Member.objects.bulk_create(members, batch_size=INSERT_BATCH_SIZE)
 

@@ -37,7 +37,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -155,6 +155,23 @@ def _qualifying_sql(*, ladder: _Ladder, as_of: datetime, member_filter: tuple[st
     return " UNION ALL ".join(f"({part})" for part in parts), params
 
 
+def _best_sql(qualifying: str) -> str:
+    """The highest tier each member qualifies for (by rank, then the rule with the lowest id)."""
+    return (
+        "SELECT DISTINCT ON (member_id) member_id, tier_rank, rule_id, spend, orders, rfm_score "  # noqa: S608
+        f"FROM ({qualifying}) AS q(member_id, tier_rank, rule_id, spend, orders, rfm_score) "
+        "ORDER BY member_id, tier_rank DESC, rule_id"
+    )
+
+
+def _qualification(ladder: _Ladder, rank, rule_id, spend, orders, rfm_score) -> _Qualification | None:
+    if rank is None:
+        return None
+    tier = ladder.tiers[rank]
+    rule = next(rule for rule in tier.rules.all() if rule.pk == rule_id)
+    return _Qualification(tier, rule, spend, orders, rfm_score)
+
+
 def _qualifications_for(*, member_ids: list[int], as_of: datetime, ladder: _Ladder) -> dict[int, _Qualification]:
     """For each of ``member_ids`` that qualifies for a tier above the entry level as of ``as_of``,
     the highest such tier and what made it hold. One query."""
@@ -162,116 +179,42 @@ def _qualifications_for(*, member_ids: list[int], as_of: datetime, ladder: _Ladd
         return {}
     sql, params = _qualifying_sql(ladder=ladder, as_of=as_of, member_filter=("m.id = ANY(%s::bigint[])", [member_ids]))
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT DISTINCT ON (member_id) member_id, tier_rank, rule_id, spend, orders, rfm_score "  # noqa: S608
-            f"FROM ({sql}) AS q(member_id, tier_rank, rule_id, spend, orders, rfm_score) "
-            "ORDER BY member_id, tier_rank DESC, rule_id",
-            params,
-        )
-        rows = cursor.fetchall()
-    qualifications = {}
-    for member_id, rank, rule_id, spend, orders, rfm_score in rows:
-        tier = ladder.tiers[rank]
-        rule = next(rule for rule in tier.rules.all() if rule.pk == rule_id)
-        qualifications[member_id] = _Qualification(tier, rule, spend, orders, rfm_score)
-    return qualifications
-
-
-def _windows(ladder: _Ladder) -> list[int]:
-    """The distinct windows of the rules that count spend or orders."""
-    return sorted(
-        {rule.window_days for rule in ladder.rules if rule.min_spend is not None or rule.min_orders is not None}
-    )
+        cursor.execute(_best_sql(sql), params)
+        return {member_id: _qualification(ladder, *row) for member_id, *row in cursor.fetchall()}
 
 
 class _Locked(NamedTuple):
-    """What ``_scan(lock=True)`` read from the locked member row."""
+    """What ``_lock_and_qualify`` read: the locked member row's tier and referrer, and the highest
+    tier the member qualifies for."""
 
     tier_id: int | None
     referrer_id: int | None
-    rfm_score: int | None
+    qualification: _Qualification | None
 
 
-def _scan(
-    *, member_id: int, as_of: datetime, windows: list[int], lock: bool = False
-) -> tuple[_Locked | None, dict[int, tuple[Decimal, int]]]:
-    """One short scan of the member's orders in the widest window: net spend and paid orders per
-    window (as the rules count them). With ``lock``, it also locks the member row and returns its
-    ``tier_id``, ``referrer_id`` and RFM score in the same statement (the order path's one
-    statement for all of it; the order's insert holds the lock already, so it never waits)."""
-    db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.x`` looks the connection up again
-    adapt = db.ops.adapt_datetimefield_value
-    starts = [adapt(as_of - timedelta(days=days)) for days in windows]
-    net = "CAST(ROUND((amount - refunded_amount) * 100) AS BIGINT)"  # cents: exact on every database
-    columns = ", ".join(
-        f"COALESCE(SUM(CASE WHEN paid_at > %s THEN {net} ELSE 0 END), 0), COUNT(CASE WHEN paid_at > %s THEN 1 END)"
-        for _days in windows
-    )
-    scan = (
-        f"SELECT {columns or 'COUNT(*)'} FROM {db.ops.quote_name(Order._meta.db_table)} "  # noqa: S608
-        "WHERE member_id = %s AND paid_at > %s AND paid_at <= %s AND status <> %s"
-    )
-    params = [
-        *(start for start in starts for _twice in range(2)),
-        member_id,
-        min(starts) if starts else adapt(as_of),
-        adapt(as_of),
-        Order.Status.REFUNDED.value,
-    ]
-    locked = None
-    if lock:
-        member_table = db.ops.quote_name(Member._meta.db_table)
-        found = rows.fetch_prepared(
-            "SELECT m.tier_id, m.referrer_id, "  # noqa: S608
-            f"(SELECT score FROM {_SCORE_TABLE} WHERE member_id = m.id), s.* "
-            f"FROM {member_table} m CROSS JOIN LATERAL ({scan}) s WHERE m.id = %s{MEMBER_LOCK} OF m",
-            [*params, member_id],
-        )
-        if not found:
-            raise Member.DoesNotExist(f"member {member_id}")
-        tier_id, referrer_id, rfm_score, *row = found[0]
-        locked = _Locked(tier_id, referrer_id, rfm_score)
+def _lock_and_qualify(*, member_id: int, as_of: datetime, ladder: _Ladder) -> _Locked:
+    """The order path's one statement: lock the member row (the order's insert holds the lock
+    already, so it never waits), read its ``tier_id`` and ``referrer_id``, and find the highest
+    tier the member qualifies for with the very statement the scheduled runs use for many members
+    (``_qualifying_sql``) — one implementation of the rules. A prepared statement: planned once
+    per connection and ladder."""
+    members = connection.ops.quote_name(Member._meta.db_table)
+    if ladder.rules:
+        qualifying, params = _qualifying_sql(ladder=ladder, as_of=as_of, member_filter=("m.id = %s", [member_id]))
+        best = f"LEFT JOIN LATERAL ({_best_sql(qualifying)}) b ON TRUE"
     else:
-        (row,) = rows.fetch_prepared(scan, params)
-    totals = {days: (Decimal(int(row[2 * index])) / 100, int(row[2 * index + 1])) for index, days in enumerate(windows)}
-    return locked, totals
-
-
-def _qualification_for(
-    *,
-    member_id: int,
-    as_of: datetime,
-    ladder: _Ladder,
-    totals: dict[int, tuple[Decimal, int]] | None = None,
-    rfm_score: int | None = None,
-) -> _Qualification | None:
-    """``_qualifications_for`` one member — what every order asks: ``_scan`` (unless its
-    ``totals`` and ``rfm_score`` are given, as read under the member's lock), then the rules over
-    its figures. The many-member statement costs more to plan (~2.5 ms) than to run for a single
-    member; both say the same rules."""
-    if not ladder.rules:
-        return None
-    if totals is None:
-        windows = _windows(ladder)
-        totals = _scan(member_id=member_id, as_of=as_of, windows=windows)[1] if windows else {}
-        if ladder.uses_rfm:
-            rfm_score = MemberRfmScore.objects.filter(member_id=member_id).values_list("score", flat=True).first()
-    # Highest rank first; within a tier, the rule with the lowest id (as the many-member statement).
-    for rule in sorted(ladder.rules, key=lambda rule: (-rule.tier.rank, rule.pk)):
-        spend, orders = totals.get(rule.window_days, (None, None))
-        if rule.min_spend is not None or rule.min_orders is not None:
-            if not orders:  # no orders in the window: no spend or order condition holds
-                continue
-            if rule.min_spend is not None and spend < rule.min_spend:
-                continue
-            if rule.min_orders is not None and orders < rule.min_orders:
-                continue
-        else:
-            spend = orders = None
-        if rule.min_rfm_score is not None and (rfm_score is None or rfm_score < rule.min_rfm_score):
-            continue
-        return _Qualification(rule.tier, rule, spend, orders, rfm_score)
-    return None
+        best = "LEFT JOIN LATERAL (SELECT NULL::int, NULL::bigint, NULL::numeric, NULL::bigint, NULL::int) AS b"
+        best += "(tier_rank, rule_id, spend, orders, rfm_score) ON TRUE"
+        params = []
+    found = rows.fetch_prepared(
+        "SELECT mm.tier_id, mm.referrer_id, b.tier_rank, b.rule_id, b.spend, b.orders, b.rfm_score "  # noqa: S608
+        f"FROM {members} mm {best} WHERE mm.id = %s{MEMBER_LOCK} OF mm",
+        [*params, member_id],
+    )
+    if not found:
+        raise Member.DoesNotExist(f"member {member_id}")
+    tier_id, referrer_id, *best_row = found[0]
+    return _Locked(tier_id, referrer_id, _qualification(ladder, *best_row))
 
 
 def _describe(rule: TierRule, *, spend: Decimal | None, orders: int | None, rfm_score: int | None) -> str:
@@ -430,32 +373,28 @@ def tier_evaluate_for_order(*, order_id: int, as_of: datetime | None = None) -> 
     ladder = _load_ladder()
     with transaction.atomic():
         member = member_lock(member_id=order.member_id)
-        return _evaluate_locked(member=member, order=order, as_of=as_of, ladder=ladder, new_order=False)
+        qualification = _qualifications_for(member_ids=[member.pk], as_of=as_of, ladder=ladder).get(member.pk)
+        return _evaluate_locked(
+            member=member, order=order, as_of=as_of, ladder=ladder, new_order=False, qualification=qualification
+        )
 
 
 def tier_evaluate_for_new_order(*, order: Order) -> TierChange | None:
-    """``tier_evaluate_for_order`` for an order recorded in the current transaction (the
-    ``order_recorded`` in-transaction handler): the same rules in fewer statements — the ladder is
-    cached, the member row is locked by one short statement, and a new order cannot have changed a
-    tier before. Leaves ``order.member.tier`` at the member's tier after it, for the points, and
+    """``tier_evaluate_for_order`` for an order recorded in the current transaction (``order_record``
+    calls it): the same rules in fewer statements — the ladder is cached, one prepared statement
+    locks the member row and qualifies them, and a new order cannot have changed a tier before.
+    Leaves ``order.member.tier`` at the member's tier after it, for the points, and
     ``order.member.referrer_id`` as the locked row has it, for the referral."""
     if not connection.in_atomic_block:
         raise RuntimeError("tier_evaluate_for_new_order runs inside the transaction that recorded the order")
     ladder = _cached_ladder.get()
     member = order.member
     as_of = max(timezone.now(), order.paid_at)
-    windows = _windows(ladder)
-    locked, totals = _scan(member_id=member.pk, as_of=as_of, windows=windows, lock=True)
+    locked = _lock_and_qualify(member_id=member.pk, as_of=as_of, ladder=ladder)
     member.tier_id, member.referrer_id = locked.tier_id, locked.referrer_id
     member.tier = ladder.by_id.get(member.tier_id)
     return _evaluate_locked(
-        member=member,
-        order=order,
-        as_of=as_of,
-        ladder=ladder,
-        new_order=True,
-        totals=totals,
-        rfm_score=locked.rfm_score,
+        member=member, order=order, as_of=as_of, ladder=ladder, new_order=True, qualification=locked.qualification
     )
 
 
@@ -466,17 +405,13 @@ def _evaluate_locked(
     as_of: datetime,
     ladder: _Ladder,
     new_order: bool,
-    totals=None,
-    rfm_score: int | None = None,
+    qualification: _Qualification | None,
 ) -> TierChange | None:
     current_tier = ladder.by_id.get(member.tier_id)
     current = current_tier if current_tier is not None and current_tier.is_active else None
     current_rank = current_tier.rank if current_tier is not None else -1
     if not ladder.rules and (ladder.floor is None or current_rank >= ladder.floor.rank):
         return None  # nothing above the entry level to qualify for, nothing to confirm
-    qualification = _qualification_for(
-        member_id=member.pk, as_of=as_of, ladder=ladder, totals=totals, rfm_score=rfm_score
-    )
     target = qualification.tier if qualification else ladder.floor
 
     if (

@@ -4,6 +4,8 @@ import datetime as dt
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.utils import timezone
+
 from members.models import Order
 from tests.factories import MemberFactory, OrderFactory, StoreFactory
 
@@ -26,6 +28,12 @@ RFM_FIELDS = (
 
 def local(day: dt.date, hour: int = 12, minute: int = 0) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=TZ)
+
+
+def ago(days: int) -> dt.datetime:
+    """Noon ``days`` days before today — or now, for today before noon: orders are never in the
+    future (``order_record`` refuses them), whatever the time of day the suite runs at."""
+    return min(local(timezone.localdate() - dt.timedelta(days=days)), timezone.now())
 
 
 def days_before(days: int, *, as_of: dt.date = AS_OF, hour: int = 12, minute: int = 0) -> dt.datetime:
@@ -74,12 +82,7 @@ def mixed_data(seed: int = 7) -> None:
 def buyers_after_a_run(count: int, *, recent: int) -> list:
     """``count`` members with one order each (20 days apart, growing amounts) scored by a run, then
     a new order today-ish for the first ``recent`` of them — members whose refresh changes things."""
-    from django.utils import timezone
-
     from segmentation.services import segment_recompute
-
-    def ago(days: int) -> dt.datetime:
-        return local(timezone.localdate() - dt.timedelta(days=days))
 
     buyers = [member() for _ in range(count)]
     for index, who in enumerate(buyers):

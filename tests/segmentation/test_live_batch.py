@@ -1,12 +1,10 @@
 """Refreshes after orders in batches: an order asks, a task refreshes every member asked for in one
 statement — and nothing is lost when Redis or the refresh fails."""
 
-import datetime as dt
 from decimal import Decimal
 from unittest import mock
 
 import pytest
-from django.utils import timezone
 
 from members.services.orders import order_record
 from segmentation import subscribers
@@ -14,13 +12,9 @@ from segmentation.models import MemberRfm, SegmentTransition
 from segmentation.services import live, live_batch, member_rfm_refresh, members_rfm_refresh, segment_recompute
 from segmentation.tasks import segment_live_refresh_task
 
-from .builders import RFM_FIELDS, buyers_after_a_run, local, member, order
+from .builders import RFM_FIELDS, ago, buyers_after_a_run, member, order
 
 pytestmark = pytest.mark.django_db
-
-
-def ago(days: int) -> dt.datetime:
-    return local(timezone.localdate() - dt.timedelta(days=days))
 
 
 def row(who) -> MemberRfm:

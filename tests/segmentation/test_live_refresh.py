@@ -10,17 +10,9 @@ from members.services.orders import order_record, refund_record
 from segmentation.models import MemberRfm, SegmentTransition
 from segmentation.services import member_rfm_refresh, segment_recompute
 
-from .builders import local, member, order
+from .builders import ago, member, order
 
 pytestmark = pytest.mark.django_db
-
-
-def today_at(hour: int = 12) -> dt.datetime:
-    return local(timezone.localdate(), hour)
-
-
-def ago(days: int) -> dt.datetime:
-    return local(timezone.localdate() - dt.timedelta(days=days))
 
 
 def row(who) -> MemberRfm:
@@ -37,7 +29,7 @@ def test_a_lapsed_member_who_buys_today_leaves_lost_at_once(
     assert row(who).segment.slug == "lost"
     # when: the POS records an order today
     with django_capture_on_commit_callbacks(execute=True):
-        order_record(external_id="POS-1", member=who, store=who.home_store, paid_at=today_at(), amount="38.00")
+        order_record(external_id="POS-1", member=who, store=who.home_store, paid_at=ago(0), amount="38.00")
     # then
     fresh = row(who)
     assert (fresh.recency_days, fresh.frequency, fresh.monetary, fresh.segment.slug) == (

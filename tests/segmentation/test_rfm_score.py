@@ -14,7 +14,7 @@ from segmentation.models import MemberRfm, Scheme
 from segmentation.services import members_rfm_refresh, segment_recompute
 from segmentation.tasks import segment_recompute_task
 
-from .builders import AS_OF, local, member, mixed_data, order
+from .builders import AS_OF, ago, local, member, mixed_data, order
 
 pytestmark = pytest.mark.django_db
 
@@ -26,10 +26,6 @@ def rfm_tier_rule(request):
         return None
     tier = Tier.objects.create(code="rfm-gold", name="RFM gold", rank=1)
     return TierRule.objects.create(tier=tier, window_days=365, min_rfm_score=3)
-
-
-def ago(days: int) -> dt.datetime:
-    return local(timezone.localdate() - dt.timedelta(days=days))
 
 
 def expected_scores() -> dict:
