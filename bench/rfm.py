@@ -463,6 +463,7 @@ def naive_run(sample: int, seed: int) -> dict:
 
 def per_order(count: int, seed: int) -> dict:
     """``order_record`` with only the segmentation subscriber vs with no subscriber (alternating)."""
+    from django.conf import settings
     from django.utils import timezone
 
     from members.events import order_recorded
@@ -471,6 +472,9 @@ def per_order(count: int, seed: int) -> dict:
     from segmentation import subscribers
     from segmentation.services import member_rfm_refresh
 
+    # As in production: the rows every order reads (tier ladder, loyalty program) are cached per
+    # process (the test settings the child runs with turn that off).
+    settings.HUIYUAN_SETTINGS_CACHE_SECONDS = 10
     detach_other_subscribers()
     saved = order_recorded.handlers
     for handler in saved:

@@ -228,7 +228,8 @@ class MemberTierStatus(TimeStampedModel):
 
 class MemberRfmScore(models.Model):
     """R + F + M of the member's current RFM run: data the segmentation app keeps (every run and
-    live refresh) while an active tier has a rule with an RFM condition, and tier rules read. No
+    live refresh) while an active tier has a rule with an RFM condition
+    (``members.services.tiers.rfm_scores_wanted``), and tier rules read. No
     row: no score (an RFM condition does not hold). A new RFM condition applies from the next run.
     A narrow table of its own, so that keeping it never rewrites (or waits for) member rows."""
 

@@ -25,7 +25,8 @@ Rules of the game (the models in ``members.models.tiers`` hold the data):
   manually given tier is kept for its retention period like any other, then follows the rules.
 - **RFM scores** are ``MemberRfmScore`` rows: R + F + M of the member's current RFM run, which the
   segmentation app keeps (every run and live refresh) while ``rfm_scores_wanted()`` — an active
-  tier has a rule with an RFM condition. A member without a score never meets an RFM condition.
+  tier above the entry level has a rule with an RFM condition. A member without a score
+  never meets an RFM condition.
 
 Every change is one ``TierChange`` row (reason, detail, actor, order). Evaluate a tier *before*
 points are earned on ``order_recorded`` so that the qualifying order earns at the new multiplier.
@@ -63,10 +64,6 @@ class _Ladder:
     floor: Tier | None  # the entry level: the active tier of rank 0
     rules: list[TierRule]  # the rules of the active tiers above the entry level
 
-    @property
-    def uses_rfm(self) -> bool:
-        return any(rule.min_rfm_score is not None for rule in self.rules)
-
 
 def _load_ladder() -> _Ladder:
     by_id = {tier.pk: tier for tier in Tier.objects.prefetch_related("rules")}
@@ -80,9 +77,10 @@ _cached_ladder = ProcessCache(_load_ladder, watch=(Tier, TierRule))
 
 
 def rfm_scores_wanted() -> bool:
-    """Whether tier rules read RFM scores now (an active tier has a rule with an RFM condition):
-    segmentation keeps ``MemberRfmScore`` only then, and empties it otherwise."""
-    return _cached_ladder.get().uses_rfm
+    """Whether tier rules read RFM scores now — an active tier above the entry level has a rule
+    with an RFM condition: segmentation keeps ``MemberRfmScore`` only then, and empties it
+    otherwise. Read from the cached ladder (no query in a warm process)."""
+    return any(rule.min_rfm_score is not None for rule in _cached_ladder.get().rules)
 
 
 @dataclass(frozen=True)
