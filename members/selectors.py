@@ -11,20 +11,23 @@ import operator
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import reduce
 from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, DecimalField, Max, Min, Q, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, DecimalField, Exists, Max, Min, OuterRef, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, Right
+from django.utils import timezone
 
 from members import rows
-from members.mobile import normalize_mobile
-from members.models import MONEY, Member, Order, PointsAccount, Wallet
+from members.mobile import mask_mobile, normalize_mobile
+from members.models import MONEY, Member, Order, PointsAccount, StoreStaff, Wallet
 
 MOBILE_LENGTH = 11
+LAST_FOUR = 4
+SCOPE_ORDER_DAYS = 365  # an order at one of a user's stores this recently puts the member in scope
 _MOBILE_PREFIX_MIN = 3
 _SEPARATORS = re.compile(r"[\s\-().·]")
 _ZERO = Value(Decimal("0.00"), output_field=DecimalField(**MONEY))
@@ -84,13 +87,24 @@ def member_get_by_mobile(*, mobile: str) -> Member | None:
     return rows.get(Member, by="mobile", value=canonical)  # one short statement: every POS order asks
 
 
+def _last_four(term: str) -> tuple[str, str] | None:
+    """``"2213"`` or ``"2213 王"`` (手机尾号, optionally with a name): the four digits and the name."""
+    text = unicodedata.normalize("NFKC", term or "").strip()
+    digits, _space, name = text.partition(" ")
+    if len(digits) == LAST_FOUR and digits.isascii() and digits.isdigit():
+        return digits, name.strip()
+    return None
+
+
 def member_search(*, term: str, queryset: QuerySet[Member] | None = None) -> QuerySet[Member]:
     """Members matching what staff typed.
 
-    A whole mobile number in any spelling matches exactly (unique index). The first digits of a
-    number match as a range on the same index: every stored mobile has 11 digits, so the numbers
-    starting with ``138`` are exactly those between ``13800000000`` and ``13899999999``, whatever
-    the database collation. Anything else is looked for in the name.
+    A whole mobile number in any spelling matches exactly (unique index). Four digits are the last
+    four of the number (手机尾号, the ``member_mobile_last4`` expression index), optionally followed
+    by a name (``2213 王``); four digits starting with ``1`` may also be the first four. The first
+    digits of a number match as a range on the unique index: every stored mobile has 11 digits, so
+    the numbers starting with ``138`` are exactly those between ``13800000000`` and
+    ``13899999999``, whatever the database collation. Anything else is looked for in the name.
     """
     queryset = Member.objects.all() if queryset is None else queryset
     term = (term or "").strip()
@@ -99,11 +113,23 @@ def member_search(*, term: str, queryset: QuerySet[Member] | None = None) -> Que
     mobile = mobile_or_none(term)
     if mobile is not None:
         return queryset.filter(mobile=mobile)
+    last_four = _last_four(term)
+    if last_four is not None:
+        digits, name = last_four
+        condition = Q(mobile_last4=digits)
+        if not name and digits.startswith("1"):
+            condition |= _prefix_condition(digits)
+        found = queryset.alias(mobile_last4=Right("mobile", LAST_FOUR)).filter(condition)
+        return found.filter(name__icontains=name) if name else found
     prefix = _mobile_prefix(term)
     if prefix is not None:
-        padding = MOBILE_LENGTH - len(prefix)
-        return queryset.filter(mobile__gte=prefix + "0" * padding, mobile__lte=prefix + "9" * padding)
+        return queryset.filter(_prefix_condition(prefix))
     return queryset.filter(name__icontains=term)
+
+
+def _prefix_condition(prefix: str) -> Q:
+    padding = MOBILE_LENGTH - len(prefix)
+    return Q(mobile__gte=prefix + "0" * padding, mobile__lte=prefix + "9" * padding)
 
 
 def order_search(*, term: str, queryset: QuerySet[Order] | None = None) -> QuerySet[Order]:
@@ -159,3 +185,43 @@ def member_balances(*, member_id: int) -> MemberBalances:
     wallet = Wallet.objects.filter(member_id=member_id).values_list("principal", "bonus").first()
     principal, bonus = wallet or (Decimal("0.00"), Decimal("0.00"))
     return MemberBalances(points=points[0], points_debt=points[1], principal=principal, bonus=bonus)
+
+
+# --- staff scope and personal data (PRODUCT.md: roles and personal data) -------------------------
+
+
+def staff_store_ids(*, user) -> list[int] | None:
+    """The stores whose members ``user`` sees; ``None`` for every store (superusers, and roles with
+    ``members.view_all_stores``: operators, analysts). A user assigned to no store sees none."""
+    if user.is_superuser or user.has_perm("members.view_all_stores"):
+        return None
+    return list(StoreStaff.objects.filter(user=user).values_list("store_id", flat=True))
+
+
+def members_in_scope(*, user, queryset: QuerySet[Member] | None = None) -> QuerySet[Member]:
+    """The members ``user`` may look up: for store staff and managers, those whose home store is
+    one of theirs or who bought at one of their stores in the last ``SCOPE_ORDER_DAYS`` days."""
+    queryset = Member.objects.all() if queryset is None else queryset
+    store_ids = staff_store_ids(user=user)
+    if store_ids is None:
+        return queryset
+    since = timezone.now() - timedelta(days=SCOPE_ORDER_DAYS)
+    bought_here = Order.objects.filter(member_id=OuterRef("pk"), store_id__in=store_ids, paid_at__gte=since)
+    return queryset.filter(Q(home_store_id__in=store_ids) | Exists(bought_here))
+
+
+def member_in_scope(*, user, member_id: int) -> bool:
+    return members_in_scope(user=user, queryset=Member.objects.filter(pk=member_id)).exists()
+
+
+def mobile_shown(*, user, mobile: str, revealed: bool = False) -> str:
+    """The mobile number as ``user`` sees it: masked (``138****8000``) unless ``revealed`` by a user
+    with ``members.view_full_mobile`` (``members.services.staff.member_mobile_reveal`` records it)."""
+    if revealed and user.has_perm("members.view_full_mobile"):
+        return mobile
+    return mask_mobile(mobile)
+
+
+def name_shown(*, user, name: str) -> str:
+    """The member's name, or nothing for a role without ``members.view_personal_data`` (analysts)."""
+    return name if user.has_perm("members.view_personal_data") else ""

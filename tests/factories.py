@@ -42,6 +42,7 @@ from members.models import (
     ApiIdempotencyRecord,
     LoyaltyProgram,
     Member,
+    MemberPointsMultiplier,
     MemberRfmScore,
     MemberTierStatus,
     Order,
@@ -50,8 +51,10 @@ from members.models import (
     PointsLot,
     Referral,
     Refund,
+    StaffAccess,
     Store,
     StoreApiKey,
+    StoreStaff,
     Tier,
     TierChange,
     TierRule,
@@ -313,11 +316,23 @@ class MemberRfmScoreFactory(factory.django.DjangoModelFactory):
     score = 12
 
 
-# --- MemberPointsMultiplier -------------------------------------------------------------------
-# Moved from ``campaigns`` into ``members`` in this change (data points earning reads; campaigns
-# and top-up offers write it). Kept apart until the move has settled: then merge the import above.
+class StoreStaffFactory(factory.django.DjangoModelFactory):
+    """A user working at a store (store managers and staff see its members)."""
 
-from members.models import MemberPointsMultiplier  # noqa: E402
+    class Meta:
+        model = StoreStaff
+
+    user = factory.SubFactory(StaffUserFactory)
+    store = factory.SubFactory(StoreFactory)
+
+
+class StaffAccessFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StaffAccess
+
+    user = factory.SubFactory(StaffUserFactory)
+    member = factory.SubFactory(MemberFactory)
+    kind = StaffAccess.Kind.MOBILE_REVEALED
 
 
 class MemberPointsMultiplierFactory(factory.django.DjangoModelFactory):

@@ -111,9 +111,14 @@ def test_the_run_commands_setup_creates_a_living_brand_once(empty_database, tmp_
     url, conninfo = empty_database
     # when: the run command's set-up steps on an empty database
     first = setup(url, tmp_path)
-    # then: they succeed and print the operator's login last
+    # then: they succeed and print the logins last: the superuser's, then one per role
     assert first.returncode == 0, first.stderr[-3000:]
-    assert first.stdout.strip().splitlines()[-1].startswith("Admin login: user admin  password ")
+    logins = first.stdout.rstrip("\n").split("\n")
+    assert logins[0].startswith("Admin login: user admin  password ")
+    roles = [line.split("\t") for line in logins[1:]]
+    assert [role[0] for role in roles] == ["operator", "manager", "staff", "analyst"]
+    assert all(len(role) == 4 and role[2] for role in roles)
+    assert roles[1][3] == roles[2][3] != "" and roles[0][3] == roles[3][3] == ""
     found = counts(conninfo)
     assert found["members"] == 1000
     assert found["orders"] >= 10000  # and the visits of members who brought a campaign's coupon
