@@ -10,6 +10,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Right
 from django.utils.translation import gettext_lazy as _
 
+from members.mobile import mask_mobile
 from members.referral_codes import new_referral_code
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -88,7 +89,9 @@ class Member(TimeStampedModel):
         ]
 
     def __str__(self):
-        return f"{self.name or '—'} {self.mobile}"
+        """How a member is named wherever a row points at them (admin lists, links, history): the
+        mobile number masked (PIPL: minimum necessary); the full number only where a role may see it."""
+        return f"{self.name or '—'} {mask_mobile(self.mobile)}"
 
 
 class Order(TimeStampedModel):
