@@ -39,6 +39,13 @@ ensure_chromium() {
       || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
       || echo "chromium could not be installed; browser tests will be skipped"
   fi
+  # Chinese in the screenshots of the admin (zh-hans is first-class): a CJK font.
+  if command -v chromium >/dev/null && ! fc-list :lang=zh 2>/dev/null | grep -q . \
+    && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    step "installing a CJK font for the browser tests' screenshots"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-noto-cjk >/dev/null 2>&1 \
+      || echo "fonts-noto-cjk could not be installed; Chinese shows as boxes in screenshots"
+  fi
 }
 
 ensure_database() {

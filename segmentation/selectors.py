@@ -27,8 +27,9 @@ def memberrfm_list() -> QuerySet[MemberRfm]:
 
 
 def segment_explain(*, member: Member) -> dict:
-    """Why ``member`` is in their segment: the values, the thresholds or cut points, every rule of
-    the run in order with whether it holds, and the rule that matched."""
+    """Why ``member`` is in their segment: the values, the thresholds (``thresholds``: the scheme's
+    R/F/M limits, which decide H/L in thresholds mode) or cut points, every rule of the run in order
+    with whether it holds, and the rule that matched."""
     row = MemberRfm.objects.filter(member_id=member.pk).select_related("segment").first()
     if row is None:
         return {"computed": False, "member_id": member.pk, "message": _("Not computed yet: run a recompute.")}
@@ -90,11 +91,17 @@ def segment_explain(*, member: Member) -> dict:
             for dim in ("r", "f", "m")
         },
         "criteria": criteria,
+        "thresholds": {"r_max_days": spec.r_max_days, "f_min": spec.f_min, "m_min": spec.m_min},
         "cut_points": run.cut_points or {},
         "rules": rules,
         "matched_rule": matched,
         "segment": (
-            {"slug": row.segment.slug, "name_zh": row.segment.name_zh, "name_en": row.segment.name_en}
+            {
+                "slug": row.segment.slug,
+                "name_zh": row.segment.name_zh,
+                "name_en": row.segment.name_en,
+                "colour": row.segment.colour,
+            }
             if row.segment_id and row.segment
             else None
         ),

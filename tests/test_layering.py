@@ -1,8 +1,9 @@
 """The shape of the code (STYLE.md), checked statically over every module's imports.
 
-- Dependencies point one way: ``campaigns`` → ``segmentation`` → ``members``. No module under
-  ``members/`` imports ``segmentation`` or ``campaigns``; none under ``segmentation/`` imports
-  ``campaigns`` — at any depth, also inside functions.
+- Dependencies point one way: ``workspace`` → ``campaigns`` → ``segmentation`` → ``members``. No
+  module under ``members/`` imports ``segmentation``, ``campaigns`` or ``workspace``; none under
+  ``segmentation/`` imports ``campaigns`` or ``workspace``; none under ``campaigns/`` imports
+  ``workspace`` — at any depth, also inside functions.
 - No import cycle between any two modules of the project's packages (migrations aside), counting
   imports inside functions. ``from pkg import name`` points at ``pkg/name.py`` when that module
   exists, else at ``pkg/__init__.py`` — so a module importing its own package's ``__init__``,
@@ -17,11 +18,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("members", "segmentation", "campaigns", "demo", "config")
+PACKAGES = ("members", "segmentation", "campaigns", "workspace", "demo", "config")
 
 FORBIDDEN = {
-    "members": ("campaigns", "segmentation"),
-    "segmentation": ("campaigns",),
+    "members": ("campaigns", "segmentation", "workspace"),
+    "segmentation": ("campaigns", "workspace"),
+    "campaigns": ("workspace",),
 }
 
 

@@ -3,6 +3,11 @@
 ``followup_create`` is the path of triggers and campaigns: idempotent on the caller's
 ``dedupe_key``. ``followup_add_by_hand`` is the staff's (the admin's "add"): every call is a new
 task. Both give the task to the member's home store when no store is chosen.
+
+``followup_complete`` records what came of a task: a ``FollowUpResult`` (called, reached, visited,
+declined — what the member 360's form asks) and/or a note. The result is written at the head of
+the task's ``outcome`` text in the brand's language (``settings.LANGUAGE_CODE``), so every list
+and export reads the same words whoever recorded it.
 """
 
 from __future__ import annotations
@@ -10,14 +15,26 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.utils import timezone
+from django.db import models
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from campaigns.models import FollowUpTask
 from members.models import Member, Store
 
 Status = FollowUpTask.Status
+
+
+class FollowUpResult(models.TextChoices):
+    """What came of contacting the member."""
+
+    CALLED = "called", pgettext_lazy("follow-up result", "Called, not reached")
+    REACHED = "reached", pgettext_lazy("follow-up result", "Reached")
+    VISITED = "visited", pgettext_lazy("follow-up result", "Came to the store")
+    DECLINED = "declined", pgettext_lazy("follow-up result", "Declined")
 
 
 def followup_create(
@@ -78,10 +95,17 @@ def followup_add_by_hand(
     )
 
 
-def followup_complete(*, task: FollowUpTask, outcome: str, actor) -> FollowUpTask:
-    """Mark an open task done with what came of it. Completing a done task again changes nothing;
-    a cancelled task cannot be completed. One conditional UPDATE, so two clicks cannot both win."""
+def followup_complete(*, task: FollowUpTask, outcome: str, actor, result: str = "") -> FollowUpTask:
+    """Mark an open task done with what came of it: ``result`` (a ``FollowUpResult``, optional)
+    and the ``outcome`` note. Completing a done task again changes nothing; a cancelled task cannot
+    be completed. One conditional UPDATE, so two clicks cannot both win."""
     outcome = (outcome or "").strip()
+    if result:
+        if result not in FollowUpResult.values:
+            raise ValidationError({"result": _("Choose what came of it.")})
+        with translation.override(settings.LANGUAGE_CODE):
+            label = str(FollowUpResult(result).label)
+        outcome = f"{label}: {outcome}" if outcome else label
     now = timezone.now()
     updated = FollowUpTask.objects.filter(pk=task.pk, status=Status.OPEN).update(
         status=Status.DONE,

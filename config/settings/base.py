@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "members",
     "segmentation",
     "campaigns",
+    "workspace",
     "demo",
 ]
 

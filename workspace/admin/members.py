@@ -1,0 +1,323 @@
+"""The member admin as staff use it: store-scoped lists and search, masked mobiles, the member 360.
+
+``members.admin.core.MemberAdmin`` is replaced by ``StaffMemberAdmin`` (its import and export stay,
+for operators):
+
+- **Scope.** Lists, search, exports and member pages show the members of the user's stores only
+  (``members.selectors.members_in_scope``); another member's address answers 404 — unless the user
+  just served that member at the counter (below).
+- **Search** (``/admin/members/member/?q=…``): an exact full mobile number in any spelling or a
+  member's QR code finds that member whatever their store (``member_counter_lookup``, which records
+  the look when the member is outside the user's stores); the member's 360 then opens for
+  ``COUNTER_ACCESS_SECONDS``. Anything else searches within the scope (``member_search``: the last
+  four digits, ``2213 王``, the first digits, a name).
+- **Masked mobiles** (``138****8000``) in the list and on the 360; a role with
+  ``members.view_full_mobile`` reveals one with a click (``POST …/<id>/reveal-mobile/``,
+  ``member_mobile_reveal``, audited) and sees it in that response only. Names are left out for a
+  role without ``members.view_personal_data`` (analysts). Exports: ``workspace.resources``.
+- **The 360** at ``/admin/members/member/<id>/change/`` for every role (``workspace.selectors.
+  member_360``); the stock edit form moves to ``…/<id>/edit/``, for ``members.change_member`` only
+  (a POST to ``…/change/`` still saves it). On the 360: record what came of a follow-up task
+  (``followup_complete``) and adjust points (``points_adjust``), each needing its permission.
+"""
+
+import time
+import uuid
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from campaigns.models import FollowUpTask
+from campaigns.services.followups import followup_complete
+from members.admin.core import MemberAdmin
+from members.mobile import mask_mobile
+from members.models import Member
+from members.selectors import member_search, members_in_scope, mobile_shown, name_shown
+from members.services.points import ADJUST_PERMISSION, points_adjust
+from members.services.staff import REVEAL_PERMISSION, member_counter_lookup, member_mobile_reveal
+from workspace.forms import FollowUpOutcomeForm, PointsAdjustForm
+from workspace.resources import MemberResource
+from workspace.selectors import PERSONAL_DATA_PERMISSION, member_360
+from workspace.wording import segment_name, segment_sentence, tier_steps
+
+COUNTER_SESSION_KEY = "workspace_counter_members"  # member id → until when (epoch seconds)
+COUNTER_ACCESS_SECONDS = 30 * 60
+COUNTER_REMEMBERED = 20
+COMPLETE_TASK_PERMISSION = "campaigns.change_followuptask"
+TOP_UP_PERMISSION = "members.top_up_wallet"
+MEMBER_360_TEMPLATE = "admin/members/member/member_360.html"
+
+
+def remember_counter_member(request, member_id: int) -> None:
+    """The member just found at the counter: their 360 opens for a while, whatever their store."""
+    now = time.time()
+    found = {key: until for key, until in request.session.get(COUNTER_SESSION_KEY, {}).items() if until > now}
+    found[str(member_id)] = now + COUNTER_ACCESS_SECONDS
+    request.session[COUNTER_SESSION_KEY] = dict(sorted(found.items(), key=lambda item: item[1])[-COUNTER_REMEMBERED:])
+
+
+def served_at_counter(request, member_id) -> bool:
+    until = request.session.get(COUNTER_SESSION_KEY, {}).get(str(member_id))
+    return until is not None and until > time.time()
+
+
+admin.site.unregister(Member)
+
+
+@admin.register(Member)
+class StaffMemberAdmin(MemberAdmin):
+    resource_classes = [MemberResource]
+    list_display = ("masked_mobile", "name", "gender", "channel", "home_store", "tier", "registered_at")
+    list_display_links = ("masked_mobile",)
+    search_help_text = _(
+        "A full mobile number in any spelling or a member QR code (any store); the last four digits, "
+        "optionally with a name (2213 王); the first digits; or part of a name."
+    )
+
+    # --- the list and the search ------------------------------------------------------------
+
+    @admin.display(description=_("mobile"), ordering="mobile")
+    def masked_mobile(self, member):
+        return mask_mobile(member.mobile)
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        if request.user.has_perm(PERSONAL_DATA_PERMISSION):
+            return shown
+        return tuple(name for name in shown if name != "name")
+
+    def get_queryset(self, request):
+        return members_in_scope(user=request.user, queryset=super().get_queryset(request))
+
+    def get_search_results(self, request, queryset, search_term):
+        found = member_counter_lookup(user=request.user, term=search_term) if self._at_counter(request) else None
+        if found is not None:
+            remember_counter_member(request, found.pk)
+            return self.model._default_manager.filter(pk=found.pk), False
+        return member_search(term=search_term, queryset=queryset), False
+
+    def _at_counter(self, request) -> bool:
+        """The list's search serves the member at the counter; an export searches the scope only."""
+        match = request.resolver_match
+        return match is None or match.url_name == f"{self.opts.app_label}_{self.opts.model_name}_changelist"
+
+    def get_export_resource_kwargs(self, request, **kwargs):
+        return {**super().get_export_resource_kwargs(request, **kwargs), "user": request.user}
+
+    def get_object(self, request, object_id, from_field=None):
+        member = super().get_object(request, object_id, from_field)
+        if member is None and from_field is None and served_at_counter(request, object_id):
+            member = self.model._default_manager.filter(pk=object_id).first()
+        return member
+
+    def history_view(self, request, object_id, extra_context=None):
+        # The history is the edit form's: for those who may edit members.
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        return super().history_view(request, object_id, extra_context)
+
+    # --- addresses ----------------------------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:member_id>/edit/", view(self.edit_view), name="members_member_edit"),
+            path("<int:member_id>/reveal-mobile/", view(self.reveal_mobile_view), name="members_member_reveal_mobile"),
+            path(
+                "<int:member_id>/followups/<int:task_id>/done/",
+                view(self.followup_done_view),
+                name="members_member_followup_done",
+            ),
+            path("<int:member_id>/adjust-points/", view(self.adjust_points_view), name="members_member_adjust_points"),
+            *super().get_urls(),
+        ]
+
+    def _member_or_404(self, request, member_id) -> Member:
+        member = self.get_object(request, unquote(str(member_id)))
+        if member is None:
+            raise Http404(_("No such member in your stores."))
+        if not self.has_view_permission(request, member):
+            raise PermissionDenied
+        return member
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The member 360, for every role; a POST is the edit form's (``edit_view``)."""
+        if request.method == "POST":
+            return self.edit_view(request, object_id, extra_context=extra_context)
+        return self._render_360(request, self._member_or_404(request, object_id))
+
+    def edit_view(self, request, member_id, extra_context=None):
+        """The stock change form, for users who may change members."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        return super().change_view(request, str(member_id), extra_context=extra_context)
+
+    def reveal_mobile_view(self, request, member_id: int):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        member = self._member_or_404(request, member_id)
+        member_mobile_reveal(user=request.user, member=member)  # PermissionDenied: 403
+        return self._render_360(request, member, revealed=True)
+
+    def followup_done_view(self, request, member_id: int, task_id: int):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        member = self._member_or_404(request, member_id)
+        if not request.user.has_perm(COMPLETE_TASK_PERMISSION):
+            raise PermissionDenied
+        task = get_object_or_404(FollowUpTask, pk=task_id, member_id=member.pk)
+        form = FollowUpOutcomeForm(request.POST, prefix=f"task{task.pk}")
+        if form.is_valid():
+            try:
+                followup_complete(
+                    task=task, outcome=form.cleaned_data["note"], result=form.cleaned_data["result"], actor=request.user
+                )
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+            else:
+                messages.success(request, _("Recorded: %(reason)s.") % {"reason": task.reason})
+            return HttpResponseRedirect(self._360_url(member) + "#member-tasks")
+        return self._render_360(request, member, task_form=(task.pk, form))
+
+    def adjust_points_view(self, request, member_id: int):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        member = self._member_or_404(request, member_id)
+        if not request.user.has_perm(ADJUST_PERMISSION):
+            raise PermissionDenied
+        form = PointsAdjustForm(request.POST, prefix="adjust")
+        if form.is_valid():
+            try:
+                entry = points_adjust(
+                    member=member,
+                    points=form.cleaned_data["points"],
+                    reason=form.cleaned_data["reason"],
+                    actor=request.user,
+                    idempotency_key=form.cleaned_data["idempotency_key"],
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc.messages)
+            else:
+                messages.success(
+                    request,
+                    _("%(points)+d points; the balance is now %(balance)s.")
+                    % {"points": entry.points, "balance": entry.balance_after},
+                )
+                return HttpResponseRedirect(self._360_url(member) + "#member-value")
+        return self._render_360(request, member, adjust_form=form)
+
+    # --- the 360 --------------------------------------------------------------------------------
+
+    def _360_url(self, member: Member) -> str:
+        return reverse("admin:members_member_change", args=[member.pk])
+
+    def _render_360(self, request, member: Member, *, revealed=False, task_form=None, adjust_form=None):
+        user = request.user
+        data = member_360(member_id=member.pk)
+        member = data.member
+        task_forms = []
+        for task in data.open_tasks:
+            if task_form is not None and task_form[0] == task.pk:
+                task_forms.append((task, task_form[1]))
+            else:
+                task_forms.append((task, FollowUpOutcomeForm(prefix=f"task{task.pk}")))
+        if adjust_form is None and user.has_perm(ADJUST_PERMISSION):
+            adjust_form = PointsAdjustForm(prefix="adjust", initial={"idempotency_key": uuid.uuid4().hex})
+        referred_by = data.referred_by
+        links = self._links(request, member, data)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Member 360"),
+            "is_nav_sidebar_enabled": False,  # the whole width of a counter tablet for the member
+            "member": member,
+            "data": data,
+            "profile": data.profile,
+            "mobile": mobile_shown(user=user, mobile=member.mobile, revealed=revealed),
+            "revealed": revealed,
+            "name": name_shown(user=user, name=member.name),
+            "personal_data": user.has_perm(PERSONAL_DATA_PERMISSION),
+            "can_reveal": not revealed and user.has_perm(REVEAL_PERMISSION),
+            "can_edit": self.has_change_permission(request, member),
+            "tier_steps": tier_steps(data.profile.next_tier),
+            "segment": data.segment,
+            "segment_name": segment_name(data.segment.get("segment")),
+            "segment_sentence": segment_sentence(data.segment),
+            "segment_history": [
+                {
+                    "transition": transition,
+                    "from_name": segment_name(_segment_dict(transition.from_segment)),
+                    "to_name": segment_name(_segment_dict(transition.to_segment)),
+                    "colour": transition.to_segment.colour if transition.to_segment else "#9e9e9e",
+                }
+                for transition in data.segment_history
+            ],
+            "referrals": [
+                {
+                    "referral": referral,
+                    "mobile": mask_mobile(referral.referee.mobile),
+                    "name": name_shown(user=user, name=referral.referee.name),
+                }
+                for referral in data.referrals_made
+            ],
+            "referred_by": referred_by,
+            "referrer_mobile": mask_mobile(referred_by.referrer.mobile) if referred_by else "",
+            "referrer_name": name_shown(user=user, name=referred_by.referrer.name) if referred_by else "",
+            "task_forms": task_forms,
+            "today": timezone.localdate(),
+            "can_complete_tasks": user.has_perm(COMPLETE_TASK_PERMISSION),
+            "adjust_form": adjust_form,
+            "links": links,
+            # What the members app's change form shows (members.admin.core.MemberAdmin.render_change_form).
+            "order_summary": data.order_summary,
+            "recent_orders": data.recent_orders,
+            "all_orders_url": links.get("orders", ""),
+            "points_entries_url": links.get("points", ""),
+            "wallet_entries_url": links.get("wallet", ""),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, MEMBER_360_TEMPLATE, context)
+
+    def _links(self, request, member: Member, data) -> dict[str, str]:
+        """The member's rows on the other admin pages, for the lists this user may view."""
+        user = request.user
+
+        def changelist(name: str, permission: str, query: str) -> dict[str, str]:
+            if not user.has_perm(permission):
+                return {}
+            app_label, codename = permission.split(".")
+            url = reverse(f"admin:{app_label}_{codename.removeprefix('view_')}_changelist")
+            return {name: f"{url}?{query}"}
+
+        by_member = f"member__id__exact={member.pk}"
+        links = {
+            **changelist("orders", "members.view_order", by_member),
+            **changelist("points", "members.view_pointsentry", by_member),
+            **changelist("tiers", "members.view_tierchange", by_member),
+            **changelist("referrals", "members.view_referral", f"referrer__id__exact={member.pk}"),
+            **changelist("segment", "segmentation.view_memberrfm", by_member),
+            **changelist("segment_history", "segmentation.view_segmenttransition", by_member),
+            **changelist("coupons", "campaigns.view_coupon", by_member),
+            **changelist("messages", "campaigns.view_outboxmessage", by_member),
+            **changelist("tasks", "campaigns.view_followuptask", f"{by_member}&status=all"),
+        }
+        if data.wallet is not None:
+            links.update(changelist("wallet", "members.view_walletentry", f"wallet__id__exact={data.wallet.pk}"))
+        if user.has_perm(TOP_UP_PERMISSION):
+            links["top_up"] = f"{reverse('admin:members_wallet_top_up')}?member={member.pk}"
+        if self.has_change_permission(request, member):
+            links["edit"] = reverse("admin:members_member_edit", args=[member.pk])
+        return links
+
+
+def _segment_dict(segment) -> dict | None:
+    if segment is None:
+        return None
+    return {"slug": segment.slug, "name_zh": segment.name_zh, "name_en": segment.name_en}
