@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MobileSearchMixin, ReadOnlyAdmin, render_fragment
+from members.admin.base import MemberRowsMixin, ReadOnlyAdmin, render_fragment
 from segmentation.models import MemberRfm, RfmRun, Scheme, Segment, SegmentRule, SegmentTransition
 from segmentation.scoring import score_label
 from segmentation.selectors import ABSENT, current_run, scheme_preview, segment_explain, segment_migration_matrix
@@ -335,7 +335,7 @@ class CurrentSegmentFilter(admin.SimpleListFilter):
 
 
 @admin.register(MemberRfm)
-class MemberRfmAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class MemberRfmAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ("member", "segment", "recency_days", "frequency", "monetary", "scores", "as_of")
     list_filter = (CurrentSegmentFilter,)
     list_select_related = ("member", "segment", "run")
@@ -376,7 +376,7 @@ class MemberRfmAdmin(MobileSearchMixin, ReadOnlyAdmin):
 
 
 @admin.register(SegmentTransition)
-class SegmentTransitionAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class SegmentTransitionAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ("created_at", "member", "from_segment", "to_segment", "source", "run")
     list_filter = ("source",)
     list_select_related = ("member", "from_segment", "to_segment", "run", "run__scheme")

@@ -20,7 +20,7 @@ from campaigns.services.campaigns import (
     campaign_run_check,
 )
 from campaigns.tasks import campaign_run_task
-from members.admin.base import MobileSearchMixin, ReadOnlyAdmin
+from members.admin.base import MemberRowsMixin, ReadOnlyAdmin
 
 
 class CampaignBenefitInline(admin.TabularInline):
@@ -168,7 +168,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 @admin.register(CampaignGrant)
-class CampaignGrantAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class CampaignGrantAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ["granted_at", "campaign", "member", "cause", "sequence", "is_control", "cost"]
     list_filter = ["is_control", "campaign"]
     search_fields = ("=member__mobile",)

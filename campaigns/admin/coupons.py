@@ -11,7 +11,7 @@ from django.utils.translation import ngettext
 
 from campaigns.models import Coupon, CouponTemplate
 from campaigns.services.coupons import coupon_revoke
-from members.admin.base import MobileSearchMixin, ReadOnlyAdmin
+from members.admin.base import MemberRowsMixin, ReadOnlyAdmin
 
 
 @admin.register(CouponTemplate)
@@ -58,7 +58,7 @@ class CouponTemplateAdmin(admin.ModelAdmin):
 
 
 @admin.register(Coupon)
-class CouponAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class CouponAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = [
         "code",
         "member",

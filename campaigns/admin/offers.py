@@ -5,7 +5,7 @@ from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import OfferTopUp, ReferralRewardRule, TopUpOffer
-from members.admin.base import MobileSearchMixin, ReadOnlyAdmin
+from members.admin.base import MemberRowsMixin, ReadOnlyAdmin
 
 
 @admin.register(TopUpOffer)
@@ -45,7 +45,7 @@ class TopUpOfferAdmin(admin.ModelAdmin):
 
 
 @admin.register(OfferTopUp)
-class OfferTopUpAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class OfferTopUpAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ["created_at", "offer", "member", "amount_paid", "bonus", "sequence", "wallet_entry"]
     list_filter = ["offer"]
     search_fields = ("=member__mobile",)

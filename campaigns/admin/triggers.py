@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Trigger, TriggerFiring
 from campaigns.services.triggers import trigger_save, trigger_set_active
-from members.admin.base import MobileSearchMixin, ReadOnlyAdmin
+from members.admin.base import MemberRowsMixin, ReadOnlyAdmin
 
 
 @admin.register(Trigger)
@@ -118,7 +118,7 @@ class TriggerAdmin(admin.ModelAdmin):
 
 
 @admin.register(TriggerFiring)
-class TriggerFiringAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class TriggerFiringAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ("created_at", "trigger", "member", "cause_key", "status", "due_at", "fired_at", "skip_reason")
     list_filter = ("status", "trigger")
     list_select_related = ("trigger", "member")

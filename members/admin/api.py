@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MobileSearchMixin, ReadOnlyAdmin, add_service_errors, form_page
+from members.admin.base import MemberRowsMixin, ReadOnlyAdmin, add_service_errors, form_page
 from members.models import ApiIdempotencyRecord, ApiScope, Store, StoreApiKey, TopUpIntent
 from members.services.api_keys import clean_scopes, store_api_key_create, store_api_key_deactivate
 
@@ -86,7 +86,7 @@ class StoreApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(TopUpIntent)
-class TopUpIntentAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class TopUpIntentAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ("out_trade_no", "member", "amount", "bonus", "status", "transaction_id", "paid_at", "created_at")
     list_filter = ("status",)
     list_select_related = ("member",)

@@ -3,7 +3,7 @@ member-by-phone form field, staff form pages and read-only values rendered from 
 
 - ``ReadOnlyAdmin`` (and ``ReadOnlyPermissions`` for inlines): rows written by services only — a
   ledger, a history, a result — are viewed here, never added, changed or deleted.
-- ``MobileSearchMixin``: the search box finds a row by its member's mobile number in any spelling
+- ``MemberRowsMixin``: the search box finds a row by its member's mobile number in any spelling
   (``members.selectors.member_mobile_condition``); any other term goes to ``search_fields``.
 - ``MemberMobileField``: a staff form's "member mobile" field, cleaned to the ``Member``.
 - ``form_page`` renders a staff form (``admin/members/form_page.html``, or a template extending it)
@@ -13,9 +13,13 @@ member-by-phone form field, staff form pages and read-only values rendered from 
 ``members`` is the lowest app, so ``segmentation`` and ``campaigns`` import these from here.
 """
 
+import operator
+from functools import reduce
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.utils.html import strip_spaces_between_tags
@@ -24,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.mobile import normalize_mobile
 from members.models import Member
-from members.selectors import member_mobile_condition
+from members.selectors import member_mobile_condition, members_in_scope, staff_store_ids
 
 FORM_PAGE_TEMPLATE = "admin/members/form_page.html"
 
@@ -51,17 +55,33 @@ class ReadOnlyAdmin(ReadOnlyPermissions, admin.ModelAdmin):
     show_full_result_count = False
 
 
-class MobileSearchMixin:
-    """Search by a member's mobile number in any spelling (``+86 138-0013-8000``), matched exactly.
+class MemberRowsMixin:
+    """For the admin of rows that belong to a member (orders, ledger entries, coupons, messages…).
 
-    ``mobile_search_members`` are the paths from a row to its member. A term that is not a mobile
-    number is searched in ``search_fields`` as usual — or finds nothing when ``mobile_search_only``
-    is set (a table with a row per member, where any other search would read all of it).
+    - **Scope:** store managers and staff see only the rows of the members of their stores
+      (``members_in_scope``); operators, analysts and superusers see every row. ``member_scoped =
+      False`` leaves the scope to the admin (follow-up tasks are scoped by their own store).
+    - **Search** by a member's mobile number in any spelling (``+86 138-0013-8000``), matched exactly.
+      A term that is not a mobile number is searched in ``search_fields`` as usual — or finds nothing
+      when ``mobile_search_only`` is set (a table with a row per member, where any other search
+      would read all of it).
+
+    ``mobile_search_members`` are the paths from a row to its member.
     """
 
     mobile_search_members: tuple[str, ...] = ("member",)
     mobile_search_only = False
+    member_scoped = True
     search_fields: tuple[str, ...] = ()
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if not self.member_scoped or staff_store_ids(user=request.user) is None:
+            return queryset
+        members = members_in_scope(user=request.user).values("pk")
+        return queryset.filter(
+            reduce(operator.or_, (Q(**{f"{path}__in": members}) for path in self.mobile_search_members))
+        )
 
     def get_search_results(self, request, queryset, search_term):
         condition = member_mobile_condition(term=search_term, member_fields=self.mobile_search_members)

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import ReadOnlyAdmin, ReadOnlyPermissions
+from members.admin.base import MemberRowsMixin, ReadOnlyAdmin, ReadOnlyPermissions
 from members.admin.imports import CsvImportExportMixin
 from members.mobile import normalize_mobile
 from members.models import Member, Order, Refund, Store
@@ -156,8 +156,9 @@ class RefundInline(ReadOnlyPermissions, admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(CsvImportExportMixin, ReadOnlyAdmin):
-    """Read-only: orders and refunds are recorded by services (and the import), never edited."""
+class OrderAdmin(CsvImportExportMixin, MemberRowsMixin, ReadOnlyAdmin):
+    """Read-only: orders and refunds are recorded by services (and the import), never edited.
+    Store staff see the orders of their stores' members (``MemberRowsMixin``)."""
 
     resource_classes = [OrderResource]
     import_service = staticmethod(orders_import)

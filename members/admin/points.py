@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MemberMobileField, MobileSearchMixin, ReadOnlyAdmin, form_page
+from members.admin.base import MemberMobileField, MemberRowsMixin, ReadOnlyAdmin, form_page
 from members.models import (
     LoyaltyProgram,
     MemberPointsMultiplier,
@@ -66,7 +66,7 @@ class LoyaltyProgramAdmin(admin.ModelAdmin):
 
 
 @admin.register(PointsEntry)
-class PointsEntryAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class PointsEntryAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = [
         "created_at",
         "member",
@@ -85,7 +85,7 @@ class PointsEntryAdmin(MobileSearchMixin, ReadOnlyAdmin):
 
 
 @admin.register(PointsLot)
-class PointsLotAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class PointsLotAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ["member", "points", "remaining", "earned_at", "expires_at", "source_kind"]
     list_filter = ["source_entry__kind", "expires_at", "earned_at"]
     search_fields = ("=member__mobile",)
@@ -98,7 +98,7 @@ class PointsLotAdmin(MobileSearchMixin, ReadOnlyAdmin):
 
 
 @admin.register(MemberPointsMultiplier)
-class MemberPointsMultiplierAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class MemberPointsMultiplierAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ["member", "multiplier", "starts_at", "ends_at", "source"]
     search_fields = ("=member__mobile",)
     list_select_related = ["member"]
@@ -107,7 +107,7 @@ class MemberPointsMultiplierAdmin(MobileSearchMixin, ReadOnlyAdmin):
 
 
 @admin.register(PointsAccount)
-class PointsAccountAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class PointsAccountAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ["member", "balance", "debt", "updated_at", "adjust_link"]
     search_fields = ("=member__mobile",)
     list_select_related = ["member"]
@@ -178,7 +178,7 @@ class PointsAdjustForm(forms.Form):
 
 
 @admin.register(Referral)
-class ReferralAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class ReferralAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ["created_at", "referrer", "referee", "status", "qualifying_order", "completed_at", "reversed_at"]
     list_filter = ["status", "created_at", "completed_at"]
     mobile_search_members = ("referrer", "referee")

@@ -10,7 +10,7 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MemberMobileField, MobileSearchMixin, ReadOnlyAdmin, form_page
+from members.admin.base import MemberMobileField, MemberRowsMixin, ReadOnlyAdmin, form_page
 from members.models import Member, Tier, TierChange, TierRule
 from members.services.tiers import SET_TIER_PERMISSION, tier_set_manually
 
@@ -70,7 +70,7 @@ class SetTierForm(forms.Form):
 
 
 @admin.register(TierChange)
-class TierChangeAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class TierChangeAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ("created_at", "member", "from_tier", "to_tier", "reason", "detail", "actor", "order")
     list_filter = ("reason", "to_tier", "from_tier", "created_at")
     date_hierarchy = "created_at"

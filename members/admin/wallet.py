@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MemberMobileField, MobileSearchMixin, ReadOnlyAdmin, add_service_errors, form_page
+from members.admin.base import MemberMobileField, MemberRowsMixin, ReadOnlyAdmin, add_service_errors, form_page
 from members.models import Member, Wallet, WalletEntry
 from members.money import MAX_AMOUNT
 from members.services.wallet import wallet_refund_top_up, wallet_top_up
@@ -60,7 +60,7 @@ class WalletTopUpRefundForm(forms.Form):
 
 
 @admin.register(Wallet)
-class WalletAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class WalletAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ("member", "principal", "bonus", "total", "updated_at")
     list_select_related = ("member",)
     search_fields = ("member__mobile",)
@@ -151,7 +151,7 @@ class RefundedFilter(admin.SimpleListFilter):
 
 
 @admin.register(WalletEntry)
-class WalletEntryAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class WalletEntryAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = (
         "created_at",
         "member",

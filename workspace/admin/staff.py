@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MobileSearchMixin, ReadOnlyAdmin
+from members.admin.base import MemberRowsMixin, ReadOnlyAdmin
 from members.admin.core import StoreAdmin
 from members.mobile import mask_mobile
 from members.models import StaffAccess, Store, StoreStaff
@@ -59,7 +59,7 @@ class StaffUserAdmin(UserAdmin):
 
 
 @admin.register(StaffAccess)
-class StaffAccessAdmin(MobileSearchMixin, ReadOnlyAdmin):
+class StaffAccessAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ("created_at", "user", "kind", "via", "member_masked")
     list_filter = ("kind", ("created_at", admin.DateFieldListFilter))
     list_select_related = ("user", "member")
