@@ -2,7 +2,8 @@
 permissions. A data migration installs them (``members/migrations/0011_roles.py``) and
 ``roles_install`` can put them back; ``demo_users`` makes one user of each.
 
-- 运营 operator: everything (every permission of the project's apps and the schedules).
+- 运营 operator: everything (every permission of the project's apps, the schedules, and the users
+  and groups — operators create staff accounts and assign them to stores).
 - 店长 store manager: their stores' members, orders and tasks, full mobile numbers, points
   adjustments; campaigns, offers and effect reports read-only.
 - 店员 store staff: the member 360 and the follow-up tasks of their stores; masked mobiles.
@@ -15,7 +16,7 @@ whoever has ``members.view_all_stores`` (operators, analysts, superusers) sees e
 
 from dataclasses import dataclass
 
-OPERATOR_APPS = ("members", "segmentation", "campaigns", "django_celery_beat")
+OPERATOR_APPS = ("members", "segmentation", "campaigns", "django_celery_beat", "auth")
 
 _STAFF = (
     "members.view_member",

@@ -198,3 +198,14 @@ def test_demo_users_prints_one_login_per_role_and_resets_them(two_stores):
     staff = get_user_model().objects.get(username="staff")
     assert list(StoreStaff.objects.filter(user=staff).values_list("store__code", flat=True)) == ["SH01"]
     assert Member.objects.count() == 1
+
+
+def test_operators_manage_staff_accounts(client):
+    # given an operator (not a superuser)
+    operator = user_with_role("operator")
+    operator.set_password("pw-operator-1")
+    operator.save()
+    client.login(username=operator.username, password="pw-operator-1")
+    # when / then: they may add a user and assign them to a store
+    assert operator.has_perms(["auth.add_user", "auth.change_user", "members.add_storestaff"])
+    assert client.get("/admin/auth/user/add/").status_code == 200
