@@ -4,6 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.services.followups import FollowUpResult
+from members.admin import points as points_admin
 
 
 class FollowUpOutcomeForm(forms.Form):
@@ -18,15 +19,8 @@ class FollowUpOutcomeForm(forms.Form):
     )
 
 
-class PointsAdjustForm(forms.Form):
-    points = forms.IntegerField(
-        label=_("Points"), help_text=_("A positive number adds points, a negative one takes them.")
-    )
-    reason = forms.CharField(label=_("Reason"), max_length=200)
-    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
+class PointsAdjustForm(points_admin.PointsAdjustForm):
+    """The points page's adjustment, for the member the 360 shows (no mobile to type)."""
 
-    def clean_points(self) -> int:
-        points = self.cleaned_data["points"]
-        if points == 0:
-            raise forms.ValidationError(_("Adjust by a number of points other than zero."))
-        return points
+    member = None
+    reason = forms.CharField(label=_("Reason"), max_length=200)

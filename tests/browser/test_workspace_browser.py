@@ -8,7 +8,6 @@ Headless Debian Chromium driven by Playwright against pytest-django's live serve
 """
 
 import datetime as dt
-import os
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +18,7 @@ from django.utils import timezone
 
 from campaigns.models import FollowUpTask
 from members.models import StaffAccess
+from tests.browser.conftest import BROWSER_TEST, TIMEOUT_MS
 from tests.factories import (
     CouponFactory,
     FollowUpTaskFactory,
@@ -33,44 +33,10 @@ from tests.factories import (
 )
 from tests.workspace.builders import PASSWORD, role_user, segment_with_orders, two_stores
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 10_000
 TABLET = {"width": 1024, "height": 768}
 ARTIFACTS = Path(settings.BASE_DIR) / "var" / "test-artifacts"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed"),
-]
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with playwright_sync.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+pytestmark = BROWSER_TEST
 
 
 @pytest.fixture
