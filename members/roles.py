@@ -5,7 +5,7 @@ permissions. A data migration installs them (``members/migrations/0011_roles.py`
 - 运营 operator: everything (every permission of the project's apps, the schedules, and the users
   and groups — operators create staff accounts and assign them to stores).
 - 店长 store manager: their stores' members, orders and tasks, full mobile numbers, points
-  adjustments; campaigns, offers and effect reports read-only.
+  adjustments, refunds; campaigns, offers and effect reports read-only.
 - 店员 store staff: the member 360 and the follow-up tasks of their stores; masked mobiles.
 - 分析 analyst: dashboards, reports and exports of every store, without personal data (no names,
   masked mobiles).
@@ -44,6 +44,7 @@ _MANAGER = (
     *_STAFF,
     "members.view_full_mobile",
     "members.adjust_points",
+    "members.add_refund",
     "members.view_storestaff",
     "campaigns.view_campaign",
     "campaigns.view_campaignbenefit",

@@ -1,5 +1,7 @@
 """The forms of the member 360: what came of a follow-up task, and a points adjustment."""
 
+from decimal import Decimal
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -24,3 +26,19 @@ class PointsAdjustForm(points_admin.PointsAdjustForm):
 
     member = None
     reason = forms.CharField(label=_("Reason"), max_length=200)
+
+
+class RefundForm(forms.Form):
+    """A refund of one of the member's recent orders, recorded through ``refund_record`` (its points
+    taken back, a referral it completed reversed when refunded in full)."""
+
+    order = forms.TypedChoiceField(label=_("Order"), coerce=int)
+    amount = forms.DecimalField(label=_("Amount"), max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args, orders=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["order"].choices = [
+            (order.pk, f"{order.external_id} · ¥{order.amount - order.refunded_amount}") for order in orders
+        ]

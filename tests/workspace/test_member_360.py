@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from campaigns.models import Coupon, FollowUpTask
-from members.models import PointsEntry
+from members.models import PointsAccount, PointsEntry
 from tests.factories import (
     CouponFactory,
     FollowUpTaskFactory,
@@ -23,6 +23,7 @@ from tests.factories import (
     ReferralFactory,
     TopUpOfferFactory,
     WalletFactory,
+    record_order,
 )
 from tests.workspace.builders import segment_with_orders
 
@@ -200,6 +201,38 @@ def test_a_manager_adjusts_points_from_the_360_staff_may_not(client, make_user, 
     assert response.status_code == 302
     entry = PointsEntry.objects.get(member=stores.our_member)
     assert (entry.points, entry.reason, entry.actor) == (50, "goodwill", manager)
+
+
+def test_a_manager_records_a_refund_from_the_360_once_staff_may_not(client, make_user, stores):
+    # given: an order of 100.00 that earned 100 points
+    order = record_order(stores.our_member, "100.00", timezone.now() - dt.timedelta(days=1)).order
+    manager = make_user("manager", stores.ours)
+    client.force_login(make_user("staff", stores.ours, username="clerk"))
+    staff_page = client.get(member_url(stores.our_member)).content.decode()
+    body = {"refund-order": order.pk, "refund-amount": "40.00", "refund-reason": "冷了", "refund-idempotency_key": "r1"}
+    staff_post = client.post(member_url(stores.our_member, "refund"), body)
+    client.force_login(manager)
+    assert 'id="record-refund"' in client.get(member_url(stores.our_member)).content.decode()
+    # when: the manager records it, and the browser sends it again
+    first = client.post(member_url(stores.our_member, "refund"), body)
+    again = client.post(member_url(stores.our_member, "refund"), body)
+    # then: one refund, its share of the points taken back; staff saw no form and were refused
+    assert 'id="record-refund"' not in staff_page
+    assert staff_post.status_code == 403
+    assert (first.status_code, again.status_code) == (302, 302)
+    order.refresh_from_db()
+    assert (order.refunded_amount, order.refunds.get().reason) == (Decimal("40.00"), "冷了")
+    assert PointsAccount.objects.get(member=stores.our_member).balance == 60
+
+
+def test_a_refund_larger_than_what_is_left_is_refused_on_the_360(client, make_user, stores):
+    order = record_order(stores.our_member, "30.00", timezone.now() - dt.timedelta(days=1)).order
+    client.force_login(make_user("manager", stores.ours))
+    body = {"refund-order": order.pk, "refund-amount": "31.00", "refund-reason": "x", "refund-idempotency_key": "r2"}
+    response = client.post(member_url(stores.our_member, "refund"), body)
+    assert response.status_code == 200
+    assert "exceed" in response.content.decode()
+    assert not order.refunds.exists()
 
 
 def test_the_links_of_the_360_open_their_lists(client, make_user, stores, rich_member):

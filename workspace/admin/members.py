@@ -38,11 +38,12 @@ from campaigns.models import FollowUpTask
 from campaigns.services.followups import followup_complete
 from members.admin.core import MemberAdmin
 from members.mobile import mask_mobile
-from members.models import Member
+from members.models import Member, Order
 from members.selectors import member_search, members_in_scope, mobile_shown, name_shown
+from members.services.orders import refund_record
 from members.services.points import ADJUST_PERMISSION, points_adjust
 from members.services.staff import REVEAL_PERMISSION, member_counter_lookup, member_mobile_reveal
-from workspace.forms import FollowUpOutcomeForm, PointsAdjustForm
+from workspace.forms import FollowUpOutcomeForm, PointsAdjustForm, RefundForm
 from workspace.resources import MemberResource
 from workspace.selectors import PERSONAL_DATA_PERMISSION, member_360
 from workspace.wording import segment_name, segment_sentence, tier_steps
@@ -51,6 +52,7 @@ COUNTER_SESSION_KEY = "workspace_counter_members"  # member id → until when (e
 COUNTER_ACCESS_SECONDS = 30 * 60
 COUNTER_REMEMBERED = 20
 COMPLETE_TASK_PERMISSION = "campaigns.change_followuptask"
+REFUND_PERMISSION = "members.add_refund"
 TOP_UP_PERMISSION = "members.top_up_wallet"
 MEMBER_360_TEMPLATE = "admin/members/member/member_360.html"
 
@@ -136,6 +138,7 @@ class StaffMemberAdmin(MemberAdmin):
                 name="members_member_followup_done",
             ),
             path("<int:member_id>/adjust-points/", view(self.adjust_points_view), name="members_member_adjust_points"),
+            path("<int:member_id>/refund/", view(self.refund_view), name="members_member_refund"),
             *super().get_urls(),
         ]
 
@@ -213,12 +216,42 @@ class StaffMemberAdmin(MemberAdmin):
                 return HttpResponseRedirect(self._360_url(member) + "#member-value")
         return self._render_360(request, member, adjust_form=form)
 
+    def refund_view(self, request, member_id: int):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        member = self._member_or_404(request, member_id)
+        if not request.user.has_perm(REFUND_PERMISSION):
+            raise PermissionDenied
+        form = RefundForm(request.POST, prefix="refund", orders=_refundable(member))
+        if form.is_valid():
+            order = Order.objects.get(pk=form.cleaned_data["order"], member=member)
+            try:
+                recorded = refund_record(
+                    external_id=f"ADMIN-{form.cleaned_data['idempotency_key']}",
+                    order=order,
+                    amount=form.cleaned_data["amount"],
+                    reason=form.cleaned_data["reason"],
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc.messages)
+            else:
+                if recorded.created:
+                    messages.success(
+                        request,
+                        _("Refund of ¥%(amount)s for order %(order)s recorded.")
+                        % {"amount": recorded.refund.amount, "order": order.external_id},
+                    )
+                return HttpResponseRedirect(self._360_url(member) + "#member-orders")
+        return self._render_360(request, member, refund_form=form)
+
     # --- the 360 --------------------------------------------------------------------------------
 
     def _360_url(self, member: Member) -> str:
         return reverse("admin:members_member_change", args=[member.pk])
 
-    def _render_360(self, request, member: Member, *, revealed=False, task_form=None, adjust_form=None):
+    def _render_360(
+        self, request, member: Member, *, revealed=False, task_form=None, adjust_form=None, refund_form=None
+    ):
         user = request.user
         data = member_360(member_id=member.pk)
         member = data.member
@@ -230,6 +263,12 @@ class StaffMemberAdmin(MemberAdmin):
                 task_forms.append((task, FollowUpOutcomeForm(prefix=f"task{task.pk}")))
         if adjust_form is None and user.has_perm(ADJUST_PERMISSION):
             adjust_form = PointsAdjustForm(prefix="adjust", initial={"idempotency_key": uuid.uuid4().hex})
+        if refund_form is None and user.has_perm(REFUND_PERMISSION):
+            refundable = [order for order in data.recent_orders if order.refunded_amount < order.amount]
+            if refundable:
+                refund_form = RefundForm(
+                    prefix="refund", orders=refundable, initial={"idempotency_key": uuid.uuid4().hex}
+                )
         referred_by = data.referred_by
         links = self._links(request, member, data)
         context = {
@@ -274,6 +313,7 @@ class StaffMemberAdmin(MemberAdmin):
             "today": timezone.localdate(),
             "can_complete_tasks": user.has_perm(COMPLETE_TASK_PERMISSION),
             "adjust_form": adjust_form,
+            "refund_form": refund_form,
             "links": links,
             # What the members app's change form shows (members.admin.core.MemberAdmin.render_change_form).
             "order_summary": data.order_summary,
@@ -321,3 +361,8 @@ def _segment_dict(segment) -> dict | None:
     if segment is None:
         return None
     return {"slug": segment.slug, "name_zh": segment.name_zh, "name_en": segment.name_en}
+
+
+def _refundable(member: Member):
+    """The member's orders a refund may still be recorded for (the 360 offers the recent ones)."""
+    return Order.objects.filter(member=member).exclude(status=Order.Status.REFUNDED).order_by("-paid_at")[:50]
