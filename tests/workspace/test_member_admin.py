@@ -13,6 +13,7 @@ from django.utils.http import urlencode
 from members.models import Member, StaffAccess
 from members.resources import MEMBER_COLUMNS
 from members.services.qr_codes import member_qr_code
+from segmentation.models import Segment
 from tests.factories import MemberFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
@@ -285,3 +286,20 @@ def test_an_export_never_reaches_beyond_the_stores_even_by_full_mobile(client, m
     assert export_rows(client, q="13900002213") == []
     assert [row["mobile"] for row in export_rows(client, q="13800002213")] == ["13800002213"]
     assert not StaffAccess.objects.exists()
+
+
+def test_operators_filter_the_member_list_by_segment_and_see_it_in_a_column(client, make_user, stores, place):
+    # given: one member a champion, the other lost
+    place(stores.our_member, "champions")
+    place(stores.their_member, "lost")
+    client.force_login(make_user("operator"))
+    url = reverse("admin:members_member_changelist")
+    champions = Segment.objects.get(scheme__is_active=True, slug="champions")
+    # when
+    everyone = client.get(url)
+    response = client.get(url, {"segment": champions.pk})
+    # then: the filter offers the active scheme's segments; only the champion is left, named by segment
+    offered = [str(value) for value, _name in everyone.context["cl"].filter_specs[0].lookup_choices]
+    assert str(champions.pk) in offered
+    assert list(response.context["cl"].result_list) == [stores.our_member]
+    assert champions.name_zh in response.content.decode() or champions.name_en in response.content.decode()

@@ -43,6 +43,7 @@ from members.selectors import member_search, members_in_scope, mobile_shown, nam
 from members.services.orders import refund_record
 from members.services.points import ADJUST_PERMISSION, points_adjust
 from members.services.staff import REVEAL_PERMISSION, member_counter_lookup, member_mobile_reveal
+from segmentation.models import Segment
 from workspace.forms import FollowUpOutcomeForm, PointsAdjustForm, RefundForm
 from workspace.resources import MemberResource
 from workspace.selectors import PERSONAL_DATA_PERMISSION, member_360
@@ -73,11 +74,29 @@ def served_at_counter(request, member_id) -> bool:
 admin.site.unregister(Member)
 
 
+class SegmentFilter(admin.SimpleListFilter):
+    """The members of one segment of the active scheme (their current RFM result)."""
+
+    title = _("segment")
+    parameter_name = "segment"
+
+    def lookups(self, request, model_admin):
+        segments = Segment.objects.filter(scheme__is_active=True).order_by("ordering", "pk")
+        return [(segment.pk, segment_name(_segment_dict(segment))) for segment in segments]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(rfm__segment_id=self.value())
+
+
 @admin.register(Member)
 class StaffMemberAdmin(MemberAdmin):
     resource_classes = [MemberResource]
-    list_display = ("masked_mobile", "name", "gender", "channel", "home_store", "tier", "registered_at")
+    list_display = ("masked_mobile", "name", "segment", "home_store", "tier", "registered_at")
     list_display_links = ("masked_mobile",)
+    list_select_related = ("home_store", "tier", "rfm__segment")
+    list_filter = (SegmentFilter, "tier", "home_store", "channel", ("registered_at", admin.DateFieldListFilter))
     search_help_text = _(
         "A full mobile number in any spelling or a member QR code (any store); the last four digits, "
         "optionally with a name (2213 王); the first digits; or part of a name."
@@ -88,6 +107,11 @@ class StaffMemberAdmin(MemberAdmin):
     @admin.display(description=_("mobile"), ordering="mobile")
     def masked_mobile(self, member):
         return mask_mobile(member.mobile)
+
+    @admin.display(description=_("segment"), ordering="rfm__segment__ordering")
+    def segment(self, member):
+        result = getattr(member, "rfm", None)
+        return segment_name(_segment_dict(result.segment)) if result is not None and result.segment else "—"
 
     def get_list_display(self, request):
         shown = super().get_list_display(request)
