@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from members.admin.base import MemberMobileField, MemberRowsMixin, ReadOnlyAdmin, form_page
 from members.models import (
     LoyaltyProgram,
+    Member,
     MemberPointsMultiplier,
     PointsAccount,
     PointsEntry,
@@ -130,17 +131,8 @@ class PointsAccountAdmin(MemberRowsMixin, ReadOnlyAdmin):
             form = PointsAdjustForm(request.POST)
             if form.is_valid():
                 member = form.cleaned_data["member"]
-                try:
-                    entry = points_adjust(
-                        member=member,
-                        points=form.cleaned_data["points"],
-                        reason=form.cleaned_data["reason"],
-                        actor=request.user,
-                        idempotency_key=form.cleaned_data["idempotency_key"],
-                    )
-                except ValidationError as exc:
-                    form.add_error(None, exc.messages)
-                else:
+                entry = form.adjust(member=member, actor=request.user)
+                if entry is not None:
                     messages.success(
                         request,
                         _("%(points)+d points for %(member)s; the balance is now %(balance)s.")
@@ -175,6 +167,21 @@ class PointsAdjustForm(forms.Form):
         if points == 0:
             raise forms.ValidationError(_("Adjust by a number of points other than zero."))
         return points
+
+    def adjust(self, *, member: Member, actor) -> PointsEntry | None:
+        """Adjust ``member``'s points as the valid form says (``points_adjust``); None, with the
+        service's refusal on the form, when it refuses."""
+        try:
+            return points_adjust(
+                member=member,
+                points=self.cleaned_data["points"],
+                reason=self.cleaned_data["reason"],
+                actor=actor,
+                idempotency_key=self.cleaned_data["idempotency_key"],
+            )
+        except ValidationError as exc:
+            self.add_error(None, exc.messages)
+            return None
 
 
 @admin.register(Referral)

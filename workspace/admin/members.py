@@ -41,7 +41,7 @@ from members.mobile import mask_mobile
 from members.models import Member, Order
 from members.selectors import member_search, members_in_scope, mobile_shown, name_shown
 from members.services.orders import refund_record
-from members.services.points import ADJUST_PERMISSION, points_adjust
+from members.services.points import ADJUST_PERMISSION
 from members.services.staff import REVEAL_PERMISSION, member_counter_lookup, member_mobile_reveal
 from segmentation.models import Segment
 from workspace.forms import FollowUpOutcomeForm, PointsAdjustForm, RefundForm
@@ -221,17 +221,8 @@ class StaffMemberAdmin(MemberAdmin):
             raise PermissionDenied
         form = PointsAdjustForm(request.POST, prefix="adjust")
         if form.is_valid():
-            try:
-                entry = points_adjust(
-                    member=member,
-                    points=form.cleaned_data["points"],
-                    reason=form.cleaned_data["reason"],
-                    actor=request.user,
-                    idempotency_key=form.cleaned_data["idempotency_key"],
-                )
-            except ValidationError as exc:
-                form.add_error(None, exc.messages)
-            else:
+            entry = form.adjust(member=member, actor=request.user)
+            if entry is not None:
                 messages.success(
                     request,
                     _("%(points)+d points; the balance is now %(balance)s.")
