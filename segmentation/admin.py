@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MemberRowsMixin, ReadOnlyAdmin, render_fragment
+from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, TabularInline, render_fragment
 from segmentation.models import MemberRfm, RfmRun, Scheme, Segment, SegmentRule, SegmentTransition
 from segmentation.scoring import score_label
 from segmentation.selectors import ABSENT, current_run, scheme_preview, segment_explain, segment_migration_matrix
@@ -37,7 +37,7 @@ def _queue_recompute(admin_instance, request) -> None:
 # --- Schemes ----------------------------------------------------------------------------------
 
 
-class SegmentInline(admin.TabularInline):
+class SegmentInline(TabularInline):
     model = Segment
     extra = 0
     fields = ("ordering", "slug", "name_zh", "name_en", "colour", "strategy")
@@ -53,7 +53,7 @@ class SegmentInline(admin.TabularInline):
         return super().has_delete_permission(request, obj)
 
 
-class SegmentRuleInline(admin.TabularInline):
+class SegmentRuleInline(TabularInline):
     model = SegmentRule
     extra = 0
     fields = ("priority", "kind", "r", "f", "m", "value", "segment")
@@ -67,7 +67,7 @@ class SegmentRuleInline(admin.TabularInline):
 
 
 @admin.register(Scheme)
-class SchemeAdmin(admin.ModelAdmin):
+class SchemeAdmin(ModelAdmin):
     list_display = ("name", "slug", "mode", "window_days", "is_active", "segment_count", "preview_link")
     list_filter = ("mode", "is_active")
     search_fields = ("name", "slug")

@@ -20,10 +20,10 @@ from campaigns.services.campaigns import (
     campaign_run_check,
 )
 from campaigns.tasks import campaign_run_task
-from members.admin.base import MemberRowsMixin, ReadOnlyAdmin
+from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, TabularInline
 
 
-class CampaignBenefitInline(admin.TabularInline):
+class CampaignBenefitInline(TabularInline):
     model = CampaignBenefit
     extra = 0
     fields = [
@@ -50,7 +50,7 @@ class CampaignBenefitInline(admin.TabularInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(ModelAdmin):
     inlines = [CampaignBenefitInline]
     list_display = ["name", "status", "target", "starts_at", "ends_at", "control_percent", "budget_used"]
     list_filter = ["status", "target_kind"]

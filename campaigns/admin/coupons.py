@@ -11,11 +11,11 @@ from django.utils.translation import ngettext
 
 from campaigns.models import Coupon, CouponTemplate
 from campaigns.services.coupons import coupon_revoke
-from members.admin.base import MemberRowsMixin, ReadOnlyAdmin
+from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin
 
 
 @admin.register(CouponTemplate)
-class CouponTemplateAdmin(admin.ModelAdmin):
+class CouponTemplateAdmin(ModelAdmin):
     list_display = ["name", "kind", "value", "min_spend", "validity_display", "issued", "is_active"]
     list_filter = ["kind", "is_active", "validity"]
     search_fields = ["name", "slug"]

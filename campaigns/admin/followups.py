@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import FollowUpTask
 from campaigns.services.followups import followup_add_by_hand, followup_cancel, followup_complete
-from members.admin.base import MemberRowsMixin
+from members.admin.base import MemberRowsMixin, ModelAdmin
 
 Status = FollowUpTask.Status
 
@@ -50,7 +50,7 @@ class OutcomeForm(forms.Form):
 
 
 @admin.register(FollowUpTask)
-class FollowUpTaskAdmin(MemberRowsMixin, admin.ModelAdmin):
+class FollowUpTaskAdmin(MemberRowsMixin, ModelAdmin):
     member_scoped = False  # a task belongs to its store (the workspace scopes "my tasks" by it)
     list_display = ("due", "member", "store", "reason", "assignee", "status", "campaign", "mark_done_link")
     list_filter = (

@@ -5,11 +5,11 @@ from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import OfferTopUp, ReferralRewardRule, TopUpOffer
-from members.admin.base import MemberRowsMixin, ReadOnlyAdmin
+from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin
 
 
 @admin.register(TopUpOffer)
-class TopUpOfferAdmin(admin.ModelAdmin):
+class TopUpOfferAdmin(ModelAdmin):
     list_display = [
         "name",
         "code",
@@ -54,7 +54,7 @@ class OfferTopUpAdmin(MemberRowsMixin, ReadOnlyAdmin):
 
 
 @admin.register(ReferralRewardRule)
-class ReferralRewardRuleAdmin(admin.ModelAdmin):
+class ReferralRewardRuleAdmin(ModelAdmin):
     list_display = [
         "name",
         "referrer_segment",

@@ -9,11 +9,11 @@ from django.utils.translation import gettext_lazy as _
 from campaigns.models import OutboxMessage
 from campaigns.services.outbox import outbox_requeue
 from campaigns.tasks import outbox_deliver_soon
-from members.admin.base import MemberRowsMixin, ReadOnlyAdmin
+from members.admin.base import MemberRowsMixin, ReadOnlyAdmin, SuperuserOnlyMixin
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(MemberRowsMixin, ReadOnlyAdmin):
+class OutboxMessageAdmin(SuperuserOnlyMixin, MemberRowsMixin, ReadOnlyAdmin):
     list_display = ("created_at", "member", "channel", "template", "status", "attempts", "sent_at", "error")
     list_filter = ("status", "channel", "template")
     list_select_related = ("member",)

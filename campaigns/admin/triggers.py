@@ -10,11 +10,11 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Trigger, TriggerFiring
 from campaigns.services.triggers import trigger_save, trigger_set_active
-from members.admin.base import MemberRowsMixin, ReadOnlyAdmin
+from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin
 
 
 @admin.register(Trigger)
-class TriggerAdmin(admin.ModelAdmin):
+class TriggerAdmin(ModelAdmin):
     list_display = ("name", "kind", "condition", "does", "cap", "is_active", "fired", "skipped")
     list_filter = ("kind", "is_active")
     list_select_related = ("segment", "coupon_template", "campaign")

@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MemberRowsMixin, ReadOnlyAdmin, add_service_errors, form_page
+from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, SuperuserOnlyMixin, add_service_errors, form_page
 from members.models import ApiIdempotencyRecord, ApiScope, Store, StoreApiKey, TopUpIntent
 from members.services.api_keys import clean_scopes, store_api_key_create, store_api_key_deactivate
 
@@ -36,7 +36,7 @@ class StoreApiKeyChangeForm(forms.ModelForm):
 
 
 @admin.register(StoreApiKey)
-class StoreApiKeyAdmin(admin.ModelAdmin):
+class StoreApiKeyAdmin(ModelAdmin):
     form = StoreApiKeyChangeForm
     list_display = ("name", "store", "prefix", "scopes", "is_active", "last_used_at", "created_at")
     list_filter = ("is_active",)
@@ -110,7 +110,7 @@ class TopUpIntentAdmin(MemberRowsMixin, ReadOnlyAdmin):
 
 
 @admin.register(ApiIdempotencyRecord)
-class ApiIdempotencyRecordAdmin(ReadOnlyAdmin):
+class ApiIdempotencyRecordAdmin(SuperuserOnlyMixin, ReadOnlyAdmin):
     list_display = ("key", "store", "member", "operation", "response_status", "created_at")
     list_select_related = ("store", "member")
     search_fields = ("key",)

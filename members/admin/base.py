@@ -1,6 +1,9 @@
 """What every admin module of every app builds on: read-only admins, the search by phone, the
 member-by-phone form field, staff form pages and read-only values rendered from templates.
 
+- ``ModelAdmin``, ``TabularInline``, ``StackedInline``: the admin frame's (django-unfold) classes,
+  which style forms, lists and filters; every admin of the project derives from them.
+- ``SuperuserOnlyMixin``: technical tables only superusers see.
 - ``ReadOnlyAdmin`` (and ``ReadOnlyPermissions`` for inlines): rows written by services only — a
   ledger, a history, a result — are viewed here, never added, changed or deleted.
 - ``MemberRowsMixin``: the search box finds a row by its member's mobile number in any spelling
@@ -17,7 +20,6 @@ import operator
 from functools import reduce
 
 from django import forms
-from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.template.loader import render_to_string
@@ -26,11 +28,53 @@ from django.utils.html import strip_spaces_between_tags
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from unfold.admin import ModelAdmin as UnfoldModelAdmin
+from unfold.admin import StackedInline as UnfoldStackedInline
+from unfold.admin import TabularInline as UnfoldTabularInline
+
 from members.mobile import normalize_mobile
 from members.models import Member
 from members.selectors import member_mobile_condition, members_in_scope, staff_store_ids
 
 FORM_PAGE_TEMPLATE = "admin/members/form_page.html"
+
+
+class ModelAdmin(UnfoldModelAdmin):
+    """The project's model admin: the frame's, with filters applied by a submit button (several at
+    once, as operators combine segment, tier, store and ranges) and wide lists scrolled inside."""
+
+    list_filter_submit = True
+    list_fullwidth = False
+    compressed_fields = True
+    warn_unsaved_form = True
+
+
+class TabularInline(UnfoldTabularInline):
+    pass
+
+
+class StackedInline(UnfoldStackedInline):
+    pass
+
+
+class SuperuserOnlyMixin:
+    """A technical table (tokens, idempotency records, the outbox, raw schedules): superusers only,
+    whatever permissions a role has; hidden from everyone else's menu and index."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_superuser and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
 
 
 class ReadOnlyPermissions:
@@ -46,7 +90,7 @@ class ReadOnlyPermissions:
         return False
 
 
-class ReadOnlyAdmin(ReadOnlyPermissions, admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyPermissions, ModelAdmin):
     """Rows written by services only: viewable, never added, changed or deleted here.
 
     Such tables grow with every order, so the list does not count the whole table as well.

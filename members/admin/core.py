@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MemberRowsMixin, ReadOnlyAdmin, ReadOnlyPermissions
+from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, ReadOnlyPermissions, TabularInline
 from members.admin.imports import CsvImportExportMixin
 from members.mobile import normalize_mobile
 from members.models import Member, Order, Refund, Store
@@ -41,7 +41,7 @@ RECENT_ORDERS = 20
 
 
 @admin.register(Store)
-class StoreAdmin(CsvImportExportMixin, admin.ModelAdmin):
+class StoreAdmin(CsvImportExportMixin, ModelAdmin):
     import_service = staticmethod(stores_import)
     import_columns = STORE_COLUMNS
     import_permissions = ("add", "change")  # a known code with another name or city is updated
@@ -80,7 +80,7 @@ class MemberAdminForm(forms.ModelForm):
 
 
 @admin.register(Member)
-class MemberAdmin(CsvImportExportMixin, admin.ModelAdmin):
+class MemberAdmin(CsvImportExportMixin, ModelAdmin):
     form = MemberAdminForm
     resource_classes = [MemberResource]
     import_service = staticmethod(members_import)
@@ -147,7 +147,7 @@ class MemberAdmin(CsvImportExportMixin, admin.ModelAdmin):
 # --- orders -------------------------------------------------------------------------------
 
 
-class RefundInline(ReadOnlyPermissions, admin.TabularInline):
+class RefundInline(ReadOnlyPermissions, TabularInline):
     model = Refund
     fields = ("external_id", "amount", "refunded_at", "reason", "created_at")
     readonly_fields = fields

@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MemberMobileField, MemberRowsMixin, ReadOnlyAdmin, form_page
+from members.admin.base import MemberMobileField, MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, form_page
 from members.models import (
     LoyaltyProgram,
     Member,
@@ -31,7 +31,7 @@ from members.services.points import ADJUST_PERMISSION, points_adjust
 
 
 @admin.register(LoyaltyProgram)
-class LoyaltyProgramAdmin(admin.ModelAdmin):
+class LoyaltyProgramAdmin(ModelAdmin):
     fieldsets = [
         (_("Earning"), {"fields": ["points_per_yuan"]}),
         (_("Points life"), {"fields": ["points_life_policy", "points_life_months"]}),

@@ -10,19 +10,19 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MemberMobileField, MemberRowsMixin, ReadOnlyAdmin, form_page
+from members.admin.base import MemberMobileField, MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, TabularInline, form_page
 from members.models import Member, Tier, TierChange, TierRule
 from members.services.tiers import SET_TIER_PERMISSION, tier_set_manually
 
 
-class TierRuleInline(admin.TabularInline):
+class TierRuleInline(TabularInline):
     model = TierRule
     extra = 0
     fields = ("window_days", "min_spend", "min_orders", "min_rfm_score")
 
 
 @admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
+class TierAdmin(ModelAdmin):
     list_display = (
         "rank",
         "name",

@@ -11,6 +11,7 @@ import pytest
 
 from members.models import Member
 from tests.browser.conftest import BROWSER_TEST, TIMEOUT_MS
+from tests.browser.conftest import log_in as log_in_as
 from tests.factories import MemberFactory, OrderFactory, StoreFactory
 
 PASSWORD = "pw-browser-1"
@@ -32,11 +33,7 @@ def log_in(page) -> list:
     """Log in through the admin's login form; return the responses of its stylesheets."""
     stylesheets = []
     page.on("response", lambda r: stylesheets.append(r) if r.url.endswith(".css") else None)
-    page.goto("/admin/login/?next=/admin/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url("**/admin/")
+    log_in_as(page, "staff", PASSWORD)
     return stylesheets
 
 
@@ -58,7 +55,7 @@ def test_staff_find_a_member_by_phone_and_see_their_recent_orders(page):
     # then
     assert rows.count() == 1
     assert "张三" in rows.first.inner_text()
-    assert any(r.url.endswith("/static/admin/css/base.css") and r.ok for r in stylesheets)
+    assert any(r.url.endswith("/static/unfold/css/styles.css") and r.ok for r in stylesheets)
     # when
     rows.first.locator("th a").click()
     page.wait_for_selector("#member-orders")

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from campaigns.models import FollowUpTask
 from members.models import StaffAccess
-from tests.browser.conftest import BROWSER_TEST, TIMEOUT_MS
+from tests.browser.conftest import BROWSER_TEST, TIMEOUT_MS, log_in
 from tests.factories import (
     CouponFactory,
     FollowUpTaskFactory,
@@ -49,11 +49,7 @@ def open_page(browser, live_server):
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()
-        page.goto("/admin/login/?next=/admin/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
-        page.wait_for_url("**/admin/")
+        log_in(page, username, PASSWORD)
         return page
 
     yield login

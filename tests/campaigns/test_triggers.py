@@ -489,7 +489,7 @@ def test_trigger_admin_pages_render_with_bounded_queries(
     with django_assert_max_num_queries(10):
         response = staff_client.get("/admin/campaigns/triggerfiring/")
     assert response.status_code == 200
-    assert response.content.decode().count('class="field-cause_key"') == 3
+    assert response.content.decode().count('<td class="field-cause_key') == 3
     assert staff_client.get(f"/admin/campaigns/trigger/{win_back_trigger.pk}/change/").status_code == 200
 
 

@@ -8,6 +8,6 @@ index opens with the counter's search and the user's tasks (``admin/workspace/in
 
 from django.contrib import admin
 
-from workspace.admin import followups, members, staff  # noqa: F401
+from workspace.admin import followups, members, staff, system  # noqa: F401
 
 admin.site.index_template = "admin/workspace/index.html"

@@ -13,8 +13,9 @@ from django.contrib.auth.admin import UserAdmin
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
-from members.admin.base import MemberRowsMixin, ReadOnlyAdmin
+from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, TabularInline
 from members.admin.core import StoreAdmin
 from members.mobile import mask_mobile
 from members.models import StaffAccess, Store, StoreStaff
@@ -22,7 +23,7 @@ from members.models import StaffAccess, Store, StoreStaff
 User = get_user_model()
 
 
-class StoreStaffOfStoreInline(admin.TabularInline):
+class StoreStaffOfStoreInline(TabularInline):
     model = StoreStaff
     fk_name = "store"
     fields = ("user",)
@@ -32,7 +33,7 @@ class StoreStaffOfStoreInline(admin.TabularInline):
     verbose_name_plural = _("staff of this store")
 
 
-class StoresOfUserInline(admin.TabularInline):
+class StoresOfUserInline(TabularInline):
     model = StoreStaff
     fk_name = "user"
     fields = ("store",)
@@ -54,7 +55,10 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class StaffUserAdmin(UserAdmin):
+class StaffUserAdmin(UserAdmin, ModelAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
     inlines = (StoresOfUserInline,)
 
 
