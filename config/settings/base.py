@@ -11,6 +11,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.templatetags.static import static
 from django.utils.translation import gettext_lazy as _
 
 from config import embedded_postgres
@@ -122,6 +123,7 @@ UNFOLD = {
     "SITE_SYMBOL": "loyalty",
     "SITE_URL": None,
     "SHOW_HISTORY": True,
+    "DASHBOARD_CALLBACK": "workspace.admin.dashboard.dashboard_callback",  # the operator dashboard
     "SHOW_VIEW_ON_SITE": False,
     "SHOW_LANGUAGES": True,
     "BORDER_RADIUS": "6px",
@@ -140,6 +142,9 @@ UNFOLD = {
             "950": "oklch(25.8% .092 26.042)",
         },
     },
+    # The stock admin's colour variables and boxes that the project's own templates use, in the
+    # frame's palette (workspace/static/workspace/admin.css).
+    "STYLES": [lambda request: static("workspace/admin.css")],
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": False,

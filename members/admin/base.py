@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin as UnfoldModelAdmin
 from unfold.admin import StackedInline as UnfoldStackedInline
 from unfold.admin import TabularInline as UnfoldTabularInline
+from unfold.widgets import CHECKBOX_CLASSES, FILE_CLASSES, INPUT_CLASSES, SELECT_CLASSES, TEXTAREA_CLASSES
 
 from members.mobile import normalize_mobile
 from members.models import Member
@@ -169,9 +170,34 @@ def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
         form.add_error(field if field in form.fields and field != "idempotency_key" else None, errors)
 
 
+def _frame_classes(widget: forms.Widget) -> list[str]:
+    if isinstance(widget, forms.CheckboxInput):
+        return CHECKBOX_CLASSES
+    if isinstance(widget, forms.FileInput):
+        return FILE_CLASSES
+    if isinstance(widget, forms.Select | forms.SelectMultiple):
+        return SELECT_CLASSES
+    if isinstance(widget, forms.Textarea):
+        return TEXTAREA_CLASSES
+    return INPUT_CLASSES
+
+
+def frame_widgets(form: forms.Form) -> forms.Form:
+    """Give a plain form's fields the frame's look (the classes of unfold's own widgets)."""
+    for field in form.fields.values():
+        widget = field.widget
+        if isinstance(widget, forms.HiddenInput | forms.RadioSelect | forms.CheckboxSelectMultiple):
+            continue
+        classes = widget.attrs.get("class", "")
+        widget.attrs["class"] = " ".join(filter(None, [classes, *_frame_classes(widget)]))
+    return form
+
+
 def form_page(model_admin, request, *, template: str = FORM_PAGE_TEMPLATE, **context) -> TemplateResponse:
     """A staff form inside the admin (``form``, ``title``, ``submit_label``, ``back_url`` and
     ``back_label``, an optional ``summary`` above it), with the admin's own context."""
+    if isinstance(context.get("form"), forms.Form):
+        frame_widgets(context["form"])
     return TemplateResponse(
         request,
         template,

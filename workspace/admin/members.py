@@ -21,6 +21,7 @@ for operators):
   (``followup_complete``) and adjust points (``points_adjust``), each needing its permission.
 """
 
+import datetime as dt
 import time
 import uuid
 
@@ -28,23 +29,27 @@ from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Exists, OuterRef
+from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from unfold.contrib.filters.admin import RangeNumericListFilter
 
 from campaigns.models import FollowUpTask
 from campaigns.services.followups import followup_complete
 from members.admin.core import MemberAdmin
+from members.formatting import local_name
 from members.mobile import mask_mobile
 from members.models import Member, Order
 from members.selectors import member_search, members_in_scope, mobile_shown, name_shown
 from members.services.orders import refund_record
 from members.services.points import ADJUST_PERMISSION
 from members.services.staff import REVEAL_PERMISSION, member_counter_lookup, member_mobile_reveal
-from segmentation.models import Segment
+from segmentation.models import RfmRun, Segment, SegmentSnapshot
 from workspace.forms import FollowUpOutcomeForm, PointsAdjustForm, RefundForm
 from workspace.resources import MemberResource
 from workspace.selectors import PERSONAL_DATA_PERMISSION, member_360
@@ -91,13 +96,205 @@ class SegmentFilter(admin.SimpleListFilter):
         return queryset.filter(rfm__segment_id=self.value())
 
 
+class RfmRangeFilter(RangeNumericListFilter):
+    """R, F or M of the member's current result in a range: ``?rfm__recency_days_from=0&
+    rfm__recency_days_to=30`` (bounds included; the dashboard's histogram bars link here)."""
+
+    def queryset(self, request, queryset):
+        if not any(self.used_parameters.get(name) not in (None, "") for name in self.expected_parameters()):
+            return queryset
+        try:
+            return super().queryset(request, queryset)
+        except (ValueError, ValidationError):
+            return queryset.none()
+
+
+class RecencyFilter(RfmRangeFilter):
+    title = _("R (days since the last order)")
+    parameter_name = "rfm__recency_days"
+
+
+class FrequencyFilter(RfmRangeFilter):
+    title = _("F (orders in the window)")
+    parameter_name = "rfm__frequency"
+
+
+class MonetaryFilter(RfmRangeFilter):
+    title = _("M (spend in the window, yuan)")
+    parameter_name = "rfm__monetary"
+
+
+def _days_choice(value: str | None) -> tuple[int, int] | None:
+    """``"30"`` → (30 days, 1 order), ``"30-2"`` → (30 days, 2 orders or more)."""
+    try:
+        days, _sep, orders = (value or "").partition("-")
+        days, orders = int(days), int(orders or 1)
+    except ValueError:
+        return None
+    return (days, orders) if 0 < days <= 3650 and 0 < orders <= 1000 else None
+
+
+class BoughtFilter(admin.SimpleListFilter):
+    """Members with an order (not refunded in full) in the last N days, or with M orders or more:
+    ``?bought=30``, ``?bought=30-2`` (the dashboard's active members and repurchase rate)."""
+
+    title = _("bought recently")
+    parameter_name = "bought"
+
+    def lookups(self, request, model_admin):
+        choices = [(str(days), _("in the last %(days)s days") % {"days": days}) for days in (7, 30, 90)]
+        choices += [(f"{days}-2", _("twice or more in the last %(days)s days") % {"days": days}) for days in (30, 90)]
+        value, known = self.value(), {key for key, _label in choices}
+        parsed = _days_choice(value)
+        if value and value not in known and parsed:
+            choices.append(
+                (value, _("%(orders)s+ orders in the last %(days)s days") % {"orders": parsed[1], "days": parsed[0]})
+            )
+        return choices
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        parsed = _days_choice(self.value())
+        if parsed is None:
+            return queryset.none()
+        days, orders = parsed
+        paid = Order.objects.filter(paid_at__gte=timezone.now() - dt.timedelta(days=days)).exclude(
+            status=Order.Status.REFUNDED
+        )
+        if orders <= 1:
+            return queryset.filter(Exists(paid.filter(member_id=OuterRef("pk"))))
+        buyers = paid.order_by().values("member_id").annotate(n=Count("pk")).filter(n__gte=orders).values("member_id")
+        return queryset.filter(pk__in=buyers)
+
+
+class RegisteredFilter(admin.SimpleListFilter):
+    """Members registered in the last N days: ``?registered=30`` (the dashboard's new members)."""
+
+    title = _("registered recently")
+    parameter_name = "registered"
+
+    def lookups(self, request, model_admin):
+        return [(str(days), _("in the last %(days)s days") % {"days": days}) for days in (7, 30, 90)]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        parsed = _days_choice(self.value())
+        if parsed is None:
+            return queryset.none()
+        return queryset.filter(registered_at__gte=timezone.now() - dt.timedelta(days=parsed[0]))
+
+
+_SNAPSHOT_IDS = (
+    f"SELECT CAST(e.value AS BIGINT) FROM {SegmentSnapshot._meta.db_table} s "  # noqa: S608
+    "CROSS JOIN LATERAL json_array_elements_text(CAST(s.member_ids AS JSON)) AS e(value) WHERE s.run_id = %s"
+)
+ABSENT_TOKEN, NONE_TOKEN = "x", "0"
+
+
+def _in_snapshot(queryset, run_id: int, token: str):
+    """Members a run put in a segment (``token``: its id, ``0`` no segment, ``x`` not in the run)."""
+    if token == ABSENT_TOKEN:
+        return queryset.exclude(pk__in=RawSQL(_SNAPSHOT_IDS, [run_id]))  # noqa: S611 (constant SQL, bound values)
+    if token == NONE_TOKEN:
+        return queryset.filter(pk__in=RawSQL(f"{_SNAPSHOT_IDS} AND s.segment_id IS NULL", [run_id]))  # noqa: S611
+    return queryset.filter(pk__in=RawSQL(f"{_SNAPSHOT_IDS} AND s.segment_id = %s", [run_id, int(token)]))  # noqa: S611
+
+
+def _token_label(token: str, names: dict) -> str:
+    if token == ABSENT_TOKEN:
+        return str(_("not in the run"))
+    if token == NONE_TOKEN:
+        return str(_("no segment"))
+    return names.get(int(token), "?")
+
+
+class _SnapshotFilterBase(admin.SimpleListFilter):
+    """A filter the dashboard links to, shown only while it is applied (its one choice)."""
+
+    def _parts(self) -> list[str] | None:
+        parts = (self.value() or "").split(".")
+        if len(parts) != self.arity or not all(
+            part.isdigit() or (index % 2 == 1 and part == ABSENT_TOKEN) for index, part in enumerate(parts)
+        ):
+            return None
+        return parts
+
+    def lookups(self, request, model_admin):
+        parts = self._parts()
+        if parts is None:
+            return []
+        runs = dict(RfmRun.objects.filter(pk__in=parts[0::2]).values_list("pk", "as_of"))
+        segment_ids = [int(token) for token in parts[1::2] if token not in (ABSENT_TOKEN, NONE_TOKEN)]
+        names = {
+            segment.pk: local_name(segment.name_zh, segment.name_en, segment.slug)
+            for segment in Segment.objects.filter(pk__in=segment_ids)
+        }
+        return [(self.value(), self.describe(parts, runs, names))]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        parts = self._parts()
+        if parts is None:
+            return queryset.none()
+        for run_id, token in zip(parts[0::2], parts[1::2], strict=True):
+            queryset = _in_snapshot(queryset, int(run_id), token)
+        return queryset
+
+
+class SnapshotFilter(_SnapshotFilterBase):
+    """The members a run put in a segment: ``?snapshot=<run id>.<segment id>``."""
+
+    title = _("segment at a run")
+    parameter_name = "snapshot"
+    arity = 2
+
+    def describe(self, parts, runs, names):
+        return _("%(segment)s on %(date)s") % {
+            "segment": _token_label(parts[1], names),
+            "date": runs.get(int(parts[0]), "?"),
+        }
+
+
+class MovedFilter(_SnapshotFilterBase):
+    """Members who moved from a segment at one run to a segment at another:
+    ``?moved=<run A>.<segment at A>.<run B>.<segment at B>`` (the heat map's cells)."""
+
+    title = _("segment change")
+    parameter_name = "moved"
+    arity = 4
+
+    def describe(self, parts, runs, names):
+        return _("%(from)s (%(from_date)s) → %(to)s (%(to_date)s)") % {
+            "from": _token_label(parts[1], names),
+            "from_date": runs.get(int(parts[0]), "?"),
+            "to": _token_label(parts[3], names),
+            "to_date": runs.get(int(parts[2]), "?"),
+        }
+
+
 @admin.register(Member)
 class StaffMemberAdmin(MemberAdmin):
     resource_classes = [MemberResource]
     list_display = ("masked_mobile", "name", "segment", "home_store", "tier", "registered_at")
     list_display_links = ("masked_mobile",)
     list_select_related = ("home_store", "tier", "rfm__segment")
-    list_filter = (SegmentFilter, "tier", "home_store", "channel", ("registered_at", admin.DateFieldListFilter))
+    list_filter = (
+        SegmentFilter,
+        RecencyFilter,
+        FrequencyFilter,
+        MonetaryFilter,
+        BoughtFilter,
+        RegisteredFilter,
+        MovedFilter,
+        SnapshotFilter,
+        "tier",
+        "home_store",
+        "channel",
+        ("registered_at", admin.DateFieldListFilter),
+    )
     search_help_text = _(
         "A full mobile number in any spelling or a member QR code (any store); the last four digits, "
         "optionally with a name (2213 王); the first digits; or part of a name."
@@ -291,7 +488,6 @@ class StaffMemberAdmin(MemberAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": _("Member 360"),
-            "is_nav_sidebar_enabled": False,  # the whole width of a counter tablet for the member
             "member": member,
             "data": data,
             "profile": data.profile,
