@@ -1,19 +1,40 @@
-"""The language of a request: the URL's prefix (``/en/admin/``), else the language the user chose
+"""The language of a page: the URL's prefix (``/en/admin/``), else the language the user chose
 (the top bar's switcher sets a cookie), else the browser's ``Accept-Language``, else
-``LANGUAGE_CODE`` (Simplified Chinese).
+``LANGUAGE_CODE`` (Simplified Chinese, whose pages have no prefix).
 
-Django's ``LocaleMiddleware`` skips the cookie and the browser for an unprefixed path when the
-default language has no prefix (``i18n_patterns(prefix_default_language=False)``): ``/admin/`` would
-always be Chinese, and a user who chose English would be sent back to Chinese by every link that
-lost the prefix. This middleware asks in the order above for every path.
+Django's ``LocaleMiddleware`` ignores the cookie and the browser on an unprefixed path when the
+default language has no prefix (``i18n_patterns(prefix_default_language=False)``), so ``/admin/``
+was always Chinese. Here a ``GET`` of an unprefixed page whose user wants another language is
+redirected to that language's prefix (``/admin/`` → ``/en/admin/``), as Django does when every
+language has a prefix; the switcher back to Chinese lands on the unprefixed path. Paths outside
+``i18n_patterns`` (the API, health) keep the default language.
 """
 
+from django.conf import settings
 from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
+from django.urls import get_script_prefix, is_valid_path
 from django.utils import translation
+from django.utils.cache import patch_vary_headers
 
 
 class LocaleMiddleware(DjangoLocaleMiddleware):
     def process_request(self, request):
-        language = translation.get_language_from_request(request, check_path=True)
-        translation.activate(language)
-        request.LANGUAGE_CODE = translation.get_language()
+        super().process_request(request)
+        if request.method not in ("GET", "HEAD") or translation.get_language_from_path(request.path_info):
+            return None
+        wanted = translation.get_language_from_request(request, check_path=False)
+        if translation.get_supported_language_variant(wanted) == translation.get_supported_language_variant(
+            settings.LANGUAGE_CODE
+        ):
+            return None
+        urlconf = getattr(request, "urlconf", settings.ROOT_URLCONF)
+        with translation.override(wanted):  # the prefix pattern matches the active language's prefix
+            if not is_valid_path(f"/{wanted}{request.path_info}", urlconf):
+                return None
+        script_prefix = get_script_prefix()
+        url = request.get_full_path().replace(script_prefix, f"{script_prefix}{wanted}/", 1)
+        redirect = self.response_redirect_class(url)
+        patch_vary_headers(redirect, ("Accept-Language", "Cookie"))
+        return redirect
+
+

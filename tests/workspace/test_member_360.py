@@ -99,7 +99,7 @@ def test_the_segment_explanation_reads_in_chinese(client, make_user, stores, ric
     client.force_login(make_user("staff", stores.ours))
     # when
     with translation.override("zh-hans"):
-        response = client.get(member_url(rich_member), HTTP_ACCEPT_LANGUAGE="zh-hans")
+        response = client.get(member_url(rich_member), HTTP_ACCEPT_LANGUAGE="zh-hans", follow=True)
     # then
     assert response.context["segment_sentence"] == "R = 45 天 > 30，F = 4 ≥ 3，M = ¥820 ≥ ¥500 → 重要保持用户"
     assert "积分" in response.content.decode()
