@@ -1,9 +1,14 @@
 """Admin: effect reports (``campaigns.selectors.effect``).
 
 "Campaign effects" lists the campaigns with their targeted and held-out counts; each links to its
-report page (conversion window in days as a parameter, CSV download). The segment report compares
+report page (conversion window in days as a parameter, CSV download): the uplift with its 95%
+confidence interval, incremental revenue, cost and ROI in yuan and percentages, and bar charts of
+treated vs control (conversion rate, revenue per member). The segment report compares
 two RFM runs picked on the page (per-segment figures and the migration matrix, CSV download).
 """
+
+import json
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
@@ -13,8 +18,10 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.widgets import UnfoldAdminIntegerFieldWidget, UnfoldAdminSelectWidget
 
 from campaigns.apis.effect import CsvRenderer
 from campaigns.models import CampaignEffect
@@ -26,6 +33,7 @@ from campaigns.selectors.effect import (
     segment_report_csv_rows,
 )
 from members.admin.base import ReadOnlyAdmin
+from members.formatting import local_name
 from segmentation.models import RfmRun
 
 
@@ -43,18 +51,19 @@ class EffectWindowForm(forms.Form):
 
 class RunChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
-        return f"#{obj.pk} {obj.scheme.name} @ {obj.as_of}"
+        return f"{date_format(obj.as_of)} · {obj.scheme.name} (#{obj.pk})"
 
 
 class SegmentReportForm(forms.Form):
-    from_run = RunChoiceField(label=_("From run"), queryset=RfmRun.objects.none())
-    to_run = RunChoiceField(label=_("To run"), queryset=RfmRun.objects.none())
+    from_run = RunChoiceField(label=_("From run"), queryset=RfmRun.objects.none(), widget=UnfoldAdminSelectWidget)
+    to_run = RunChoiceField(label=_("To run"), queryset=RfmRun.objects.none(), widget=UnfoldAdminSelectWidget)
     lapsed_days = forms.IntegerField(
         label=_("Lapsed after (days)"),
         min_value=1,
         max_value=3650,
         required=False,
         help_text=_("Empty: the scheme's R threshold."),
+        widget=UnfoldAdminIntegerFieldWidget,
     )
 
     def __init__(self, *args, **kwargs):
@@ -135,7 +144,17 @@ class CampaignEffectAdmin(ReadOnlyAdmin):
         return TemplateResponse(
             request,
             "admin/campaigns/effect_report.html",
-            self._context(request, title, campaign=campaign, report=report, form=form, days=days),
+            self._context(
+                request,
+                title,
+                campaign=campaign,
+                report=report,
+                form=form,
+                days=days,
+                figures=_effect_figures(report),
+                campaign_url=reverse("admin:campaigns_campaign_change", args=[campaign.pk]),
+                **_effect_charts(report),
+            ),
         )
 
     def segment_view(self, request):
@@ -158,24 +177,125 @@ class CampaignEffectAdmin(ReadOnlyAdmin):
                 _("Segments between two runs"),
                 form=form,
                 report=report,
-                matrix=_matrix_table(report["matrix"]) if report else None,
+                matrix=_matrix_table(report["matrix"], report["segments"]) if report else None,
+                rows=_segment_rows(report["segments"]) if report else None,
                 csv_query=request.GET.urlencode(),
             ),
         )
 
 
-def _matrix_table(cells: list[dict]) -> dict:
+def _relative(part: Decimal | None, whole: Decimal | None) -> Decimal | None:
+    """``part`` as a fraction of ``whole`` (an uplift against the control group's figure)."""
+    if part is None or not whole:
+        return None
+    return part / whole
+
+
+def _effect_figures(report: dict) -> dict:
+    """What the report page shows besides the selector's figures: the uplift relative to the
+    control group (its CI too), and the difference in conversion rates."""
+    treated, control = report["treated_group"], report["control_group"]
+    base = control["revenue_per_member"]
+    conversion_gap = None
+    if treated["conversion_rate"] is not None and control["conversion_rate"] is not None:
+        conversion_gap = treated["conversion_rate"] - control["conversion_rate"]
+    return {
+        "uplift_relative": _relative(report["uplift_per_member"], base),
+        "ci_low_relative": _relative(report["uplift_ci_low"], base),
+        "ci_high_relative": _relative(report["uplift_ci_high"], base),
+        "conversion_gap_points": None if conversion_gap is None else f"{conversion_gap * 100:+.1f}",
+        "significant": report["uplift_ci_low"] is not None
+        and (report["uplift_ci_low"] > 0 or report["uplift_ci_high"] < 0),
+    }
+
+
+def _chart(label: str, values: list, unit: str) -> dict:
+    data = {
+        "labels": [str(_("Treated")), str(_("Control group"))],
+        "datasets": [
+            {
+                "label": label,
+                "data": values,
+                "backgroundColor": ["var(--color-primary-600)", "var(--color-base-400)"],
+                "borderRadius": 6,
+                "maxBarThickness": 72,
+            }
+        ],
+    }
+    options = {
+        "animation": False,
+        "responsive": True,
+        "maintainAspectRatio": True,
+        "aspectRatio": 2,
+        "plugins": {"legend": {"display": False}, "tooltip": {"enabled": True}},
+        "scales": {
+            "x": {"grid": {"display": False}, "ticks": {"color": "#6b7280"}},
+            "y": {
+                "beginAtZero": True,
+                "ticks": {"color": "#6b7280"},
+                "title": {"display": True, "text": unit, "color": "#6b7280"},
+            },
+        },
+    }
+    return {"data": json.dumps(data), "options": json.dumps(options)}
+
+
+def _effect_charts(report: dict) -> dict:
+    """Treated vs control, as two bar charts (Chart.js through unfold's chart component): the
+    conversion rate (%) and the revenue per member (yuan) in the window."""
+    treated, control = report["treated_group"], report["control_group"]
+
+    def pct(rate):
+        return None if rate is None else float((rate * 100).quantize(Decimal("0.1")))
+
+    def money(value):
+        return None if value is None else float(value)
+
+    return {
+        "conversion_chart": _chart(
+            str(_("Conversion rate")), [pct(treated["conversion_rate"]), pct(control["conversion_rate"])], "%"
+        ),
+        "revenue_chart": _chart(
+            str(_("Revenue per member")),
+            [money(treated["revenue_per_member"]), money(control["revenue_per_member"])],
+            "¥",
+        ),
+    }
+
+
+def _segment_rows(segments: list[dict]) -> list[dict]:
+    """The report's rows with each segment's name in the user's language."""
+    return [{**row, "name": local_name(row["name_zh"], row["name_en"], row["slug"])} for row in segments]
+
+
+def _matrix_table(cells: list[dict], segments: list[dict]) -> dict:
+    """The migration matrix as rows of cells, labelled by segment name, each cell with its share of
+    the row (for the heat map's shading)."""
+    names = {row["slug"]: local_name(row["name_zh"], row["name_en"], row["slug"]) for row in segments}
     sources = list(dict.fromkeys(cell["from"] for cell in cells))
     targets = list(dict.fromkeys(cell["to"] for cell in cells))
     counts = {(cell["from"], cell["to"]): cell["count"] for cell in cells}
 
     def label(key):
-        return {"": str(_("(no segment)")), "absent": str(_("(not in run)"))}.get(key, key)
+        return {"": str(_("(no segment)")), "absent": str(_("(not in run)"))}.get(key) or names.get(key, key)
 
-    return {
-        "columns": [label(target) for target in targets],
-        "rows": [
-            {"label": label(source), "cells": (row := [counts.get((source, t), 0) for t in targets]), "total": sum(row)}
-            for source in sources
-        ],
-    }
+    rows = []
+    for source in sources:
+        values = [counts.get((source, target), 0) for target in targets]
+        total = sum(values)
+        rows.append(
+            {
+                "label": label(source),
+                "cells": [
+                    {
+                        "count": value,
+                        "share": (value / total) if total else 0,
+                        "alpha": round(0.08 + 0.72 * value / total, 2) if total and value else 0,
+                        "stays": source == target,
+                    }
+                    for value, target in zip(values, targets, strict=True)
+                ],
+                "total": total,
+            }
+        )
+    return {"columns": [label(target) for target in targets], "rows": rows}

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -77,6 +78,7 @@ __all__ = [
     "GrantStatus",
     "campaign_end",
     "campaign_estimate",
+    "campaign_estimate_draft",
     "campaign_grant_to_member",
     "campaign_grants_for_transition",
     "campaign_launch",
@@ -224,13 +226,46 @@ def _is_live(campaign: Campaign, now: dt.datetime) -> bool:
 
 def campaign_estimate(*, campaign: Campaign) -> CampaignEstimate:
     """Reach, control group, and cost — within the budget left — before (or while) it runs. Two COUNTs."""
-    plan = _load_plan(campaign.pk)
+    return _estimate(_load_plan(campaign.pk))
+
+
+def campaign_estimate_draft(
+    *,
+    campaign: Campaign,
+    segment_ids: Iterable[int] = (),
+    store_ids: Iterable[int] = (),
+    tier_ids: Iterable[int] = (),
+    benefits: Iterable[CampaignBenefit] = (),
+) -> CampaignEstimate:
+    """``campaign_estimate`` of choices not saved yet: the builder's estimate as the operator edits.
+
+    ``campaign`` is an unsaved (or edited, not saved) instance carrying the target kind, the segment
+    entered, the registration dates, the control share, the budgets and the spend so far;
+    ``segment_ids``, ``store_ids`` and ``tier_ids`` are the many-to-many choices; ``benefits`` are
+    unsaved ``CampaignBenefit`` instances (coupon templates attached), priced as a saved campaign's
+    are. One COUNT, whatever the data size.
+    """
+    return _estimate(
+        _Plan(
+            campaign=campaign,
+            segment_ids=tuple(segment_ids),
+            store_ids=tuple(store_ids),
+            tier_ids=tuple(tier_ids),
+            benefits=tuple(benefits),
+        )
+    )
+
+
+def _estimate(plan: _Plan) -> CampaignEstimate:
     campaign = plan.campaign
     if campaign.target_kind == Campaign.TargetKind.TRANSITION:
-        since = timezone.now() - dt.timedelta(days=TRANSITION_ESTIMATE_DAYS)
-        reach = SegmentTransition.objects.filter(
-            Q(to_segment_id=campaign.target_transition_to_id, created_at__gte=since) & _narrowing(plan, "member__")
-        ).count()
+        if campaign.target_transition_to_id is None:
+            reach = 0
+        else:
+            since = timezone.now() - dt.timedelta(days=TRANSITION_ESTIMATE_DAYS)
+            reach = SegmentTransition.objects.filter(
+                Q(to_segment_id=campaign.target_transition_to_id, created_at__gte=since) & _narrowing(plan, "member__")
+            ).count()
     elif plan.segment_ids:
         reach = _target_queryset(plan).count()
     else:

@@ -329,7 +329,9 @@ def test_admin_effect_pages_render_with_bounded_queries(
         response = staff_client.get(f"/admin/campaigns/campaigneffect/{scenario.pk}/report/", {"days": 14})
     assert response.status_code == 200
     page = response.content.decode()
-    assert "50.00" in page and "8.17" in page and "91.83" in page and "4.5556" in page
+    # uplift, its interval and the ROI, for people: yuan and a signed percentage
+    assert "+¥50.00" in page and "¥8.17 … ¥91.83" in page and "+455.6%" in page
+    assert 'data-type="bar"' in page  # the treated vs control charts
     response = staff_client.get(f"/admin/campaigns/campaigneffect/{scenario.pk}/report/", {"format": "csv"})
     assert response["Content-Type"].startswith("text/csv")
     assert "roi,4.5556" in response.content.decode("utf-8-sig")

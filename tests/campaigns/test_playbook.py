@@ -153,9 +153,15 @@ def test_campaign_change_page_shows_the_estimate_with_bounded_queries(staff_clie
     with CaptureQueriesContext(connection) as queries:
         response = staff_client.get(url)
 
-    # then
+    # then: the estimate above the builder, computed once for the page
     assert response.status_code == 200
-    assert "Reach 6 members, of whom 1 held out" in response.content.decode()
+    estimate = response.context["estimate"]
+    assert (estimate.reach, estimate.control, estimate.treated, estimate.cost) == (6, 1, 5, 100)
+    page = response.content.decode()
+    assert 'id="estimate-reach">6<' in page and 'id="estimate-cost">¥100.00<' in page
+    assert sum("COUNT(" in q["sql"] and "segmentation_memberrfm" in q["sql"] for q in queries) == 2, [
+        q["sql"][:120] for q in queries
+    ]  # the estimate's count and the segment sizes of the chooser
     assert len(queries) <= 30, len(queries)
 
 

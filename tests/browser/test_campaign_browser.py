@@ -1,0 +1,155 @@
+"""The operator builds a campaign in a real browser on a 1366 px screen: picks segments and a benefit
+and watches the estimated reach and cost change before saving, saves, launches it through the
+confirmation dialog, and opens effect reports.
+
+Headless Debian Chromium driven by Playwright against pytest-django's live server (see
+``conftest.py``). Screenshots of the builder and of an effect report in both languages are saved
+under ``var/test-artifacts/`` (not committed) for people to look at.
+"""
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from campaigns.models import Campaign, CouponTemplate
+from tests.browser.conftest import BROWSER_TEST, TIMEOUT_MS, log_in
+from tests.campaigns.test_effect import scenario  # noqa: F401  (a campaign with a measured effect)
+from tests.factories import MemberFactory
+from tests.workspace.builders import PASSWORD, role_user
+
+SCREEN = {"width": 1366, "height": 800}
+ARTIFACTS = Path(settings.BASE_DIR) / "var" / "test-artifacts"
+
+pytestmark = BROWSER_TEST
+
+
+@pytest.fixture
+def operator_page(browser, live_server):
+    """A 1366 px page logged in as the operator (the shipped role)."""
+    role_user("operator", username="operator")
+    context = browser.new_context(locale="en-US", base_url=live_server.url, viewport=SCREEN)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    log_in(page, "operator", PASSWORD)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def audience(place, segments):
+    """Four lost members and two champions; a ¥20 coupon."""
+    for _ in range(4):
+        place(MemberFactory(), "lost")
+    for _ in range(2):
+        place(MemberFactory(), "champions")
+    template = CouponTemplate.objects.create(name="¥20 off", slug="browser-twenty-off", amount=Decimal("20.00"))
+    return {"segments": segments, "template": template}
+
+
+def estimate(page, figure: str) -> str:
+    return page.locator(f"#estimate-{figure}").inner_text().strip()
+
+
+def wait_for_estimate(page, figure: str, value: str) -> None:
+    page.wait_for_function(
+        "([id, value]) => { const el = document.getElementById(id); return el && el.innerText.trim() === value; }",
+        arg=[f"estimate-{figure}", value],
+    )
+
+
+def snapshot(page, name: str) -> None:
+    """The whole page at 1366 px: the window made as tall as the page, so the sticky bars sit where
+    they belong instead of over the middle of a stitched full-page capture."""
+    height = page.evaluate("document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": SCREEN["width"], "height": height})
+    page.wait_for_timeout(200)
+    page.screenshot(path=str(ARTIFACTS / name))
+    page.set_viewport_size(SCREEN)
+
+
+def segment_box(page, name: str):
+    return page.locator("#id_segments label", has_text=name).locator("input")
+
+
+def test_the_operator_builds_and_launches_a_campaign_seeing_the_estimate_first(operator_page, audience):
+    page, segments = operator_page, audience["segments"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    before = Campaign.objects.count()
+    # given: a new campaign
+    page.goto("/admin/campaigns/campaign/add/")
+    assert page.locator("#estimate-empty").is_visible()
+    page.fill("#id_name", "Spring recall")
+    # when: the lost members
+    segment_box(page, segments["lost"].name_en).check()
+    # then: the reach, before saving
+    wait_for_estimate(page, "reach", "4")
+    assert estimate(page, "cost") == "¥0.00"
+    # when: a ¥20 coupon each
+    page.locator(".add-row a, .add-row").first.click()
+    page.select_option("select[name=benefits-0-kind]", "coupon")
+    page.select_option("select[name=benefits-0-coupon_template]", str(audience["template"].pk))
+    # then
+    wait_for_estimate(page, "cost", "¥80.00")
+    # when: the champions too, and a quarter held out
+    segment_box(page, segments["champions"].name_en).check()
+    page.fill("#id_control_percent", "25")
+    # then: 6 members, 2 held out (25%, rounded), 4 granted at ¥20
+    wait_for_estimate(page, "control", "2")
+    assert (estimate(page, "reach"), estimate(page, "treated"), estimate(page, "cost")) == ("6", "4", "¥80.00")
+    assert Campaign.objects.count() == before  # all of it before saving
+    assert page.evaluate("document.documentElement.scrollWidth") <= SCREEN["width"]
+    snapshot(page, "campaign-builder-en.png")
+    # when: saved
+    page.click("input[name=_continue], button[name=_continue]")
+    page.wait_for_url("**/change/")
+    campaign = Campaign.objects.get(name="Spring recall")
+    assert campaign.status == Campaign.Status.DRAFT
+    assert estimate(page, "reach") == "6"
+    # when: launched, through the confirmation
+    page.click(f"a[href$='/{campaign.pk}/launch/']")
+    dialog = page.locator("#dialog")
+    dialog.wait_for(state="visible")
+    assert "Launch this campaign?" in dialog.inner_text()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT  # not before the confirmation
+    dialog.locator("button[type=submit]").click()
+    page.wait_for_selector("text=Spring recall launched.")
+    # then
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.RUNNING
+    # when: its effect report, from its page
+    page.click(f"a[href$='/{campaign.pk}/effect/']")
+    page.wait_for_url(f"**/campaigneffect/{campaign.pk}/report/")
+    assert "Spring recall" in page.locator("#effect-title").inner_text()
+    # and the builder in Chinese
+    page.goto("/zh-hans/admin/campaigns/campaign/add/")
+    page.fill("#id_name", "春季召回")
+    segment_box(page, segments["lost"].name_zh).check()
+    wait_for_estimate(page, "reach", "4")
+    page.locator(".add-row a, .add-row").first.click()
+    page.select_option("select[name=benefits-0-kind]", "coupon")
+    page.select_option("select[name=benefits-0-coupon_template]", str(audience["template"].pk))
+    wait_for_estimate(page, "cost", "¥80.00")
+    assert "预估花费" in page.locator("#campaign-estimate-panel").inner_text()
+    snapshot(page, "campaign-builder-zh-hans.png")
+
+
+def test_the_operator_reads_an_effect_report_in_both_languages(operator_page, scenario):  # noqa: F811
+    page = operator_page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # when
+    page.goto(f"/admin/campaigns/campaigneffect/{scenario.pk}/report/?days=14")
+    # then: the figures, and two charts drawn
+    assert page.locator("#uplift-per-member").inner_text() == "+¥50.00"
+    assert page.locator("#effect-roi").inner_text() == "+455.6%"
+    page.wait_for_function("document.querySelectorAll('#effect-charts canvas').length === 2")
+    page.wait_for_function("Array.from(document.querySelectorAll('#effect-charts canvas')).every(c => c.height > 50)")
+    assert page.evaluate("document.documentElement.scrollWidth") <= SCREEN["width"]
+    snapshot(page, "effect-report-en.png")
+    # and in Chinese
+    page.goto(f"/zh-hans/admin/campaigns/campaigneffect/{scenario.pk}/report/?days=14")
+    assert "人均增量" in page.locator("#campaign-uplift").inner_text()
+    page.wait_for_function("document.querySelectorAll('#effect-charts canvas').length === 2")
+    snapshot(page, "effect-report-zh-hans.png")
