@@ -8,6 +8,9 @@
 - seed 002's referral reward rules (champion referrer: both a ¥50 coupon and 1,000 points; others:
   both a ¥20 coupon; a sleeping referrer also gets an activation pack), inactive.
 
+Every name, description and note is given in Chinese and English (``name`` and ``name_en`` …);
+``migrations/0004_bilingual_texts`` splits the rows an older install wrote as "中文 / English".
+
 ``playbook_install(apps=None)`` is idempotent (everything is found by its slug or code and never
 overwritten, so an operator's edits survive) and works with the live registry or a migration's
 historical ``apps``. ``playbook_uninstall`` removes what is still unused, for a reversible migration.
@@ -22,12 +25,21 @@ from django.apps import apps as live_apps
 DEFAULT_SCHEME = "rfm-default"
 CONTROL_PERCENT = 10
 
-# slug: (name, kind, amount, percent_off, max_discount, min_spend, valid_days, gift)
+# slug: ((中文名, English name), kind, amount, percent_off, max_discount, min_spend, valid_days, gift)
 COUPON_TEMPLATES = {
-    "playbook-welcome-10": ("新人首单券 ¥10 / Welcome ¥10 off", "fixed_amount", "10", None, None, "30", 14, ""),
-    "playbook-first-repeat-10": ("复购券 ¥10 / First repeat ¥10 off", "fixed_amount", "10", None, None, "50", 14, ""),
+    "playbook-welcome-10": (("新人首单券 ¥10", "Welcome ¥10 off"), "fixed_amount", "10", None, None, "30", 14, ""),
+    "playbook-first-repeat-10": (
+        ("复购券 ¥10", "First repeat ¥10 off"),
+        "fixed_amount",
+        "10",
+        None,
+        None,
+        "50",
+        14,
+        "",
+    ),
     "playbook-frequency-20": (
-        "回购奖励 ¥20 / Come-back reward ¥20 off",
+        ("回购奖励 ¥20", "Come-back reward ¥20 off"),
         "fixed_amount",
         "20",
         None,
@@ -36,58 +48,58 @@ COUPON_TEMPLATES = {
         30,
         "",
     ),
-    "playbook-care-30": ("关怀券 ¥30 / We care ¥30 off", "fixed_amount", "30", None, None, "200", 30, ""),
-    "playbook-win-back-50": ("挽回券 ¥50 / Win-back ¥50 off", "fixed_amount", "50", None, None, "200", 30, ""),
-    "playbook-bundle-15pct": ("套餐85折 / Bundle 15% off", "percentage", None, 15, "30", "150", 30, ""),
-    "playbook-wake-up-15": ("唤醒券 ¥15 / Wake-up ¥15 off", "fixed_amount", "15", None, None, "80", 21, ""),
-    "playbook-recall-20": ("召回券 ¥20 / Recall ¥20 off", "fixed_amount", "20", None, None, "100", 30, ""),
-    "playbook-referral-50": ("推荐奖励 ¥50 / Referral ¥50 off", "fixed_amount", "50", None, None, "100", 60, ""),
-    "playbook-referral-20": ("推荐奖励 ¥20 / Referral ¥20 off", "fixed_amount", "20", None, None, "50", 60, ""),
+    "playbook-care-30": (("关怀券 ¥30", "We care ¥30 off"), "fixed_amount", "30", None, None, "200", 30, ""),
+    "playbook-win-back-50": (("挽回券 ¥50", "Win-back ¥50 off"), "fixed_amount", "50", None, None, "200", 30, ""),
+    "playbook-bundle-15pct": (("套餐85折", "Bundle 15% off"), "percentage", None, 15, "30", "150", 30, ""),
+    "playbook-wake-up-15": (("唤醒券 ¥15", "Wake-up ¥15 off"), "fixed_amount", "15", None, None, "80", 21, ""),
+    "playbook-recall-20": (("召回券 ¥20", "Recall ¥20 off"), "fixed_amount", "20", None, None, "100", 30, ""),
+    "playbook-referral-50": (("推荐奖励 ¥50", "Referral ¥50 off"), "fixed_amount", "50", None, None, "100", 60, ""),
+    "playbook-referral-20": (("推荐奖励 ¥20", "Referral ¥20 off"), "fixed_amount", "20", None, None, "50", 60, ""),
     "playbook-activation-pack": (
-        "激活礼包 / Activation pack",
+        ("激活礼包", "Activation pack"),
         "gift_item",
         None,
         None,
         None,
         "0",
         30,
-        "激活礼包:唤醒商品试用装 / activation pack: wake-up product samples",
+        ("激活礼包:唤醒商品试用装", "Activation pack: wake-up product samples"),
     ),
 }
 
-# segment slug: (campaign name, [(benefit kind, fields)])
+# segment slug: ((中文名, English name), [(benefit kind, fields)])
 CAMPAIGNS = {
     "champions": (
-        "重要价值用户:VIP 双倍积分 / Champions: VIP double points",
+        ("重要价值用户:VIP 双倍积分", "Champions: VIP double points"),
         [
             ("points_multiplier", {"multiplier": Decimal("2.00"), "multiplier_days": 30}),
             ("message", {"message_template": "champions_vip_early_access"}),
         ],
     ),
     "loyal_at_risk": (
-        "重要保持用户:关怀与定向优惠 / Loyal at risk: care and targeted offer",
+        ("重要保持用户:关怀与定向优惠", "Loyal at risk: care and targeted offer"),
         [
             ("coupon", {"coupon_template": "playbook-care-30"}),
             ("message", {"message_template": "loyal_at_risk_care_feedback"}),
         ],
     ),
     "big_spenders": (
-        "重要发展用户:回购奖励 / Big spenders: frequency reward",
+        ("重要发展用户:回购奖励", "Big spenders: frequency reward"),
         [
             ("coupon", {"coupon_template": "playbook-frequency-20"}),
             ("message", {"message_template": "big_spenders_related_products"}),
         ],
     ),
     "win_back": (
-        "重要挽留用户:挽回券 + 店员跟进 / Win back: coupon and staff follow-up",
+        ("重要挽留用户:挽回券 + 店员跟进", "Win back: coupon and staff follow-up"),
         [
             ("coupon", {"coupon_template": "playbook-win-back-50"}),
-            ("follow_up", {"follow_up_reason": "重要挽留用户:电话关怀,了解流失原因 / call, ask why they left"}),
+            ("follow_up", {"follow_up_reason": "重要挽留用户:电话关怀,了解流失原因"}),
             ("message", {"message_template": "win_back_coupon"}),
         ],
     ),
     "loyal_low_spend": (
-        "一般价值用户:套餐与积分 / Loyal low spenders: bundles and points",
+        ("一般价值用户:套餐与积分", "Loyal low spenders: bundles and points"),
         [
             ("coupon", {"coupon_template": "playbook-bundle-15pct"}),
             ("points_multiplier", {"multiplier": Decimal("1.50"), "multiplier_days": 30}),
@@ -95,14 +107,14 @@ CAMPAIGNS = {
         ],
     ),
     "promising": (
-        "一般发展用户:复购激励 / New and promising: first-repeat incentive",
+        ("一般发展用户:复购激励", "New and promising: first-repeat incentive"),
         [
             ("coupon", {"coupon_template": "playbook-first-repeat-10"}),
             ("message", {"message_template": "promising_onboarding"}),
         ],
     ),
     "need_attention": (
-        "一般保持用户:唤醒优惠 / Need reactivation: wake-up offer",
+        ("一般保持用户:唤醒优惠", "Need reactivation: wake-up offer"),
         [
             ("coupon", {"coupon_template": "playbook-wake-up-15"}),
             ("top_up_offer", {"top_up_offer": "sleeping-300-50"}),
@@ -110,14 +122,14 @@ CAMPAIGNS = {
         ],
     ),
     "lost": (
-        "流失用户:大规模召回 + 问卷 / Lost: recall and survey",
+        ("流失用户:大规模召回 + 问卷", "Lost: recall and survey"),
         [
             ("coupon", {"coupon_template": "playbook-recall-20"}),
             ("message", {"message_template": "lost_recall_survey"}),
         ],
     ),
     "no_purchase": (
-        "未消费会员:首单激励 / No purchase yet: first-order incentive",
+        ("未消费会员:首单激励", "No purchase yet: first-order incentive"),
         [
             ("coupon", {"coupon_template": "playbook-welcome-10"}),
             ("message", {"message_template": "no_purchase_welcome"}),
@@ -125,10 +137,10 @@ CAMPAIGNS = {
     ),
 }
 
-# code: (name, segments, min_amount, bonus, multiplier, multiplier_days, restriction, tags)
+# code: ((中文名, English name), segments, min_amount, bonus, multiplier, multiplier_days, restriction, tags)
 TOP_UP_OFFERS = {
     "new-member-200-20": (
-        "新会员首次储值 200 送 20 / New members: top up 200, get 20",
+        ("新会员首次储值 200 送 20", "New members: top up 200, get 20"),
         ["promising", "no_purchase"],
         "200",
         "20",
@@ -138,7 +150,7 @@ TOP_UP_OFFERS = {
         "",
     ),
     "champions-1000-150": (
-        "高价值会员储值 1000 送 150 + 积分翻倍 / Champions: top up 1000, get 150 and double points",
+        ("高价值会员储值 1000 送 150 + 积分翻倍", "Champions: top up 1000, get 150 and double points"),
         ["champions"],
         "1000",
         "150",
@@ -148,21 +160,22 @@ TOP_UP_OFFERS = {
         "",
     ),
     "sleeping-300-50": (
-        "沉睡会员储值 300 送 50(限唤醒商品)/ Sleeping members: top up 300, get 50 (wake-up products only)",
+        ("沉睡会员储值 300 送 50(限唤醒商品)", "Sleeping members: top up 300, get 50 (wake-up products only)"),
         ["lost", "need_attention"],
         "300",
         "50",
         None,
         None,
-        "赠送金额仅限搭配唤醒商品使用 / The bonus is usable only with the chosen wake-up products.",
+        ("赠送金额仅限搭配唤醒商品使用", "The bonus is usable only with the chosen wake-up products."),
         "wake-up",
     ),
 }
 
-# slug: (name, referrer segment or None, referrer coupon, referee coupon, referrer pts, referee pts, extra)
+# slug: ((中文名, English name), referrer segment or None, referrer coupon, referee coupon,
+#        referrer points, referee points, extra)
 REFERRAL_RULES = {
     "referral-champions": (
-        "高价值会员推荐:双方各 ¥50 券 + 1000 积分 / Champion referrer: ¥50 coupon and 1,000 points each",
+        ("高价值会员推荐:双方各 ¥50 券 + 1000 积分", "Champion referrer: ¥50 coupon and 1,000 points each"),
         "champions",
         "playbook-referral-50",
         "playbook-referral-50",
@@ -171,7 +184,7 @@ REFERRAL_RULES = {
         None,
     ),
     "referral-default": (
-        "普通会员推荐:双方各 ¥20 券 / Other referrers: a ¥20 coupon each",
+        ("普通会员推荐:双方各 ¥20 券", "Other referrers: a ¥20 coupon each"),
         None,
         "playbook-referral-20",
         "playbook-referral-20",
@@ -180,7 +193,7 @@ REFERRAL_RULES = {
         None,
     ),
     "referral-sleeping-lost": (
-        "沉睡会员推荐(流失):¥20 券 + 激活礼包 / Sleeping referrer (lost): ¥20 coupons and an activation pack",
+        ("沉睡会员推荐(流失):¥20 券 + 激活礼包", "Sleeping referrer (lost): ¥20 coupons and an activation pack"),
         "lost",
         "playbook-referral-20",
         "playbook-referral-20",
@@ -189,8 +202,10 @@ REFERRAL_RULES = {
         "playbook-activation-pack",
     ),
     "referral-sleeping-need-attention": (
-        "沉睡会员推荐(一般保持):¥20 券 + 激活礼包 / Sleeping referrer (need reactivation): "
-        "¥20 coupons and an activation pack",
+        (
+            "沉睡会员推荐(一般保持):¥20 券 + 激活礼包",
+            "Sleeping referrer (need reactivation): ¥20 coupons and an activation pack",
+        ),
         "need_attention",
         "playbook-referral-20",
         "playbook-referral-20",
@@ -217,6 +232,13 @@ def _models(apps):
     }
 
 
+def _fields(model, values: dict) -> dict:
+    """``values`` without the fields ``model`` does not have yet (a migration's historical model
+    before the English fields were added; 0004 fills them in then)."""
+    names = {field.name for field in model._meta.get_fields()}
+    return {key: value for key, value in values.items() if key in names}
+
+
 def playbook_install(apps=None) -> dict[str, int]:
     """Create what is missing of the playbook, inactive. Returns how many of each were created."""
     m = _models(apps)
@@ -224,59 +246,77 @@ def playbook_install(apps=None) -> dict[str, int]:
     segments = {s.slug: s for s in m["Segment"].objects.filter(scheme__slug=DEFAULT_SCHEME)}
 
     templates = {}
-    for slug, (name, kind, amount, percent, cap, min_spend, days, gift) in COUPON_TEMPLATES.items():
+    for slug, ((name, name_en), kind, amount, percent, cap, min_spend, days, gift) in COUPON_TEMPLATES.items():
+        gift_zh, gift_en = gift or ("", "")
         templates[slug], new = m["CouponTemplate"].objects.get_or_create(
             slug=slug,
-            defaults={
-                "name": name,
-                "kind": kind,
-                "amount": Decimal(amount) if amount else None,
-                "percent_off": percent,
-                "max_discount": Decimal(cap) if cap else None,
-                "min_spend": Decimal(min_spend),
-                "validity": "days_after_grant",
-                "valid_days": days,
-                "gift_description": gift,
-                "is_active": True,  # issues only through campaigns and rules, which start inactive
-            },
+            defaults=_fields(
+                m["CouponTemplate"],
+                {
+                    "name": name,
+                    "name_en": name_en,
+                    "kind": kind,
+                    "amount": Decimal(amount) if amount else None,
+                    "percent_off": percent,
+                    "max_discount": Decimal(cap) if cap else None,
+                    "min_spend": Decimal(min_spend),
+                    "validity": "days_after_grant",
+                    "valid_days": days,
+                    "gift_description": gift_zh,
+                    "gift_description_en": gift_en,
+                    "is_active": True,  # issues only through campaigns and rules, which start inactive
+                },
+            ),
         )
         created["coupon_templates"] += new
 
     offers = {}
-    for code, (name, seg_slugs, min_amount, bonus, multiplier, days, note, tags) in TOP_UP_OFFERS.items():
+    for code, ((name, name_en), seg_slugs, min_amount, bonus, multiplier, days, note, tags) in TOP_UP_OFFERS.items():
+        note_zh, note_en = note or ("", "")
         offers[code], new = m["TopUpOffer"].objects.get_or_create(
             code=code,
-            defaults={
-                "name": name,
-                "min_amount": Decimal(min_amount),
-                "bonus_amount": Decimal(bonus),
-                "points_multiplier": multiplier,
-                "multiplier_days": days,
-                "restriction_note": note,
-                "product_tags": tags,
-                "per_member_limit": 1,
-                "is_active": False,
-            },
+            defaults=_fields(
+                m["TopUpOffer"],
+                {
+                    "name": name,
+                    "name_en": name_en,
+                    "min_amount": Decimal(min_amount),
+                    "bonus_amount": Decimal(bonus),
+                    "points_multiplier": multiplier,
+                    "multiplier_days": days,
+                    "restriction_note": note_zh,
+                    "restriction_note_en": note_en,
+                    "product_tags": tags,
+                    "per_member_limit": 1,
+                    "is_active": False,
+                },
+            ),
         )
         if new:
             offers[code].segments.set([segments[s] for s in seg_slugs if s in segments])
             created["top_up_offers"] += 1
 
-    for segment_slug, (name, benefits) in CAMPAIGNS.items():
+    for segment_slug, ((name, name_en), benefits) in CAMPAIGNS.items():
         segment = segments.get(segment_slug)
         if segment is None:
             continue
         campaign, new = m["Campaign"].objects.get_or_create(
             slug=f"playbook-{segment_slug}".replace("_", "-"),
-            defaults={
-                "name": name,
-                "description": segment.strategy,
-                "strategy": segment.strategy,
-                "status": "draft",
-                "target_kind": "segment",
-                "control_percent": CONTROL_PERCENT,
-                "per_member_cap": 1,
-            },
+            defaults=_fields(
+                m["Campaign"],
+                {
+                    "name": name,
+                    "name_en": name_en,
+                    "description": segment.strategy,
+                    "description_en": getattr(segment, "strategy_en", ""),
+                    "strategy": segment.strategy,
+                    "strategy_en": getattr(segment, "strategy_en", ""),
+                    "status": "draft",
+                    "target_kind": "segment",
+                    "control_percent": CONTROL_PERCENT,
+                    "per_member_cap": 1,
+                },
+            ),
         )
         if not new:
             continue
@@ -290,21 +330,33 @@ def playbook_install(apps=None) -> dict[str, int]:
                 values["top_up_offer"] = offers[values["top_up_offer"]]
             m["CampaignBenefit"].objects.create(campaign=campaign, kind=kind, **values)
 
-    for slug, (name, seg_slug, referrer_tpl, referee_tpl, referrer_pts, referee_pts, extra) in REFERRAL_RULES.items():
+    for slug, (
+        (name, name_en),
+        seg_slug,
+        referrer_tpl,
+        referee_tpl,
+        referrer_pts,
+        referee_pts,
+        extra,
+    ) in REFERRAL_RULES.items():
         if seg_slug is not None and seg_slug not in segments:
             continue
         _rule, new = m["ReferralRewardRule"].objects.get_or_create(
             slug=slug,
-            defaults={
-                "name": name,
-                "referrer_segment": segments[seg_slug] if seg_slug else None,
-                "referrer_coupon_template": templates[referrer_tpl],
-                "referee_coupon_template": templates[referee_tpl],
-                "referrer_points": referrer_pts,
-                "referee_points": referee_pts,
-                "referrer_extra_template": templates[extra] if extra else None,
-                "is_active": False,
-            },
+            defaults=_fields(
+                m["ReferralRewardRule"],
+                {
+                    "name": name,
+                    "name_en": name_en,
+                    "referrer_segment": segments[seg_slug] if seg_slug else None,
+                    "referrer_coupon_template": templates[referrer_tpl],
+                    "referee_coupon_template": templates[referee_tpl],
+                    "referrer_points": referrer_pts,
+                    "referee_points": referee_pts,
+                    "referrer_extra_template": templates[extra] if extra else None,
+                    "is_active": False,
+                },
+            ),
         )
         created["referral_rules"] += new
     return created

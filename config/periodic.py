@@ -3,9 +3,15 @@
 ``python manage.py setup_periodic_tasks`` writes them into django-celery-beat's tables (idempotent;
 it never overwrites a schedule an operator has edited in the admin, unless ``--reset``).
 Times are in settings.TIME_ZONE.
+
+A schedule's ``name`` is its stable key in django-celery-beat's table (the command finds it by
+name), so it is stored in English; the name and the description are marked for translation here and
+the admin shows them in the user's language (``workspace.admin.system.PeriodicTaskAdmin``).
 """
 
 from typing import NamedTuple
+
+from django.utils.translation import gettext_noop as N_
 
 
 class Schedule(NamedTuple):
@@ -18,53 +24,76 @@ class Schedule(NamedTuple):
 
 SCHEDULES = (
     Schedule(
-        "Recompute RFM segments",
+        N_(N_("Recompute RFM segments")),
         "segmentation.tasks.segment_recompute_task",
         "30",
         "1",
-        "Nightly full recompute of every member's R, F, M, scores and segment (active scheme).",
+        N_("Nightly full recompute of every member's R, F, M, scores and segment (active scheme)."),
     ),
     Schedule(
-        "Drain live RFM refreshes",
+        N_(N_("Drain live RFM refreshes")),
         "segmentation.tasks.segment_live_refresh_task",
         "*/10",
         "*",
-        "Refresh members whose orders asked for it, should a batch task have been lost (normally done within seconds).",
+        N_(
+            "Refresh members whose orders asked for it, should a batch task have been lost "
+            "(normally done within seconds)."
+        ),
     ),
-    Schedule("Expire points", "members.tasks.points_expire_task", "30", "0", "Expire what is left of old points lots."),
     Schedule(
-        "Downgrade tiers", "members.tasks.tier_downgrade_task", "0", "2", "Downgrade members past their retention."
+        N_(N_("Expire points")),
+        "members.tasks.points_expire_task",
+        "30",
+        "0",
+        N_("Expire what is left of old points lots."),
     ),
-    Schedule("Reconcile balances", "members.tasks.reconcile_task", "0", "4", "Compare every balance with its ledger."),
     Schedule(
-        "Purge idempotency records",
+        N_(N_("Downgrade tiers")),
+        "members.tasks.tier_downgrade_task",
+        "0",
+        "2",
+        N_("Downgrade members past their retention."),
+    ),
+    Schedule(
+        N_(N_("Reconcile balances")),
+        "members.tasks.reconcile_task",
+        "0",
+        "4",
+        N_("Compare every balance with its ledger."),
+    ),
+    Schedule(
+        N_(N_("Purge idempotency records")),
         "members.tasks.idempotency_records_purge_task",
         "30",
         "3",
-        "Delete the API's stored responses to retried requests after HUIYUAN_IDEMPOTENCY_KEEP_DAYS.",
+        N_("Delete the API's stored responses to retried requests after HUIYUAN_IDEMPOTENCY_KEEP_DAYS."),
     ),
     Schedule(
-        "Expire coupons", "campaigns.tasks.coupons_expire_task", "15", "0", "Mark coupons past their validity expired."
+        N_(N_("Expire coupons")),
+        "campaigns.tasks.coupons_expire_task",
+        "15",
+        "0",
+        N_("Mark coupons past their validity expired."),
     ),
     Schedule(
-        "Start and end campaigns",
+        N_(N_("Start and end campaigns")),
         "campaigns.tasks.campaigns_advance_task",
         "*/5",
         "*",
-        "Start scheduled campaigns whose time came; end those whose window closed.",
+        N_("Start scheduled campaigns whose time came; end those whose window closed."),
     ),
     Schedule(
-        "Flush the message outbox",
+        N_(N_("Flush the message outbox")),
         "campaigns.tasks.outbox_flush_task",
         "*",
         "*",
-        "Queue due messages and recover ones stuck in sending.",
+        N_("Queue due messages and recover ones stuck in sending."),
     ),
     Schedule(
-        "Sweep triggers",
+        N_(N_("Sweep triggers")),
         "campaigns.tasks.triggers_sweep_task",
         "7",
         "*",
-        "Fire inactivity and pattern triggers, due after-order firings and missed transitions.",
+        N_("Fire inactivity and pattern triggers, due after-order firings and missed transitions."),
     ),
 )

@@ -2,21 +2,23 @@ from django.conf import settings
 from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config.health import healthz
+from config.security import staff_only_unless_public
 
-admin.site.site_header = "Huiyuan 会员"
-admin.site.site_title = "Huiyuan"
+admin.site.index_title = _("Home")  # the frame's header names the site (UNFOLD's SITE_HEADER)
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("members.urls")),
     path("api/v1/", include("campaigns.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    # public unless HUIYUAN_API_DOCS_PUBLIC is off (production's default): then staff only
+    path("api/schema/", staff_only_unless_public(SpectacularAPIView.as_view()), name="schema"),
+    path("api/docs/", staff_only_unless_public(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
+    path("api/redoc/", staff_only_unless_public(SpectacularRedocView.as_view(url_name="schema")), name="api-redoc"),
 ]
 urlpatterns += i18n_patterns(path("admin/", admin.site.urls), prefix_default_language=False)
 

@@ -26,6 +26,9 @@ brand's tills, staff, mini-program and scheduler would, so every ledger and repo
   downgrades, trigger sweep, outbox), and a weekly RFM recompute, so segments move and the
   migration matrix and segment history have something to compare.
 
+What operators name (the automations) carries a Chinese and an English name; what the brand's
+staff write down (follow-up reasons and outcomes, ledger reasons) is in Chinese, as they would.
+
 Everything random comes from ``random.Random(seed)``: the same arguments give the same story.
 Celery tasks run inline (eagerly) while the clock moves, so that what they do happens at the
 simulated time.
@@ -125,10 +128,10 @@ REDEEM_SHARE = 0.25  # of live orders by a member with enough points: a drink pa
 REDEEM_POINTS = 300
 FOLLOW_UP_DONE_SHARE = 0.6  # of open tasks, each night
 FOLLOW_UP_OUTCOMES = (
-    "已电话联系,顾客表示最近搬家,会去新门店 / called: moved house, will visit the new store",
-    "已联系,顾客对上次出品不满意,已致歉并说明挽回券 / called: unhappy with the last drink, apologised",
-    "顾客表示工作忙,周末会来 / busy at work, will come at the weekend",
-    "未接通,已发短信提醒 / no answer, sent a text",
+    "已电话联系,顾客表示最近搬家,会去新门店",
+    "已联系,顾客对上次出品不满意,已致歉并说明挽回券",
+    "顾客表示工作忙,周末会来",
+    "未接通,已发短信提醒",
 )
 
 
@@ -288,30 +291,34 @@ class DemoBrand:
         templates = {t.slug: t for t in CouponTemplate.objects.all()}
         triggers = [
             Trigger(
-                name="进入重要挽留:挽回券 + 店员跟进 / Entered win back: coupon and staff follow-up",
+                name="进入重要挽留:挽回券 + 店员跟进",
+                name_en="Entered win back: coupon and staff follow-up",
                 kind=Trigger.Kind.ENTERED_SEGMENT,
                 segment=segments["win_back"],
                 coupon_template=templates["playbook-win-back-50"],
                 message_template="win_back_coupon",
                 create_followup=True,
-                followup_reason="进入重要挽留用户:请电话关怀 / entered win back: please call",
+                followup_reason="进入重要挽留用户:请电话关怀",
             ),
             Trigger(
-                name="30 天未购:我们想你了 / 30 days without a purchase: we miss you",
+                name="30 天未购:我们想你了",
+                name_en="30 days without a purchase: we miss you",
                 kind=Trigger.Kind.INACTIVITY,
                 inactivity_days=30,
                 coupon_template=templates["playbook-wake-up-15"],
                 message_template="we_miss_you",
             ),
             Trigger(
-                name="高价值会员购买后 3 天:关联推荐 / Champion bought: related products 3 days later",
+                name="高价值会员购买后 3 天:关联推荐",
+                name_en="Champion bought: related products 3 days later",
                 kind=Trigger.Kind.AFTER_ORDER,
                 segment=segments["champions"],
                 delay_days=3,
                 message_template="related_recommendation",
             ),
             Trigger(
-                name="高频低额:套餐推荐 / High frequency, low spend: bundle offer",
+                name="高频低额:套餐推荐",
+                name_en="High frequency, low spend: bundle offer",
                 kind=Trigger.Kind.PATTERN,
                 f_min_score=1,
                 m_max_score=0,
@@ -341,7 +348,7 @@ class DemoBrand:
             points_adjust(
                 member=Member.objects.get(pk=self.live.first_member_id + member.index),
                 points=self.rng.randrange(20, 90) * 10,
-                reason="旧会员卡积分迁移 / carried over from the old membership card",
+                reason="旧会员卡积分迁移",
                 actor=self.operator,
                 idempotency_key=f"demo-old-card:{member.index}",
             )
@@ -422,7 +429,7 @@ class DemoBrand:
                     member=member,
                     amount=order.amount,
                     idempotency_key=f"demo-pay:{order.external_id}",
-                    reason="储值支付 / paid from the wallet",
+                    reason="储值支付",
                     reference=order.external_id,
                 )
         if self.rng.random() < REDEEM_SHARE:
@@ -432,7 +439,7 @@ class DemoBrand:
                     member=member,
                     points=REDEEM_POINTS,
                     idempotency_key=f"demo-redeem:{order.external_id}",
-                    reason="积分兑换:中杯饮品一杯 / a medium drink for 300 points",
+                    reason="积分兑换:中杯饮品一杯",
                     reference=order.external_id,
                 )
 
@@ -449,7 +456,7 @@ class DemoBrand:
                 amount_paid=Decimal(self.rng.choice((100, 200, 500))),
                 idempotency_key=key,
                 actor=self.operator,
-                reason="门店储值 / top-up at the counter",
+                reason="门店储值",
             )
         self.topped_up.add(member.pk)
 
@@ -485,7 +492,7 @@ class DemoBrand:
             order=order,
             amount=order.amount - order.refunded_amount,
             refunded_at=timezone.now(),
-            reason="顾客取消订单 / order cancelled by the customer",
+            reason="顾客取消订单",
         )
 
     # --- the night ---------------------------------------------------------------------------------

@@ -219,6 +219,17 @@ def batched(rows: Iterable[CsvRow], size: int) -> Iterator[list[CsvRow]]:
         yield batch
 
 
+def count_rows(file: BinaryIO, *, columns: Sequence[Column]) -> int:
+    """How many rows ``CsvReader`` will give for ``file`` (blank lines skipped), then rewind it:
+    one pass that reads records without parsing any cell, for a progress bar's total. Raises
+    ``CsvFileError`` as the reader does."""
+    start = file.tell()
+    try:
+        return sum(1 for _row in CsvReader(file, columns=columns))
+    finally:
+        file.seek(start)
+
+
 def file_size(file: BinaryIO) -> int | None:
     """The size in bytes of an open file, or ``None`` when it cannot be known (a pipe)."""
     try:

@@ -56,7 +56,7 @@ def duration(value) -> str:
     if seconds < 60:
         shown = f"{seconds:.1f}" if seconds < 10 else f"{seconds:.0f}"
         return _("%(seconds)s s") % {"seconds": shown}
-    minutes, rest = divmod(int(round(seconds)), 60)
+    minutes, rest = divmod(round(seconds), 60)
     if minutes < 60:
         return _("%(minutes)s min %(seconds)s s") % {"minutes": minutes, "seconds": rest}
     hours, minutes = divmod(minutes, 60)

@@ -16,6 +16,8 @@ whoever has ``members.view_all_stores`` (operators, analysts, superusers) sees e
 
 from dataclasses import dataclass
 
+from members.formatting import local_name
+
 OPERATOR_APPS = ("members", "segmentation", "campaigns", "django_celery_beat", "auth")
 
 _STAFF = (
@@ -80,18 +82,29 @@ _ANALYST = (
 @dataclass(frozen=True)
 class Role:
     key: str  # as ``demo_users`` prints it
-    group: str  # the group's name in the admin
+    group: str  # the group's name in the database: both languages, as shipped
     permissions: tuple[str, ...] | None  # "app_label.codename"; None: every permission of OPERATOR_APPS
     store_scoped: bool  # sees only the members of the stores the user is assigned to
+    name_zh: str = ""
+    name_en: str = ""
 
 
 ROLES = (
-    Role("operator", "运营 operator", None, store_scoped=False),
-    Role("manager", "店长 store manager", _MANAGER, store_scoped=True),
-    Role("staff", "店员 store staff", _STAFF, store_scoped=True),
-    Role("analyst", "分析 analyst", _ANALYST, store_scoped=False),
+    Role("operator", "运营 operator", None, store_scoped=False, name_zh="运营", name_en="Operator"),
+    Role("manager", "店长 store manager", _MANAGER, store_scoped=True, name_zh="店长", name_en="Store manager"),
+    Role("staff", "店员 store staff", _STAFF, store_scoped=True, name_zh="店员", name_en="Store staff"),
+    Role("analyst", "分析 analyst", _ANALYST, store_scoped=False, name_zh="分析", name_en="Analyst"),
 )
 ROLE_BY_KEY = {role.key: role for role in ROLES}
+ROLE_BY_GROUP = {role.group: role for role in ROLES}
+
+
+def group_display(group) -> str:
+    """A group as the admin shows it: a shipped role in the user's language (``运营`` / ``Operator``),
+    any other group by its name. ``members.apps`` makes it ``Group.__str__``, so that the role list,
+    the user's role chooser and filter, and page titles all follow the language of the page."""
+    role = ROLE_BY_GROUP.get(group.name)
+    return local_name(role.name_zh, role.name_en, group.name) if role else group.name
 
 
 def roles_install(apps) -> None:

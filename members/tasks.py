@@ -9,6 +9,7 @@ from celery import shared_task
 
 from members.clock import task_moment
 from members.services.idempotency import idempotency_records_purge
+from members.services.import_jobs import import_job_run
 from members.services.points import points_expire
 from members.services.reconcile import balances_reconcile
 from members.services.tiers import tier_downgrade_due
@@ -41,3 +42,11 @@ def reconcile_task() -> int:
     for discrepancy in discrepancies:
         logger.error("reconcile: %s", discrepancy)
     return len(discrepancies)
+
+
+@shared_task(acks_late=True)
+def import_job_task(job_id: int) -> str | None:
+    """An admin upload's queued check or import (``members.services.import_jobs``). Its progress is
+    written to the job as it goes; a job no longer queued is left alone, so running twice is safe."""
+    job = import_job_run(job_id=job_id)
+    return None if job is None else job.status

@@ -7,6 +7,8 @@ on the change pages are templates under ``templates/admin/segmentation/``. Long 
 in a request: "recompute now" queues ``segment_recompute_task``.
 """
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,15 +18,38 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, TabularInline, render_fragment
+from members.formatting import count, duration, local_name, yuan
 from segmentation.models import MemberRfm, RfmRun, Scheme, Segment, SegmentRule, SegmentTransition
 from segmentation.scoring import score_label
-from segmentation.selectors import ABSENT, current_run, scheme_preview, segment_explain, segment_migration_matrix
+from segmentation.selectors import (
+    ABSENT,
+    current_run,
+    scheme_preview_changes,
+    segment_explain,
+    segment_migration_matrix,
+)
 from segmentation.services import scheme_activate
 from segmentation.tasks import segment_recompute_task
+
+
+def segment_name(segment: Segment | None) -> str:
+    """A segment as operators know it: its name in the page's language (never its slug)."""
+    if segment is None:
+        return str(_("(no segment)"))
+    return local_name(segment.name_zh, segment.name_en, segment.slug)
+
+
+def _error_texts(errors) -> list[str]:
+    """The messages of an ``AdminErrorList`` (error lists of the form and inlines, and strings)."""
+    texts = []
+    for item in errors:
+        texts.extend([str(item)] if isinstance(item, str) else [str(text) for text in item])
+    return list(dict.fromkeys(texts))
 
 
 def _queue_recompute(admin_instance, request) -> None:
@@ -40,10 +65,13 @@ def _queue_recompute(admin_instance, request) -> None:
 class SegmentInline(TabularInline):
     model = Segment
     extra = 0
-    fields = ("ordering", "slug", "name_zh", "name_en", "colour", "strategy")
+    hide_title = True  # the row's title would repeat its fields
+    fields = ("ordering", "slug", "name_zh", "name_en", "colour", "strategy", "strategy_en")
 
     def get_formset(self, request, obj=None, **kwargs):
-        kwargs.setdefault("widgets", {})["strategy"] = forms.Textarea(attrs={"rows": 2, "cols": 40})
+        widgets = kwargs.setdefault("widgets", {})
+        for name in ("strategy", "strategy_en"):
+            widgets[name] = forms.Textarea(attrs={"rows": 2, "cols": 28})
         return super().get_formset(request, obj, **kwargs)
 
     def has_delete_permission(self, request, obj=None):
@@ -56,6 +84,7 @@ class SegmentInline(TabularInline):
 class SegmentRuleInline(TabularInline):
     model = SegmentRule
     extra = 0
+    hide_title = True  # the row's title would repeat its fields, with the segment's slug
     fields = ("priority", "kind", "r", "f", "m", "value", "segment")
     verbose_name_plural = _("rules (tried by priority; the first that holds gives the segment)")
 
@@ -63,20 +92,24 @@ class SegmentRuleInline(TabularInline):
         if db_field.name == "segment":
             object_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
             kwargs["queryset"] = Segment.objects.filter(scheme_id=object_id) if object_id else Segment.objects.none()
+            field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+            field.label_from_instance = segment_name
+            return field
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(Scheme)
 class SchemeAdmin(ModelAdmin):
-    list_display = ("name", "slug", "mode", "window_days", "is_active", "segment_count", "preview_link")
+    list_display = ("scheme_name", "mode", "window_days", "is_active", "segment_count", "preview_link")
     list_filter = ("mode", "is_active")
-    search_fields = ("name", "slug")
+    search_fields = ("name", "name_en", "slug")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("is_active", "preview_link")
     inlines = [SegmentInline, SegmentRuleInline]
     actions = ["activate", "recompute_now"]
+    change_form_template = "admin/segmentation/scheme/change_form.html"
     fieldsets = (
-        (None, {"fields": ("name", "slug", "description", "is_active", "preview_link")}),
+        (None, {"fields": ("name", "name_en", "slug", "description", "description_en", "is_active", "preview_link")}),
         (_("Scoring"), {"fields": ("mode", "window_days")}),
         (_("Thresholds mode"), {"fields": ("r_max_days", "f_min", "m_min")}),
         (_("Quintile mode"), {"fields": ("high_score",)}),
@@ -84,6 +117,10 @@ class SchemeAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(segments_total=Count("segments"))
+
+    @admin.display(description=_("name"), ordering="name")
+    def scheme_name(self, obj):
+        return str(obj)  # in the page's language
 
     @admin.display(description=_("segments"), ordering="segments_total")
     def segment_count(self, obj):
@@ -123,14 +160,94 @@ class SchemeAdmin(ModelAdmin):
         _queue_recompute(self, request)
 
     def get_urls(self):
+        view = self.admin_site.admin_view
         return [
+            path("<int:object_id>/preview/", view(self.preview_view), name="segmentation_scheme_preview"),
             path(
-                "<int:object_id>/preview/",
-                self.admin_site.admin_view(self.preview_view),
-                name="segmentation_scheme_preview",
+                "<int:object_id>/preview/live/",
+                view(self.live_preview_view),
+                name="segmentation_scheme_live_preview",
             ),
+            path("<int:object_id>/activate/", view(self.activate_view), name="segmentation_scheme_activate"),
             *super().get_urls(),
         ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            "live_preview_url": reverse("admin:segmentation_scheme_live_preview", args=[object_id]),
+            "activate_url": reverse("admin:segmentation_scheme_activate", args=[object_id]),
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- the builder's live preview ---------------------------------------------------------
+
+    def live_preview_view(self, request, object_id):
+        """The panel of segment sizes on the change form. GET: the scheme as saved. POST (htmx, the
+        whole unsaved form): the edits are applied inside a transaction, measured, rolled back."""
+        scheme = get_object_or_404(Scheme, pk=object_id)
+        if not self.has_view_permission(request, scheme):
+            raise PermissionDenied
+        if request.method != "POST" or not self.has_change_permission(request, scheme):
+            return self._panel(request, scheme, unsaved=False)
+
+        class Discard(Exception):
+            pass
+
+        try:
+            with transaction.atomic():
+                response = super().changeform_view(request, str(object_id))
+                if response.status_code != 302:  # the form has errors: say so, nothing was saved
+                    errors = response.context_data.get("errors") or []
+                    page = TemplateResponse(
+                        request,
+                        "admin/segmentation/scheme/preview_panel.html",
+                        {"invalid": True, "errors": _error_texts(errors)},
+                    )
+                    page.render()
+                    raise Discard(page)
+                page = self._panel(request, Scheme.objects.get(pk=object_id), unsaved=True)
+                page.render()
+                raise Discard(page)
+        except Discard as discarded:
+            list(messages.get_messages(request))  # the change form's "changed successfully": nothing changed
+            return discarded.args[0]
+
+    def _panel(self, request, scheme, *, unsaved: bool):
+        preview = scheme_preview_changes(scheme=scheme)
+        context = {"preview": preview, "scheme": scheme, "unsaved": unsaved, "invalid": False}
+        return TemplateResponse(request, "admin/segmentation/scheme/preview_panel.html", context)
+
+    def activate_view(self, request, object_id):
+        """Activate one scheme, after a confirmation page showing what it would do to members."""
+        scheme = get_object_or_404(Scheme, pk=object_id)
+        if not self.has_change_permission(request, scheme):
+            raise PermissionDenied
+        change_url = reverse("admin:segmentation_scheme_change", args=[scheme.pk])
+        if request.method == "POST":
+            try:
+                scheme_activate(scheme=scheme)
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            self.message_user(
+                request,
+                _("%(scheme)s is now active; members move to its segments at the next recompute.") % {"scheme": scheme},
+                messages.SUCCESS,
+            )
+            if "_recompute" in request.POST:
+                _queue_recompute(self, request)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Activate %(scheme)s?") % {"scheme": scheme},
+            "scheme": scheme,
+            "preview": scheme_preview_changes(scheme=scheme),
+            "opts": self.opts,
+            "original": scheme,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/segmentation/scheme/activate.html", context)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         if request.method == "POST" and "_preview" in request.POST and object_id is not None:
@@ -165,18 +282,11 @@ class SchemeAdmin(ModelAdmin):
         return self._preview_page(request, scheme, unsaved=False)
 
     def _preview_page(self, request, scheme, *, unsaved: bool):
-        preview = scheme_preview(scheme=scheme)
-        run = current_run()
-        current_sizes = {}
-        if run is not None and run.scheme_id == scheme.pk:
-            current_sizes = {slug: stats["count"] for slug, stats in run.segment_stats.items()}
-        rows = [{**segment, "current": current_sizes.get(segment["slug"])} for segment in preview["segments"]]
         context = {
             **self.admin_site.each_context(request),
             "title": _("Preview of %(scheme)s") % {"scheme": scheme},
             "scheme": scheme,
-            "preview": preview,
-            "rows": rows,
+            "preview": scheme_preview_changes(scheme=scheme),
             "opts": self.opts,
             "original": scheme,
             "unsaved": unsaved,
@@ -187,13 +297,27 @@ class SchemeAdmin(ModelAdmin):
 # --- Runs -------------------------------------------------------------------------------------
 
 
+def run_label(run: RfmRun) -> str:
+    """A run told apart from the others: its scheme, as-of date and finish time (local)."""
+    finished = timezone.localtime(run.finished_at).strftime("%Y-%m-%d %H:%M") if run.finished_at else "—"
+    return str(
+        _("as of %(as_of)s · finished %(finished)s · %(scheme)s (#%(id)s)")
+        % {"scheme": run.scheme, "as_of": run.as_of.isoformat(), "finished": finished, "id": run.pk}
+    )
+
+
+class RunChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return run_label(obj)
+
+
+def _succeeded_runs():
+    return RfmRun.objects.filter(status=RfmRun.Status.SUCCEEDED).select_related("scheme").order_by("-started_at", "-id")
+
+
 class MatrixForm(forms.Form):
-    from_run = forms.ModelChoiceField(
-        label=_("from run"), queryset=RfmRun.objects.filter(status=RfmRun.Status.SUCCEEDED).select_related("scheme")
-    )
-    to_run = forms.ModelChoiceField(
-        label=_("to run"), queryset=RfmRun.objects.filter(status=RfmRun.Status.SUCCEEDED).select_related("scheme")
-    )
+    from_run = RunChoiceField(label=_("from run"), queryset=_succeeded_runs())
+    to_run = RunChoiceField(label=_("to run"), queryset=_succeeded_runs())
 
 
 @admin.register(RfmRun)
@@ -204,10 +328,10 @@ class RfmRunAdmin(ReadOnlyAdmin):
         "as_of",
         "status",
         "is_current",
-        "member_count",
-        "buyer_count",
-        "transition_count",
-        "duration",
+        "members_shown",
+        "buyers_shown",
+        "transitions_shown",
+        "duration_shown",
         "started_at",
     )
     list_filter = ("status", "scheme")
@@ -220,11 +344,11 @@ class RfmRunAdmin(ReadOnlyAdmin):
         "is_current",
         "started_at",
         "finished_at",
-        "duration",
+        "duration_shown",
         "chunks",
-        "member_count",
-        "buyer_count",
-        "transition_count",
+        "members_shown",
+        "buyers_shown",
+        "transitions_shown",
         "segment_table",
         "cut_point_table",
         "events_published_at",
@@ -232,11 +356,45 @@ class RfmRunAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
 
+    @admin.display(description=_("members"), ordering="member_count")
+    def members_shown(self, obj):
+        return count(obj.member_count)
+
+    @admin.display(description=_("bought in the window"), ordering="buyer_count")
+    def buyers_shown(self, obj):
+        return count(obj.buyer_count)
+
+    @admin.display(description=_("segment changes"), ordering="transition_count")
+    def transitions_shown(self, obj):
+        return count(obj.transition_count)
+
+    @admin.display(description=_("duration"), ordering="duration")
+    def duration_shown(self, obj):
+        return duration(obj.duration)
+
     @admin.display(description=_("per segment"))
     def segment_table(self, obj):
-        rows = sorted(obj.segment_stats.items(), key=lambda item: -item[1]["count"])
-        if not rows:
+        stats = obj.segment_stats or {}
+        if not stats:
             return "—"
+        ids = [value.get("segment_id") for value in stats.values() if value.get("segment_id")]
+        segments = {segment.pk: segment for segment in Segment.objects.filter(pk__in=ids)}
+        by_slug = {segment.slug: segment for segment in Segment.objects.filter(scheme_id=obj.scheme_id)}
+        total = sum(value["count"] for value in stats.values()) or None
+        rows = []
+        for slug, value in sorted(stats.items(), key=lambda item: -item[1]["count"]):
+            segment = segments.get(value.get("segment_id")) or by_slug.get(slug)
+            rows.append(
+                {
+                    "name": segment_name(segment) if (segment or not slug) else slug,
+                    "colour": segment.colour if segment else "#9e9e9e",
+                    "count": value["count"],
+                    "share": value["count"] / total if total else None,
+                    "recency": _decimal(value.get("avg_recency_days")),
+                    "frequency": _decimal(value.get("avg_frequency")),
+                    "monetary": value.get("avg_monetary"),
+                }
+            )
         return render_fragment("admin/segmentation/rfmrun/segment_table.html", {"rows": rows})
 
     @admin.display(description=_("cut points"))
@@ -248,10 +406,13 @@ class RfmRunAdmin(ReadOnlyAdmin):
                 return _("Thresholds: R ≤ %(r)s days, F ≥ %(f)s, M ≥ %(m)s") % {
                     "r": params.get("r_max_days"),
                     "f": params.get("f_min"),
-                    "m": params.get("m_min"),
+                    "m": yuan(params.get("m_min")),
                 }
             return "—"
-        return render_fragment("admin/segmentation/rfmrun/cut_points.html", {"cuts": cuts})
+        return render_fragment(
+            "admin/segmentation/rfmrun/cut_points.html",
+            {"cuts": {**cuts, "m": [yuan(value) for value in cuts.get("m") or []]}},
+        )
 
     def get_urls(self):
         return [
@@ -269,13 +430,21 @@ class RfmRunAdmin(ReadOnlyAdmin):
         return HttpResponseRedirect(reverse("admin:segmentation_rfmrun_changelist"))
 
     def matrix_view(self, request):
+        """The migration matrix between two runs; without a choice, between the last two."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        form = MatrixForm(request.GET or None)
+        if request.GET:
+            form = MatrixForm(request.GET)
+        else:
+            latest = list(_succeeded_runs()[:2])
+            initial = {"from_run": latest[1].pk, "to_run": latest[0].pk} if len(latest) == 2 else None
+            form = MatrixForm(initial) if initial else MatrixForm()
         table = None
-        if form.is_valid():
+        if form.is_bound and form.is_valid():
             data = form.cleaned_data
             table = _matrix_table(segment_migration_matrix(from_run=data["from_run"], to_run=data["to_run"]))
+            table["from_label"] = run_label(data["from_run"])
+            table["to_label"] = run_label(data["to_run"])
         context = {
             **self.admin_site.each_context(request),
             "title": _("Migration matrix between two runs"),
@@ -286,7 +455,13 @@ class RfmRunAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/segmentation/matrix.html", context)
 
 
+def _decimal(value):
+    return None if value in (None, "") else Decimal(str(value))
+
+
 def _matrix_table(matrix: dict) -> dict:
+    """The matrix as rows (from) and columns (to), named in the page's language, each cell with
+    its share of the row (for the heat map) and whether it is the diagonal (members who stayed)."""
     cells = matrix["cells"]
     segments = matrix["segments"]
 
@@ -296,22 +471,49 @@ def _matrix_table(matrix: dict) -> dict:
         if key is None:
             return str(_("(no segment)"))
         segment = segments.get(key)
-        return f"{segment.name_zh} {segment.slug}" if segment else str(key)
+        return segment_name(segment) if segment else str(key)
+
+    def same(source, target) -> bool:
+        if source in (None, ABSENT) or target in (None, ABSENT):
+            return source == target
+        a, b = segments.get(source), segments.get(target)
+        return a is not None and b is not None and a.slug == b.slug
 
     def order(key):
         if key in (None, ABSENT):
             return (1, 0, str(key))
         segment = segments.get(key)
-        return (0, segment.ordering if segment else 0, key)
+        return (0, segment.ordering if segment else 0, str(key))
 
     sources = sorted({f for f, _t in cells}, key=order)
     targets = sorted({t for _f, t in cells}, key=order)
+    rows = []
+    for source in sources:
+        values = [cells.get((source, target), 0) for target in targets]
+        total = sum(values)
+        rows.append(
+            {
+                "label": label(source),
+                "cells": [
+                    {
+                        "count": value,
+                        "share": value / total if total else 0,
+                        "alpha": f"{(0.08 + 0.6 * value / total) if total and value else 0:.2f}",
+                        "stayed": same(source, target),
+                    }
+                    for value, target in zip(values, targets, strict=True)
+                ],
+                "total": total,
+            }
+        )
+    moved = sum(cell["count"] for row in rows for cell in row["cells"] if not cell["stayed"])
+    everyone = sum(row["total"] for row in rows)
     return {
         "columns": [label(t) for t in targets],
-        "rows": [
-            {"label": label(f), "cells": (row := [cells.get((f, t), 0) for t in targets]), "total": sum(row)}
-            for f in sources
-        ],
+        "rows": rows,
+        "moved": moved,
+        "members": everyone,
+        "moved_share": moved / everyone if everyone else None,
     }
 
 
@@ -326,7 +528,7 @@ class CurrentSegmentFilter(admin.SimpleListFilter):
         run = current_run()
         scheme_filter = {"scheme_id": run.scheme_id} if run else {"scheme__is_active": True}
         segments = Segment.objects.filter(**scheme_filter)
-        return [(segment.pk, f"{segment.name_zh} ({segment.slug})") for segment in segments]
+        return [(segment.pk, segment_name(segment)) for segment in segments]
 
     def queryset(self, request, queryset):
         if self.value():
@@ -336,7 +538,7 @@ class CurrentSegmentFilter(admin.SimpleListFilter):
 
 @admin.register(MemberRfm)
 class MemberRfmAdmin(MemberRowsMixin, ReadOnlyAdmin):
-    list_display = ("member", "segment", "recency_days", "frequency", "monetary", "scores", "as_of")
+    list_display = ("member", "segment_shown", "recency_days", "frequency", "monetary_shown", "scores", "as_of")
     list_filter = (CurrentSegmentFilter,)
     list_select_related = ("member", "segment", "run")
     search_fields = ("=member__mobile",)
@@ -359,6 +561,14 @@ class MemberRfmAdmin(MemberRowsMixin, ReadOnlyAdmin):
     )
     readonly_fields = fields
 
+    @admin.display(description=_("segment"), ordering="segment__ordering")
+    def segment_shown(self, obj):
+        return segment_name(obj.segment) if obj.segment_id else "—"
+
+    @admin.display(description=_("M (yuan)"), ordering="monetary")
+    def monetary_shown(self, obj):
+        return yuan(obj.monetary)
+
     @admin.display(description=_("R / F / M"))
     def scores(self, obj):
         mode = (obj.run.params or {}).get("mode", "thresholds")
@@ -369,18 +579,36 @@ class MemberRfmAdmin(MemberRowsMixin, ReadOnlyAdmin):
         explanation = segment_explain(member=obj.member)
         if not explanation["computed"]:
             return explanation["message"]
+        names = {segment.slug: segment_name(segment) for segment in Segment.objects.filter(scheme_id=obj.run.scheme_id)}
+        rules = [{**rule, "segment_name": names.get(rule["segment"], rule["segment"])} for rule in explanation["rules"]]
+        matched = next(
+            (
+                named
+                for named, rule in zip(rules, explanation["rules"], strict=True)
+                if rule is explanation["matched_rule"]
+            ),
+            None,
+        )
         return render_fragment(
             "admin/segmentation/memberrfm/explanation.html",
-            {"explanation": explanation, "matched": explanation["matched_rule"]},
+            {"explanation": explanation, "rules": rules, "matched": matched},
         )
 
 
 @admin.register(SegmentTransition)
 class SegmentTransitionAdmin(MemberRowsMixin, ReadOnlyAdmin):
-    list_display = ("created_at", "member", "from_segment", "to_segment", "source", "run")
+    list_display = ("created_at", "member", "from_segment_shown", "to_segment_shown", "source", "run")
     list_filter = ("source",)
     list_select_related = ("member", "from_segment", "to_segment", "run", "run__scheme")
     search_fields = ("=member__mobile",)
     mobile_search_only = True
-    fields = ("created_at", "member", "from_segment", "to_segment", "source", "run")
+    fields = ("created_at", "member", "from_segment_shown", "to_segment_shown", "source", "run")
     readonly_fields = fields
+
+    @admin.display(description=_("from"))
+    def from_segment_shown(self, obj):
+        return segment_name(obj.from_segment) if obj.from_segment_id else "—"
+
+    @admin.display(description=_("to"))
+    def to_segment_shown(self, obj):
+        return segment_name(obj.to_segment) if obj.to_segment_id else "—"

@@ -6,7 +6,8 @@ The definitions are PRODUCT.md's (section *RFM*); how they are computed is in
 - ``Scheme`` — the window, the scoring mode and its parameters. Exactly one scheme is active: a
   partial ``UniqueConstraint`` allows at most one, ``scheme_activate`` switches atomically and the
   data migration creates the default one active.
-- ``Segment`` — what operators see (slug, names, colour, strategy); ``SegmentRule`` — how members
+- ``Segment`` — what operators see (names and strategy in Chinese and English, colour; the slug is
+  for exports and the API only); ``SegmentRule`` — how members
   get there. Rules are tried in ``priority`` order (then id); the first that holds wins.
 - ``RfmRun`` — one recompute: as-of date, status, timings, counts and averages per segment, and
   ``params``: a frozen copy of the scheme, its rules and the quintile cut points the run used.
@@ -40,6 +41,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from members.formatting import local_name
 from members.models import Member, TimeStampedModel
 from segmentation.rules import describe_rule
 
@@ -52,8 +54,14 @@ class Scheme(TimeStampedModel):
         QUINTILES = "quintiles", _("Quintiles (scores 1–5)")
 
     name = models.CharField(_("name"), max_length=100)
+    name_en = models.CharField(
+        _("name (English)"), max_length=100, blank=True, help_text=_("Shown on English pages; empty: the name above.")
+    )
     slug = models.SlugField(_("slug"), max_length=50, unique=True)
     description = models.TextField(_("description"), blank=True)
+    description_en = models.TextField(
+        _("description (English)"), blank=True, help_text=_("Shown on English pages; empty: the description above.")
+    )
     mode = models.CharField(_("scoring mode"), max_length=20, choices=Mode.choices, default=Mode.THRESHOLDS)
     window_days = models.PositiveSmallIntegerField(
         _("window (days)"),
@@ -104,7 +112,16 @@ class Scheme(TimeStampedModel):
         ]
 
     def __str__(self):
-        return self.name
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        """The name in the page's language (the other one when that is empty)."""
+        return local_name(self.name, self.name_en, self.slug)
+
+    @property
+    def display_description(self) -> str:
+        return local_name(self.description, self.description_en)
 
     @property
     def high_level(self) -> int:
@@ -115,8 +132,8 @@ class Scheme(TimeStampedModel):
 class Segment(TimeStampedModel):
     scheme = models.ForeignKey(Scheme, verbose_name=_("scheme"), on_delete=models.CASCADE, related_name="segments")
     slug = models.SlugField(_("slug"), max_length=50, help_text=_("What exports and the API carry."))
-    name_zh = models.CharField(_("Chinese name"), max_length=50)
-    name_en = models.CharField(_("English name"), max_length=80)
+    name_zh = models.CharField(_("Chinese name"), max_length=50, blank=True)
+    name_en = models.CharField(_("English name"), max_length=80, blank=True)
     colour = models.CharField(
         _("colour"),
         max_length=7,
@@ -125,6 +142,9 @@ class Segment(TimeStampedModel):
     )
     ordering = models.PositiveSmallIntegerField(_("ordering"), default=0)
     strategy = models.TextField(_("strategy"), blank=True)
+    strategy_en = models.TextField(
+        _("strategy (English)"), blank=True, help_text=_("Shown on English pages; empty: the strategy above.")
+    )
 
     class Meta:
         ordering = ["scheme", "ordering", "id"]
@@ -139,7 +159,26 @@ class Segment(TimeStampedModel):
         ]
 
     def __str__(self):
-        return f"{self.name_zh} {self.name_en} ({self.slug})"
+        return self.name
+
+    @property
+    def name(self) -> str:
+        """The name in the page's language: the other language's when that one is empty, else the slug."""
+        return local_name(self.name_zh, self.name_en, self.slug)
+
+    @property
+    def display_strategy(self) -> str:
+        return local_name(self.strategy, self.strategy_en)
+
+    @property
+    def name_with_scheme(self) -> str:
+        """ "Scheme · segment", for choosers that offer the segments of several schemes (select the
+        scheme with the segments)."""
+        return f"{self.scheme.display_name} · {self.name}"
+
+    def clean(self):
+        if not (self.name_zh.strip() or self.name_en.strip()):
+            raise ValidationError({"name_zh": _("Give the segment a name, in Chinese or in English.")})
 
 
 def validate_score_condition(value: str) -> None:
@@ -198,7 +237,7 @@ class SegmentRule(TimeStampedModel):
         ]
 
     def __str__(self):
-        return f"#{self.priority} {self.describe()} → {self.segment.slug if self.segment_id else '?'}"
+        return f"#{self.priority} {self.describe()} → {self.segment.name if self.segment_id else '?'}"
 
     def describe(self) -> str:
         return describe_rule(
@@ -307,7 +346,7 @@ class MemberRfm(TimeStampedModel):
         verbose_name_plural = _("member RFM")
 
     def __str__(self):
-        return f"{self.member_id}: {self.segment.slug if self.segment_id else '—'}"
+        return f"{self.member_id}: {self.segment.name if self.segment_id else '—'}"
 
 
 class RfmStagingRow(models.Model):
@@ -395,4 +434,6 @@ class SegmentTransition(TimeStampedModel):
         indexes = [models.Index(fields=["member", "created_at"], name="segtransition_member_created")]
 
     def __str__(self):
-        return f"{self.member_id}: {self.from_segment_id} → {self.to_segment_id}"
+        before = self.from_segment.name if self.from_segment_id else "—"
+        after = self.to_segment.name if self.to_segment_id else "—"
+        return f"{self.member_id}: {before} → {after}"

@@ -110,6 +110,7 @@ GROUPS = (
     ),
 )
 
+
 def _models_by_label():
     return {model._meta.label: (model, model_admin) for model, model_admin in admin.site._registry.items()}
 
@@ -143,8 +144,19 @@ def sidebar(request) -> list[dict]:
         items = [
             item
             for entry in entries
-            if (item := _entry_item(entry, request, registry) if isinstance(entry, Entry) else _page_item(entry, request))
+            if (
+                item := _entry_item(entry, request, registry)
+                if isinstance(entry, Entry)
+                else _page_item(entry, request)
+            )
         ]
         if items:
-            groups.append({"title": title, "separator": True, "collapsible": title not in (_("Overview"), _("Members")), "items": items})
+            groups.append(
+                {
+                    "title": title,
+                    "separator": True,
+                    "collapsible": title not in (_("Overview"), _("Members")),
+                    "items": items,
+                }
+            )
     return groups

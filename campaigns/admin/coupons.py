@@ -12,36 +12,53 @@ from django.utils.translation import ngettext
 from campaigns.models import Coupon, CouponTemplate
 from campaigns.services.coupons import coupon_revoke
 from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin
+from members.admin.columns import money_column
+from members.formatting import yuan
 
 
 @admin.register(CouponTemplate)
 class CouponTemplateAdmin(ModelAdmin):
-    list_display = ["name", "kind", "value", "min_spend", "validity_display", "issued", "is_active"]
+    list_display = ["shown_name", "kind", "value", "min_spend_shown", "validity_display", "issued", "is_active"]
     list_filter = ["kind", "is_active", "validity"]
-    search_fields = ["name", "slug"]
+    search_fields = ["name", "name_en", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["stores"]
     readonly_fields = ["issued_count", "created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "description", "is_active"]}),
+        (None, {"fields": [("name", "name_en"), "slug", ("description", "description_en"), "is_active"]}),
         (
             _("Value"),
-            {"fields": ["kind", "amount", "percent_off", "max_discount", "gift_description", "min_spend"]},
+            {
+                "fields": [
+                    "kind",
+                    "amount",
+                    "percent_off",
+                    "max_discount",
+                    ("gift_description", "gift_description_en"),
+                    "min_spend",
+                ]
+            },
         ),
         (_("Where and when"), {"fields": ["stores", "validity", "valid_from", "valid_until", "valid_days"]}),
         (_("Issue limit"), {"fields": ["issue_limit", "issued_count"]}),
         (_("Record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 
+    min_spend_shown = money_column(CouponTemplate, "min_spend")
+
+    @admin.display(description=_("name"), ordering="name")
+    def shown_name(self, template):
+        return template.display_name
+
     @admin.display(description=_("value"))
     def value(self, template):
         if template.kind == CouponTemplate.Kind.FIXED_AMOUNT:
-            return f"¥{template.amount}"
+            return yuan(template.amount)
         if template.kind == CouponTemplate.Kind.PERCENTAGE:
-            cap = _(" (at most ¥%(cap)s)") % {"cap": template.max_discount} if template.max_discount else ""
+            cap = _(" (at most %(cap)s)") % {"cap": yuan(template.max_discount)} if template.max_discount else ""
             return f"{template.percent_off}%{cap}"
         if template.kind == CouponTemplate.Kind.GIFT_ITEM:
-            return template.gift_description or template.get_kind_display()
+            return template.display_gift or template.get_kind_display()
         return template.get_kind_display()
 
     @admin.display(description=_("valid"))
@@ -67,9 +84,9 @@ class CouponAdmin(MemberRowsMixin, ReadOnlyAdmin):
         "granted_at",
         "valid_until",
         "redeemed_at",
-        "discount",
+        "discount_shown",
         "campaign",
-        "source",
+        "source_shown",
     ]
     list_filter = ["status", "template__kind", "granted_at", "template"]
     search_fields = ("=member__mobile", "=code")
@@ -77,6 +94,21 @@ class CouponAdmin(MemberRowsMixin, ReadOnlyAdmin):
     raw_id_fields = ["member", "order", "campaign", "template", "redeemed_store"]
     date_hierarchy = "granted_at"
     actions = ["revoke_selected"]
+    discount_shown = money_column(Coupon, "discount")
+
+    @admin.display(description=_("source"), ordering="source")
+    def source_shown(self, coupon):
+        """What granted it, in words: the stored source is a key ("campaign:<slug>", "offer:<code>" …)."""
+        kind, _sep, key = coupon.source.partition(":")
+        if kind == "campaign" and coupon.campaign_id:
+            return _("campaign")
+        if kind == "offer":
+            return _("top-up offer %(code)s") % {"code": key}
+        if kind == "referral":
+            return _("referral #%(id)s") % {"id": key}
+        if kind == "trigger":
+            return _("trigger #%(id)s") % {"id": key}
+        return coupon.source or "—"
 
     def has_revoke_permission(self, request):
         return request.user.has_perm("campaigns.change_coupon")

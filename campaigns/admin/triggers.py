@@ -10,19 +10,21 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Trigger, TriggerFiring
 from campaigns.services.triggers import trigger_save, trigger_set_active
+from members import formatting
 from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin
+from segmentation.models import Segment
 
 
 @admin.register(Trigger)
 class TriggerAdmin(ModelAdmin):
-    list_display = ("name", "kind", "condition", "does", "cap", "is_active", "fired", "skipped")
+    list_display = ("shown_name", "kind", "condition", "does", "cap", "is_active", "fired", "skipped")
     list_filter = ("kind", "is_active")
     list_select_related = ("segment", "coupon_template", "campaign")
-    search_fields = ("name",)
+    search_fields = ("name", "name_en")
     raw_id_fields = ("campaign",)
     actions = ["activate", "deactivate"]
     fieldsets = (
-        (None, {"fields": ("name", "description", "kind", "is_active")}),
+        (None, {"fields": (("name", "name_en"), ("description", "description_en"), "kind", "is_active")}),
         (
             _("When"),
             {
@@ -65,16 +67,31 @@ class TriggerAdmin(ModelAdmin):
             )
         )
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "segment" and field is not None:
+            field.queryset = field.queryset.select_related("scheme")
+            field.label_from_instance = Segment.name_with_scheme.fget
+        return field
+
+    @admin.display(description=_("name"), ordering="name")
+    def shown_name(self, obj):
+        return obj.display_name
+
     @admin.display(description=_("when"))
     def condition(self, obj):
         if obj.kind == Trigger.Kind.ENTERED_SEGMENT:
-            return obj.segment.slug if obj.segment_id else "—"
+            return obj.segment.name if obj.segment_id else "—"
         if obj.kind == Trigger.Kind.INACTIVITY:
             return _("%(n)s days without a purchase") % {"n": obj.inactivity_days}
         if obj.kind == Trigger.Kind.AFTER_ORDER:
             text = _("%(n)s days after an order") % {"n": obj.delay_days}
-            return f"{text} ({obj.segment.slug})" if obj.segment_id else text
-        return ", ".join(f"{key.replace('_score__', ' ')} {value}" for key, value in obj.pattern_conditions().items())
+            return f"{text} ({obj.segment.name})" if obj.segment_id else text
+        signs = {"gte": "≥", "lte": "≤"}
+        return ", ".join(
+            f"{key[0].upper()} {signs[key.rsplit('__', 1)[1]]} {value}"
+            for key, value in obj.pattern_conditions().items()
+        )
 
     @admin.display(description=_("does"))
     def does(self, obj):
@@ -97,11 +114,11 @@ class TriggerAdmin(ModelAdmin):
 
     @admin.display(description=_("fired"), ordering="fired_count")
     def fired(self, obj):
-        return obj.fired_count
+        return formatting.count(obj.fired_count)
 
     @admin.display(description=_("skipped"), ordering="skipped_count")
     def skipped(self, obj):
-        return obj.skipped_count
+        return formatting.count(obj.skipped_count)
 
     def save_model(self, request, obj, form, change):
         trigger_save(trigger=obj)
@@ -119,9 +136,23 @@ class TriggerAdmin(ModelAdmin):
 
 @admin.register(TriggerFiring)
 class TriggerFiringAdmin(MemberRowsMixin, ReadOnlyAdmin):
-    list_display = ("created_at", "trigger", "member", "cause_key", "status", "due_at", "fired_at", "skip_reason")
+    list_display = ("created_at", "trigger", "member", "cause", "status", "due_at", "fired_at", "skip_reason")
     list_filter = ("status", "trigger")
     list_select_related = ("trigger", "member")
     search_fields = ("member__mobile", "cause_key")
     date_hierarchy = "created_at"
     raw_id_fields = ("member", "coupon", "message", "followup")
+
+    @admin.display(description=_("cause"), ordering="cause_key")
+    def cause(self, firing):
+        kind, _sep, rest = firing.cause_key.partition(":")
+        number = rest.split(":", 1)[0]
+        if kind == "transition":
+            return _("segment change #%(id)s") % {"id": number}
+        if kind == "order":
+            return _("order #%(id)s") % {"id": number}
+        if kind == "lapse":
+            return _("no purchase since order #%(id)s") % {"id": number}
+        if kind == "pattern":
+            return _("R/F/M pattern of run #%(id)s") % {"id": number}
+        return firing.cause_key

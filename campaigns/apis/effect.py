@@ -1,5 +1,7 @@
-"""The effect reports as an API for dashboards: staff users only (``IsAdminUser``), with a Django
-session or HTTP Basic credentials. ``?format=csv`` answers the same report as CSV.
+"""The effect reports as an API for dashboards: staff users only (``IsAdminUser``), signed in to
+the admin (the Django session; no password is ever taken here, so none can be guessed here — the
+admin's sign-in is guarded by django-axes), throttled per user (``staff_report``). ``?format=csv``
+answers the same report as CSV.
 
 - ``GET /api/v1/campaigns/<id>/effect?days=14`` — ``campaigns.selectors.effect.campaign_effect``
 - ``GET /api/v1/campaigns/segment-report?from_run=<id>&to_run=<id>[&lapsed_days=N]`` —
@@ -15,7 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAdminUser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -30,6 +32,7 @@ from campaigns.selectors.effect import (
     segment_report_csv_rows,
 )
 from members.apis.base import ApiAutoSchema
+from members.apis.throttling import ApiScopedThrottle
 from segmentation.models import RfmRun
 
 
@@ -109,8 +112,10 @@ class StaffReportApi(APIView):
     one error shape, which the schema documents with the other error responses."""
 
     schema = ApiAutoSchema()
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = [SessionAuthentication]
     permission_classes = [IsAdminUser]
+    throttle_classes = [ApiScopedThrottle]
+    throttle_scope = "staff_report"
     renderer_classes = [JSONRenderer, CsvRenderer]
     extra_error_statuses = (400,)
 

@@ -27,6 +27,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.models.bilingual import LocalTexts, english_description, english_name
+from members.formatting import local_name
 from members.models import MONEY, Member, Store, Tier, TimeStampedModel
 
 __all__ = [
@@ -49,7 +51,7 @@ def in_control_group(*, campaign_id: int, member_id: int, percent: int) -> bool:
     return int(digest[:8], 16) % 10000 < percent * 100
 
 
-class Campaign(TimeStampedModel):
+class Campaign(LocalTexts, TimeStampedModel):
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
         SCHEDULED = "scheduled", _("Scheduled")
@@ -62,8 +64,10 @@ class Campaign(TimeStampedModel):
         TRANSITION = "transition", _("Members entering a segment")
 
     name = models.CharField(_("name"), max_length=200)
+    name_en = english_name()
     slug = models.SlugField(_("slug"), max_length=64, unique=True)
     description = models.TextField(_("description"), blank=True)
+    description_en = english_description()
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.DRAFT)
     starts_at = models.DateTimeField(_("starts at"), null=True, blank=True, help_text=_("Empty: at launch."))
     ends_at = models.DateTimeField(_("ends at"), null=True, blank=True, help_text=_("Empty: until ended."))
@@ -108,6 +112,9 @@ class Campaign(TimeStampedModel):
         help_text=_("Members held out at random (stable per member) to measure the effect; 0–50."),
     )
     strategy = models.TextField(_("strategy"), blank=True)
+    strategy_en = models.TextField(
+        _("strategy (English)"), blank=True, help_text=_("Shown on English pages; empty: the strategy above.")
+    )
     launched_at = models.DateTimeField(_("launched at"), null=True, blank=True, editable=False)
     ended_at = models.DateTimeField(_("ended at"), null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
@@ -152,7 +159,11 @@ class Campaign(TimeStampedModel):
         ]
 
     def __str__(self):
-        return self.name
+        return self.display_name
+
+    @property
+    def display_strategy(self) -> str:
+        return local_name(self.strategy, self.strategy_en)
 
 
 class CampaignBenefit(TimeStampedModel):

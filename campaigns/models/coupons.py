@@ -16,6 +16,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.models.bilingual import LocalTexts, english_description, english_name
+from members.formatting import local_name
 from members.models import MONEY, Member, Order, Store, TimeStampedModel
 
 __all__ = ["Coupon", "CouponTemplate", "new_coupon_code"]
@@ -29,7 +31,7 @@ def new_coupon_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
-class CouponTemplate(TimeStampedModel):
+class CouponTemplate(LocalTexts, TimeStampedModel):
     class Kind(models.TextChoices):
         FIXED_AMOUNT = "fixed_amount", _("Fixed amount off")
         PERCENTAGE = "percentage", _("Percentage off (with a cap)")
@@ -41,8 +43,10 @@ class CouponTemplate(TimeStampedModel):
         DAYS_AFTER_GRANT = "days_after_grant", _("A number of days after it is granted")
 
     name = models.CharField(_("name"), max_length=200)
+    name_en = english_name()
     slug = models.SlugField(_("slug"), max_length=64, unique=True, help_text=_("A stable name for the template."))
     description = models.TextField(_("description"), blank=True)
+    description_en = english_description()
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.FIXED_AMOUNT)
     amount = models.DecimalField(
         _("amount off"),
@@ -68,6 +72,9 @@ class CouponTemplate(TimeStampedModel):
         **MONEY,
     )
     gift_description = models.CharField(_("gift"), max_length=200, blank=True)
+    gift_description_en = models.CharField(
+        _("gift (English)"), max_length=200, blank=True, help_text=_("Shown on English pages; empty: the gift above.")
+    )
     min_spend = models.DecimalField(
         _("minimum spend"),
         default=Decimal("0.00"),
@@ -135,7 +142,11 @@ class CouponTemplate(TimeStampedModel):
         ]
 
     def __str__(self):
-        return self.name
+        return self.display_name
+
+    @property
+    def display_gift(self) -> str:
+        return local_name(self.gift_description, self.gift_description_en)
 
     @property
     def face_value(self) -> Decimal:

@@ -18,17 +18,21 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.models.bilingual import LocalTexts, english_description, english_name
+from members.formatting import local_name
 from members.models import MONEY, Member, TimeStampedModel, WalletEntry
 
 __all__ = ["OfferTopUp", "ReferralRewardRule", "TopUpOffer"]
 
 
-class TopUpOffer(TimeStampedModel):
+class TopUpOffer(LocalTexts, TimeStampedModel):
     name = models.CharField(_("name"), max_length=200)
+    name_en = english_name()
     code = models.SlugField(
         _("code"), max_length=64, unique=True, help_text=_("Carried on the wallet bonus as its offer code.")
     )
     description = models.TextField(_("description"), blank=True)
+    description_en = english_description()
     segments = models.ManyToManyField(
         "segmentation.Segment",
         verbose_name=_("segments"),
@@ -57,6 +61,9 @@ class TopUpOffer(TimeStampedModel):
     )
     restriction_note = models.TextField(
         _("restriction"), blank=True, help_text=_("E.g. the bonus is usable only on the chosen wake-up products.")
+    )
+    restriction_note_en = models.TextField(
+        _("restriction (English)"), blank=True, help_text=_("Shown on English pages; empty: the restriction above.")
     )
     product_tags = models.CharField(
         _("product tags"), max_length=200, blank=True, help_text=_("Comma-separated tags of the products it is for.")
@@ -91,7 +98,11 @@ class TopUpOffer(TimeStampedModel):
         ]
 
     def __str__(self):
-        return self.name
+        return self.display_name
+
+    @property
+    def display_restriction(self) -> str:
+        return local_name(self.restriction_note, self.restriction_note_en)
 
 
 class OfferTopUp(TimeStampedModel):
@@ -127,6 +138,7 @@ class OfferTopUp(TimeStampedModel):
 
 class ReferralRewardRule(TimeStampedModel):
     name = models.CharField(_("name"), max_length=200)
+    name_en = english_name()
     slug = models.SlugField(_("slug"), max_length=64, unique=True)
     referrer_segment = models.ForeignKey(
         "segmentation.Segment",
@@ -186,4 +198,8 @@ class ReferralRewardRule(TimeStampedModel):
         ]
 
     def __str__(self):
-        return self.name
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return local_name(self.name, self.name_en)

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.channel_registry import channel_names
+from campaigns.models.bilingual import LocalTexts, english_description, english_name
 from campaigns.models.campaigns import Campaign
 from members.models import Member, TimeStampedModel
 
@@ -31,7 +32,7 @@ __all__ = ["CampaignEffect", "Trigger", "TriggerFiring"]
 SCORE_VALIDATORS = [MinValueValidator(0), MaxValueValidator(5)]
 
 
-class Trigger(TimeStampedModel):
+class Trigger(LocalTexts, TimeStampedModel):
     class Kind(models.TextChoices):
         ENTERED_SEGMENT = "entered_segment", _("Entered a segment")
         INACTIVITY = "inactivity", _("No purchase for N days")
@@ -39,7 +40,9 @@ class Trigger(TimeStampedModel):
         PATTERN = "pattern", _("R/F/M pattern")
 
     name = models.CharField(_("name"), max_length=200)
+    name_en = english_name()
     description = models.TextField(_("description"), blank=True)
+    description_en = english_description()
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     is_active = models.BooleanField(_("active"), default=False)
 
@@ -157,7 +160,7 @@ class Trigger(TimeStampedModel):
         ]
 
     def __str__(self):
-        return self.name
+        return self.display_name
 
     def clean(self):
         errors = {}

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # staff sign-in lockout (AXES_* below)
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
@@ -62,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY below
+    "axes.middleware.AxesMiddleware",  # turns a lockout into its answer; last
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -112,6 +115,42 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Staff sign-in (django-axes) ---------------------------------------------------------------
+# AXES_FAILURE_LIMIT wrong passwords for one user name from one address lock that pair out for
+# AXES_COOLOFF_MINUTES (the right password included); a success resets the count. The address is
+# the client's as NUM_PROXIES trusts it (config.security.client_ip). ``manage.py axes_reset`` unlocks.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ADMIN = False  # lockouts are listed and cleared with manage.py axes_list_attempts / axes_reset
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
+
+# --- Content-Security-Policy (django-csp): everything from this origin, nothing from elsewhere ---
+# Tried in a browser (tests/browser/test_csp_browser.py): Alpine.js in the admin frame evaluates its
+# expressions with ``new Function`` ('unsafe-eval'); the dashboard, the campaign builder, unfold and
+# the API docs have inline scripts, and unfold inline styles ('unsafe-inline'). No CDN anywhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "'unsafe-inline'", "'unsafe-eval'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- The admin frame (django-unfold) ----------------------------------------------------------
 # The sidebar groups the admin by what operators do (workspace.navigation); the index is the
@@ -198,8 +237,12 @@ REST_FRAMEWORK = {
         "member_money": env.str("THROTTLE_MEMBER_MONEY", default="10/min"),
         "pos_money": env.str("THROTTLE_POS_MONEY", default="600/min"),
         "payment_notify": env.str("THROTTLE_PAYMENT_NOTIFY", default="600/min"),
+        "pos_lookup": env.str("THROTTLE_POS_LOOKUP", default="30/min"),  # member lookups, per store key
+        "staff_report": env.str("THROTTLE_STAFF_REPORT", default="120/min"),  # effect reports, per user
     },
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
+    # Reverse proxies in front of the app whose X-Forwarded-For is trusted (throttles, sign-in
+    # lockout). 0: the connecting address, whatever the header says.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Huiyuan API",
@@ -252,6 +295,10 @@ HUIYUAN_BENCH_FLOOR = env.bool("HUIYUAN_BENCH_FLOOR", default=False)
 # A member's QR code (shown in the mini-program, scanned by the POS) is valid this many seconds.
 HUIYUAN_MEMBER_QR_MAX_AGE = env.int("HUIYUAN_MEMBER_QR_MAX_AGE", default=300)
 HUIYUAN_TOP_UP_MAX = env.str("HUIYUAN_TOP_UP_MAX", default="5000.00")
+# The largest order a POS may record (yuan): a larger amount is refused on the field (points stay in range).
+HUIYUAN_ORDER_MAX_AMOUNT = env.str("HUIYUAN_ORDER_MAX_AMOUNT", default="1000000.00")
+# /api/docs/, /api/redoc/ and /api/schema/ for anyone (True) or for staff signed in to the admin.
+HUIYUAN_API_DOCS_PUBLIC = env.bool("HUIYUAN_API_DOCS_PUBLIC", default=True)
 # How long a retried API write (same Idempotency-Key) is answered with its stored first response.
 HUIYUAN_IDEMPOTENCY_KEEP_DAYS = env.int("HUIYUAN_IDEMPOTENCY_KEEP_DAYS", default=7)
 
@@ -285,7 +332,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "huiyuan.audit": {"level": "INFO"},  # who looked up which member (members.apis.pos), whatever LOG_LEVEL
+    },
 }
 
 # --- Messages (campaigns outbox) and triggers ------------------------------------------------

@@ -12,7 +12,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, SuperuserOnlyMixin, add_service_errors, form_page
+from members.admin.base import (
+    MemberRowsMixin,
+    ModelAdmin,
+    ReadOnlyAdmin,
+    SuperuserOnlyMixin,
+    add_service_errors,
+    form_page,
+)
+from members.admin.columns import money_column
 from members.models import ApiIdempotencyRecord, ApiScope, Store, StoreApiKey, TopUpIntent
 from members.services.api_keys import clean_scopes, store_api_key_create, store_api_key_deactivate
 
@@ -87,7 +95,18 @@ class StoreApiKeyAdmin(ModelAdmin):
 
 @admin.register(TopUpIntent)
 class TopUpIntentAdmin(MemberRowsMixin, ReadOnlyAdmin):
-    list_display = ("out_trade_no", "member", "amount", "bonus", "status", "transaction_id", "paid_at", "created_at")
+    list_display = (
+        "out_trade_no",
+        "member",
+        "amount_shown",
+        "bonus_shown",
+        "status",
+        "transaction_id",
+        "paid_at",
+        "created_at",
+    )
+    amount_shown = money_column(TopUpIntent, "amount")
+    bonus_shown = money_column(TopUpIntent, "bonus")
     list_filter = ("status",)
     list_select_related = ("member",)
     search_fields = ("out_trade_no", "transaction_id", "member__mobile")

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, ReadOnlyPermissions, TabularInline
+from members.admin.columns import money_column
 from members.admin.imports import CsvImportExportMixin
 from members.mobile import normalize_mobile
 from members.models import Member, Order, Refund, Store
@@ -164,7 +165,9 @@ class OrderAdmin(CsvImportExportMixin, MemberRowsMixin, ReadOnlyAdmin):
     import_service = staticmethod(orders_import)
     import_columns = ORDER_COLUMNS
     offers_historical = True
-    list_display = ("external_id", "member", "store", "paid_at", "amount", "refunded_amount", "status")
+    list_display = ("external_id", "member", "store", "paid_at", "amount_shown", "refunded_amount_shown", "status")
+    amount_shown = money_column(Order, "amount")
+    refunded_amount_shown = money_column(Order, "refunded_amount")
     list_select_related = ("member", "store")
     list_filter = ("status", "store")
     date_hierarchy = "paid_at"

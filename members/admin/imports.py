@@ -1,49 +1,54 @@
 """The admin's CSV upload for stores, members and orders, and the export beside it.
 
 The upload calls the services the ``import_*`` commands call (``members.services.imports``), so a
-file gives the same members, tiers and points wherever it is uploaded. Two steps:
+file gives the same members, tiers and points wherever it is uploaded. It runs in the worker as an
+``ImportJob`` (``members.services.import_jobs``), whose page shows a progress bar that follows it
+without a reload (htmx polls ``…/import/<job>/status/``). Two steps:
 
-1. **Check.** The file is kept under ``VAR_DIR/imports`` with a random name, remembered in the
-   staff member's session, and imported with ``dry_run=True`` — everything is done, then rolled
-   back — so the page shows what the import would do: the counts, the first rows with what happens
-   to each, the points and tier changes it would cause, or every bad row with its line number.
-2. **Import.** The kept file is imported for real in the mode chosen at the check (``historical``,
-   ``HISTORICAL_LABEL``). It is checked again, since data may have changed in between: a file with
-   any bad row imports nothing and the page shows the rows.
+1. **Check.** The upload's header is read in the request (a missing column is a form error at
+   once); the file is kept under ``VAR_DIR/imports`` and checked by the worker with
+   ``dry_run=True`` — everything is done, then rolled back — so the page shows what the import
+   would do: the counts, the first rows with what happens to each, the points and tier changes it
+   would cause, or the bad rows with their line numbers and a CSV error report of them all.
+2. **Import.** The uploader confirms a file without bad rows, and the worker imports it for real in
+   the mode chosen at the check (``historical``, ``HISTORICAL_LABEL``). It is checked again as it
+   goes, since data may have changed in between: a file with any bad row imports nothing.
 
-A large file is better imported with the command (a progress bar, no web request time limit).
 Exports stay with django-import-export (``members.resources``).
 """
 
-import secrets
-import time
-from pathlib import Path
-
 from django import forms
-from django.conf import settings
-from django.contrib import messages
-from django.contrib.admin.models import ADDITION, LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportMixin
+from unfold.contrib.import_export.forms import ExportForm, SelectableFieldsExportForm
 
-from members.csv_import import CsvFileError
+from members.csv_import import CsvFileError, CsvReader
+from members.models import ImportJob
 from members.resources import SpreadsheetCSV
-from members.services.imports import HISTORICAL_HELP, HISTORICAL_LABEL, ImportResult
+from members.services.import_jobs import (
+    IMPORTS,
+    error_report_path,
+    import_job_confirm,
+    import_job_create,
+    import_job_result,
+    import_job_summary,
+)
+from members.services.imports import HISTORICAL_HELP, HISTORICAL_LABEL
+from members.tasks import import_job_task
 
-SHOWN_ROWS = 100  # rows listed in the check's table
-KEPT_UPLOADS_SECONDS = 24 * 3600  # an upload not confirmed within a day is deleted
-SESSION_KEY = "members_imports"  # token → the model it was uploaded for
+POLL_SECONDS = 1  # how often a running job's page asks for its progress
 
 
-def uploads_dir() -> Path:
-    directory = Path(settings.VAR_DIR) / "imports"
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+def queue_import_job(job: ImportJob) -> None:
+    """Queue a job's phase on the worker. The admin runs in autocommit, so the job is committed and
+    the worker finds it (run eagerly, it runs here and now)."""
+    import_job_task.delay(job.pk)
 
 
 class ImportForm(forms.Form):
@@ -59,9 +64,7 @@ class ImportForm(forms.Form):
 
 
 class ConfirmImportForm(forms.Form):
-    token = forms.RegexField(regex=r"\A[0-9a-f]{32}\Z", widget=forms.HiddenInput)
-    file_name = forms.CharField(max_length=255, widget=forms.HiddenInput)
-    historical = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    job = forms.IntegerField(widget=forms.HiddenInput)
 
 
 class CsvImportExportMixin(ExportMixin):
@@ -79,13 +82,31 @@ class CsvImportExportMixin(ExportMixin):
     import_template_name = "admin/members/import.html"
     import_export_change_list_template = "admin/members/change_list_import_export.html"
     export_formats = [SpreadsheetCSV]
+    export_form_class = ExportForm
+    selectable_fields_export_form_class = SelectableFieldsExportForm
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
+        view = self.admin_site.admin_view
         return [
-            path("import/", self.admin_site.admin_view(self.import_view), name="{}_{}_import".format(*info)),
+            path("import/", view(self.import_view), name="{}_{}_import".format(*info)),
+            path("import/<int:job_id>/", view(self.import_job_view), name="{}_{}_import_job".format(*info)),
+            path(
+                "import/<int:job_id>/status/",
+                view(self.import_job_status_view),
+                name="{}_{}_import_job_status".format(*info),
+            ),
+            path(
+                "import/<int:job_id>/errors.csv",
+                view(self.import_job_errors_view),
+                name="{}_{}_import_job_errors".format(*info),
+            ),
             *super().get_urls(),
         ]
+
+    @property
+    def import_kind(self) -> str:
+        return next(kind for kind, (service, *_rest) in IMPORTS.items() if service is self.import_service)
 
     def has_import_permission(self, request) -> bool:
         opts = self.opts
@@ -101,9 +122,10 @@ class CsvImportExportMixin(ExportMixin):
         extra_context = {"has_import_permission": self.has_import_permission(request), **(extra_context or {})}
         return super().changelist_view(request, extra_context)
 
-    # --- the view ---------------------------------------------------------------------------
+    # --- the views -------------------------------------------------------------------------
 
     def import_view(self, request):
+        """The upload (GET, POST), and the confirmation of a checked file (POST with ``confirm``)."""
         if not self.has_import_permission(request):
             raise PermissionDenied
         if request.method == "POST" and "confirm" in request.POST:
@@ -116,93 +138,108 @@ class CsvImportExportMixin(ExportMixin):
         if not form.is_valid():
             return self._render(request, form=form)
         upload = form.cleaned_data["import_file"]
-        historical = form.cleaned_data.get("historical", False)
-        token = self._keep(request, upload)
+        _service, columns, _model = IMPORTS[self.import_kind]
         try:
-            result = self._run(token, historical=historical, dry_run=True)
+            CsvReader(upload.file, columns=columns)  # the header, at once: a missing column is a form error
         except CsvFileError as exc:
-            self._forget(request, token)
             form.add_error("import_file", exc)
             return self._render(request, form=form)
-        confirm_form = None
-        if result.ok:
-            confirm_form = ConfirmImportForm(
-                initial={"token": token, "file_name": upload.name[:255], "historical": historical}
-            )
-        else:
-            self._forget(request, token)
-        return self._render(request, result=result, confirm_form=confirm_form, file_name=upload.name)
+        upload.file.seek(0)
+        job = import_job_create(
+            kind=self.import_kind,
+            upload=upload,
+            historical=form.cleaned_data.get("historical", False),
+            user=request.user,
+            language=get_language() or "",
+        )
+        queue_import_job(job)
+        return HttpResponseRedirect(self._job_url(job))
 
     def _import_confirmed(self, request):
         form = ConfirmImportForm(request.POST)
-        uploads = request.session.get(SESSION_KEY, {})
-        if not form.is_valid() or uploads.get(form.cleaned_data["token"]) != self.opts.label_lower:
-            messages.error(request, _("The uploaded file is no longer available: upload it again."))
+        job = None
+        if form.is_valid():
+            job = ImportJob.objects.filter(
+                pk=form.cleaned_data["job"], kind=self.import_kind, created_by=request.user
+            ).first()
+        if job is None or not import_job_confirm(job=job):
+            self.message_user(request, _("The uploaded file is no longer available: upload it again."), "error")
             return HttpResponseRedirect(request.path)
-        token, file_name = form.cleaned_data["token"], form.cleaned_data["file_name"]
-        try:
-            result = self._run(token, historical=form.cleaned_data["historical"], dry_run=False)
-        except (CsvFileError, FileNotFoundError):
-            messages.error(request, _("The uploaded file is no longer available: upload it again."))
-            return HttpResponseRedirect(request.path)
-        finally:
-            self._forget(request, token)
-        if not result.ok:
-            messages.error(
-                request, _("Nothing was imported: some rows are not valid. Correct them and upload the file again.")
-            )
-            return self._render(request, result=result, file_name=file_name)
-        summary = _("Import finished: %(file)s. %(summary)s") % {"file": file_name, "summary": result.summary()}
-        LogEntry.objects.create(
-            user_id=request.user.pk,
-            content_type_id=ContentType.objects.get_for_model(self.model).pk,
-            object_repr=file_name[:200],
-            action_flag=ADDITION,
-            change_message=str(summary),
-        )
-        messages.success(request, summary)
-        return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
+        queue_import_job(job)
+        return HttpResponseRedirect(self._job_url(job))
 
-    def _render(self, request, *, form=None, result: ImportResult | None = None, confirm_form=None, file_name=""):
+    def import_job_view(self, request, job_id: int):
+        job = self._job(request, job_id)
+        if request.method == "POST":
+            return HttpResponseNotAllowed(["GET"])
+        return self._render(request, job=job)
+
+    def import_job_status_view(self, request, job_id: int):
+        """The job's progress or result, the fragment the page's htmx swaps in while it runs."""
+        job = self._job(request, job_id)
+        return TemplateResponse(request, "admin/members/import_job.html", self._job_context(request, job))
+
+    def import_job_errors_view(self, request, job_id: int):
+        job = self._job(request, job_id)
+        report = error_report_path(job)
+        if job.status != ImportJob.Status.FAILED or not report.exists():
+            raise Http404
+        name = f"{job.file_name.rsplit('.', 1)[0]}-errors.csv"
+        return FileResponse(open(report, "rb"), as_attachment=True, filename=name, content_type="text/csv")
+
+    def _job(self, request, job_id: int) -> ImportJob:
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(ImportJob, pk=job_id, kind=self.import_kind)
+        if job.created_by_id != request.user.pk and not request.user.is_superuser:
+            raise PermissionDenied
+        return job
+
+    def _job_url(self, job: ImportJob, view: str = "import_job") -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_{view}", args=[job.pk])
+
+    def _job_context(self, request, job: ImportJob) -> dict:
+        finished_with_figures = job.status in (ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED)
+        confirm_form = None
+        if (
+            job.phase == ImportJob.Phase.CHECK
+            and job.status == ImportJob.Status.SUCCEEDED
+            and job.created_by_id == request.user.pk
+        ):
+            confirm_form = ConfirmImportForm(initial={"job": job.pk})
+        imported = job.phase == ImportJob.Phase.IMPORT and job.status == ImportJob.Status.SUCCEEDED
+        return {
+            "job": job,
+            "result": import_job_result(job) if finished_with_figures else None,
+            "confirm_form": confirm_form,
+            "summary": import_job_summary(job) if imported else "",
+            "file_name": job.file_name,
+            "percent": str(job.percent),
+            "status_url": self._job_url(job, "import_job_status"),
+            "errors_url": self._job_url(job, "import_job_errors"),
+            "import_url": reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import"),
+            "changelist_url": reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"),
+            "poll_seconds": POLL_SECONDS,
+            "historical_label": HISTORICAL_LABEL,
+            "offers_historical": self.offers_historical,
+            "opts": self.opts,
+        }
+
+    def _render(self, request, *, form=None, job: ImportJob | None = None):
         context = {
             **self.admin_site.each_context(request),
             "title": _("Import %(name)s") % {"name": self.opts.verbose_name_plural},
             "opts": self.opts,
             "form": form,
-            "result": result,
-            "confirm_form": confirm_form,
-            "file_name": file_name,
+            "job": None,
+            "result": None,
+            "confirm_form": None,
             "columns": self.import_columns,
             "offers_historical": self.offers_historical,
             "historical_label": HISTORICAL_LABEL,
             "media": self.media + (form.media if form is not None else forms.Media()),
         }
+        if job is not None:
+            context |= self._job_context(request, job)
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.import_template_name, context)
-
-    # --- the kept file ----------------------------------------------------------------------
-
-    def _run(self, token: str, *, historical: bool, dry_run: bool) -> ImportResult:
-        mode = {"historical": historical} if self.offers_historical else {}
-        return self.import_service(
-            file=uploads_dir() / token, dry_run=dry_run, show_rows=SHOWN_ROWS if dry_run else 0, **mode
-        )
-
-    def _keep(self, request, upload) -> str:
-        directory = uploads_dir()
-        stale = time.time() - KEPT_UPLOADS_SECONDS
-        for old in directory.iterdir():
-            if old.stat().st_mtime < stale:
-                old.unlink(missing_ok=True)
-        token = secrets.token_hex(16)
-        with open(directory / token, "wb") as kept:
-            for chunk in upload.chunks():
-                kept.write(chunk)
-        request.session[SESSION_KEY] = {**request.session.get(SESSION_KEY, {}), token: self.opts.label_lower}
-        return token
-
-    def _forget(self, request, token: str) -> None:
-        (uploads_dir() / token).unlink(missing_ok=True)
-        uploads = dict(request.session.get(SESSION_KEY, {}))
-        if uploads.pop(token, None) is not None:
-            request.session[SESSION_KEY] = uploads

@@ -18,6 +18,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from members.admin.base import MemberMobileField, MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, form_page
+from members.admin.columns import multiplier_column
 from members.models import (
     LoyaltyProgram,
     Member,
@@ -100,7 +101,8 @@ class PointsLotAdmin(MemberRowsMixin, ReadOnlyAdmin):
 
 @admin.register(MemberPointsMultiplier)
 class MemberPointsMultiplierAdmin(MemberRowsMixin, ReadOnlyAdmin):
-    list_display = ["member", "multiplier", "starts_at", "ends_at", "source"]
+    list_display = ["member", "multiplier_shown", "starts_at", "ends_at", "source"]
+    multiplier_shown = multiplier_column(MemberPointsMultiplier, "multiplier")
     search_fields = ("=member__mobile",)
     list_select_related = ["member"]
     raw_id_fields = ["member"]

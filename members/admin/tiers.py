@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from members.admin.base import MemberMobileField, MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, TabularInline, form_page
+from members.admin.columns import multiplier_column
 from members.models import Member, Tier, TierChange, TierRule
 from members.services.tiers import SET_TIER_PERMISSION, tier_set_manually
 
@@ -27,15 +28,18 @@ class TierAdmin(ModelAdmin):
         "rank",
         "name",
         "code",
-        "points_multiplier",
-        "birthday_points_multiplier",
-        "discount_rate",
+        "points_multiplier_shown",
+        "birthday_points_multiplier_shown",
+        "discount_rate_shown",
         "free_shipping",
         "priority_service",
         "retention_days",
         "is_active",
     )
     list_display_links = ("name",)
+    points_multiplier_shown = multiplier_column(Tier, "points_multiplier")
+    birthday_points_multiplier_shown = multiplier_column(Tier, "birthday_points_multiplier")
+    discount_rate_shown = multiplier_column(Tier, "discount_rate")
     list_filter = ("is_active",)
     ordering = ("rank",)
     search_fields = ("code", "name")

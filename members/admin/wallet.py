@@ -21,6 +21,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from members.admin.base import MemberMobileField, MemberRowsMixin, ReadOnlyAdmin, add_service_errors, form_page
+from members.admin.columns import money_column
+from members.formatting import yuan
 from members.models import Member, Wallet, WalletEntry
 from members.money import MAX_AMOUNT
 from members.services.wallet import wallet_refund_top_up, wallet_top_up
@@ -61,16 +63,19 @@ class WalletTopUpRefundForm(forms.Form):
 
 @admin.register(Wallet)
 class WalletAdmin(MemberRowsMixin, ReadOnlyAdmin):
-    list_display = ("member", "principal", "bonus", "total", "updated_at")
+    list_display = ("member", "principal_shown", "bonus_shown", "total", "updated_at")
     list_select_related = ("member",)
     search_fields = ("member__mobile",)
     fields = ("member", "principal", "bonus", "total", "created_at", "updated_at", "money_actions")
     readonly_fields = fields
     actions = None
 
+    principal_shown = money_column(Wallet, "principal")
+    bonus_shown = money_column(Wallet, "bonus")
+
     @admin.display(description=_("total"))
     def total(self, wallet: Wallet):
-        return wallet.total
+        return yuan(wallet.total)
 
     @admin.display(description=_("stored value"))
     def money_actions(self, wallet: Wallet):
@@ -156,11 +161,11 @@ class WalletEntryAdmin(MemberRowsMixin, ReadOnlyAdmin):
         "created_at",
         "member",
         "kind",
-        "amount",
-        "principal_delta",
-        "bonus_delta",
-        "principal_after",
-        "bonus_after",
+        "amount_shown",
+        "principal_delta_shown",
+        "bonus_delta_shown",
+        "principal_after_shown",
+        "bonus_after_shown",
         "actor",
         "reason",
         "refund_link",
@@ -171,6 +176,11 @@ class WalletEntryAdmin(MemberRowsMixin, ReadOnlyAdmin):
     search_fields = ("wallet__member__mobile", "=idempotency_key", "=reference")
     mobile_search_members = ("wallet__member",)
     actions = None
+    amount_shown = money_column(WalletEntry, "amount")
+    principal_delta_shown = money_column(WalletEntry, "principal_delta")
+    bonus_delta_shown = money_column(WalletEntry, "bonus_delta")
+    principal_after_shown = money_column(WalletEntry, "principal_after")
+    bonus_after_shown = money_column(WalletEntry, "bonus_after")
 
     def get_queryset(self, request):
         refunds = WalletEntry.objects.filter(

@@ -20,9 +20,8 @@ from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
@@ -37,6 +36,7 @@ from members.apis.authentication import (
 )
 from members.apis.errors import ErrorSerializer
 from members.apis.pagination import CappedLimitOffsetPagination
+from members.apis.parsers import JsonParser
 from members.apis.throttling import ApiScopedThrottle
 from members.money import MAX_AMOUNT
 
@@ -165,7 +165,7 @@ _shared_serializers: dict[type, serializers.Serializer] = {}
 
 class _ApiDefaults:
     schema = ApiAutoSchema()
-    parser_classes = (JSONParser,)
+    parser_classes = (JsonParser,)
     renderer_classes = (JSONRenderer,)
     authentication_classes: tuple = ()
     permission_classes: tuple = (AllowAny,)
@@ -175,6 +175,12 @@ class _ApiDefaults:
 
     def get_throttles(self):
         return [ApiScopedThrottle()] if self.throttle_scope else []
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # A NUL byte can name nothing (PostgreSQL text cannot hold one): not found, without a query.
+        if any("\x00" in value for value in kwargs.values() if isinstance(value, str)):
+            raise NotFound()
 
     def validated(self, serializer_class, data, *, shared: bool = False) -> dict:
         """``data`` validated by ``serializer_class``, or a 400 with field-level messages.

@@ -11,7 +11,8 @@ maps each offending field (dotted for nested ones, ``non_field_errors`` for the 
 
 Django's ``ValidationError`` (raised by services) becomes a 400 with the same field-level
 detail; an ``IdempotencyConflict`` — and any ``ValidationError`` whose codes are all
-``conflict`` / ``duplicate`` — becomes a 409. Unexpected exceptions become a logged 500 in the
+``conflict`` / ``duplicate`` — becomes a 409. A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is a 413
+(``too_large``), JSON nested past Python's recursion limit a 400. Unexpected exceptions become a logged 500 in the
 same shape (unless ``DEBUG``, where Django shows the traceback).
 """
 
@@ -19,6 +20,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
@@ -26,6 +28,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from members.apis.parsers import PayloadTooLarge, TooDeeplyNested
 from members.services.orders import IdempotencyConflict
 
 logger = logging.getLogger(__name__)
@@ -154,6 +157,10 @@ def api_exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, RequestDataTooBig):  # a view that read ``request.body`` itself
+        exc = PayloadTooLarge()
+    elif isinstance(exc, RecursionError):  # JSON a view decoded itself, nested beyond Python's limit
+        exc = TooDeeplyNested()
 
     if isinstance(exc, FieldErrors):
         body = error_body(code=exc.detail.code, message=exc.detail, fields=exc.fields)

@@ -9,10 +9,18 @@
   replay or refuse in the same way.
 - Spending stored value or redeeming points needs the member's QR code (proof the member is at
   the till); recording an order or topping up may name the member by mobile number instead.
+- Looking a member up is throttled per key (``pos_lookup``) and every lookup, found or not, is
+  written to the ``huiyuan.audit`` log (key, store, by what, which member). Only a QR scan — the
+  member at the till — answers the full name; a lookup by mobile number answers it masked (张*).
+- An order is at most ``HUIYUAN_ORDER_MAX_AMOUNT`` yuan (a 400 on ``amount``).
 """
+
+import logging
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
@@ -33,6 +41,9 @@ from members.services.orders import IdempotencyConflict, moment_check, order_rec
 from members.services.points import points_redeem
 from members.services.qr_codes import member_id_from_qr_code
 from members.services.wallet import wallet_spend, wallet_top_up
+
+audit_log = logging.getLogger("huiyuan.audit")
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE
 
 
 def _error(field: str, message, code: str = "invalid") -> ValidationError:
@@ -61,6 +72,22 @@ def member_from(data: dict, *, qr_only: bool = False) -> Member:
 class MemberRefSerializer(StrictSerializer):
     mobile = serializers.CharField(max_length=32, required=False, help_text=_("In any spelling: +86 138-0013-8000."))
     qr_code = serializers.CharField(max_length=128, required=False, help_text=_("Scanned from the member's QR code."))
+
+
+def _order_amount_in_range(value):
+    """At most ``HUIYUAN_ORDER_MAX_AMOUNT`` (read on every call, so a settings change applies)."""
+    limit = Decimal(settings.HUIYUAN_ORDER_MAX_AMOUNT)
+    if value > limit:
+        raise serializers.ValidationError(
+            _("An order can be at most %(limit)s yuan.") % {"limit": f"{limit:.2f}"}, code="max_value"
+        )
+    return value
+
+
+def mask_name(name: str) -> str:
+    """``张三`` → ``张*``, ``欧阳小明`` → ``欧***``: the first character, then one ``*`` for each other."""
+    name = (name or "").strip()
+    return f"{name[0]}{'*' * (len(name) - 1)}" if name else ""
 
 
 def _not_in_future(value):
@@ -97,7 +124,10 @@ class PosOrderCreateApi(PosApi):
     class InputSerializer(MemberRefSerializer):
         external_id = serializers.CharField(max_length=64, help_text=_("The order's id in your system; unique."))
         paid_at = serializers.DateTimeField(validators=[_not_in_future])
-        amount = MoneyField(help_text=_('Amount paid in yuan, e.g. "38.00".'))
+        amount = MoneyField(
+            help_text=_('Amount paid in yuan, e.g. "38.00".'),
+            validators=[_order_amount_in_range],
+        )
 
     @extend_schema(
         operation_id="pos_orders_create",
@@ -130,7 +160,16 @@ class PosOrderCreateApi(PosApi):
             body = _ORDER_OUT.to_representation(order)
             return (status.HTTP_201_CREATED if result.created else status.HTTP_200_OK), body
 
-        return respond_once(request=request, store=store, key=key, run=run)
+        try:
+            return respond_once(request=request, store=store, key=key, run=run)
+        except DataError as exc:
+            # Within the maximum amount, the brand's points rate and multipliers can still make the
+            # points too many to hold: the whole order was rolled back; say so on the amount.
+            if getattr(exc.__cause__, "sqlstate", None) != NUMERIC_VALUE_OUT_OF_RANGE:
+                raise
+            raise _error(
+                "amount", _("The points this order would earn are out of range: check the amount."), "max_value"
+            ) from None
 
 
 class PosRefundCreateApi(PosApi):
@@ -201,13 +240,18 @@ class PosOrderDetailApi(PosApi):
 
 class PosMemberSerializer(serializers.Serializer):
     member_id = serializers.IntegerField(source="pk")
-    name = serializers.CharField()
+    name = serializers.SerializerMethodField(
+        help_text=_("The full name for a QR scan; masked (张*) for a lookup by mobile number.")
+    )
     mobile_masked = serializers.SerializerMethodField()
     tier_code = serializers.SerializerMethodField()
     tier_name = serializers.SerializerMethodField()
     discount_rate = serializers.SerializerMethodField(help_text=_("The tier's price factor, e.g. 0.95."))
     points_balance = serializers.SerializerMethodField()
     wallet_balance = serializers.SerializerMethodField(help_text=_("Principal plus bonus."))
+
+    def get_name(self, member) -> str:
+        return member.name if self.context.get("full_name") else mask_name(member.name)
 
     def get_mobile_masked(self, member) -> str:
         return mask_mobile(member.mobile)
@@ -231,9 +275,11 @@ class PosMemberSerializer(serializers.Serializer):
 
 
 class PosMemberLookupApi(PosApi):
-    """A POST, so that the mobile number travels in the body and not in access logs."""
+    """A POST, so that the mobile number travels in the body and not in access logs. Throttled per
+    key and audited (see the module doc); the full name only for a QR scan."""
 
     required_scope = ApiScope.MEMBERS_READ
+    throttle_scope = "pos_lookup"
     extra_error_statuses = (404,)
 
     class InputSerializer(MemberRefSerializer):
@@ -245,12 +291,41 @@ class PosMemberLookupApi(PosApi):
         responses={200: PosMemberSerializer},
         tags=["pos"],
         summary="Find a member by mobile number or QR code (scope: members:read)",
+        description=_(
+            "Throttled per API key (429 with Retry-After). A QR scan answers the member's full name; "
+            "a lookup by mobile number answers it masked."
+        ),
     )
     def post(self, request):
         data = self.validated(self.InputSerializer, request.data)
-        member = member_from(data)
+        kind = "qr_code" if data.get("qr_code") else "mobile"
+        principal = self.principal
+        try:
+            member = member_from(data)
+        except ValidationError:
+            self._audit(principal, kind, member_id=None)
+            raise
+        self._audit(principal, kind, member_id=member.pk)
         member = Member.objects.select_related("tier", "points_account", "wallet").get(pk=member.pk)
-        return Response(PosMemberSerializer(member).data)
+        return Response(PosMemberSerializer(member, context={"full_name": kind == "qr_code"}).data)
+
+    @staticmethod
+    def _audit(principal, kind: str, *, member_id: int | None) -> None:
+        audit_log.info(
+            "pos member lookup: key=%s store=%s kind=%s member=%s",
+            principal.api_key.pk,
+            principal.store.code,
+            kind,
+            member_id if member_id is not None else "none",
+            extra={
+                "event": "pos_member_lookup",
+                "api_key_id": principal.api_key.pk,
+                "store_id": principal.store_id,
+                "store_code": principal.store.code,
+                "lookup_kind": kind,
+                "member_id": member_id,
+            },
+        )
 
 
 # --- stored value and points ---

@@ -49,6 +49,10 @@ An order already recorded is unchanged in either mode, so a file imported once h
 then again in loyalty mode (or the reverse) earns nothing the second time.
 
 Memory stays bounded whatever the file's size: rows are read and handled a batch at a time.
+Progress is reported by two optional callbacks: ``on_progress`` with the bytes of each read (the
+commands' progress bar) and ``on_rows`` with the rows handled so far, after each batch (the
+admin's import jobs, ``members.services.import_jobs``); ``on_bad_row`` gets each bad row's line
+and message as they are found (the jobs' error report).
 """
 
 import os
@@ -131,6 +135,7 @@ _COLUMN_OF = {"external_id": "order_id", "member": "member_mobile", "store": "st
 ImportSource = BinaryIO | str | os.PathLike
 ErrorCallback = Callable[[str], object]
 ProgressCallback = Callable[[int], object]
+BadRowCallback = Callable[[int, str], object]  # line, message ("column: problem; column: problem")
 
 GENDERS = ChoiceParser(
     Member.Gender, default=Member.Gender.UNKNOWN, extra={"m": Member.Gender.MALE, "f": Member.Gender.FEMALE}
@@ -209,11 +214,15 @@ class _Run:
         historical: bool = False,
         dry_run: bool = False,
         show_rows: int = 0,
+        on_rows: ProgressCallback | None = None,
+        on_bad_row: BadRowCallback | None = None,
     ):
         self.result = ImportResult(
             kind=kind, historical=historical, dry_run=dry_run, columns=tuple(column.name for column in columns)
         )
         self._on_error = on_error
+        self._on_rows = on_rows
+        self._on_bad_row = on_bad_row
         self._show_rows = show_rows
         self._started = time.monotonic()
 
@@ -222,7 +231,7 @@ class _Run:
             self.result.shown.append(RowOutcome(line, outcome, tuple(_cell(value) for value in cells)))
 
     def report(self, bad_rows: list[tuple[int, str]]) -> None:
-        """Report a batch's bad rows, in line order."""
+        """Report a batch's bad rows, in line order, then the rows handled so far (``on_rows``)."""
         for line, message in sorted(bad_rows, key=lambda bad: bad[0]):
             text = str(_("line %(line)s: %(message)s") % {"line": line, "message": message})
             self.result.error_count += 1
@@ -230,6 +239,10 @@ class _Run:
                 self.result.errors.append(text)
             if self._on_error is not None:
                 self._on_error(text)
+            if self._on_bad_row is not None:
+                self._on_bad_row(line, message)
+        if self._on_rows is not None:
+            self._on_rows(self.result.rows)
 
     def end(self) -> bool:
         """Whether the import's writes are to be kept; if not, its transaction is rolled back."""
@@ -296,13 +309,23 @@ def stores_import(
     dry_run: bool = False,
     on_error: ErrorCallback | None = None,
     on_progress: ProgressCallback | None = None,
+    on_rows: ProgressCallback | None = None,
+    on_bad_row: BadRowCallback | None = None,
     batch_size: int = BATCH_SIZE,
     show_rows: int = 0,
 ) -> ImportResult:
     """Import stores from a CSV ``code,name,city``: new codes are created, known codes with another
     name or city are updated (stores are the brand's own master data, not a member's). A code
     repeated in the file with another name or city is a bad row."""
-    run = _Run(kind="stores", columns=STORE_COLUMNS, on_error=on_error, dry_run=dry_run, show_rows=show_rows)
+    run = _Run(
+        kind="stores",
+        columns=STORE_COLUMNS,
+        on_error=on_error,
+        dry_run=dry_run,
+        show_rows=show_rows,
+        on_rows=on_rows,
+        on_bad_row=on_bad_row,
+    )
     result = run.result
     code_length, name_length, city_length = (
         Store._meta.get_field(name).max_length for name in ("code", "name", "city")
@@ -394,6 +417,8 @@ def members_import(
     dry_run: bool = False,
     on_error: ErrorCallback | None = None,
     on_progress: ProgressCallback | None = None,
+    on_rows: ProgressCallback | None = None,
+    on_bad_row: BadRowCallback | None = None,
     batch_size: int = BATCH_SIZE,
     show_rows: int = 0,
 ) -> ImportResult:
@@ -408,6 +433,8 @@ def members_import(
         historical=historical,
         dry_run=dry_run,
         show_rows=show_rows,
+        on_rows=on_rows,
+        on_bad_row=on_bad_row,
     )
     result = run.result
     name_length = Member._meta.get_field("name").max_length
@@ -555,6 +582,8 @@ def orders_import(
     dry_run: bool = False,
     on_error: ErrorCallback | None = None,
     on_progress: ProgressCallback | None = None,
+    on_rows: ProgressCallback | None = None,
+    on_bad_row: BadRowCallback | None = None,
     batch_size: int = BATCH_SIZE,
     show_rows: int = 0,
 ) -> ImportResult:
@@ -572,6 +601,8 @@ def orders_import(
         historical=historical,
         dry_run=dry_run,
         show_rows=show_rows,
+        on_rows=on_rows,
+        on_bad_row=on_bad_row,
     )
     result = run.result
     id_length = Order._meta.get_field("external_id").max_length

@@ -2,6 +2,7 @@
 quadrants on R×M as ready-made alternatives (inactive). Reversible: unapplying deletes these three
 schemes (and only them) when they have never been run."""
 
+import importlib
 from decimal import Decimal
 
 from django.db import migrations
@@ -116,6 +117,11 @@ def create_schemes(apps, schema_editor):
                 SegmentRule.objects.create(
                     scheme=scheme, segment=segment, priority=index * 10, kind=kind, r=r, f=f, m=m
                 )
+
+    if any(field.name == "strategy_en" for field in Segment._meta.get_fields()):
+        # A later state of the models (tests re-installing the schemes with the live registry):
+        # give the texts both languages as 0005 does.
+        importlib.import_module("segmentation.migrations.0005_bilingual_texts").split_languages(apps, schema_editor)
 
 
 def delete_schemes(apps, schema_editor):

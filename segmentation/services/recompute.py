@@ -28,6 +28,12 @@ they are now (``Order.refunded_amount``), also for a past D. Scores and segments
    condition applies from the next run);
 6. commit; then ``segment_changed`` is published once per transition.
 
+**Progress** (for the dashboard's live bar): each step sets the session's ``application_name``
+(``SET LOCAL``, so it reverts when the transaction ends) to ``huiyuan-rfm:<step>/<steps>:<phase>``.
+PostgreSQL shows it to every other session in ``pg_stat_activity`` at once — unlike a row of the
+run's, which nobody sees before the commit — and ``recompute_progress()`` reads it back: no table
+is written, and a crashed worker leaves nothing behind to clean up.
+
 The new table is built from the live one's catalog entries (columns and types from the model,
 indexes and constraints with their names), so migrations keep working on it; privileges granted
 directly on the table to other roles are not copied (grant them on the schema's default privileges).
@@ -102,6 +108,50 @@ class NoActiveScheme(Exception):
     """No segmentation scheme is active."""
 
 
+PROGRESS_PREFIX = "huiyuan-rfm"
+PROGRESS_PHASES = ("started", "aggregating", "transitions", "indexes", "summarising", "swapping", "scores")
+
+
+def _report_progress(phase: str) -> None:
+    """Tell other sessions which step this recompute is at (see *Progress* above)."""
+    step = PROGRESS_PHASES.index(phase) + 1
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('application_name', %s, true)",
+            [f"{PROGRESS_PREFIX}:{step}/{len(PROGRESS_PHASES)}:{phase}"],
+        )
+
+
+def _report_progress_end() -> None:
+    """Back to the session's own name (a caller's outer transaction may go on for a while)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('application_name', reset_val, true) FROM pg_settings WHERE name = 'application_name'"
+        )
+
+
+def recompute_progress() -> dict | None:
+    """The recompute running now in any process, as its last progress report says:
+    ``{"phase", "step", "steps", "since"}`` (``since``: when its transaction began), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # not the view as this transaction first saw it
+        cursor.execute(
+            """SELECT application_name, xact_start FROM pg_stat_activity
+               WHERE datname = current_database() AND application_name LIKE %s
+               ORDER BY xact_start NULLS LAST LIMIT 1""",
+            [f"{PROGRESS_PREFIX}:%"],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    try:
+        _prefix, steps, phase = row[0].split(":", 2)
+        step, total = (int(part) for part in steps.split("/"))
+    except ValueError:
+        return None
+    return {"phase": phase, "step": step, "steps": total, "since": row[1]}
+
+
 def active_scheme() -> Scheme:
     scheme = Scheme.objects.filter(is_active=True).first()
     if scheme is None:
@@ -138,6 +188,7 @@ def segment_recompute(*, as_of: dt.date | None = None, scheme: Scheme | None = N
     try:
         with transaction.atomic():
             _advisory_lock_or_raise()
+            _report_progress("started")
             _tune_session()
             run = RfmRun.objects.create(scheme=scheme, as_of=as_of, started_at=_db_now(), params=spec.to_params())
             _execute(run, spec, rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql(window=window)))
@@ -170,14 +221,21 @@ def _execute(run: RfmRun, spec: SchemeSpec, scored: tuple[str, list]) -> None:
     keep_live = run.as_of >= timezone.localdate()
     with connection.cursor() as cursor:
         indexes = _index_plan(cursor)
+        _report_progress("aggregating")
         _build_next(cursor, run, scored)
+        _report_progress("transitions")
         run.transition_count = _record_transitions(cursor, run)
         _finish_next(cursor)
+        _report_progress("indexes")
         _build_indexes(cursor, indexes)
+        _report_progress("summarising")
         _summarise(cursor, run, spec)
+        _report_progress("swapping")
         _swap(cursor, run, indexes, keep_live=keep_live)
+        _report_progress("scores")
         for statement in rfm_sql.member_rfm_score_sql(CURRENT_TABLE, wanted=rfm_scores_wanted()):
             cursor.execute(statement)
+    _report_progress_end()
 
 
 def _succeed(run: RfmRun, clock: float) -> None:
@@ -514,6 +572,7 @@ def segment_recompute_finish(*, run_id: int) -> RfmRun:
     try:
         with transaction.atomic():
             _advisory_lock_or_raise()
+            _report_progress("started")
             _tune_session()
             _execute(run, spec, rfm_sql.scored_sql(spec, rfm_sql.staging_sql(run_id=run.pk)))
             RfmStagingRow.objects.filter(run_id=run.pk).delete()

@@ -122,7 +122,8 @@ def test_the_sleeping_offer_carries_its_product_restriction(seed_offers):
     offer = seed_offers["sleeping-300-50"]
 
     assert offer.product_tags == "wake-up"
-    assert "wake-up products" in offer.restriction_note
+    assert "wake-up products" in offer.restriction_note_en
+    assert "唤醒商品" in offer.restriction_note
 
 
 @pytest.mark.django_db

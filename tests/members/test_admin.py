@@ -37,15 +37,18 @@ def changelist(model: str) -> str:
 def import_preview(
     client, model: str, text: str, *, name: str = "upload.csv", encoding: str = "utf-8", historical: bool = False
 ):
-    """Upload a file on the import page: the check, which writes nothing."""
+    """Upload a file on the import page: the check, which writes nothing. It runs in the worker
+    (eagerly here), and the upload leads to the job's page, which shows its result."""
     upload = SimpleUploadedFile(name, text.encode(encoding), content_type="text/csv")
     data = {"import_file": upload} | ({"historical": "on"} if historical else {})
-    return client.post(reverse(f"admin:members_{model}_import"), data)
+    return client.post(reverse(f"admin:members_{model}_import"), data, follow=True)
 
 
-def import_confirm(client, model: str, preview):
+def import_confirm(client, model: str, preview, *, follow: bool = False):
     return client.post(
-        reverse(f"admin:members_{model}_import"), {**preview.context["confirm_form"].initial, "confirm": "1"}
+        reverse(f"admin:members_{model}_import"),
+        {**preview.context["confirm_form"].initial, "confirm": "1"},
+        follow=follow,
     )
 
 
@@ -401,7 +404,7 @@ def test_a_historical_members_import_is_chosen_on_the_page_and_kept_to_the_confi
     confirmed = import_confirm(staff_client, "member", preview)
     # then
     assert "Historical import: no loyalty effects" in preview.content.decode()
-    assert preview.context["confirm_form"].initial["historical"] is True
+    assert preview.context["job"].historical is True  # the mode is kept with the job to the confirm
     assert confirmed.status_code == 302
     assert Member.objects.count() == 2
 
@@ -409,7 +412,7 @@ def test_a_historical_members_import_is_chosen_on_the_page_and_kept_to_the_confi
 def test_the_historical_choice_is_worded_in_chinese(staff_client):
     # when
     with translation.override("zh-hans"):
-        page = staff_client.get(reverse("admin:members_order_import"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+        page = staff_client.get(reverse("admin:members_order_import"), HTTP_ACCEPT_LANGUAGE="zh-hans", follow=True)
     # then
     assert "历史导入：不产生积分、等级等会员权益" in page.content.decode()
 
@@ -491,9 +494,10 @@ def test_a_conflict_arising_between_preview_and_confirm_imports_nothing(staff_cl
     preview = import_preview(staff_client, "order", ORDERS_CSV)
     OrderFactory(external_id="A-2", member=buyer, store=Store.objects.get(code="S001"), amount=Decimal("99.00"))
     # when
-    confirmed = import_confirm(staff_client, "order", preview)
+    confirmed = import_confirm(staff_client, "order", preview, follow=True)
     # then
     assert confirmed.status_code == 200
+    assert confirmed.context["job"].status == "failed"
     assert "Nothing was imported" in confirmed.content.decode()
     assert confirmed.context["result"].errors == [
         "line 3: order_id: Order A-2 was already recorded with a different paid_at, amount."

@@ -67,13 +67,13 @@ def import_through(path: str, client, kind: str, text: str, *, historical: bool 
     data = {"import_file": SimpleUploadedFile(f"{kind}.csv", text.encode(), content_type="text/csv")}
     if historical:
         data["historical"] = "on"
-    check = client.post(url, data)
+    check = client.post(url, data, follow=True)  # the check runs in the worker (eagerly here)
     assert check.status_code == 200
     if check.context["confirm_form"] is None:
         raise Refused(check.context["result"].errors)
     confirmed = client.post(url, {**check.context["confirm_form"].initial, "confirm": "1"}, follow=True)
-    assert confirmed.redirect_chain, confirmed.context["result"].errors
-    return " ".join(str(message) for message in confirmed.context["messages"])
+    assert confirmed.context["job"].status == "succeeded", confirmed.context["result"].errors
+    return confirmed.context["summary"]
 
 
 class Refused(Exception):

@@ -104,9 +104,10 @@ class RfmRangeFilter(RangeNumericListFilter):
         if not any(self.used_parameters.get(name) not in (None, "") for name in self.expected_parameters()):
             return queryset
         try:
-            return super().queryset(request, queryset)
+            filtered = super().queryset(request, queryset)  # None when a bound is not a number
         except (ValueError, ValidationError):
-            return queryset.none()
+            filtered = None
+        return queryset.none() if filtered is None else filtered
 
 
 class RecencyFilter(RfmRangeFilter):

@@ -19,6 +19,7 @@ from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, Tabul
 from members.admin.core import StoreAdmin
 from members.mobile import mask_mobile
 from members.models import StaffAccess, Store, StoreStaff
+from workspace.admin.permissions import TranslatedPermissionsMixin
 
 User = get_user_model()
 
@@ -55,7 +56,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class StaffUserAdmin(UserAdmin, ModelAdmin):
+class StaffUserAdmin(TranslatedPermissionsMixin, UserAdmin, ModelAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
