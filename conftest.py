@@ -10,6 +10,7 @@ champion" in one line without building a year of orders.
 from decimal import Decimal
 
 import pytest
+from django.urls import clear_url_caches
 from django.utils import timezone, translation
 
 from segmentation.models import MemberRfm, RfmRun, Scheme, Segment
@@ -23,6 +24,9 @@ def _default_language(settings):
     translation.activate(settings.LANGUAGE_CODE)
     yield
     translation.deactivate()
+    # The URL resolver keeps its reverse map per language; built while a test had changed
+    # LANGUAGE_CODE, it would give later tests the wrong prefix (/en/admin/… for the default).
+    clear_url_caches()
 
 
 @pytest.fixture

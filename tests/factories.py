@@ -40,6 +40,7 @@ from campaigns.models import (
 )
 from members.models import (
     ApiIdempotencyRecord,
+    ImportJob,
     LoyaltyProgram,
     Member,
     MemberPointsMultiplier,
@@ -651,3 +652,13 @@ def record_order(member, amount="38.00", paid_at=None, *, external_id=None, stor
         paid_at=paid_at or timezone.now() - dt.timedelta(minutes=5),
         amount=amount,
     )
+
+
+class ImportJobFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ImportJob
+
+    kind = ImportJob.Kind.MEMBERS
+    file_name = "members.csv"
+    stored_name = factory.Sequence(lambda n: f"{n:032x}")
+    created_by = factory.SubFactory(StaffUserFactory)
