@@ -4,11 +4,11 @@ from django.contrib import admin
 from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.admin.choosers import segments_with_scheme
 from campaigns.models import OfferTopUp, ReferralRewardRule, TopUpOffer
 from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin
 from members.admin.columns import money_column, multiplier_column
 from members.formatting import in_chinese
-from segmentation.models import Segment
 
 
 @admin.register(TopUpOffer)
@@ -43,10 +43,7 @@ class TopUpOfferAdmin(ModelAdmin):
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         field = super().formfield_for_manytomany(db_field, request, **kwargs)
-        if db_field.name == "segments" and field is not None:
-            field.queryset = field.queryset.select_related("scheme")
-            field.label_from_instance = Segment.name_with_scheme.fget
-        return field
+        return segments_with_scheme(field) if db_field.name == "segments" else field
 
     @admin.display(description=_("name"), ordering="name")
     def shown_name(self, offer):
@@ -102,10 +99,7 @@ class ReferralRewardRuleAdmin(ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if db_field.name == "referrer_segment" and field is not None:
-            field.queryset = field.queryset.select_related("scheme")
-            field.label_from_instance = Segment.name_with_scheme.fget
-        return field
+        return segments_with_scheme(field) if db_field.name == "referrer_segment" else field
 
     @admin.display(description=_("name"), ordering="name")
     def shown_name(self, rule):

@@ -8,11 +8,11 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.admin.choosers import segments_with_scheme
 from campaigns.models import Trigger, TriggerFiring
 from campaigns.services.triggers import trigger_save, trigger_set_active
 from members import formatting
 from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin
-from segmentation.models import Segment
 
 
 @admin.register(Trigger)
@@ -69,10 +69,7 @@ class TriggerAdmin(ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if db_field.name == "segment" and field is not None:
-            field.queryset = field.queryset.select_related("scheme")
-            field.label_from_instance = Segment.name_with_scheme.fget
-        return field
+        return segments_with_scheme(field) if db_field.name == "segment" else field
 
     @admin.display(description=_("name"), ordering="name")
     def shown_name(self, obj):
