@@ -3,6 +3,7 @@
     .venv/bin/python bench/api.py                       # 20,000 members, 200,000 orders, 60 s per run
     .venv/bin/python bench/api.py --duration 30 --workers 4 --keep
     .venv/bin/python bench/api.py --reuse --keep --only orders --duration 15
+    .venv/bin/python bench/api.py --reuse --keep --only orders --order-index covering   # issue 22's index
 
 Builds ``huiyuan_apibench`` (migrated like production, data from ``seed_demo``, a three-level tier
 ladder, a segmentation run, one store API key, access tokens for a sample of members), starts
@@ -199,6 +200,28 @@ def wrk(script: Path, url: str, *, seconds: int, connections: int, threads: int)
     return parse_wrk(output)
 
 
+ORDER_INDEXES = {
+    "today": {"order_member_paid_at": "(member_id, paid_at)"},
+    "covering": {"order_member_paid_at_cover": "(member_id, paid_at) INCLUDE (amount, refunded_amount)"},
+    "both": {
+        "order_member_paid_at": "(member_id, paid_at)",
+        "order_member_paid_at_cover": "(member_id, paid_at) INCLUDE (amount, refunded_amount)",
+    },
+}
+
+
+def order_index_set(pg: str, which: str) -> None:
+    """Leave exactly the ``which`` set of the orders' member indexes (``ORDER_INDEXES``)."""
+    statements = []
+    for name, columns in ORDER_INDEXES["both"].items():
+        if name in ORDER_INDEXES[which]:
+            statements.append(f"CREATE INDEX IF NOT EXISTS {name} ON members_order USING btree {columns}")
+        else:
+            statements.append(f"DROP INDEX IF EXISTS {name}")
+    for statement in statements:
+        subprocess.run(["psql", f"{pg.rstrip('/')}/{DB_NAME}", "-qc", statement], check=True)
+
+
 def wait_for(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -231,6 +254,13 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="use the kept database as it is")
     parser.add_argument(
         "--only", choices=("floor", "profile", "orders"), action="append", help="run only these (repeatable)"
+    )
+    parser.add_argument(
+        "--order-index",
+        choices=tuple(ORDER_INDEXES),
+        default=None,
+        help="the orders' (member_id, paid_at) index for this run (issue 22): today's, the covering one that "
+        "replaces it (INCLUDE (amount, refunded_amount)), or both — to weigh the covering index on order posts",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -273,6 +303,8 @@ def main() -> None:
             ],
             env,
         )
+    if args.order_index:
+        order_index_set(args.pg, args.order_index)
     prepared = json.loads(run([PYTHON, "-c", PREPARE, str(args.sample)], env, capture_output=True, text=True).stdout)
     print(f"data ready in {time.monotonic() - started:.0f} s: {args.members} members, {args.orders} orders", flush=True)
 

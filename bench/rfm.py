@@ -1,20 +1,30 @@
-"""Benchmark of the RFM recompute (issue 5).
+"""Benchmark of the RFM recompute (issues 5 and 22).
 
-    .venv/bin/python bench/rfm.py                  # 1,000,000 members, 10,000,000 orders, seed 42
-    .venv/bin/python bench/rfm.py --members 100000 --orders 1000000 --rounds 2 --keep
+    .venv/bin/python bench/rfm.py                  # 1,000,000 members × 10 orders, and 100,000, seed 42
+    .venv/bin/python bench/rfm.py --members 3000000 --orders-per-member 10 --rounds 2 --keep
+    .venv/bin/python bench/rfm.py --skip-build --keep --members 3000000 --insert-cost 1000
 
 Builds, from a fixed seed, a dataset over two years (skewed: 15 % never buy, about half buy once,
-a few per cent buy hundreds of times; 3 % of orders refunded in full, 2 % in part) with COPY into
-its own database ``huiyuan_rfmbench`` (and ``huiyuan_rfmbench_small`` with a tenth of it for the
-memory comparison), migrated like production. Then measures, alternating and repeated:
+a few per cent buy hundreds of times; 3 % of orders refunded in full, 2 % in part) with set-based
+SQL (``generate_series`` and the server's seeded ``random()``: nothing per row in Python, 3M members
+and 30M orders in about seven minutes) into its own database ``huiyuan_rfmbench`` (``--members``)
+and ``huiyuan_rfmbench_small`` (``--small-members``, the memory-growth baseline), migrated like
+production, and adds the orders' covering index ``(member_id, paid_at) INCLUDE (amount,
+refunded_amount)`` unless ``--no-covering-index``. Then measures, alternating and repeated:
 
 (a) the project: ``segment_recompute_task`` as a Celery worker runs it, to commit, in a fresh
-    process (whose peak RSS, ``ru_maxrss``, is the memory figure) — including what the floor
-    does not do: transitions, snapshot, the swap, and ``MemberRfmScore`` (when tier rules read scores);
-(b) the floor: one hand-written ``CREATE TABLE … AS SELECT`` computing the same aggregates, scores
-    and segments into a table of the same shape (checked equal to the project's result);
+    process (whose peak RSS, ``ru_maxrss``, is the memory figure; the private memory of the
+    database session serving it, sampled from /proc, is shown beside it) — including what the
+    floor does not do: transitions, snapshot, the swap, and ``MemberRfmScore`` (when tier rules
+    read scores); at both sizes, and a first run (every member enters a segment) at both;
+(b) the floors: one hand-written ``CREATE TABLE … AS SELECT`` computing the same aggregates,
+    scores and segments into a table of the same shape (checked equal to the project's result),
+    with today's plan (parallel hash aggregate over a sequential scan) and with the covering
+    index's (group aggregate over an index-only scan, merge-joined); the ratio is to the best;
 (c) a naive per-member ORM loop on a sample of members, extrapolated to all of them;
-(d) the per-order update: ``order_record`` with and without the segmentation subscriber.
+(d) the per-order update: ``order_record`` with and without the segmentation subscriber;
+(e) ``--insert-cost N``: what the covering index costs an order insert (N single-row inserts with
+    today's index, with the covering one instead, with both).
 
 It prints the medians, the peak memory at both sizes and the ratios against the targets, and drops
 its databases unless ``--keep``. Needs PostgreSQL (``--pg``, default postgres://root@127.0.0.1:5432).
@@ -23,14 +33,13 @@ its databases unless ``--keep``. Needs PostgreSQL (``--pg``, default postgres://
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import io
 import json
 import os
 import random
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -116,148 +125,187 @@ def _without_indexes(conn, table: str):
     return [create for create, _drop, kind in sorted(rows, key=lambda row: row[2])]
 
 
-def _ts(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S+00")
-
-
-def build(url: str, *, members: int, orders: int, seed: int, log) -> dict:
-    """Create the schema (migrations) and fill it with COPY. Returns counts."""
+def build(
+    url: str, *, members: int, seed: int, log, orders_per_member: float = 10.0, orders: int | None = None
+) -> dict:
+    """Create the schema (migrations) and fill it with set-based SQL (``generate_series``, the
+    server's ``random()`` seeded by ``setseed``): nothing per row passes through Python, so 3M
+    members and 30M orders build in minutes. ``orders`` (a total, as bench/dashboard.py asks)
+    overrides ``orders_per_member``; the total comes within a fraction of a per cent. Returns counts."""
     import psycopg
 
+    if orders is not None:
+        orders_per_member = orders / max(1, members)
+
     migrate(url)
-    rng = random.Random(seed)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    stamp = _ts(now)
     started = time.monotonic()
+    stores = 50
     with psycopg.connect(url) as conn:
         conn.execute("SET maintenance_work_mem = '512MB'")
+        conn.execute("SET synchronous_commit = off")
         recreate = {table: _without_indexes(conn, table) for table in ("members_order", "members_member")}
-        stores = 50
-        with conn.cursor().copy(
-            "COPY members_store (id, created_at, updated_at, code, name, city, is_active) FROM STDIN"
-        ) as copy:
-            for store in range(1, stores + 1):
-                copy.write_row((store, now, now, f"B{store:03d}", f"门店{store}", "上海", True))
-
-        # Order counts per member: 15 % never, ~47 % once, a long tail of frequent buyers.
-        counts = []
-        for _ in range(members):
-            roll = rng.random()
-            if roll < 0.15:
-                counts.append(0)
-            elif roll < 0.62:
-                counts.append(1)
-            elif roll < 0.87:
-                counts.append(rng.randint(2, 6))
-            elif roll < 0.97:
-                counts.append(rng.randint(7, 40))
-            else:
-                counts.append(int(rng.paretovariate(1.2) * 40))
-        total = sum(counts)
-        buyers = [index for index, count in enumerate(counts) if count]
-        while total != orders:  # adjust to exactly the requested number of orders
-            index = rng.choice(buyers)
-            if total < orders:
-                counts[index] += 1
-                total += 1
-            elif counts[index] > 1:
-                counts[index] -= 1
-                total -= 1
-
-        log(f"  members: generating and copying {members:,}")
-        registered_days = [rng.randint(1, 1100) for _ in range(members)]
-        with conn.cursor().copy(
-            "COPY members_member (id, created_at, updated_at, mobile, name, gender, registered_at, channel, "
-            "referral_code, home_store_id) FROM STDIN"
-        ) as copy:
-            buffer = io.StringIO()
-            for index in range(members):
-                registered = now - dt.timedelta(days=registered_days[index], seconds=rng.randint(0, 86399))
-                buffer.write(
-                    f"{index + 1}\t{stamp}\t{stamp}\t1{3 + index % 7}{index:09d}\t\tunknown\t{_ts(registered)}\t"
-                    f"store\tB{index:08X}\t{rng.randint(1, stores)}\n"
-                )
-                if index % 50000 == 49999:
-                    copy.write(buffer.getvalue())
-                    buffer = io.StringIO()
-            copy.write(buffer.getvalue())
-
-        log(f"  orders: generating and copying {orders:,}")
-        order_id = 0
-        with conn.cursor().copy(
-            "COPY members_order (id, created_at, updated_at, external_id, paid_at, amount, refunded_amount, status, "
-            "member_id, store_id) FROM STDIN"
-        ) as copy:
-            buffer = io.StringIO()
-            for index, count in enumerate(counts):
-                if not count:
-                    continue
-                earliest = min(registered_days[index], 730)
-                roll = rng.random()  # when the member was last active: recent, this year, or lapsed
-                last = (
-                    rng.randint(0, 30) if roll < 0.35 else rng.randint(31, 365) if roll < 0.7 else rng.randint(366, 730)
-                )
-                last = min(last, earliest)
-                first = min(earliest, last + min(700, 3 * count + rng.randint(0, 200)))
-                store = rng.randint(1, stores)
-                for number in range(count):
-                    day = last if number == 0 else rng.randint(last, first)
-                    paid = now - dt.timedelta(days=day, seconds=rng.randint(0, 86399))
-                    amount = Decimal(min(5000.0, max(1.0, rng.lognormvariate(4.2, 0.7)))).quantize(Decimal("0.01"))
-                    refund = rng.random()
-                    if refund < 0.03:
-                        refunded, status = amount, "refunded"
-                    elif refund < 0.05:
-                        refunded, status = (amount * Decimal("0.3")).quantize(Decimal("0.01")), "partially_refunded"
-                    else:
-                        refunded, status = Decimal("0.00"), "paid"
-                    order_id += 1
-                    buffer.write(
-                        f"{order_id}\t{stamp}\t{stamp}\tB{order_id:010d}\t{_ts(paid)}\t{amount}\t{refunded}\t"
-                        f"{status}\t{index + 1}\t{store}\n"
-                    )
-                if buffer.tell() > 8_000_000:
-                    copy.write(buffer.getvalue())
-                    buffer = io.StringIO()
-            copy.write(buffer.getvalue())
-        log(f"  copied in {time.monotonic() - started:.0f} s; rebuilding indexes and constraints")
+        conn.execute("SELECT setseed(%s)", [(seed % 1000) / 1000])
+        conn.execute(
+            """INSERT INTO members_store (id, created_at, updated_at, code, name, city, is_active)
+               SELECT s, now(), now(), 'B' || lpad(s::text, 3, '0'), '门店' || s, '上海', true
+               FROM generate_series(1, %s) s""",
+            [stores],
+        )
+        log(f"  members: {members:,}")
+        # One row per member: registration, home store, and a raw order count — 15 % never buy,
+        # ~47 % once, a long tail (Pareto, α = 1.2) of frequent buyers; then when they were last
+        # active (recent, this year or lapsed).
+        conn.execute(
+            """CREATE TEMP TABLE bench_people AS
+               SELECT i AS member_id, 1 + floor(r1 * 1100)::int AS reg_days, floor(r2 * 86400)::int AS reg_secs,
+                      1 + floor(r3 * %(stores)s)::int AS store,
+                      CASE WHEN r4 < 0.15 THEN 0 WHEN r4 < 0.62 THEN 1
+                           WHEN r4 < 0.87 THEN 2 + floor(r5 * 5) WHEN r4 < 0.97 THEN 7 + floor(r5 * 34)
+                           ELSE least(5000, floor(40 / power(1 - r5, 1 / 1.2))) END::int AS base,
+                      r6 AS scale_roll, r7 AS active_roll, r8 AS active_pick, r9 AS spread
+               FROM (SELECT i, random() r1, random() r2, random() r3, random() r4, random() r5, random() r6,
+                            random() r7, random() r8, random() r9
+                     FROM generate_series(1, %(members)s) i) g""",
+            {"members": members, "stores": stores},
+        )
+        conn.execute(
+            """INSERT INTO members_member (id, created_at, updated_at, mobile, name, gender, registered_at, channel,
+                                           referral_code, home_store_id, is_active)
+               SELECT member_id, now(), now(), '1' || (3 + member_id % 7) || lpad(member_id::text, 9, '0'), '',
+                      'unknown', now() - make_interval(days => reg_days, secs => reg_secs), 'store',
+                      'B' || lpad(to_hex(member_id), 8, '0'), store, true
+               FROM bench_people"""
+        )
+        # Scale the raw counts to the wanted mean (a buyer keeps at least one order).
+        total_base = conn.execute("SELECT sum(base) FROM bench_people").fetchone()[0] or 1
+        scale = orders_per_member * members / total_base
+        conn.execute(
+            """CREATE TEMP TABLE bench_plan AS
+               SELECT member_id, store, cnt, last_day,
+                      least(earliest, last_day + least(700, 3 * cnt + floor(spread * 201)::int)) AS first_day,
+                      sum(cnt) OVER (ORDER BY member_id) - cnt AS offset_id
+               FROM (SELECT member_id, store, spread, least(reg_days, 730) AS earliest, cnt,
+                            least(least(reg_days, 730),
+                                  CASE WHEN active_roll < 0.35 THEN floor(active_pick * 31)
+                                       WHEN active_roll < 0.7 THEN 31 + floor(active_pick * 335)
+                                       ELSE 366 + floor(active_pick * 365) END::int) AS last_day
+                     FROM (SELECT *, greatest(1, floor(base * %s + scale_roll))::int AS cnt
+                           FROM bench_people WHERE base > 0) c) p""",
+            [scale],
+        )
+        planned = conn.execute("SELECT coalesce(sum(cnt), 0), count(*) FROM bench_plan").fetchone()
+        log(f"  orders: {planned[0]:,} for {planned[1]:,} buyers")
+        # lognormal amounts (Box–Muller); 3 % refunded in full, 2 % in part
+        conn.execute(
+            """INSERT INTO members_order (id, created_at, updated_at, external_id, paid_at, amount, refunded_amount,
+                                          status, member_id, store_id)
+               SELECT id, now(), now(), 'B' || lpad(id::text, 10, '0'),
+                      now() - make_interval(days => day, secs => secs),
+                      amount, CASE WHEN refund < 0.03 THEN amount WHEN refund < 0.05 THEN round(amount * 0.3, 2)
+                                   ELSE 0 END,
+                      CASE WHEN refund < 0.03 THEN 'refunded' WHEN refund < 0.05 THEN 'partially_refunded'
+                           ELSE 'paid' END,
+                      member_id, store
+               FROM (SELECT p.offset_id + n AS id, p.member_id, p.store,
+                            CASE WHEN n = 1 THEN p.last_day
+                                 ELSE p.last_day + floor(random() * (p.first_day - p.last_day + 1))::int END AS day,
+                            floor(random() * 86400)::int AS secs,
+                            least(5000, greatest(1, exp(4.2 + 0.7 * sqrt(-2 * ln(1 - random()))
+                                                              * cos(2 * pi() * random()))))::numeric(12, 2) AS amount,
+                            random() AS refund
+                     FROM bench_plan p CROSS JOIN LATERAL generate_series(1, p.cnt) n) o"""
+        )
+        log(f"  generated in {time.monotonic() - started:.0f} s; rebuilding indexes and constraints")
         for table in ("members_member", "members_order"):
             for statement in recreate[table]:
                 conn.execute(statement)
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
-        conn.execute("SELECT setval(pg_get_serial_sequence('members_store', 'id'), 50)")
+        conn.execute("SELECT setval(pg_get_serial_sequence('members_store', 'id'), %s)", [stores])
         conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM (FREEZE, ANALYZE) members_member, members_order, members_store")
     log(f"  built in {time.monotonic() - started:.0f} s")
-    return {"members": members, "orders": orders, "buyers": len(buyers)}
+    return {"members": members, "orders": int(planned[0]), "buyers": int(planned[1])}
 
 
 # --- (a) the project, in a child process ------------------------------------------------------
 
 
+def _private_kb(pid: int) -> int:
+    """A process's private resident memory (``RssAnon``, kB; shared buffers are not counted)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class BackendSampler(threading.Thread):
+    """Samples, every 50 ms, the private memory of the PostgreSQL backend serving the recompute and
+    of its parallel workers (same machine only: /proc). The peak is the server side of the figure."""
+
+    def __init__(self, backend_pid: int):
+        super().__init__(daemon=True)
+        self.backend_pid, self.peak_kb, self.done = backend_pid, 0, threading.Event()
+
+    def _workers(self) -> list[int]:
+        marker = f"parallel worker for PID {self.backend_pid}".encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                        if marker in cmdline.read():
+                            found.append(int(entry))
+                except OSError:
+                    continue
+        return found
+
+    def run(self) -> None:
+        tick = 0
+        workers: list[int] = []
+        while not self.done.wait(0.05):
+            if tick % 10 == 0:  # parallel workers come and go with each statement
+                workers = self._workers()
+            tick += 1
+            total = _private_kb(self.backend_pid) + sum(_private_kb(pid) for pid in workers)
+            self.peak_kb = max(self.peak_kb, total)
+
+
 def child_recompute() -> None:
-    """Run in a fresh process: the Celery task as a worker runs it; print seconds and peak RSS."""
+    """Run in a fresh process: the Celery task as a worker runs it; print seconds, peak RSS and
+    the peak private memory of the database session serving it."""
     import resource
 
     import django
 
     django.setup()
+    from django.db import connection
+
     from segmentation.models import RfmRun
     from segmentation.tasks import segment_recompute_task
 
     if not os.environ.get("BENCH_WITH_SUBSCRIBERS"):
         detach_other_subscribers()
 
+    connection.ensure_connection()
+    sampler = BackendSampler(connection.connection.info.backend_pid)
+    sampler.start()
     started = time.perf_counter()
     run_id = segment_recompute_task.apply().get()
     seconds = time.perf_counter() - started
+    sampler.done.set()
+    sampler.join()
     run = RfmRun.objects.get(pk=run_id)
     print(
         json.dumps(
             {
                 "seconds": seconds,
                 "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "backend_mb": sampler.peak_kb / 1024,
                 "run_id": run_id,
                 "members": run.member_count,
                 "transitions": run.transition_count,
@@ -336,8 +384,45 @@ FROM (
 """
 
 
-def floor_run(url: str, *, check_against_project: bool = False) -> dict:
-    """The hand-written floor, timed from BEGIN to COMMIT with the project's work_mem."""
+COVERING_INDEX = "order_member_paid_at_cover"
+COVERING_INDEX_SQL = (
+    f"CREATE INDEX {COVERING_INDEX} ON members_order USING btree (member_id, paid_at) INCLUDE (amount, refunded_amount)"
+)
+
+# The two plans of the floor, whatever indexes exist: today's (a parallel hash aggregate over a
+# sequential scan of the orders, hash-joined to the members) and the covering index's (a group
+# aggregate over an index-only scan in member order, merge-joined to the members).
+FLOOR_PLANS = {
+    "hash": ("enable_indexonlyscan", "enable_indexscan", "enable_bitmapscan"),
+    "covering": ("enable_hashagg", "enable_hashjoin", "enable_seqscan"),
+}
+
+
+def covering_index(url: str, *, wanted: bool) -> dict:
+    """Create (or drop) the covering index on the orders; returns its build time and size."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [COVERING_INDEX]).fetchone()[0]
+        if not wanted:
+            if exists:
+                conn.execute(f"DROP INDEX {COVERING_INDEX}")
+            return {}
+        started = time.perf_counter()
+        if not exists:
+            conn.execute("SET maintenance_work_mem = '512MB'")
+            conn.execute(COVERING_INDEX_SQL)
+            conn.execute("VACUUM (ANALYZE) members_order")  # the visibility map, for index-only scans
+        seconds = time.perf_counter() - started
+        sizes = conn.execute(
+            "SELECT pg_relation_size(%s), pg_relation_size('order_member_paid_at')", [COVERING_INDEX]
+        ).fetchone()
+    return {"built_s": seconds if not exists else None, "mb": sizes[0] / 2**20, "replaced_mb": sizes[1] / 2**20}
+
+
+def floor_run(url: str, *, plan: str = "hash", check_against_project: bool = False) -> dict:
+    """The hand-written floor, timed from BEGIN to COMMIT with the project's work_mem, with the
+    plan ``plan`` (``FLOOR_PLANS``)."""
     import psycopg
     from django.utils import timezone
 
@@ -375,6 +460,8 @@ def floor_run(url: str, *, check_against_project: bool = False) -> dict:
         conn.commit()
         started = time.perf_counter()
         conn.execute("SET LOCAL work_mem = '256MB'")
+        for name in FLOOR_PLANS[plan]:
+            conn.execute(f"SET LOCAL {name} = off")
         conn.execute(FLOOR_SQL, params)
         conn.commit()
         seconds = time.perf_counter() - started
@@ -527,8 +614,11 @@ def setup_django(url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--members", type=int, default=1_000_000)
-    parser.add_argument("--orders", type=int, default=10_000_000)
+    parser.add_argument("--members", type=int, default=1_000_000, help="members of the big database")
+    parser.add_argument("--orders-per-member", type=float, default=10.0, help="mean orders per member")
+    parser.add_argument(
+        "--small-members", type=int, default=100_000, help="members of the small database (memory growth baseline)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--rounds", type=int, default=3, help="alternating (a)/(b) rounds")
     parser.add_argument("--naive-sample", type=int, default=10_000)
@@ -538,8 +628,20 @@ def main() -> None:
     parser.add_argument("--skip-build", action="store_true", help="reuse databases a --keep run left")
     parser.add_argument("--skip-small", action="store_true", help="no 1/10 database (no memory growth figure)")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--build-only", action="store_true", help="build the databases, measure nothing")
+    parser.add_argument("--only-small", action="store_true", help="build or measure the small database only")
     parser.add_argument(
         "--with-subscribers", action="store_true", help="keep other apps' segment_changed subscribers attached"
+    )
+    parser.add_argument(
+        "--covering-index",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="create the orders' covering index (member_id, paid_at) INCLUDE (amount, refunded_amount) "
+        "if missing and measure its floor too (--no-covering-index: drop it)",
+    )
+    parser.add_argument(
+        "--insert-cost", type=int, default=0, help="(e) single-row order inserts per index set (0: skip)"
     )
     parser.add_argument("--child", choices=["recompute"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -553,46 +655,67 @@ def main() -> None:
     if args.with_subscribers:
         os.environ["BENCH_WITH_SUBSCRIBERS"] = "1"
     big, small = db_url(args.pg, args.db), db_url(args.pg, f"{args.db}_small")
-    sizes = {big: (args.members, args.orders)}
+    sizes = {} if args.only_small else {big: args.members}
     if not args.skip_small:
-        sizes[small] = (args.members // 10, args.orders // 10)
+        sizes[small] = args.small_members
     if not args.skip_build:
-        for url, (members, orders) in sizes.items():
-            log(f"Building {url.rsplit('/', 1)[1]}: {members:,} members, {orders:,} orders, seed {args.seed}")
+        for url, members in sizes.items():
+            name = url.rsplit("/", 1)[1]
+            log(f"Building {name}: {members:,} members × {args.orders_per_member} orders, seed {args.seed}")
             recreate_database(args.pg, url.rsplit("/", 1)[1])
-            build(url, members=members, orders=orders, seed=args.seed, log=log)
+            build(url, members=members, orders_per_member=args.orders_per_member, seed=args.seed, log=log)
+    if args.build_only:
+        return
 
-    results: dict = {"project": [], "floor": []}
+    results: dict = {"project": [], "floor": [], "floor_covering": []}
+    for url in sizes:
+        results.setdefault("index", {})[url.rsplit("/", 1)[1]] = covering_index(url, wanted=args.covering_index)
+    log(f"covering index {'on' if args.covering_index else 'off'}: {results['index']}")
     if not args.skip_small:
-        log("Small database: first run, then 3 measured runs (memory)")
+        log(f"Small database ({args.small_members:,} members): first run, then 3 measured runs (memory)")
         reset_results(small)
-        first_small = project_run(small)
-        results["small_first"] = first_small
+        results["small_first"] = project_run(small)
         results["small"] = [project_run(small) for _ in range(3)]
-    log("Big database: first run (every member enters a segment: a transition and an event each)")
+        log(f"  first {results['small_first']}, then {[round(r['seconds'], 2) for r in results['small']]} s")
+    if args.only_small:
+        print(json.dumps({"results": results}, default=str))
+        return
+    log(f"Big database ({args.members:,} members): first run (every member enters a segment)")
     reset_results(big)
     results["first"] = project_run(big)
     log(f"  {results['first']}")
 
     setup_django(big)
-    check = floor_run(big, check_against_project=True)
-    log(
-        f"  floor equals the project's result: {check['differences_from_project'] == 0} "
-        f"({check['differences_from_project']} differing rows)"
-    )
+    plans = ["hash", *(["covering"] if args.covering_index else [])]
+    for plan in plans:
+        check = floor_run(big, plan=plan, check_against_project=True)
+        log(
+            f"  {plan} floor equals the project's result: {check['differences_from_project'] == 0} "
+            f"({check['differences_from_project']} differing rows)"
+        )
     for round_number in range(args.rounds):
-        order = ("project", "floor") if round_number % 2 == 0 else ("floor", "project")
+        order = ["project", *plans]
+        if round_number % 2:
+            order.reverse()
         for what in order:
-            figure = project_run(big) if what == "project" else floor_run(big)
-            results[what].append(figure)
+            if what == "project":
+                figure, key = project_run(big), "project"
+            else:
+                figure, key = floor_run(big, plan=what), "floor" if what == "hash" else "floor_covering"
+            results[key].append(figure)
             log(f"  round {round_number + 1} {what}: {figure['seconds']:.2f} s")
 
-    log(f"(c) naive ORM loop over {args.naive_sample:,} members")
-    results["naive"] = naive_run(args.naive_sample, args.seed)
-    log(f"  {results['naive']['seconds']:.1f} s")
-    project_run(big)  # put the project's results back after the naive loop wrote some rows
-    log(f"(d) per-order update, {args.per_order} orders with and {args.per_order} without the subscriber")
-    results["per_order"] = per_order(args.per_order, args.seed)
+    if args.naive_sample:
+        log(f"(c) naive ORM loop over {args.naive_sample:,} members")
+        results["naive"] = naive_run(args.naive_sample, args.seed)
+        log(f"  {results['naive']['seconds']:.1f} s")
+        project_run(big)  # put the project's results back after the naive loop wrote some rows
+    if args.per_order:
+        log(f"(d) per-order update, {args.per_order} orders with and {args.per_order} without the subscriber")
+        results["per_order"] = per_order(args.per_order, args.seed)
+    if args.insert_cost:
+        log(f"(e) the covering index's cost: {args.insert_cost} single-row order inserts per index set")
+        results["insert_cost"] = insert_cost(big, args.insert_cost, args.seed, log=log)
 
     report(results, args)
     if not args.keep:
@@ -604,47 +727,125 @@ def main() -> None:
         log("Benchmark databases dropped (use --keep to keep them).")
 
 
+# --- (e) what the covering index costs an order insert ----------------------------------------
+
+INDEX_SETS = {
+    "today": {"order_member_paid_at": True, COVERING_INDEX: False},
+    "covering replaces it": {"order_member_paid_at": False, COVERING_INDEX: True},
+    "both": {"order_member_paid_at": True, COVERING_INDEX: True},
+}
+TODAY_INDEX_SQL = "CREATE INDEX order_member_paid_at ON members_order USING btree (member_id, paid_at)"
+
+
+def _index_set(conn, wanted: dict) -> None:
+    for name, keep in wanted.items():
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()[0]
+        if exists and not keep:
+            conn.execute(f"DROP INDEX {name}")
+        elif keep and not exists:
+            conn.execute("SET maintenance_work_mem = '512MB'")
+            conn.execute(COVERING_INDEX_SQL if name == COVERING_INDEX else TODAY_INDEX_SQL)
+
+
+def insert_cost(url: str, count: int, seed: int, *, log) -> dict:
+    """``count`` single-row order inserts, one transaction each, of random members (the index
+    pages they touch are spread over the whole table, as a till's orders are), with today's
+    ``(member_id, paid_at)`` index, with the covering index instead, and with both; the order of
+    the sets alternates over three passes. Leaves both indexes in place; deletes its orders."""
+    import psycopg
+
+    rng = random.Random(seed)
+    figures: dict = {name: [] for name in INDEX_SETS}
+    with psycopg.connect(url, autocommit=True) as conn:
+        high = conn.execute("SELECT max(id) FROM members_member").fetchone()[0]
+        number = 0
+        for turn in range(3):
+            names = list(INDEX_SETS) if turn % 2 == 0 else list(reversed(INDEX_SETS))
+            for name in names:
+                _index_set(conn, INDEX_SETS[name])
+                conn.execute("CHECKPOINT")
+                timings = []
+                for _ in range(count):
+                    number += 1
+                    started = time.perf_counter()
+                    conn.execute(
+                        """INSERT INTO members_order (created_at, updated_at, external_id, paid_at, amount,
+                                                      refunded_amount, status, member_id, store_id)
+                           VALUES (now(), now(), %s, now(), %s, 0, 'paid', %s, %s)""",
+                        [f"BENCH-INS-{number}", Decimal("38.00"), rng.randint(1, high), rng.randint(1, 50)],
+                        prepare=True,
+                    )
+                    timings.append(time.perf_counter() - started)
+                figures[name].append(statistics.median(timings) * 1e6)
+                log(f"  {name}: median {figures[name][-1]:.0f} µs")
+        _index_set(conn, INDEX_SETS["both"])
+        conn.execute("DELETE FROM members_order WHERE external_id LIKE 'BENCH-INS-%'")
+    return {name: statistics.median(values) for name, values in figures.items()}
+
+
 def report(results: dict, args) -> None:
     project = statistics.median(r["seconds"] for r in results["project"])
     floor = statistics.median(r["seconds"] for r in results["floor"])
-    naive = results["naive"]["seconds"] * args.members / results["naive"]["sample"]
+    covering = statistics.median(r["seconds"] for r in results["floor_covering"]) if results["floor_covering"] else None
+    best = min(floor, covering or floor)
+    best_runs = results["floor_covering"] if covering is not None and covering < floor else results["floor"]
     rss_big = max(r["rss_mb"] for r in results["project"])
+    backend_big = max(r.get("backend_mb", 0) for r in results["project"])
     # the same round's runs share the machine's mood: their ratio is steadier than the ratio of medians
-    paired = statistics.median(
-        a["seconds"] / b["seconds"] for a, b in zip(results["project"], results["floor"], strict=True)
-    )
-    order = results["per_order"]
+    paired = statistics.median(a["seconds"] / b["seconds"] for a, b in zip(results["project"], best_runs, strict=True))
+    orders = args.members * args.orders_per_member
     lines = [
         "",
-        f"RFM benchmark: {args.members:,} members, {args.orders:,} orders, seed {args.seed}, "
+        f"RFM benchmark: {args.members:,} members, ~{orders:,.0f} orders, seed {args.seed}, "
         f"{os.cpu_count()} CPUs, {args.rounds} alternating rounds",
         f"(a) project recompute (task, to commit)   median {project:8.2f} s   runs "
         + ", ".join(f"{r['seconds']:.2f}" for r in results["project"]),
         f"    first run (all {results['first']['transitions']:,} members enter a segment)  "
-        f"{results['first']['seconds']:.2f} s",
-        f"(b) floor (hand-written SQL)              median {floor:8.2f} s   runs "
+        f"{results['first']['seconds']:.2f} s, peak RSS {results['first']['rss_mb']:.1f} MB",
+        f"(b) floor, hash plan (today's)            median {floor:8.2f} s   runs "
         + ", ".join(f"{r['seconds']:.2f}" for r in results["floor"]),
-        f"(c) naive ORM loop, {results['naive']['sample']:,} members {results['naive']['seconds']:.1f} s "
-        f"→ extrapolated {naive:,.0f} s",
-        f"(d) order_record: {order['with_ms']:.3f} ms with the subscriber, {order['without_ms']:.3f} ms without "
-        f"→ adds {order['added_ms']:.3f} ms (member_rfm_refresh alone: {order['refresh_ms']:.3f} ms)",
+    ]
+    if covering is not None:
+        lines.append(
+            f"    floor, covering-index plan             median {covering:8.2f} s   runs "
+            + ", ".join(f"{r['seconds']:.2f}" for r in results["floor_covering"])
+        )
+    if "naive" in results:
+        naive = results["naive"]["seconds"] * args.members / results["naive"]["sample"]
+        lines.append(
+            f"(c) naive ORM loop, {results['naive']['sample']:,} members {results['naive']['seconds']:.1f} s "
+            f"→ extrapolated {naive:,.0f} s   (naive / recompute {naive / project:,.0f}, "
+            f"target ≥ {TARGETS['naive_factor']})"
+        )
+    if "per_order" in results:
+        order = results["per_order"]
+        lines.append(
+            f"(d) order_record: {order['with_ms']:.3f} ms with the subscriber, {order['without_ms']:.3f} ms without "
+            f"→ adds {order['added_ms']:.3f} ms (member_rfm_refresh alone: {order['refresh_ms']:.3f} ms)"
+        )
+    if "insert_cost" in results:
+        lines.append(
+            "(e) order insert, median µs: "
+            + ", ".join(f"{name} {value:.0f}" for name, value in results["insert_cost"].items())
+        )
+    lines += [
         "",
-        f"recompute / floor         {project / floor:6.2f}   target ≤ {TARGETS['ratio_floor']}   "
-        f"(median of the rounds' ratios {paired:.2f})",
-        f"recompute seconds         {project:6.2f}   target < {TARGETS['seconds']}",
-        f"naive / recompute         {naive / project:6.0f}   target ≥ {TARGETS['naive_factor']}",
-        f"per-order added (ms)      {order['added_ms']:6.3f}   target ≤ {TARGETS['order_ms']}",
-        f"peak RSS at {args.members:,}       {rss_big:6.1f} MB   target ≤ {TARGETS['rss_mb']} MB",
+        f"recompute / best floor    {project / best:6.2f}   target ≤ {TARGETS['ratio_floor']}   "
+        f"(median of the rounds' ratios {paired:.2f}; / hash floor {project / floor:.2f})",
+        f"peak RSS at {args.members:,}   {rss_big:6.1f} MB   target ≤ {TARGETS['rss_mb']} MB "
+        f"(database session: {backend_big:.1f} MB)",
     ]
     if "small" in results:
         rss_small = max(r["rss_mb"] for r in results["small"])
+        backend_small = max(r.get("backend_mb", 0) for r in results["small"])
         lines += [
-            f"peak RSS at {args.members // 10:,}         {rss_small:6.1f} MB   "
-            f"(small recompute median {statistics.median(r['seconds'] for r in results['small']):.2f} s)",
-            f"RSS growth 10× members    {(rss_big - rss_small) / rss_small:6.1%}   "
+            f"peak RSS at {args.small_members:,}     {rss_small:6.1f} MB   "
+            f"(small recompute median {statistics.median(r['seconds'] for r in results['small']):.2f} s; "
+            f"database session: {backend_small:.1f} MB)",
+            f"RSS growth                {(rss_big - rss_small) / rss_small:6.1%}   "
             f"target < {TARGETS['rss_growth']:.0%}",
             f"first-run peak RSS        {results['first']['rss_mb']:.1f} MB at {args.members:,}, "
-            f"{results['small_first']['rss_mb']:.1f} MB at {args.members // 10:,} (streams the events)",
+            f"{results['small_first']['rss_mb']:.1f} MB at {args.small_members:,} (streams the events)",
         ]
     print("\n".join(lines), flush=True)
     print(json.dumps({"results": results}, default=str))

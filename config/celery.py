@@ -19,3 +19,6 @@ if not (os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL")):
 app = Celery("huiyuan")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Tasks that import heavy libraries (PyMC) live in their own modules, imported by the worker only;
+# the web process queues them by name (segmentation.clv_tasks).
+app.autodiscover_tasks(related_name="clv_tasks")

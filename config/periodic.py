@@ -31,6 +31,16 @@ SCHEDULES = (
         N_("Nightly full recompute of every member's R, F, M, scores and segment (active scheme)."),
     ),
     Schedule(
+        N_(N_("Fit customer lifetime value")),
+        "segmentation.clv_tasks.clv_fit_task",
+        "30",
+        "2",
+        N_(
+            "Nightly BG/NBD and Gamma-Gamma fit: every member's P(alive), expected purchases and CLV "
+            "(an hour after the RFM recompute)."
+        ),
+    ),
+    Schedule(
         N_(N_("Drain live RFM refreshes")),
         "segmentation.tasks.segment_live_refresh_task",
         "*/10",
@@ -39,6 +49,13 @@ SCHEDULES = (
             "Refresh members whose orders asked for it, should a batch task have been lost "
             "(normally done within seconds)."
         ),
+    ),
+    Schedule(
+        N_(N_("Mark abandoned RFM runs failed")),
+        "segmentation.tasks.segment_recompute_reap_task",
+        "*/15",
+        "*",
+        N_("Mark failed any RFM run left running by a worker that stopped, so that the run list shows it."),
     ),
     Schedule(
         N_(N_("Expire points")),

@@ -3,12 +3,16 @@ from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config.health import healthz
 from config.security import staff_only_unless_public
+from config.two_factor import StaffLoginForm, two_factor_setup
 
 admin.site.index_title = _("Home")  # the frame's header names the site (UNFOLD's SITE_HEADER)
+admin.site.login_form = StaffLoginForm  # with the authenticator code (config.two_factor)
+admin.site.unregister(TOTPDevice)  # authenticators are set up by their owner at /admin/two-factor/
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -20,7 +24,11 @@ urlpatterns = [
     path("api/docs/", staff_only_unless_public(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
     path("api/redoc/", staff_only_unless_public(SpectacularRedocView.as_view(url_name="schema")), name="api-redoc"),
 ]
-urlpatterns += i18n_patterns(path("admin/", admin.site.urls), prefix_default_language=False)
+urlpatterns += i18n_patterns(
+    path("admin/two-factor/", two_factor_setup, name="two_factor_setup"),
+    path("admin/", admin.site.urls),
+    prefix_default_language=False,
+)
 
 if settings.DEBUG:
     from django.contrib.staticfiles.urls import staticfiles_urlpatterns

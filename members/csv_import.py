@@ -211,6 +211,22 @@ class CsvReader:
                 values={name: clean_cell(record[index]) if index < width else "" for name, index in positions},
             )
 
+    def records(self, names: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
+        """Each row's line and its cleaned cells of ``names`` (``""`` for a column the file lacks):
+        what ``__iter__`` gives, without a dict and an object a row, for imports of millions of rows."""
+        positions = [self._positions.get(name, -1) for name in names]
+        reader, next_record = self._reader, self._next_record
+        while True:
+            line = reader.line_num + 1
+            record = next_record()
+            if record is None:
+                return
+            width = len(record)
+            cells = [clean_cell(record[index]) if 0 <= index < width else "" for index in positions]
+            if not any(cells) and not any(cell.strip() for cell in record):
+                continue
+            yield line, cells
+
 
 def batched(rows: Iterable[CsvRow], size: int) -> Iterator[list[CsvRow]]:
     """``rows`` in lists of at most ``size``; only one list is in memory at a time."""

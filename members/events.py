@@ -76,9 +76,15 @@ orders_imported = DomainEvent(
     "orders_imported",
     "Historical orders were bulk-imported (no per-order events). Payload: count, member_ids_from, member_ids_to.",
 )
+member_erased = DomainEvent(
+    "member_erased",
+    "A member's personal data was erased (PIPL); the member stays, anonymised and inactive. Higher apps "
+    "erase what they keep about the member (message texts, notes). Payload: member_id.",
+)
 
 ALL_EVENTS = (
     member_registered,
+    member_erased,
     order_recorded,
     refund_recorded,
     referral_completed,

@@ -23,10 +23,13 @@ def to_money(value, *, field: str = "amount", allow_zero: bool = False) -> Decim
         raise ValidationError({field: _("“%(value)s” is not an amount.") % {"value": value}}) from None
     if not amount.is_finite():
         raise ValidationError({field: _("An amount must be a finite number.")})
+    # Too large before anything is rounded: quantizing 1e309 (or 40 digits) overflows the context.
+    if amount > MAX_AMOUNT:
+        raise ValidationError({field: _("The amount is too large.")})
+    if amount < -MAX_AMOUNT:
+        raise ValidationError({field: _("An amount must be greater than zero.")})
     if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
         raise ValidationError({field: _("An amount has at most two decimal places.")})
     if amount < 0 or (amount == 0 and not allow_zero):
         raise ValidationError({field: _("An amount must be greater than zero.")})
-    if amount > MAX_AMOUNT:
-        raise ValidationError({field: _("The amount is too large.")})
     return amount.quantize(CENT)

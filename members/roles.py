@@ -70,6 +70,8 @@ _ANALYST = (
     "segmentation.view_memberrfm",
     "segmentation.view_segmentsnapshot",
     "segmentation.view_segmenttransition",
+    "segmentation.view_clvrun",
+    "segmentation.view_memberclv",
     "campaigns.view_campaign",
     "campaigns.view_campaignbenefit",
     "campaigns.view_campaigneffect",
@@ -107,6 +109,20 @@ def group_display(group) -> str:
     return local_name(role.name_zh, role.name_en, group.name) if role else group.name
 
 
+def _model_is_later(apps, app_label: str, codename: str) -> bool:
+    """Whether ``codename`` is a model permission (``view_clvrun``) of a model that ``apps`` does not
+    have yet: an earlier migration installs the roles before a later one adds the model, whose own
+    migration grants its permissions then (``segmentation`` 0007)."""
+    action, _sep, model_name = codename.partition("_")
+    if action not in {"add", "change", "delete", "view"}:
+        return False
+    try:
+        apps.get_model(app_label, model_name)
+    except LookupError:
+        return True
+    return False
+
+
 def roles_install(apps) -> None:
     """Create or update the role groups with exactly their permissions (``apps``: the app registry,
     or a migration's historical one). Permissions are created first when missing."""
@@ -132,7 +148,11 @@ def roles_install(apps) -> None:
                 ).select_related("content_type")
                 if (permission.content_type.app_label, permission.codename) in wanted
             ]
-            missing = wanted - {(p.content_type.app_label, p.codename) for p in permissions}
+            missing = {
+                (app, codename)
+                for app, codename in wanted - {(p.content_type.app_label, p.codename) for p in permissions}
+                if not _model_is_later(apps, app, codename)
+            }
             if missing:
                 raise LookupError(f"role {role.key}: no such permissions {sorted(missing)}")
         group.permissions.set(permissions)

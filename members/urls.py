@@ -26,6 +26,8 @@ urlpatterns = [
     path("me/points/entries", me.MemberPointsEntryListApi.as_view(), name="me-points-entries"),
     path("me/wallet/entries", me.MemberWalletEntryListApi.as_view(), name="me-wallet-entries"),
     path("me/referrals", me.MemberReferralListApi.as_view(), name="me-referrals"),
+    path("me/data-export", me.MemberDataExportApi.as_view(), name="me-data-export"),
+    path("me/erasure", me.MemberErasureApi.as_view(), name="me-erasure"),
     path("me/top-ups/<str:out_trade_no>", payments.TopUpIntentDetailApi.as_view(), name="me-top-up"),
     # payment callbacks
     path("payments/wechat/notify", payments.WeChatPayNotifyApi.as_view(), name="payments-wechat-notify"),

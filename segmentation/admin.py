@@ -9,12 +9,13 @@ in a request: "recompute now" queues ``segment_recompute_task``.
 
 from decimal import Decimal
 
+from celery import current_app
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -24,7 +25,8 @@ from django.utils.translation import gettext_lazy as _
 
 from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, TabularInline, render_fragment
 from members.formatting import count, duration, local_name, yuan
-from segmentation.models import MemberRfm, RfmRun, Scheme, Segment, SegmentRule, SegmentTransition
+from segmentation.clv_selectors import last_clv_run
+from segmentation.models import ClvRun, MemberClv, MemberRfm, RfmRun, Scheme, Segment, SegmentRule, SegmentTransition
 from segmentation.scoring import score_label
 from segmentation.selectors import (
     ABSENT,
@@ -85,7 +87,18 @@ class SegmentRuleInline(TabularInline):
     model = SegmentRule
     extra = 0
     hide_title = True  # the row's title would repeat its fields, with the segment's slug
-    fields = ("priority", "kind", "r", "f", "m", "value", "segment")
+    fields = (
+        "priority",
+        "kind",
+        "r",
+        "f",
+        "m",
+        "value",
+        "p_alive_below",
+        "p_alive_at_least",
+        "clv_at_least",
+        "segment",
+    )
     verbose_name_plural = _("rules (tried by priority; the first that holds gives the segment)")
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -612,3 +625,189 @@ class SegmentTransitionAdmin(MemberRowsMixin, ReadOnlyAdmin):
     @admin.display(description=_("to"))
     def to_segment_shown(self, obj):
         return segment_name(obj.to_segment) if obj.to_segment_id else "—"
+
+
+# --- Customer lifetime value ------------------------------------------------------------------
+
+# Queued by name: the task's module imports PyMC, which the web process never loads.
+CLV_FIT_TASK = "segmentation.clv_tasks.clv_fit_task"
+CLV_PHASES = [phase for phase, _label in ClvRun.Phase.choices]
+
+
+def clv_progress(run: ClvRun) -> dict:
+    """Where a run is: its step, the share of steps done, and whether to keep asking."""
+    done = run.status != ClvRun.Status.RUNNING
+    index = CLV_PHASES.index(run.phase) if run.phase in CLV_PHASES else 0
+    return {
+        "run": run,
+        "running": not done,
+        "percent": 100 if done else round(100 * index / (len(CLV_PHASES) - 1)),
+        "step": index,
+        "steps": len(CLV_PHASES) - 1,
+        "url": reverse("admin:segmentation_clvrun_progress", args=[run.pk]),
+    }
+
+
+class ClvFitForm(forms.Form):
+    as_of = forms.DateField(label=_("as of"), required=False, help_text=_("Empty: today."))
+    horizon_days = forms.IntegerField(
+        label=_("CLV horizon (days)"), min_value=1, max_value=3650, initial=365, required=False
+    )
+    discount_rate = forms.DecimalField(
+        label=_("annual discount rate"),
+        min_value=Decimal("0"),
+        max_value=Decimal("1"),
+        max_digits=5,
+        decimal_places=4,
+        initial=Decimal("0.10"),
+        required=False,
+    )
+
+
+@admin.register(ClvRun)
+class ClvRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "as_of",
+        "status",
+        "phase",
+        "is_current",
+        "members_shown",
+        "log_likelihood_shown",
+        "fit_seconds_shown",
+        "started_at",
+    )
+    list_filter = ("status",)
+    fields = (
+        "as_of",
+        "status",
+        "progress",
+        "is_current",
+        "started_at",
+        "finished_at",
+        "members_shown",
+        "repeat_members_shown",
+        "horizon_days",
+        "discount_rate",
+        "parameter_table",
+        "log_likelihood_shown",
+        "fit_seconds_shown",
+        "seconds_shown",
+        "calibration_table",
+        "error",
+    )
+    readonly_fields = fields
+    change_list_template = "admin/segmentation/clvrun/change_list.html"
+
+    @admin.display(description=_("members fitted"), ordering="member_count")
+    def members_shown(self, obj):
+        return count(obj.member_count)
+
+    @admin.display(description=_("members with repeat purchases"))
+    def repeat_members_shown(self, obj):
+        return count(obj.repeat_member_count)
+
+    @admin.display(description=_("log-likelihood (BG/NBD)"), ordering="log_likelihood")
+    def log_likelihood_shown(self, obj):
+        return "—" if obj.log_likelihood is None else f"{obj.log_likelihood:,.2f}"
+
+    @admin.display(description=_("fitting time"), ordering="fit_seconds")
+    def fit_seconds_shown(self, obj):
+        return duration(obj.fit_seconds)
+
+    @admin.display(description=_("total time"))
+    def seconds_shown(self, obj):
+        return duration(obj.seconds)
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj):
+        return render_fragment("admin/segmentation/clvrun/progress.html", clv_progress(obj))
+
+    @admin.display(description=_("fitted parameters"))
+    def parameter_table(self, obj):
+        if not obj.params:
+            return "—"
+        return render_fragment("admin/segmentation/clvrun/parameters.html", {"params": obj.params})
+
+    @admin.display(description=_("calibration (holdout)"))
+    def calibration_table(self, obj):
+        if not (obj.calibration or {}).get("groups"):
+            return "—"
+        return render_fragment("admin/segmentation/clvrun/calibration.html", {"calibration": obj.calibration})
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("fit/", view(self.fit_view), name="segmentation_clvrun_fit"),
+            path("<int:object_id>/progress/", view(self.progress_view), name="segmentation_clvrun_progress"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "fit_form": ClvFitForm(),
+            "can_fit": request.user.has_perm("segmentation.add_clvrun"),
+            "last_run": last_clv_run(),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def fit_view(self, request):
+        """Queue a run (as of, horizon and discount rate from the form) and open its page, which
+        shows its progress until it ends."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("segmentation.add_clvrun"):
+            raise PermissionDenied
+        form = ClvFitForm(request.POST)
+        if not form.is_valid():
+            for errors in form.errors.values():
+                for error in errors:
+                    self.message_user(request, error, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:segmentation_clvrun_changelist"))
+        data = form.cleaned_data
+        run = ClvRun.objects.create(
+            as_of=data["as_of"] or timezone.localdate(),
+            started_at=timezone.now(),
+            horizon_days=data["horizon_days"] or 365,
+            discount_rate=Decimal("0.10") if data["discount_rate"] is None else data["discount_rate"],
+        )
+        run_id = run.pk
+        transaction.on_commit(lambda: current_app.signature(CLV_FIT_TASK, kwargs={"run_id": run_id}).apply_async())
+        self.message_user(request, _("A CLV run has been queued; this page shows its progress."), messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:segmentation_clvrun_change", args=[run.pk]))
+
+    def progress_view(self, request, object_id):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(ClvRun, pk=object_id)
+        return HttpResponse(render_fragment("admin/segmentation/clvrun/progress.html", clv_progress(run)))
+
+
+@admin.register(MemberClv)
+class MemberClvAdmin(MemberRowsMixin, ReadOnlyAdmin):
+    list_display = (
+        "member",
+        "p_alive_shown",
+        "frequency",
+        "recency_days",
+        "age_days",
+        "expected_purchases_90_shown",
+        "expected_spend",
+        "clv_shown",
+    )
+    list_select_related = ("member",)
+    mobile_search_only = True
+    ordering = ("-clv",)
+
+    @admin.display(description=_("P(alive)"), ordering="p_alive")
+    def p_alive_shown(self, obj):
+        return f"{obj.p_alive:.0%}"
+
+    @admin.display(description=_("expected purchases, 90 days"), ordering="expected_purchases_90")
+    def expected_purchases_90_shown(self, obj):
+        return f"{obj.expected_purchases_90:.2f}"
+
+    @admin.display(description=_("CLV"), ordering="clv")
+    def clv_shown(self, obj):
+        return yuan(obj.clv)

@@ -43,7 +43,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.formatting import local_name
 from members.models import Member, TimeStampedModel
-from segmentation.rules import describe_rule
+from segmentation.rules import CLV_TABLE, describe_rule
 
 SCORE_CONDITION_RE = re.compile(r"^(|H|L|[1-5]|[1-5]-[1-5])$")
 
@@ -223,6 +223,32 @@ class SegmentRule(TimeStampedModel):
     value = models.PositiveIntegerField(
         _("N"), null=True, blank=True, help_text=_("Days or orders, for the kinds that need a number.")
     )
+    p_alive_below = models.DecimalField(
+        _("P(alive) below"),
+        max_digits=4,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text=_("Only members whose P(alive) from the current CLV run is below this (0–1)."),
+    )
+    p_alive_at_least = models.DecimalField(
+        _("P(alive) at least"),
+        max_digits=4,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text=_("Only members whose P(alive) is at least this (0–1)."),
+    )
+    clv_at_least = models.DecimalField(
+        _("CLV at least (yuan)"),
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text=_("Only members whose CLV from the current CLV run is at least this."),
+    )
 
     class Meta:
         ordering = ["scheme", "priority", "id"]
@@ -241,7 +267,17 @@ class SegmentRule(TimeStampedModel):
 
     def describe(self) -> str:
         return describe_rule(
-            {"kind": self.kind, "r": self.r, "f": self.f, "m": self.m, "value": self.value, "priority": self.priority}
+            {
+                "kind": self.kind,
+                "r": self.r,
+                "f": self.f,
+                "m": self.m,
+                "value": self.value,
+                "priority": self.priority,
+                "p_alive_below": self.p_alive_below,
+                "p_alive_at_least": self.p_alive_at_least,
+                "clv_at_least": self.clv_at_least,
+            }
         )
 
     def clean(self):
@@ -437,3 +473,119 @@ class SegmentTransition(TimeStampedModel):
         before = self.from_segment.name if self.from_segment_id else "—"
         after = self.to_segment.name if self.to_segment_id else "—"
         return f"{self.member_id}: {before} → {after}"
+
+
+class ClvRun(TimeStampedModel):
+    """One customer-lifetime-value fit (``segmentation.services.clv``): BG/NBD on the purchase-day
+    summaries of every member who bought by ``as_of``, Gamma-Gamma on those who came back.
+
+    ``params`` holds the fitted parameters in the shape ``export_clv --params`` writes
+    (``{"bgnbd": {"r", "alpha", "a", "b"}, "gamma_gamma": {"p", "q", "gamma"}}``); ``calibration``
+    the holdout check (see ``segmentation.clv_sql``); ``phase`` the step a running fit is at,
+    committed as it goes so the admin can show progress."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    class Phase(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SUMMARISING = "summarising", _("Summarising purchases")
+        FITTING = "fitting", _("Fitting BG/NBD and Gamma-Gamma")
+        SCORING = "scoring", _("Scoring members")
+        CALIBRATING = "calibrating", _("Checking against a holdout period")
+        WRITING = "writing", _("Writing scores")
+        DONE = "done", _("Done")
+
+    as_of = models.DateField(_("as of"))
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.RUNNING)
+    phase = models.CharField(_("step"), max_length=20, choices=Phase.choices, default=Phase.QUEUED)
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    horizon_days = models.PositiveSmallIntegerField(
+        _("CLV horizon (days)"),
+        default=365,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_("CLV adds up the expected spend of the next N days."),
+    )
+    discount_rate = models.DecimalField(
+        _("annual discount rate"),
+        max_digits=5,
+        decimal_places=4,
+        default=Decimal("0.1000"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text=_("Expected spend is discounted by this rate for each year ahead: 0.10 is 10 % a year."),
+    )
+    holdout_days = models.PositiveSmallIntegerField(
+        _("holdout (days)"),
+        default=90,
+        help_text=_("The calibration check fits on the data up to N days before the as-of date and compares."),
+    )
+    member_count = models.PositiveIntegerField(_("members fitted"), default=0)
+    repeat_member_count = models.PositiveIntegerField(_("members with repeat purchases"), default=0)
+    params = models.JSONField(_("fitted parameters"), default=dict, blank=True)
+    log_likelihood = models.FloatField(_("log-likelihood (BG/NBD)"), null=True, blank=True)
+    gg_log_likelihood = models.FloatField(_("log-likelihood (Gamma-Gamma)"), null=True, blank=True)
+    fit_seconds = models.FloatField(_("fitting time (s)"), null=True, blank=True)
+    seconds = models.FloatField(_("total time (s)"), null=True, blank=True)
+    calibration = models.JSONField(_("calibration"), default=dict, blank=True)
+    is_current = models.BooleanField(_("current"), default=False, help_text=_("Its scores are the ones shown."))
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = _("CLV run")
+        verbose_name_plural = _("CLV runs")
+        constraints = [
+            models.UniqueConstraint(fields=["is_current"], condition=Q(is_current=True), name="clvrun_one_current"),
+            models.CheckConstraint(condition=Q(discount_rate__gte=0, discount_rate__lte=1), name="clvrun_rate_0_1"),
+            models.CheckConstraint(condition=Q(horizon_days__gte=1), name="clvrun_horizon_positive"),
+        ]
+
+    def __str__(self):
+        return f"CLV @ {self.as_of} ({self.get_status_display()})"
+
+
+class MemberClv(models.Model):
+    """A member's scores from the current CLV run (one row per member who had bought by its as-of
+    date). Replaced whole by every run (a new table swapped in, like ``MemberRfm``); its foreign
+    keys are not database constraints for the same reason as ``MemberRfm``'s."""
+
+    member = models.OneToOneField(
+        Member,
+        verbose_name=_("member"),
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="clv",
+        db_constraint=False,
+    )
+    run = models.ForeignKey(
+        ClvRun,
+        verbose_name=_("run"),
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    frequency = models.IntegerField(_("repeat purchase days"))
+    recency_days = models.IntegerField(_("days from first to last purchase"))
+    age_days = models.IntegerField(_("days since first purchase"))
+    monetary_mean = models.DecimalField(
+        _("mean repeat day spend"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
+    p_alive = models.FloatField(_("P(alive)"))
+    expected_purchases_30 = models.FloatField(_("expected purchases, 30 days"))
+    expected_purchases_90 = models.FloatField(_("expected purchases, 90 days"))
+    expected_purchases_365 = models.FloatField(_("expected purchases, 365 days"))
+    expected_spend = models.DecimalField(_("expected spend per purchase"), max_digits=14, decimal_places=2)
+    clv = models.DecimalField(_("CLV"), max_digits=14, decimal_places=2)
+
+    class Meta:
+        db_table = CLV_TABLE
+        ordering = ["member_id"]
+        verbose_name = _("member CLV")
+        verbose_name_plural = _("member CLV")
+
+    def __str__(self):
+        return f"{self.member_id}: {self.p_alive:.0%} / ¥{self.clv}"

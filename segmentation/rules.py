@@ -4,13 +4,18 @@ member's segment to a person (``selectors.segment_explain``: every rule, whether
 read the same frozen rule dicts (``RfmRun.params["rules"]``) next to each other here.
 
 A rule dict: ``{"id", "segment_id", "priority", "kind", "r", "f", "m", "value"}`` (see
-``SegmentRule`` for the kinds). Values: ``recency_days``, ``first_order_days``, ``frequency``,
+``SegmentRule`` for the kinds), optionally with conditions on the member's current CLV scores
+(``MemberClv``): ``p_alive_below``, ``p_alive_at_least`` and ``clv_at_least`` (numbers as strings;
+absent or None: no condition). A member without CLV scores meets none of them. In SQL they read the
+scores with a lookup by member id (``CLV_TABLE``), so every caller's rows only need ``member_id``.
+Values: ``recency_days``, ``first_order_days``, ``frequency``,
 ``monetary``, ``r_score``, ``f_score``, ``m_score`` (scores and days are None for a member who
 never bought). Rules are tried in order; the first that holds gives the segment; when none holds
 the member has no segment.
 """
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
@@ -19,6 +24,42 @@ CELL = "cell"
 FIRST_ORDER_WITHIN = "first_order_within"
 FREQUENCY_AT_LEAST = "frequency_at_least"
 EVERYONE_ELSE = "everyone_else"
+
+CLV_TABLE = "segmentation_memberclv"  # MemberClv's table (models import this module, not the reverse)
+# rule key: (column of CLV_TABLE, SQL operator, Python test)
+CLV_CONDITIONS = {
+    "p_alive_below": ("p_alive", "<", lambda value, limit: value < limit),
+    "p_alive_at_least": ("p_alive", ">=", lambda value, limit: value >= limit),
+    "clv_at_least": ("clv", ">=", lambda value, limit: value >= limit),
+}
+
+
+def _clv_limits(rule: Mapping) -> list[tuple[str, Decimal]]:
+    return [(key, Decimal(str(rule[key]))) for key in CLV_CONDITIONS if rule.get(key) not in (None, "")]
+
+
+def rule_uses_clv(rule: Mapping) -> bool:
+    """Whether the rule has a condition on the CLV scores (explaining it needs them)."""
+    return bool(_clv_limits(rule))
+
+
+def _clv_holds(rule: Mapping, values: Mapping) -> bool:
+    for key, limit in _clv_limits(rule):
+        column, _operator, test = CLV_CONDITIONS[key]
+        value = values.get(column)
+        if value is None or not test(Decimal(str(value)), limit):
+            return False
+    return True
+
+
+def _clv_sql(rule: Mapping, member_id: str) -> list[str]:
+    """Conditions on the member's CLV scores: constants of this module and Decimal literals only."""
+    conditions = []
+    for key, limit in _clv_limits(rule):
+        column, operator, _test = CLV_CONDITIONS[key]
+        lookup = f"SELECT c.{column} FROM {CLV_TABLE} c WHERE c.member_id = {member_id}"  # noqa: S608
+        conditions.append(f"({lookup}) {operator} {format(limit, 'f')}")
+    return conditions
 
 
 def _score_holds(condition: str, score: int | None, high_level: int) -> bool:
@@ -36,6 +77,8 @@ def _score_holds(condition: str, score: int | None, high_level: int) -> bool:
 
 def rule_holds(rule: Mapping, values: Mapping, *, high_level: int) -> bool:
     kind = rule["kind"]
+    if not _clv_holds(rule, values):
+        return False
     if kind == EVERYONE_ELSE:
         return True
     if kind == NO_PURCHASE:
@@ -66,11 +109,12 @@ def rule_sql(rule: Mapping, *, high_level: int, alias: str = "") -> str:
     """The SQL condition of one rule over columns named like MemberRfm's (integers inlined)."""
     p = f"{alias}." if alias else ""
     kind = rule["kind"]
+    clv = _clv_sql(rule, f"{p}member_id")
     if kind == EVERYONE_ELSE:
-        return "1 = 1"
+        return " AND ".join(clv) or "1 = 1"
     if kind == NO_PURCHASE:
-        return f"{p}recency_days IS NULL"
-    parts = []
+        return " AND ".join([f"{p}recency_days IS NULL", *clv])
+    parts = [*clv]
     if kind == CELL:
         parts.append(f"{p}recency_days IS NOT NULL")
     elif kind == FIRST_ORDER_WITHIN:
@@ -100,12 +144,24 @@ def describe_rule(rule: Mapping) -> str:
     """A short human description, e.g. ``R=H F=L M=any`` or ``first order within 14 days``."""
     kind = rule["kind"]
     if kind == NO_PURCHASE:
-        return _("never bought")
+        return " ".join(filter(None, [str(_("never bought")), _describe_clv(rule)]))
     if kind == EVERYONE_ELSE:
-        return _("everyone else")
+        return " ".join(filter(None, [str(_("everyone else")), _describe_clv(rule)]))
     cells = " ".join(f"{dim.upper()}={rule[dim] or _('any')}" for dim in ("r", "f", "m"))
+    clv = _describe_clv(rule)
+    if clv:
+        cells = f"{cells} {clv}"
     if kind == FIRST_ORDER_WITHIN:
         return _("first order within %(n)s days") % {"n": rule["value"]} + f", {cells}"
     if kind == FREQUENCY_AT_LEAST:
         return _("F ≥ %(n)s") % {"n": rule["value"]} + f", {cells}"
     return cells
+
+
+def _describe_clv(rule: Mapping) -> str:
+    texts = {
+        "p_alive_below": _("P(alive) < %(n)s"),
+        "p_alive_at_least": _("P(alive) ≥ %(n)s"),
+        "clv_at_least": _("CLV ≥ %(n)s yuan"),
+    }
+    return " ".join(texts[key] % {"n": format(limit, "f")} for key, limit in _clv_limits(rule))

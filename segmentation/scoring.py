@@ -48,6 +48,11 @@ class SchemeSpec:
                 "f": rule.f,
                 "m": rule.m,
                 "value": rule.value,
+                **{
+                    key: str(getattr(rule, key))
+                    for key in ("p_alive_below", "p_alive_at_least", "clv_at_least")
+                    if getattr(rule, key) is not None
+                },
             }
             for rule in scheme.rules.order_by("priority", "id")
         )

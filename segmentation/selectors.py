@@ -12,8 +12,8 @@ from django.utils.translation import gettext as _
 
 from members.formatting import local_name
 from members.models import Member
-from segmentation.models import MemberRfm, RfmRun, Scheme, Segment, SegmentSnapshot
-from segmentation.rules import describe_rule, rule_holds
+from segmentation.models import MemberClv, MemberRfm, RfmRun, Scheme, Segment, SegmentSnapshot
+from segmentation.rules import describe_rule, rule_holds, rule_uses_clv
 from segmentation.scoring import THRESHOLDS, SchemeSpec, score_label, window_for
 from segmentation.services import rfm_sql
 
@@ -45,6 +45,9 @@ def segment_explain(*, member: Member) -> dict:
         "f_score": row.f_score,
         "m_score": row.m_score,
     }
+    if any(rule_uses_clv(rule) for rule in spec.rules):  # one more query, only for schemes that need it
+        scores = MemberClv.objects.filter(member_id=member.pk).values("p_alive", "clv").first() or {}
+        values.update(p_alive=scores.get("p_alive"), clv=scores.get("clv"))
     segments = {segment.pk: segment for segment in Segment.objects.filter(scheme_id=spec.scheme_id)}
     rules, matched = [], None
     for rule in spec.rules:

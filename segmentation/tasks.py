@@ -16,7 +16,9 @@ from django.conf import settings
 from segmentation.services import (
     NoActiveScheme,
     RecomputeAlreadyRunning,
+    SwapLockTimeout,
     live_refresh_drain,
+    recompute_reap_stale,
     segment_recompute,
     segment_recompute_chunk,
     segment_recompute_finish,
@@ -26,12 +28,17 @@ from segmentation.services import (
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True)
-def segment_recompute_task(as_of: str | None = None, chunks: int | None = None) -> int | None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3, default_retry_delay=300)
+def segment_recompute_task(self, as_of: str | None = None, chunks: int | None = None) -> int | None:
     """A full recompute (as of ``as_of``, ISO date, default today). With ``chunks`` > 1 (default
     ``settings.SEGMENTATION_RECOMPUTE_CHUNKS``, 1) the run is split across workers by member-id
     range in a chord. Safe to run twice: a second concurrent run exits, a repeated one rewrites the
-    same results and records no transitions. Returns the run id (None when it did not run)."""
+    same results and records no transitions. Returns the run id (None when it did not run).
+
+    A run whose swap could not lock the live table in time (``SwapLockTimeout``: a long reader) is
+    recorded failed and retried (``max_retries``, ``SEGMENTATION_RECOMPUTE_RETRY_SECONDS`` apart,
+    doubling); one whose worker died is redelivered (``acks_late``, ``reject_on_worker_lost``) and
+    its run marked failed by the next one (``recompute_reap_stale``)."""
     day = dt.date.fromisoformat(as_of) if as_of else None
     chunks = int(chunks or getattr(settings, "SEGMENTATION_RECOMPUTE_CHUNKS", 1) or 1)
     app = segment_recompute_task.app
@@ -45,10 +52,19 @@ def segment_recompute_task(as_of: str | None = None, chunks: int | None = None) 
     except (RecomputeAlreadyRunning, NoActiveScheme) as exc:
         logger.warning("RFM recompute skipped: %s", exc)
         return None
+    except SwapLockTimeout as exc:
+        delay = float(getattr(settings, "SEGMENTATION_RECOMPUTE_RETRY_SECONDS", 300)) * 2**self.request.retries
+        raise self.retry(exc=exc, countdown=delay) from exc
     chord(segment_recompute_chunk_task.si(run.pk, low, high) for low, high in ranges)(
         segment_recompute_finish_task.si(run.pk)
     )
     return run.pk
+
+
+@shared_task
+def segment_recompute_reap_task() -> int:
+    """Mark failed the RFM runs a dead worker left ``running`` (so operators see them)."""
+    return recompute_reap_stale()
 
 
 @shared_task(acks_late=True)

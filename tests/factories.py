@@ -133,6 +133,7 @@ class RefundFactory(factory.django.DjangoModelFactory):
 
     external_id = factory.Sequence(lambda n: f"REF-{n:08d}")
     order = factory.SubFactory(OrderFactory)
+    store = factory.SelfAttribute("order.store")  # external ids are unique per store: the order's
     amount = Decimal("1.00")
     refunded_at = factory.LazyFunction(timezone.now)
 

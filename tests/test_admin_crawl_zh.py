@@ -41,7 +41,17 @@ from django_celery_beat.models import (
 )
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from segmentation.models import MemberRfm, RfmRun, Scheme, Segment, SegmentRule, SegmentSnapshot, SegmentTransition
+from segmentation.models import (
+    ClvRun,
+    MemberClv,
+    MemberRfm,
+    RfmRun,
+    Scheme,
+    Segment,
+    SegmentRule,
+    SegmentSnapshot,
+    SegmentTransition,
+)
 from tests import factories
 from tests.factories import install_default_scheme
 from tests.workspace.builders import role_user, segment_with_orders
@@ -60,6 +70,10 @@ ALLOWED = {
     "L",
     "N",  # "N 天未消费": a number the operator sets
     "ROI",
+    "CLV",  # customer lifetime value, 客户终身价值: the trade's acronym
+    "BG",  # the models' names: BG/NBD, Gamma-Gamma (Fader, Hardie & Lee)
+    "NBD",
+    "Gamma",
     "API",
     "CSV",
     "JSON",
@@ -179,6 +193,20 @@ def build_rows(operator) -> dict:
     run = RfmRun.objects.get(is_current=True)
     member_rfm = MemberRfm.objects.get(member=member)
     segment = member_rfm.segment
+    clv_run = ClvRun.objects.create(
+        as_of=timezone.localdate(),
+        started_at=now,
+        finished_at=now,
+        status=ClvRun.Status.SUCCEEDED,
+        phase=ClvRun.Phase.DONE,
+        is_current=True,
+        params={"bgnbd": {"r": 0.9, "alpha": 18.0, "a": 0.8, "b": 2.5}, "gamma_gamma": {"p": 6, "q": 4, "gamma": 15}},
+        calibration={
+            "holdout_days": 90,
+            "calibration_end": "2026-09-01",
+            "groups": [{"frequency": 0, "or_more": False, "members": 1, "expected": 0.5, "actual": 1.0}],
+        },
+    )
     rows = {
         "members.Store": store,
         "members.Member": member,
@@ -211,6 +239,21 @@ def build_rows(operator) -> dict:
         "segmentation.MemberRfm": member_rfm,
         "segmentation.SegmentSnapshot": SegmentSnapshot.objects.filter(run=run).first(),
         "segmentation.SegmentTransition": SegmentTransition.objects.filter(member=member).first(),
+        "segmentation.ClvRun": clv_run,
+        "segmentation.MemberClv": MemberClv.objects.create(
+            member=member,
+            run=clv_run,
+            frequency=1,
+            recency_days=380,
+            age_days=400,
+            monetary_mean=Decimal("88.00"),
+            p_alive=0.42,
+            expected_purchases_30=0.1,
+            expected_purchases_90=0.3,
+            expected_purchases_365=1.1,
+            expected_spend=Decimal("90.00"),
+            clv=Decimal("95.00"),
+        ),
         "campaigns.Campaign": campaign,
         "campaigns.CampaignEffect": apps.get_model("campaigns", "CampaignEffect").objects.get(pk=campaign.pk),
         "campaigns.CampaignBenefit": factories.CampaignBenefitFactory(campaign=campaign),
@@ -253,6 +296,10 @@ def build_rows(operator) -> dict:
             name="每日测试任务", task="segmentation.tasks.segment_recompute_task", interval=interval
         )
     )
+    # the audit log: the tier made above, as its audit trail recorded it (audit)
+    rows["audit.AuditLogEntry"] = apps.get_model("audit", "AuditLogEntry").objects.get(
+        pgh_model="audit.TierEvent", pgh_obj_id=str(tier.pk), pgh_label="created"
+    )
     token = OutstandingToken.objects.create(user=operator, jti="a" * 32, token="crawl-token", expires_at=now)
     rows["token_blacklist.OutstandingToken"] = token
     rows["token_blacklist.BlacklistedToken"] = BlacklistedToken.objects.create(token=token)
@@ -279,6 +326,12 @@ def identifiers(rows: dict, operator) -> list[str]:
                 related = getattr(row, field.name)
                 if related is not None and not isinstance(related, SHIPPED):
                     made.add(related)
+    # the audit log shows the values its events recorded, past ones too (a shipped segment's
+    # strategy before its translation): data, not interface
+    for entry in apps.get_model("audit", "AuditLogEntry").objects.all():
+        recorded = list((entry.pgh_data or {}).values())
+        recorded += [value for pair in (entry.pgh_diff or {}).values() for value in pair]
+        values.update(value for value in recorded if isinstance(value, str) and value)
     for row in made:
         for field in row._meta.concrete_fields:
             if isinstance(field, models.CharField | models.TextField) and not field.choices:

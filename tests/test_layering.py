@@ -1,6 +1,7 @@
 """The shape of the code (STYLE.md), checked statically over every module's imports.
 
-- Dependencies point one way: ``workspace`` → ``campaigns`` → ``segmentation`` → ``members``. No
+- Dependencies point one way: ``audit`` → ``workspace`` → ``campaigns`` → ``segmentation`` →
+  ``members`` (``audit`` only reads the others' models; nothing imports it). No
   module under ``members/`` imports ``segmentation``, ``campaigns`` or ``workspace``; none under
   ``segmentation/`` imports ``campaigns`` or ``workspace``; none under ``campaigns/`` imports
   ``workspace`` — at any depth, also inside functions.
@@ -18,12 +19,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("members", "segmentation", "campaigns", "workspace", "demo", "config")
+PACKAGES = ("members", "segmentation", "campaigns", "workspace", "demo", "config", "audit")
 
+# ``audit`` is the highest layer: it names the audited models of the others, which never import it.
 FORBIDDEN = {
-    "members": ("campaigns", "segmentation", "workspace"),
-    "segmentation": ("campaigns", "workspace"),
-    "campaigns": ("workspace",),
+    "members": ("campaigns", "segmentation", "workspace", "audit"),
+    "segmentation": ("campaigns", "workspace", "audit"),
+    "campaigns": ("workspace", "audit"),
+    "workspace": ("audit",),
+    "config": ("audit",),
 }
 
 

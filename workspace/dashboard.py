@@ -43,6 +43,7 @@ from campaigns.models import Campaign
 from campaigns.selectors.effect import campaign_effect
 from members.formatting import local_name
 from members.models import Member, Order, PointsAccount, PointsEntry, Wallet, WalletEntry
+from segmentation.clv_selectors import clv_by_segment, current_clv_run, p_alive_distribution
 from segmentation.models import MemberRfm, RfmRun, Scheme, Segment
 from segmentation.selectors import ABSENT, current_run, segment_migration_matrix
 
@@ -432,6 +433,20 @@ def last_recompute() -> RfmRun | None:
     return RfmRun.objects.select_related("scheme").order_by("-started_at", "-id").first()
 
 
+def clv_figures() -> dict | None:
+    """The current CLV run with CLV by segment, the distribution of P(alive) and the holdout
+    calibration (None before the first run)."""
+    run = current_clv_run()
+    if run is None:
+        return None
+    return {
+        "run": run,
+        "by_segment": clv_by_segment(),
+        "p_alive": p_alive_distribution(),
+        "calibration": run.calibration or {},
+    }
+
+
 def dashboard_data(*, days: int = DEFAULT_DAYS, now: dt.datetime | None = None) -> dict:
     """Everything the dashboard shows (see the module docstring)."""
     period = dashboard_period(days=days, now=now)
@@ -450,4 +465,5 @@ def dashboard_data(*, days: int = DEFAULT_DAYS, now: dt.datetime | None = None) 
         "distributions": {dim: counts[dim] for dim in ("r", "f", "m")} if counts else None,
         "campaigns": running_campaigns(),
         "last_recompute": last_recompute(),
+        "clv": clv_figures(),
     }

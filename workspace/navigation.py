@@ -54,6 +54,8 @@ GROUPS = (
             Page("admin:segmentation_rfmrun_matrix", _("Migration matrix"), "grid_on", "segmentation.view_rfmrun"),
             Entry("segmentation.MemberRfm", "person_search"),
             Entry("segmentation.SegmentTransition", "moving"),
+            Entry("segmentation.ClvRun", "monitoring"),
+            Entry("segmentation.MemberClv", "paid"),
         ),
     ),
     (
@@ -97,6 +99,7 @@ GROUPS = (
     (
         _("System"),
         (
+            Entry("audit.AuditLogEntry", "history_edu"),
             Entry("django_celery_beat.PeriodicTask", "schedule"),
             Entry("django_celery_beat.CrontabSchedule", "calendar_month"),
             Entry("django_celery_beat.IntervalSchedule", "timer"),

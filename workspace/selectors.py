@@ -21,6 +21,7 @@ from campaigns.services.offers import member_top_up_offers
 from members.apis.selectors import MemberProfile, member_profile, related_or_none
 from members.models import Member, Order, Referral, Wallet
 from members.selectors import OrderSummary, member_order_summary, member_recent_orders, staff_store_ids
+from segmentation.clv_selectors import member_clv
 from segmentation.models import SegmentTransition
 from segmentation.selectors import segment_explain
 
@@ -41,6 +42,7 @@ class Member360:
     recent_orders: list[Order]
     segment: dict  # segmentation.selectors.segment_explain
     segment_history: list[SegmentTransition]  # newest first
+    clv: dict | None  # segmentation.clv_selectors.member_clv: P(alive), expected value, explanation
     coupons: list[Coupon]  # issued and valid now, the soonest to expire first
     offers: list[TopUpOffer]  # each with ``uses_left``
     referrals_made: list[Referral]
@@ -72,6 +74,7 @@ def member_360(*, member_id: int) -> Member360:
             .select_related("from_segment", "to_segment")
             .order_by("-created_at", "-id")[:SEGMENT_HISTORY]
         ),
+        clv=member_clv(member_id=member_id),
         coupons=list(
             Coupon.objects.filter(
                 member_id=member_id, status=Coupon.Status.ISSUED, valid_from__lte=now, valid_until__gt=now

@@ -174,6 +174,9 @@ class CampaignBuilderForm(forms.ModelForm):
             "tiers",
             "registered_after",
             "registered_before",
+            "p_alive_below",
+            "p_alive_at_least",
+            "clv_at_least",
             "budget_money",
             "budget_count",
             "per_member_cap",
@@ -282,6 +285,9 @@ class EstimateChoicesForm(forms.Form):
     tiers = forms.TypedMultipleChoiceField(coerce=int, required=False)
     registered_after = forms.DateField(required=False)
     registered_before = forms.DateField(required=False)
+    p_alive_below = forms.DecimalField(min_value=0, max_value=1, max_digits=4, decimal_places=3, required=False)
+    p_alive_at_least = forms.DecimalField(min_value=0, max_value=1, max_digits=4, decimal_places=3, required=False)
+    clv_at_least = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2, required=False)
     control_percent = forms.IntegerField(min_value=0, max_value=50, required=False)
     budget_money = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2, required=False)
     budget_count = forms.IntegerField(min_value=0, required=False)
@@ -351,6 +357,9 @@ def draft_estimate(data, saved: Campaign | None = None) -> CampaignEstimate:
         target_transition_to_id=value("target_transition_to"),
         registered_after=value("registered_after"),
         registered_before=value("registered_before"),
+        p_alive_below=value("p_alive_below"),
+        p_alive_at_least=value("p_alive_at_least"),
+        clv_at_least=value("clv_at_least"),
         control_percent=value("control_percent") or 0,
         budget_money=value("budget_money"),
         budget_count=value("budget_count"),
@@ -423,7 +432,13 @@ class CampaignAdmin(ModelAdmin):
             ),
             (
                 _("Narrow down (optional)"),
-                {"fields": [("stores", "tiers"), ("registered_after", "registered_before")]},
+                {
+                    "fields": [
+                        ("stores", "tiers"),
+                        ("registered_after", "registered_before"),
+                        ("p_alive_below", "p_alive_at_least", "clv_at_least"),
+                    ]
+                },
             ),
         ]
         if obj is not None:

@@ -1,7 +1,8 @@
 """Campaigns (精准营销): who is targeted, when, with what budget, and what they get.
 
 - ``Campaign`` — targets one or more segments, or a *transition* into a segment, optionally narrowed
-  by home store, tier and registration date; runs in a window; carries a budget (money and/or
+  by home store, tier, registration date and the member's current CLV scores (P(alive), CLV; a
+  member without scores is left out when such a narrowing is set); runs in a window; carries a budget (money and/or
   count, with ``spent_*`` counters backed by ``CheckConstraint``) and a per-member cap; holds out a
   control group (a percentage, stable per member and campaign) that gets nothing.
 - ``CampaignBenefit`` — what a treated member gets: a coupon, points, a points multiplier for some
@@ -96,6 +97,32 @@ class Campaign(LocalTexts, TimeStampedModel):
     )
     registered_after = models.DateField(_("registered on or after"), null=True, blank=True)
     registered_before = models.DateField(_("registered before"), null=True, blank=True)
+    p_alive_below = models.DecimalField(
+        _("P(alive) below"),
+        max_digits=4,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text=_("Only members whose P(alive) from the current CLV run is below this (0–1). Empty: any."),
+    )
+    p_alive_at_least = models.DecimalField(
+        _("P(alive) at least"),
+        max_digits=4,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text=_("Only members whose P(alive) is at least this (0–1). Empty: any."),
+    )
+    clv_at_least = models.DecimalField(
+        _("CLV at least (yuan)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.00"))],
+        help_text=_("Only members whose CLV from the current CLV run is at least this. Empty: any."),
+        **MONEY,
+    )
     budget_money = models.DecimalField(
         _("budget (yuan)"), null=True, blank=True, validators=[MinValueValidator(Decimal("0.00"))], **MONEY
     )

@@ -188,6 +188,12 @@ def _narrowing(plan: _Plan, prefix: str = "") -> Q:
         q &= Q(**{f"{prefix}registered_at__gte": _local_midnight(campaign.registered_after)})
     if campaign.registered_before:
         q &= Q(**{f"{prefix}registered_at__lt": _local_midnight(campaign.registered_before)})
+    if campaign.p_alive_below is not None:
+        q &= Q(**{f"{prefix}clv__p_alive__lt": float(campaign.p_alive_below)})
+    if campaign.p_alive_at_least is not None:
+        q &= Q(**{f"{prefix}clv__p_alive__gte": float(campaign.p_alive_at_least)})
+    if campaign.clv_at_least is not None:
+        q &= Q(**{f"{prefix}clv__clv__gte": campaign.clv_at_least})
     return q
 
 

@@ -52,6 +52,11 @@ INSTALLED_APPS = [
     "campaigns",
     "workspace",
     "demo",
+    "django_otp",  # staff two-factor sign-in (config.two_factor)
+    "config.apps.TotpConfig",  # django_otp.plugins.otp_totp, named in Chinese
+    "pgtrigger",  # the audit trail's triggers (audit)
+    "audit.apps.PghistoryConfig",  # pghistory, named in Chinese
+    "audit",  # the highest layer: it names the audited models of the apps above
 ]
 
 MIDDLEWARE = [
@@ -61,6 +66,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): signed in with a token
+    "config.two_factor.TwoFactorRequiredMiddleware",  # HUIYUAN_OPERATOR_2FA_REQUIRED
+    "audit.middleware.AuditContextMiddleware",  # who made the changes the audit trail records
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY below
@@ -132,6 +140,13 @@ AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ADMIN = False  # lockouts are listed and cleared with manage.py axes_list_attempts / axes_reset
 AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
 AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
+
+# --- Staff two-factor sign-in (django-otp, TOTP; config.two_factor) ------------------------------
+# A staff user with a confirmed authenticator always signs in with its 6-digit code as well. With
+# HUIYUAN_OPERATOR_2FA_REQUIRED, operators and superusers must have one: without it they are sent
+# to set one up (a QR code for the app, then a first code) before any admin page.
+HUIYUAN_OPERATOR_2FA_REQUIRED = env.bool("HUIYUAN_OPERATOR_2FA_REQUIRED", default=False)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Huiyuan")
 
 # --- Content-Security-Policy (django-csp): everything from this origin, nothing from elsewhere ---
 # Tried in a browser (tests/browser/test_csp_browser.py): Alpine.js in the admin frame evaluates its
@@ -294,7 +309,6 @@ HUIYUAN_SETTINGS_CACHE_SECONDS = env.float("HUIYUAN_SETTINGS_CACHE_SECONDS", def
 HUIYUAN_BENCH_FLOOR = env.bool("HUIYUAN_BENCH_FLOOR", default=False)
 # A member's QR code (shown in the mini-program, scanned by the POS) is valid this many seconds.
 HUIYUAN_MEMBER_QR_MAX_AGE = env.int("HUIYUAN_MEMBER_QR_MAX_AGE", default=300)
-HUIYUAN_TOP_UP_MAX = env.str("HUIYUAN_TOP_UP_MAX", default="5000.00")
 # The largest order a POS may record (yuan): a larger amount is refused on the field (points stay in range).
 HUIYUAN_ORDER_MAX_AMOUNT = env.str("HUIYUAN_ORDER_MAX_AMOUNT", default="1000000.00")
 # /api/docs/, /api/redoc/ and /api/schema/ for anyone (True) or for staff signed in to the admin.
@@ -365,6 +379,14 @@ HUIYUAN_TRIGGER_CATCHUP_DAYS = env.int("HUIYUAN_TRIGGER_CATCHUP_DAYS", default=7
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None)
 SEGMENTATION_RECOMPUTE_CHUNKS = env.int("SEGMENTATION_RECOMPUTE_CHUNKS", default=1)
 SEGMENTATION_WORK_MEM = env.str("SEGMENTATION_WORK_MEM", default="256MB")
+SEGMENTATION_INDEX_WORK_MEM = env.str("SEGMENTATION_INDEX_WORK_MEM", default="64MB")  # the new table's index builds
+# The swap's ACCESS EXCLUSIVE lock waits at most this long per attempt (refunds queue behind it),
+# then backs off (doubling) and retries; after the last attempt the run fails and its task retries
+# SEGMENTATION_RECOMPUTE_RETRY_SECONDS later (doubling, 3 times).
+SEGMENTATION_SWAP_LOCK_TIMEOUT_MS = env.int("SEGMENTATION_SWAP_LOCK_TIMEOUT_MS", default=2000)
+SEGMENTATION_SWAP_LOCK_ATTEMPTS = env.int("SEGMENTATION_SWAP_LOCK_ATTEMPTS", default=4)
+SEGMENTATION_SWAP_LOCK_BACKOFF_SECONDS = env.float("SEGMENTATION_SWAP_LOCK_BACKOFF_SECONDS", default=2.0)
+SEGMENTATION_RECOMPUTE_RETRY_SECONDS = env.int("SEGMENTATION_RECOMPUTE_RETRY_SECONDS", default=300)
 # After an order, the member's segment is refreshed in a batch this many seconds later, with every
 # other member who bought meanwhile (one statement; needs a Redis broker). 0 = at once, per order.
 SEGMENTATION_LIVE_BATCH_SECONDS = env.float("SEGMENTATION_LIVE_BATCH_SECONDS", default=1.0)

@@ -23,6 +23,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 DEBUG = False
 HUIYUAN_DEV_LOGIN = False
 HUIYUAN_API_DOCS_PUBLIC = env.bool("HUIYUAN_API_DOCS_PUBLIC", default=False)
+# Operators and superusers sign in with an authenticator code as well (config.two_factor).
+HUIYUAN_OPERATOR_2FA_REQUIRED = env.bool("HUIYUAN_OPERATOR_2FA_REQUIRED", default=True)
 
 # --- Static files: WhiteNoise, right after the security middleware -----------------------------
 MIDDLEWARE = [

@@ -5,14 +5,26 @@ spelling and match it exactly. Orders and refunds are money history recorded by 
 admin shows them read-only; new orders come in through the import (``members.services.imports``).
 """
 
+import json
+
 from django import forms
-from django.contrib import admin
-from django.core.exceptions import ValidationError
-from django.urls import reverse
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, ReadOnlyPermissions, TabularInline
+from members.admin.base import (
+    MemberRowsMixin,
+    ModelAdmin,
+    ReadOnlyAdmin,
+    ReadOnlyPermissions,
+    TabularInline,
+    add_service_errors,
+    form_page,
+)
 from members.admin.columns import money_column
 from members.admin.imports import CsvImportExportMixin
 from members.mobile import normalize_mobile
@@ -34,6 +46,10 @@ from members.services.imports import (
     stores_import,
 )
 from members.services.members import member_register
+from members.services.privacy import member_block, member_data_export, member_erase, member_unblock
+
+BLOCK_PERMISSION = "members.block_member"
+ERASE_PERMISSION = "members.erase_member"
 
 RECENT_ORDERS = 20
 
@@ -50,7 +66,16 @@ class StoreAdmin(CsvImportExportMixin, ModelAdmin):
     list_filter = ("city", "is_active")
     search_fields = ("code", "name", "city")
     readonly_fields = ("created_at", "updated_at")
-    fields = ("code", "name", "city", "is_active", "created_at", "updated_at")
+    fields = (
+        "code",
+        "name",
+        "city",
+        "is_active",
+        "top_up_max_amount",
+        "wallet_max_balance",
+        "created_at",
+        "updated_at",
+    )
 
 
 # --- members ------------------------------------------------------------------------------
@@ -80,6 +105,13 @@ class MemberAdminForm(forms.ModelForm):
         return mobile
 
 
+class MemberEraseForm(forms.Form):
+    confirm = forms.BooleanField(
+        label=_("I understand: the member's personal data is erased for good"),
+        help_text=_("Name, mobile number, birthday and WeChat link are erased; orders and ledgers stay, anonymised."),
+    )
+
+
 @admin.register(Member)
 class MemberAdmin(CsvImportExportMixin, ModelAdmin):
     form = MemberAdminForm
@@ -96,18 +128,129 @@ class MemberAdmin(CsvImportExportMixin, ModelAdmin):
     autocomplete_fields = ("home_store",)
     # Tiers change through the tiers service (history, permission): admin:members_tierchange_set.
     # Referrals are made at registration with a code (referral_register), never by editing.
-    readonly_fields = ("tier", "referrer", "referral_code", "openid", "created_at", "updated_at")
+    # Blocking and erasure are actions (``members.services.privacy``), never a field edit.
+    readonly_fields = (
+        "tier",
+        "referrer",
+        "referral_code",
+        "openid",
+        "is_active",
+        "erased_at",
+        "created_at",
+        "updated_at",
+    )
     fieldsets = (
         (None, {"fields": ("mobile", "name", "gender", "birthday")}),
         (
             _("Membership"),
-            {"fields": ("registered_at", "channel", "home_store", "tier", "referrer", "referral_code", "openid")},
+            {
+                "fields": (
+                    "registered_at",
+                    "channel",
+                    "home_store",
+                    "tier",
+                    "referrer",
+                    "referral_code",
+                    "openid",
+                    "is_active",
+                    "erased_at",
+                )
+            },
         ),
         (_("Record"), {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
+    actions = ("block_members", "unblock_members", "export_personal_data", "erase_personal_data")
+
     def get_search_results(self, request, queryset, search_term):
         return member_search(term=search_term, queryset=queryset), False
+
+    # --- blocking, PIPL export and erasure (``members.services.privacy``) -----------------------
+
+    def has_block_permission(self, request) -> bool:
+        return request.user.has_perm(BLOCK_PERMISSION)
+
+    def has_erase_permission(self, request) -> bool:
+        return request.user.has_perm(ERASE_PERMISSION)
+
+    @admin.action(description=_("Block the selected members"), permissions=["block"])
+    def block_members(self, request, queryset):
+        count = member_block(member_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, _("Blocked %(count)d member(s).") % {"count": count}, messages.SUCCESS)
+
+    @admin.action(description=_("Unblock the selected members"), permissions=["block"])
+    def unblock_members(self, request, queryset):
+        count = member_unblock(member_ids=queryset.values_list("pk", flat=True))
+        self.message_user(
+            request,
+            _("Unblocked %(count)d member(s); erased members stay blocked.") % {"count": count},
+            messages.SUCCESS,
+        )
+
+    def _one(self, request, queryset) -> Member | None:
+        members = list(queryset[:2])
+        if len(members) != 1:
+            self.message_user(request, _("Select exactly one member."), messages.ERROR)
+            return None
+        return members[0]
+
+    @admin.action(description=_("Export the personal data of the selected member (JSON)"), permissions=["erase"])
+    def export_personal_data(self, request, queryset):
+        member = self._one(request, queryset)
+        if member is None:
+            return None
+        document = member_data_export(member_id=member.pk)
+        response = HttpResponse(
+            json.dumps(document, cls=DjangoJSONEncoder, ensure_ascii=False, indent=2),
+            content_type="application/json; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="member-{member.pk}-data.json"'
+        return response
+
+    @admin.action(description=_("Erase the personal data of the selected member…"), permissions=["erase"])
+    def erase_personal_data(self, request, queryset):
+        member = self._one(request, queryset)
+        if member is None:
+            return None
+        return HttpResponseRedirect(reverse("admin:members_member_erase", args=[member.pk]))
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.erase_view)
+        return [path("<int:member_id>/erase/", view, name="members_member_erase"), *super().get_urls()]
+
+    def erase_view(self, request, member_id: int):
+        """The confirm page of an erasure; its POST erases (irreversible, idempotent)."""
+        if not self.has_erase_permission(request):
+            raise PermissionDenied
+        member = self.get_object(request, str(member_id))
+        if member is None:
+            raise PermissionDenied
+        back_url = reverse("admin:members_member_changelist")
+        form = MemberEraseForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                member_erase(member=member)
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                self.message_user(
+                    request, _("Erased the personal data of member %(id)s.") % {"id": member.pk}, messages.SUCCESS
+                )
+                return HttpResponseRedirect(back_url)
+        return form_page(
+            self,
+            request,
+            form=form,
+            title=_("Erase the personal data of %(member)s") % {"member": member},
+            summary=_(
+                "This cannot be undone. The member can no longer log in or be served; their orders, points and "
+                "wallet history stay, anonymised, so the brand's figures do not change. A wallet holding money "
+                "the member paid in must be refunded first."
+            ),
+            submit_label=_("Erase for good"),
+            back_url=back_url,
+            back_label=Member._meta.verbose_name_plural.capitalize(),
+        )
 
     def save_model(self, request, obj, form, change):
         if change:

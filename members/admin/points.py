@@ -47,6 +47,7 @@ class LoyaltyProgramAdmin(ModelAdmin):
                 ]
             },
         ),
+        (_("Stored value"), {"fields": ["top_up_max_amount", "wallet_max_balance"]}),
     ]
 
     def has_add_permission(self, request):

@@ -19,7 +19,7 @@ from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from members import wechat
@@ -28,7 +28,7 @@ from members.apis.base import MemberApi, PublicApi, StrictSerializer
 from members.apis.errors import ServiceUnavailable
 from members.models import Member
 from members.services import tokens
-from members.services.accounts import member_get_or_register, member_link_openid
+from members.services.accounts import MemberInactive, member_get_or_register, member_link_openid
 from members.services.tokens import member_token_owner, member_token_revoke, member_tokens_issue, member_tokens_rotate
 
 REGISTRATION_SALT = "huiyuan.wechat-registration"
@@ -40,6 +40,20 @@ class TokenPairSerializer(serializers.Serializer):
     refresh = serializers.CharField(help_text=_("Trade it for a new pair at /auth/refresh; rotates on use."))
     access_expires_in = serializers.IntegerField(help_text=_("Seconds until the access token expires."))
     member_id = serializers.IntegerField()
+
+
+class MemberBlocked(APIException):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_detail = _("This member account is blocked.")
+    default_code = "member_inactive"
+
+
+def _logged_in(login):
+    """``login()`` (which returns a member), or 403 ``member_inactive`` for a blocked member."""
+    try:
+        return login()
+    except MemberInactive:
+        raise MemberBlocked() from None
 
 
 def _field_error(field: str, message, code: str = "invalid") -> ValidationError:
@@ -58,7 +72,7 @@ def _wechat_call(call, field: str):
 
 class WeChatLoginApi(PublicApi):
     throttle_scope = "auth"
-    extra_error_statuses = (503,)
+    extra_error_statuses = (403, 503)
 
     class InputSerializer(StrictSerializer):
         code = serializers.CharField(max_length=128, help_text=_("The code from wx.login()."))
@@ -81,8 +95,11 @@ class WeChatLoginApi(PublicApi):
     def post(self, request):
         data = self.validated(self.InputSerializer, request.data)
         session = _wechat_call(lambda: wechat.get_client().code2session(data["code"]), "code")
-        member_id = Member.objects.filter(openid=session.openid).values_list("pk", flat=True).first()
-        if member_id is not None:
+        found = Member.objects.filter(openid=session.openid).values_list("pk", "is_active").first()
+        if found is not None:
+            member_id, is_active = found
+            if not is_active:
+                raise MemberBlocked()
             body = {"status": "authenticated", "tokens": member_tokens_issue(member_id=member_id)}
             body["registration_token"] = None
         else:
@@ -93,7 +110,7 @@ class WeChatLoginApi(PublicApi):
 
 class WeChatRegisterApi(PublicApi):
     throttle_scope = "auth"
-    extra_error_statuses = (409, 503)
+    extra_error_statuses = (403, 409, 503)
 
     class InputSerializer(StrictSerializer):
         registration_token = serializers.CharField(max_length=512)
@@ -119,7 +136,9 @@ class WeChatRegisterApi(PublicApi):
                 "registration_token", _("The registration token is invalid or expired: log in again."), "expired"
             ) from None
         mobile = _wechat_call(lambda: wechat.get_client().phone_number(data["phone_code"]), "phone_code")
-        member, _created = member_link_openid(openid=openid, mobile=mobile, referral_code=data.get("referral_code", ""))
+        member, _created = _logged_in(
+            lambda: member_link_openid(openid=openid, mobile=mobile, referral_code=data.get("referral_code", ""))
+        )
         return Response(TokenPairSerializer(member_tokens_issue(member_id=member.pk)).data)
 
 
@@ -127,6 +146,7 @@ class DevLoginApi(PublicApi):
     """Only when ``HUIYUAN_DEV_LOGIN`` is on; otherwise 404 and absent from the schema."""
 
     throttle_scope = "auth"
+    extra_error_statuses = (403,)
 
     @staticmethod
     def excluded_from_schema() -> bool:
@@ -146,7 +166,7 @@ class DevLoginApi(PublicApi):
         if not settings.HUIYUAN_DEV_LOGIN:
             raise Http404
         data = self.validated(self.InputSerializer, request.data)
-        member, _created = member_get_or_register(mobile=data["mobile"])
+        member, _created = _logged_in(lambda: member_get_or_register(mobile=data["mobile"]))
         return Response(TokenPairSerializer(member_tokens_issue(member_id=member.pk)).data)
 
 

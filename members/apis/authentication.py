@@ -2,8 +2,10 @@
 
 Members are not Django users. A member's access token (a JWT from ``members.services.tokens``) carries
 a ``member_id`` claim and no ``user_id``, so it can never pass for a staff user; the request's
-``user`` becomes a ``MemberPrincipal`` that loads the member only when a view needs the row. A
-store key makes ``request.user`` a ``StorePrincipal`` with the key's store and scopes.
+``user`` becomes a ``MemberPrincipal`` with the member's row. Every request reads that row (one
+primary-key statement): a member who was blocked or erased (``Member.is_active`` false) or no
+longer exists is refused with 401 at once, whatever tokens they still hold. A store key makes
+``request.user`` a ``StorePrincipal`` with the key's store and scopes.
 """
 
 from datetime import timedelta
@@ -18,6 +20,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
+from members import rows
 from members.models import Member, StoreApiKey
 from members.services.api_keys import store_api_key_find
 from members.services.tokens import MEMBER_CLAIM
@@ -34,9 +37,11 @@ class MemberPrincipal:
     is_active = True
     is_staff = False
 
-    def __init__(self, member_id: int):
+    def __init__(self, member_id: int, member: Member | None = None):
         self.member_id = member_id
         self.pk = f"member:{member_id}"
+        if member is not None:
+            self.__dict__["member"] = member  # the row authentication read: no second query
 
     @cached_property
     def member(self) -> Member:
@@ -86,7 +91,10 @@ class MemberTokenAuthentication(BaseAuthentication):
         member_id = token.get(MEMBER_CLAIM)
         if not isinstance(member_id, int) or isinstance(member_id, bool):
             raise AuthenticationFailed(_("The access token does not name a member."), code="token_invalid")
-        return MemberPrincipal(member_id), token
+        member = rows.get(Member, by="id", value=member_id)
+        if member is None or not member.is_active:
+            raise AuthenticationFailed(_("This member account is blocked or no longer exists."), code="member_inactive")
+        return MemberPrincipal(member_id, member), token
 
     def authenticate_header(self, request):
         return 'Bearer realm="huiyuan"'

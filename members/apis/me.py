@@ -5,13 +5,17 @@ like one that does not exist. Members see their tier and its benefits, never the
 staff see (no segment or RFM field is exposed here).
 """
 
+import json
 from datetime import timedelta
 
 import django_filters
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -24,6 +28,7 @@ from members.apis.base import IsoDateTimeFilter, MemberApi, MemberListApi, Stric
 from members.mobile import mask_mobile
 from members.models import Member, Order, PointsEntry, Referral, WalletEntry
 from members.services.accounts import member_change_mobile
+from members.services.privacy import member_data_export, member_erase
 from members.services.qr_codes import member_qr_code
 
 # --- shared output shapes ---
@@ -366,3 +371,61 @@ class MemberReferralListApi(MemberListApi):
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+# --- personal data (PIPL) ---
+
+
+class MemberDataExportApi(MemberApi):
+    """Everything held about me, as a JSON file (``members.services.privacy.member_data_export``)."""
+
+    throttle_scope = "member_money"
+
+    @extend_schema(
+        operation_id="me_data_export",
+        responses={200: OpenApiTypes.OBJECT},
+        tags=["me"],
+        summary="Download my personal data (JSON)",
+        description=_(
+            "Profile, orders, refunds, points and wallet ledgers, top-ups, referrals, coupons and every other "
+            "record kept about me. Amounts are decimal strings."
+        ),
+    )
+    def get(self, request):
+        document = member_data_export(member_id=self.principal.member_id)
+        response = HttpResponse(
+            json.dumps(document, cls=DjangoJSONEncoder, ensure_ascii=False, indent=2),
+            content_type="application/json; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="member-{self.principal.member_id}-data.json"'
+        return response
+
+
+class MemberErasureApi(MemberApi):
+    """Erase my personal data and close my account, for good (``member_erase``)."""
+
+    throttle_scope = "member_money"
+
+    class InputSerializer(StrictSerializer):
+        confirm = serializers.BooleanField(help_text=_("true: I understand this cannot be undone."))
+
+    @extend_schema(
+        operation_id="me_erasure",
+        request=InputSerializer,
+        responses={204: None},
+        tags=["me"],
+        summary="Erase my personal data and close my account",
+        description=_(
+            "Irreversible: my name, mobile number, birthday and WeChat link are erased, and every token stops "
+            "working. Orders and points and wallet history stay, anonymised. Refused while my wallet holds money "
+            "I paid in (ask the store to refund it first)."
+        ),
+    )
+    def post(self, request):
+        data = self.validated(self.InputSerializer, request.data)
+        if not data["confirm"]:
+            raise ValidationError(
+                {"confirm": [serializers.ErrorDetail(_("Confirm with true: erasure cannot be undone."), "required")]}
+            )
+        member_erase(member=self.principal.member)
+        return Response(status=204)

@@ -62,10 +62,14 @@ def member_from(data: dict, *, qr_only: bool = False) -> Member:
         member = Member.objects.filter(pk=member_id).first() if member_id is not None else None
         if member is None:
             raise _error("qr_code", _("The QR code is invalid or expired: ask the member to refresh it."), "expired")
-        return member
-    member = member_get_by_mobile(mobile=mobile)
-    if member is None:
-        raise _error("mobile", _("No member has this mobile number."), "unknown_member")
+    else:
+        member = member_get_by_mobile(mobile=mobile)
+        if member is None:
+            raise _error("mobile", _("No member has this mobile number."), "unknown_member")
+    if not member.is_active:  # blocked or erased: not served at a till (no order, top-up, spend or lookup)
+        raise _error(
+            "qr_code" if qr_code else "mobile", _("This member is blocked: they cannot be served."), "member_inactive"
+        )
     return member
 
 
@@ -437,15 +441,21 @@ class PosWalletTopUpApi(PosApi):
         data = self.validated(self.InputSerializer, request.data)
         member = member_from(data)
         store = self.principal.store
-        entry = replay_or_refuse(
-            lambda: wallet_top_up(
-                member=member,
-                amount_paid=data["amount"],
-                idempotency_key=store_scoped_key(store.pk, key),
-                reason=_ledger_text(_("Top-up at store %(store)s"), store=store.code),
-                reference=data.get("reference", ""),
+        try:
+            entry = replay_or_refuse(
+                lambda: wallet_top_up(
+                    member=member,
+                    amount_paid=data["amount"],
+                    idempotency_key=store_scoped_key(store.pk, key),
+                    reason=_ledger_text(_("Top-up at store %(store)s"), store=store.code),
+                    reference=data.get("reference", ""),
+                    store=store,
+                )
             )
-        )
+        except DjangoValidationError as exc:  # the ceilings (the store's or the brand's) are on ``amount``
+            if "amount_paid" not in getattr(exc, "error_dict", {}):
+                raise
+            raise DjangoValidationError({"amount": exc.error_dict["amount_paid"]}) from None
         return Response(WalletEntryOutSerializer(entry).data, status=status.HTTP_201_CREATED)
 
 

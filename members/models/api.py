@@ -82,6 +82,7 @@ class TopUpIntent(TimeStampedModel):
         PENDING = "pending", _("Waiting for payment")
         PAID = "paid", _("Paid")
         CLOSED = "closed", _("Closed")
+        REFUSED = "refused", _("Paid but refused: refund the payment")
 
     member = models.ForeignKey(
         Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="top_up_intents"

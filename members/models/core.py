@@ -29,11 +29,39 @@ class Store(TimeStampedModel):
     name = models.CharField(_("name"), max_length=100)
     city = models.CharField(_("city"), max_length=50, db_index=True)
     is_active = models.BooleanField(_("active"), default=True)
+    # Stored-value ceilings for top-ups made at this store; empty: the brand's (``LoyaltyProgram``).
+    top_up_max_amount = models.DecimalField(
+        _("largest top-up"),
+        null=True,
+        blank=True,
+        help_text=_("The most one top-up at this store may pay in (yuan). Empty: the brand's limit."),
+        **MONEY,
+    )
+    wallet_max_balance = models.DecimalField(
+        _("largest wallet balance"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "A top-up at this store may not bring a wallet (principal plus bonus) above this (yuan). "
+            "Empty: the brand's limit."
+        ),
+        **MONEY,
+    )
 
     class Meta:
         ordering = ["code"]
         verbose_name = _("store")
         verbose_name_plural = _("stores")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(top_up_max_amount__isnull=True) | Q(top_up_max_amount__gt=0),
+                name="store_top_up_max_amount_gt_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(wallet_max_balance__isnull=True) | Q(wallet_max_balance__gt=0),
+                name="store_wallet_max_balance_gt_0",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.code})"
@@ -70,6 +98,19 @@ class Member(TimeStampedModel):
     tier = models.ForeignKey(
         "members.Tier", verbose_name=_("tier"), on_delete=models.PROTECT, null=True, blank=True, related_name="members"
     )
+    # A blocked or erased member cannot log in, be served at a till, earn or spend (``members.services.privacy``).
+    is_active = models.BooleanField(
+        _("active"),
+        default=True,
+        db_default=True,
+        help_text=_("A blocked member cannot log in, show a QR code, be served at a till, earn or spend."),
+    )
+    erased_at = models.DateTimeField(
+        _("erased at"),
+        null=True,
+        blank=True,
+        help_text=_("When the member's personal data was erased (PIPL): the member stays, anonymised."),
+    )
 
     class Meta:
         ordering = ["-registered_at", "-id"]
@@ -77,6 +118,9 @@ class Member(TimeStampedModel):
         verbose_name_plural = _("members")
         constraints = [
             models.CheckConstraint(condition=~Q(referrer=F("id")), name="member_not_own_referrer"),
+            models.CheckConstraint(
+                condition=Q(erased_at__isnull=True) | Q(is_active=False), name="member_erased_inactive"
+            ),
         ]
         indexes = [
             # 手机尾号: the last four digits, the most common lookup at a counter.
@@ -86,6 +130,8 @@ class Member(TimeStampedModel):
             ("view_full_mobile", _("Can see members' full mobile numbers")),
             ("view_all_stores", _("Can see the members of every store")),
             ("view_personal_data", _("Can see members' names and birthdays")),
+            ("block_member", _("Can block and unblock members")),
+            ("erase_member", _("Can export and erase members' personal data (PIPL)")),
         ]
 
     def __str__(self):
@@ -100,7 +146,8 @@ class Order(TimeStampedModel):
         PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
         REFUNDED = "refunded", _("Refunded")
 
-    external_id = models.CharField(_("external order id"), max_length=64, unique=True)
+    # Unique within its store (two stores' tills may number their orders alike): ``order_store_external_id``.
+    external_id = models.CharField(_("external order id"), max_length=64)
     # Indexed by ``order_member_paid_at`` and ``order_store_paid_at`` (member, store first): no
     # separate foreign-key indexes to write on every order.
     member = models.ForeignKey(
@@ -124,6 +171,7 @@ class Order(TimeStampedModel):
             models.Index(fields=["paid_at"], name="order_paid_at"),
         ]
         constraints = [
+            models.UniqueConstraint(fields=["store", "external_id"], name="order_store_external_id"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="order_amount_positive"),
             models.CheckConstraint(
                 condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
@@ -140,8 +188,13 @@ class Order(TimeStampedModel):
 
 
 class Refund(TimeStampedModel):
-    external_id = models.CharField(_("external refund id"), max_length=64, unique=True)
+    # Unique within the store of its order (``refund_store_external_id``); ``store`` is the order's,
+    # copied so that the constraint can name it.
+    external_id = models.CharField(_("external refund id"), max_length=64)
     order = models.ForeignKey(Order, verbose_name=_("order"), on_delete=models.PROTECT, related_name="refunds")
+    store = models.ForeignKey(
+        Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="refunds", db_index=False
+    )
     amount = models.DecimalField(_("amount"), **MONEY)
     refunded_at = models.DateTimeField(_("refunded at"))
     reason = models.CharField(_("reason"), max_length=200, blank=True)
@@ -151,8 +204,14 @@ class Refund(TimeStampedModel):
         verbose_name = _("refund")
         verbose_name_plural = _("refunds")
         constraints = [
+            models.UniqueConstraint(fields=["store", "external_id"], name="refund_store_external_id"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
         ]
 
     def __str__(self):
         return self.external_id
+
+    def save(self, *args, **kwargs):
+        if self.store_id is None and self.order_id is not None:
+            self.store_id = Order.objects.values_list("store_id", flat=True).get(pk=self.order_id)
+        super().save(*args, **kwargs)

@@ -53,6 +53,22 @@ class LoyaltyProgram(TimeStampedModel):
         default=30,
         help_text=_("A full refund of the qualifying order within this period takes the referral rewards back."),
     )
+    # Stored-value ceilings (a store may set its own: ``Store.top_up_max_amount`` / ``wallet_max_balance``).
+    top_up_max_amount = models.DecimalField(
+        _("largest top-up"),
+        default=Decimal("5000.00"),
+        help_text=_("The most one top-up may pay in (yuan), at a till, in the mini-program or in the admin."),
+        **MONEY,
+    )
+    wallet_max_balance = models.DecimalField(
+        _("largest wallet balance"),
+        default=Decimal("50000.00"),
+        help_text=_(
+            "No top-up or offer bonus may bring a wallet (principal plus bonus) above this (yuan). "
+            "Spending and refunds are not limited."
+        ),
+        **MONEY,
+    )
 
     class Meta:
         ordering = ["id"]
@@ -65,6 +81,8 @@ class LoyaltyProgram(TimeStampedModel):
             models.CheckConstraint(
                 condition=Q(referral_min_order_amount__gte=0), name="loyalty_referral_min_order_gte_0"
             ),
+            models.CheckConstraint(condition=Q(top_up_max_amount__gt=0), name="loyalty_top_up_max_amount_gt_0"),
+            models.CheckConstraint(condition=Q(wallet_max_balance__gt=0), name="loyalty_wallet_max_balance_gt_0"),
         ]
 
     def __str__(self):

@@ -4,9 +4,13 @@ A member always has a mobile number, so a WeChat user becomes a member only once
 verified number (WeChat's ``getPhoneNumber``): the member with that number gets the openid, or a
 new member is registered with both. A number or an openid already bound to someone else is a
 conflict (code ``duplicate``), never silently moved.
+
+A blocked or erased member (``Member.is_active`` false) cannot log in: ``MemberInactive`` is raised
+before anything is written. (An erased member's mobile number and openid were cleared, so that person
+may register again as a new member.)
 """
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
@@ -15,6 +19,17 @@ from members.mobile import normalize_mobile
 from members.models import Member
 from members.services.members import member_register
 from members.services.referrals import referral_register
+
+
+class MemberInactive(PermissionDenied):
+    """The member is blocked (or erased): no login, no tokens."""
+
+
+def member_login_check(member: Member) -> Member:
+    """``member``, if they may log in; ``MemberInactive`` if they are blocked."""
+    if not member.is_active:
+        raise MemberInactive(_("This member account is blocked."))
+    return member
 
 
 def _canonical_mobile(mobile: str) -> str:
@@ -43,10 +58,10 @@ def member_link_openid(*, openid: str, mobile: str, referral_code: str = "") -> 
         if by_openid is not None:
             if by_openid.mobile != mobile:
                 raise _duplicate("mobile", _("This WeChat account is already bound to another mobile number."))
-            return Member.objects.get(pk=by_openid.pk), False
+            return member_login_check(Member.objects.get(pk=by_openid.pk)), False
         existing = Member.objects.filter(mobile=mobile).only("id").first()
         if existing is not None:
-            member = member_lock(member_id=existing.pk)
+            member = member_login_check(member_lock(member_id=existing.pk))
             if member.openid and member.openid != openid:
                 raise _duplicate("mobile", _("This mobile number is bound to another WeChat account."))
             member.openid = openid
@@ -66,7 +81,7 @@ def member_get_or_register(*, mobile: str) -> tuple[Member, bool]:
     mobile = _canonical_mobile(mobile)
     member = Member.objects.filter(mobile=mobile).first()
     if member is not None:
-        return member, False
+        return member_login_check(member), False
     try:
         return member_register(mobile=mobile, channel=Member.Channel.MINI_PROGRAM), True
     except ValidationError:

@@ -18,6 +18,11 @@ the locks in the app's order (points accounts, referral, then the order).
 Both services are idempotent: re-sending the same external id with the same content returns the
 row recorded the first time (``created=False``); the same external id with different content is
 refused with ``IdempotencyConflict``. Times more than ``FUTURE_TOLERANCE`` ahead are refused.
+
+External ids are unique within a store (``order_store_external_id``, ``refund_store_external_id``):
+two stores' tills may both number an order 1001. Every lookup by external id names the store (the
+order's, for a refund), so another store's id is simply not found — a new order of this store —
+and a conflict only ever compares with the caller's own store's row.
 """
 
 from datetime import datetime, timedelta
@@ -87,7 +92,7 @@ def order_record(
     # The insert locks the member first: a concurrent order of theirs waits, then its tier scan
     # counts this one (two orders that qualify only together still upgrade).
     with transaction.atomic(savepoint=False):
-        if rows.insert(order, unless_conflict_on=("external_id",), lock_parent="member"):
+        if rows.insert(order, unless_conflict_on=("store", "external_id"), lock_parent="member"):
             tier_evaluate_for_new_order(order=order)  # also reads the member's referrer under the lock
             if order.member.referrer_id is not None:
                 referral_complete_in_order(order=order)
@@ -95,16 +100,17 @@ def order_record(
             order_recorded.publish(order_id=order.pk, member_id=member.pk, store_id=store.pk)
             return OrderRecorded(order, True)
     # Recorded before — or by a concurrent retry, which the insert waited for.
-    existing = Order.objects.get(external_id=external_id)
-    return OrderRecorded(_same_order_or_conflict(existing, member, store, paid_at, amount), False)
+    existing = Order.objects.get(store=store, external_id=external_id)
+    return OrderRecorded(_same_order_or_conflict(existing, member, paid_at, amount), False)
 
 
-def _same_order_or_conflict(order: Order, member: Member, store: Store, paid_at: datetime, amount: Decimal) -> Order:
+def _same_order_or_conflict(order: Order, member: Member, paid_at: datetime, amount: Decimal) -> Order:
+    """``order`` (of the caller's store: found by store and external id) if the request says the
+    same, else ``IdempotencyConflict`` naming the fields that differ — the store's own data only."""
     differences = [
         name
         for name, ours, theirs in (
             ("member", order.member_id, member.pk),
-            ("store", order.store_id, store.pk),
             ("paid_at", order.paid_at, paid_at),
             ("amount", order.amount, amount),
         )
@@ -150,7 +156,7 @@ def refund_record(
                 referral_lock(referral_id=referral.pk)
             locked = order_lock(order_id=order.pk)
             # Read after the lock: a concurrent retry of this refund has committed by now.
-            existing = Refund.objects.filter(external_id=external_id).first()
+            existing = Refund.objects.filter(store_id=locked.store_id, external_id=external_id).first()
             if existing is not None:
                 return RefundRecorded(_same_refund_or_conflict(existing, locked, amount), False)
             if locked.refunded_amount + amount > locked.amount:
@@ -170,7 +176,12 @@ def refund_record(
                     code="over_refund",
                 )
             refund = Refund.objects.create(
-                external_id=external_id, order=locked, amount=amount, refunded_at=refunded_at, reason=reason
+                external_id=external_id,
+                order=locked,
+                store_id=locked.store_id,
+                amount=amount,
+                refunded_at=refunded_at,
+                reason=reason,
             )
             locked.refunded_amount += amount
             locked.status = (
@@ -182,7 +193,9 @@ def refund_record(
                 referral_reverse_locked(referral_id=referral.pk, order=locked, accounts=accounts)
             refund_recorded.publish(refund_id=refund.pk, order_id=locked.pk, member_id=locked.member_id)
     except IntegrityError:
-        existing = Refund.objects.filter(external_id=external_id).select_related("order").first()
+        existing = (
+            Refund.objects.filter(store_id=order.store_id, external_id=external_id).select_related("order").first()
+        )
         if existing is None:
             raise
         return RefundRecorded(_same_refund_or_conflict(existing, order, amount), False)

@@ -3,7 +3,8 @@
 A pair is a short-lived access token and a refresh token, both carrying the ``member_id`` claim.
 Every refresh token is recorded as outstanding; using one rotates it (the old one is
 blacklisted, once — a second use of the same refresh token is refused), and logging out
-blacklists it.
+blacklists it. A blocked or erased member's tokens stop working at once: refreshing needs an active
+member, and so does every request with an access token (``members.apis.authentication``).
 """
 
 import contextlib
@@ -61,7 +62,7 @@ def member_tokens_rotate(*, refresh: str) -> dict:
     member_id = _member_id(old)
     with transaction.atomic():
         _entry, newly_blacklisted = old.blacklist()
-        if not newly_blacklisted or not Member.objects.filter(pk=member_id).exists():
+        if not newly_blacklisted or not Member.objects.filter(pk=member_id, is_active=True).exists():
             raise RefreshRefused()
         return member_tokens_issue(member_id=member_id)
 

@@ -13,6 +13,14 @@ the member starts the top-up and passes its ``bonus``, ``offer_code`` and points
 multiplier as a ``MemberPointsMultiplier`` from the moment of payment — so the member gets what they
 were shown, even if the operator changes or withdraws the offer in the two hours an intent lives.
 ``members`` never asks another app anything.
+
+**Ceilings** (``members.services.wallet.top_up_limits``, the brand's): the intent is refused when its
+amount is over the largest top-up or would bring the wallet (with the bonus) over the largest
+balance, so the member is told before paying. The payment is credited through ``wallet_top_up``,
+which checks both again under the wallet's lock: if the wallet filled up meanwhile (a till top-up),
+or the member was blocked, the callback is refused with a field-level 400, nothing is credited, and
+the intent becomes ``refused`` — for good: an operator refunds the payment through WeChat Pay, and a
+repeated callback never credits it later.
 """
 
 import secrets
@@ -28,10 +36,10 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members import wechatpay
-from members.models import Member, MemberPointsMultiplier, TopUpIntent, WalletEntry
+from members.models import Member, MemberPointsMultiplier, TopUpIntent, Wallet, WalletEntry
 from members.money import to_money
 from members.services.errors import IdempotencyConflict
-from members.services.wallet import ZERO, wallet_top_up
+from members.services.wallet import ZERO, member_active_check, top_up_limits, top_up_within_limits, wallet_top_up
 
 INTENT_LIFETIME = timedelta(hours=2)
 
@@ -64,12 +72,15 @@ def top_up_intent_create(
     intent is then closed).
     """
     amount = to_money(amount)
-    limit = Decimal(settings.HUIYUAN_TOP_UP_MAX)
-    if amount > limit:
-        raise ValidationError(
-            {"amount": ValidationError(_("A top-up is at most %(limit)s.") % {"limit": limit}, code="max_value")}
-        )
     bonus = to_money(bonus, field="bonus", allow_zero=True)
+    member_active_check(member)
+    wallet = Wallet.objects.filter(member_id=member.pk).only("principal", "bonus").first()
+    try:
+        top_up_within_limits(
+            limits=top_up_limits(), amount_paid=amount, bonus=bonus, balance=wallet.total if wallet else ZERO
+        )
+    except ValidationError as exc:  # the member's field is ``amount``
+        raise ValidationError({"amount": exc.error_dict["amount_paid"]}) from None
     if points_multiplier is not None and (points_multiplier < 1 or multiplier_days <= 0):
         raise _refused("points_multiplier", _("A points multiplier is at least 1, for at least a day."), "invalid")
     now = timezone.now()
@@ -126,6 +137,13 @@ def top_up_intent_confirm(
     intent = TopUpIntent.objects.select_related("member").filter(out_trade_no=out_trade_no).first()
     if intent is None:
         raise _refused("out_trade_no", _("No top-up has this out_trade_no."), "unknown_trade")
+    if intent.status == TopUpIntent.Status.REFUSED:
+        raise _refused(
+            "out_trade_no",
+            _("Top-up %(trade)s was refused (over a ceiling, or the member is blocked): refund the payment.")
+            % {"trade": out_trade_no},
+            "refused",
+        )
     if amount_cents != cents(intent.amount):
         raise _refused(
             "amount",
@@ -152,7 +170,16 @@ def top_up_intent_confirm(
         claimed = 0
     if not claimed:
         raise other_transaction
-    entry = _credit(intent, idempotency_key=f"wxpay:{transaction_id}")
+    try:
+        entry = _credit(intent, idempotency_key=f"wxpay:{transaction_id}")
+    except IdempotencyConflict:
+        raise
+    except ValidationError:
+        # Over a ceiling or a blocked member: nothing credited, and never later (see the module's doc).
+        TopUpIntent.objects.filter(pk=intent.pk, wallet_entry__isnull=True).update(
+            status=TopUpIntent.Status.REFUSED, updated_at=timezone.now()
+        )
+        raise
     paid_at = paid_at or timezone.now()
     TopUpIntent.objects.filter(pk=intent.pk, wallet_entry__isnull=True).update(
         status=TopUpIntent.Status.PAID, paid_at=paid_at, wallet_entry=entry, updated_at=timezone.now()

@@ -25,6 +25,20 @@ If one part cannot cover its share, the other pays the remainder. The rule is ap
 A top-up refund returns the top-up's principal only if the wallet still holds it (otherwise it is
 refused), claws back what is left of its bonus (``min(top-up bonus, bonus balance)``), and happens at
 most once per top-up.
+
+**Top-up ceilings** (``top_up_limits``): every way money enters a wallet — a till, the mini-program's
+WeChat Pay top-up, the admin, an offer's bonus — goes through ``wallet_top_up``, which refuses
+
+- a top-up paying in more than the **largest top-up** (``amount_paid`` alone; ¥5,000 by default), and
+- a top-up after which the wallet (principal plus bonus, the offer's bonus included) would hold more
+  than the **largest wallet balance** (¥50,000 by default).
+
+Both are the brand's (``LoyaltyProgram``) unless the store the top-up is made at sets its own
+(``Store.top_up_max_amount`` / ``wallet_max_balance``). The balance is checked under the wallet's
+row lock, so two top-ups racing towards the ceiling cannot both pass it. Spending and refunds are
+never limited. A refusal is a ``ValidationError`` on ``amount_paid`` and writes nothing.
+
+**Blocked members** (``Member.is_active`` false) can neither top up nor spend; refunds still reach them.
 """
 
 import hashlib
@@ -39,14 +53,18 @@ from django.db.models import Sum
 from django.utils.translation import gettext_lazy as _
 
 from members.lock_objects import wallet_lock
-from members.models import Member, Wallet, WalletEntry
+from members.models import LoyaltyProgram, Member, Store, Wallet, WalletEntry
 from members.money import CENT, to_money
 from members.services.errors import IdempotencyConflict
 
 __all__ = [
     "IdempotencyConflict",
     "Split",
+    "TopUpLimits",
+    "member_active_check",
     "split_proportionally",
+    "top_up_limits",
+    "top_up_within_limits",
     "wallet_refund_spend",
     "wallet_refund_top_up",
     "wallet_spend",
@@ -82,6 +100,58 @@ def split_proportionally(*, amount: Decimal, principal: Decimal, bonus: Decimal)
     return Split(principal=Decimal(principal_share) * CENT, bonus=Decimal(bonus_share) * CENT)
 
 
+class TopUpLimits(NamedTuple):
+    per_top_up: Decimal  # the most one top-up may pay in
+    balance: Decimal  # the most a wallet (principal plus bonus) may hold after a top-up
+
+
+def top_up_limits(*, store: Store | None = None) -> TopUpLimits:
+    """The ceilings for a top-up made at ``store`` (its own where set, else the brand's)."""
+    program = LoyaltyProgram.current()
+    per_top_up = getattr(store, "top_up_max_amount", None)
+    balance = getattr(store, "wallet_max_balance", None)
+    return TopUpLimits(
+        per_top_up=program.top_up_max_amount if per_top_up is None else per_top_up,
+        balance=program.wallet_max_balance if balance is None else balance,
+    )
+
+
+def top_up_within_limits(
+    *, limits: TopUpLimits, amount_paid: Decimal, bonus: Decimal = ZERO, balance: Decimal | None = None
+) -> None:
+    """Refuse (``ValidationError`` on ``amount_paid``) a top-up over ``limits.per_top_up``, or one that
+    would bring a wallet holding ``balance`` above ``limits.balance`` (not checked when ``None``)."""
+    if amount_paid > limits.per_top_up:
+        raise ValidationError(
+            {
+                "amount_paid": ValidationError(
+                    _("A top-up is at most %(limit)s yuan.") % {"limit": limits.per_top_up}, code="max_value"
+                )
+            }
+        )
+    if balance is not None and balance + amount_paid + bonus > limits.balance:
+        raise ValidationError(
+            {
+                "amount_paid": ValidationError(
+                    _(
+                        "A wallet holds at most %(limit)s yuan: it holds %(balance)s, and this top-up "
+                        "(with its bonus) would bring it to %(after)s."
+                    )
+                    % {"limit": limits.balance, "balance": balance, "after": balance + amount_paid + bonus},
+                    code="balance_limit",
+                )
+            }
+        )
+
+
+def member_active_check(member: Member, *, field: str = "member") -> None:
+    """Refuse a blocked or erased member: they can neither top up, spend nor earn."""
+    if not member.is_active:
+        raise ValidationError(
+            {field: ValidationError(_("This member is blocked: they cannot be served."), code="member_inactive")}
+        )
+
+
 # --- services -----------------------------------------------------------------------------------
 
 
@@ -95,10 +165,17 @@ def wallet_top_up(
     actor: AbstractBaseUser | None = None,
     reason: str = "",
     reference: str = "",
+    store: Store | None = None,
 ) -> WalletEntry:
-    """Add ``amount_paid`` to the principal and ``bonus`` (granted by offer ``offer_code``) to the bonus."""
+    """Add ``amount_paid`` to the principal and ``bonus`` (granted by offer ``offer_code``) to the bonus.
+
+    Within the ceilings of ``store`` (where the top-up is made; the brand's when ``None``): see the
+    module's doc. Refused for a blocked member."""
     amount_paid = to_money(amount_paid, field="amount_paid")
     bonus = to_money(bonus, field="bonus", allow_zero=True)
+    member_active_check(member)
+    limits = top_up_limits(store=store)
+    top_up_within_limits(limits=limits, amount_paid=amount_paid)
     request = _Request(
         operation=Kind.TOP_UP,
         idempotency_key=idempotency_key,
@@ -108,6 +185,7 @@ def wallet_top_up(
     )
 
     def movement(wallet: Wallet) -> _Movement:
+        top_up_within_limits(limits=limits, amount_paid=amount_paid, bonus=bonus, balance=wallet.total)
         return _Movement(principal_delta=amount_paid, bonus_delta=bonus)
 
     return _record(request=request, member_id=member.pk, movement=movement)
@@ -124,6 +202,7 @@ def wallet_spend(
 ) -> WalletEntry:
     """Take ``amount`` from the wallet, split between principal and bonus by the proportional rule."""
     amount = to_money(amount)
+    member_active_check(member)
     request = _Request(
         operation=Kind.SPEND,
         idempotency_key=idempotency_key,

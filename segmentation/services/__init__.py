@@ -10,6 +10,8 @@ from segmentation.services.live_batch import (
 from segmentation.services.recompute import (
     NoActiveScheme,
     RecomputeAlreadyRunning,
+    SwapLockTimeout,
+    recompute_reap_stale,
     run_transitions_publish,
     segment_recompute,
     segment_recompute_chunk,
@@ -21,12 +23,14 @@ from segmentation.services.schemes import scheme_activate
 __all__ = [
     "NoActiveScheme",
     "RecomputeAlreadyRunning",
+    "SwapLockTimeout",
     "batch_seconds",
     "live_refresh_ask",
     "live_refresh_drain",
     "live_refresh_unschedule",
     "member_rfm_refresh",
     "members_rfm_refresh",
+    "recompute_reap_stale",
     "run_transitions_publish",
     "scheme_activate",
     "segment_recompute",

@@ -7,17 +7,32 @@ their ``amount − refunded_amount``. Orders refunded in full count nowhere. Ref
 they are now (``Order.refunded_amount``), also for a past D. Scores and segments: see
 ``segmentation.services.rfm_sql`` (the exact quintile formula is there) and ``segmentation.rules``.
 
-**How**, in one transaction, all set-based in the database (no row comes into Python):
+**How**, all set-based in the database (no row comes into Python):
 
-1. an advisory lock (``members.advisory_locks.try_xact_lock``, namespace
-   ``segmentation.recompute``) — a second run exits at once with ``RecomputeAlreadyRunning``;
+0. the run is recorded ``running`` in a short transaction of its own (under the advisory lock
+   below; a second run exits at once with ``RecomputeAlreadyRunning`` and writes nothing), so
+   operators see it in the run list, and see it ``failed`` should its worker die: every run
+   first marks failed the runs whose session is gone (``recompute_reap_stale``, also a periodic
+   task) — a live run says so in its session's ``application_name``;
+
+then, in one transaction:
+
+1. the advisory lock (``members.advisory_locks.try_xact_lock``, namespace
+   ``segmentation.recompute``);
 2. the result for everyone is built into a new table ``segmentation_memberrfm_next`` with one
-   ``CREATE TABLE … AS SELECT`` (aggregate → rank → score → segment; PostgreSQL may run it in
-   parallel), then its indexes, copied from the live table;
+   ``CREATE TABLE … AS SELECT`` (aggregate → rank → score → segment, with each member's current
+   segment joined in; PostgreSQL may run it in parallel), then its indexes, copied from the live
+   table. With the orders' covering index ``(member_id, paid_at) INCLUDE (amount,
+   refunded_amount)`` the statement streams (``_streaming_plan``: an index-only scan in member
+   order, group by group, merge-joined to the members and the current results — no hash table of
+   everyone: the fastest plan, and the server's memory does not grow with members);
 3. from that table: quintile cut points, counts and averages per segment, the per-run snapshot
    (JSON array of member ids per segment) and the transitions (one ``INSERT … SELECT`` joining the
    live table: members whose segment differs, or who are new);
-4. the swap: lock the live table, keep the rows an order refreshed since the run started (they
+4. the swap: lock the live table — a bounded wait (``lock_timeout``) per attempt, a backoff that
+   lets refunds' refreshes through, a few attempts, then ``SwapLockTimeout``: the run is recorded
+   failed and its task retries later (``_lock_live_table``) — keep the rows an order refreshed
+   since the run started (they
    saw newer orders than the run; their run transitions are dropped), drop it, rename the new one
    in its place (with its indexes' names). Readers keep reading the previous results throughout —
    they wait only for the few milliseconds of the swap, never see a half-written table;
@@ -26,7 +41,8 @@ they are now (``Order.refunded_amount``), also for a past D. Scores and segments
    lock, so it never disagrees with ``MemberRfm``; a narrow table of its own, so member rows are
    never rewritten or waited for. When no tier rule reads scores it is emptied instead (a new RFM
    condition applies from the next run);
-6. commit; then ``segment_changed`` is published once per transition.
+6. commit; then ``segment_changed`` is published once per transition (streamed from the table in
+   chunks; not read at all when nobody subscribes).
 
 **Progress** (for the dashboard's live bar): each step sets the session's ``application_name``
 (``SET LOCAL``, so it reverts when the transaction ends) to ``huiyuan-rfm:<step>/<steps>:<phase>``.
@@ -39,7 +55,10 @@ indexes and constraints with their names), so migrations keep working on it; pri
 directly on the table to other roles are not copied (grant them on the schema's default privileges).
 
 A crash anywhere rolls everything back (DDL is transactional in PostgreSQL): the previous results
-stay, and a ``failed`` run records the error. The same inputs give the same output: the SQL has no
+stay, and the run is recorded ``failed`` with the error (by the next run, when the worker died).
+The worker's memory does not grow with members: nothing per member passes through Python, and
+the transitions are published from a server-side cursor (bench/rfm.py: the same peak RSS at 100k
+and 3M members, first run included). The same inputs give the same output: the SQL has no
 randomness, ties are resolved by ``RANK()``.
 
 **Scale out** (``segment_recompute_task`` with ``chunks > 1``, a Celery chord):
@@ -65,11 +84,12 @@ import logging
 import re
 import time
 import zlib
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import partial
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -108,18 +128,40 @@ class NoActiveScheme(Exception):
     """No segmentation scheme is active."""
 
 
+class SwapLockTimeout(Exception):
+    """The swap could not lock the live table within its bounded waits (a long reader held it):
+    the run did nothing and is recorded as failed; the task retries it later."""
+
+
 PROGRESS_PREFIX = "huiyuan-rfm"
+ALIVE_PREFIX = "huiyuan-rfm-run"
 PROGRESS_PHASES = ("started", "aggregating", "transitions", "indexes", "summarising", "swapping", "scores")
 
 
-def _report_progress(phase: str) -> None:
-    """Tell other sessions which step this recompute is at (see *Progress* above)."""
+def _report_progress(phase: str, run_id: int | None = None) -> None:
+    """Tell other sessions which step this recompute (of run ``run_id``) is at (see *Progress*)."""
     step = PROGRESS_PHASES.index(phase) + 1
+    run = f"r{run_id}:" if run_id else ""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT set_config('application_name', %s, true)",
-            [f"{PROGRESS_PREFIX}:{step}/{len(PROGRESS_PHASES)}:{phase}"],
+            [f"{PROGRESS_PREFIX}:{step}/{len(PROGRESS_PHASES)}:{run}{phase}"],
         )
+
+
+def _mark_alive(run_id: int | None) -> None:
+    """While this session works on run ``run_id``, say so in its session-level ``application_name``
+    (``huiyuan-rfm-run:<id>``; None: back to its own name). A session that dies — a SIGKILLed
+    worker — takes the mark with it, which is how ``recompute_reap_stale`` tells a dead run from
+    a live one."""
+    with connection.cursor() as cursor:
+        if run_id is None:
+            cursor.execute(
+                "SELECT set_config('application_name', reset_val, false) FROM pg_settings "
+                "WHERE name = 'application_name'"
+            )
+        else:
+            cursor.execute("SELECT set_config('application_name', %s, false)", [f"{ALIVE_PREFIX}:{run_id}"])
 
 
 def _report_progress_end() -> None:
@@ -144,11 +186,12 @@ def recompute_progress() -> dict | None:
         row = cursor.fetchone()
     if row is None:
         return None
+    parts = row[0].split(":")
     try:
-        _prefix, steps, phase = row[0].split(":", 2)
-        step, total = (int(part) for part in steps.split("/"))
-    except ValueError:
+        step, total = (int(part) for part in parts[1].split("/"))
+    except (IndexError, ValueError):
         return None
+    phase = parts[-1]
     return {"phase": phase, "step": step, "steps": total, "since": row[1]}
 
 
@@ -172,6 +215,48 @@ def _stale_after() -> dt.timedelta:
     return dt.timedelta(seconds=int(getattr(settings, "CELERY_TASK_TIME_LIMIT", 3600)))
 
 
+def _alive_run_ids() -> set[int]:
+    """Runs some live session says it works on (``_mark_alive`` and the progress reports)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            """SELECT application_name FROM pg_stat_activity
+               WHERE datname = current_database() AND (application_name LIKE %s OR application_name LIKE %s)""",
+            [f"{ALIVE_PREFIX}:%", f"{PROGRESS_PREFIX}:%:r%:%"],
+        )
+        names = [name for (name,) in cursor.fetchall()]
+    alive = set()
+    for name in names:
+        parts = name.split(":")
+        mark = parts[1] if name.startswith(f"{ALIVE_PREFIX}:") else (parts[2][1:] if len(parts) == 4 else "")
+        if mark.isdigit():
+            alive.add(int(mark))
+    return alive
+
+
+def recompute_reap_stale() -> int:
+    """Mark failed the runs left ``running`` by a worker that died (SIGKILL, OOM, a lost machine):
+    a run in one piece whose session is gone, a split run older than the task time limit. Called
+    by every run before it starts and by the periodic ``segment_recompute_reap_task``; returns how
+    many it marked."""
+    now = timezone.now()
+    running = RfmRun.objects.filter(status=RfmRun.Status.RUNNING)
+    alive = _alive_run_ids()
+    dead = [
+        run.pk
+        for run in running.only("pk", "chunks", "started_at")
+        if (run.chunks <= 1 and run.pk not in alive) or (run.chunks > 1 and run.started_at < now - _stale_after())
+    ]
+    if not dead:
+        return 0
+    logger.error("RFM runs %s were left running by a worker that stopped: marked failed", dead)
+    return running.filter(pk__in=dead).update(
+        status=RfmRun.Status.FAILED,
+        finished_at=now,
+        error=_("Abandoned: the worker running it stopped (killed, out of memory or timed out) before it finished."),
+    )
+
+
 # --- The service ------------------------------------------------------------------------------
 
 
@@ -185,20 +270,45 @@ def segment_recompute(*, as_of: dt.date | None = None, scheme: Scheme | None = N
     spec = SchemeSpec.from_scheme(scheme)
     window = window_for(as_of, spec.window_days)
     clock = time.monotonic()
+    run = _start_run(scheme=scheme, as_of=as_of, spec=spec)
     try:
         with transaction.atomic():
-            _advisory_lock_or_raise()
-            _report_progress("started")
+            if not try_xact_lock(LOCK_NAMESPACE):  # another run slipped in since ours was recorded
+                raise RecomputeAlreadyRunning(_("Another RFM recompute is running; this one did nothing."))
+            _report_progress("started", run.pk)
             _tune_session()
-            run = RfmRun.objects.create(scheme=scheme, as_of=as_of, started_at=_db_now(), params=spec.to_params())
-            _execute(run, spec, rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql(window=window)))
+            aggregate = rfm_sql.aggregate_sql(window=window, previous_table=CURRENT_TABLE)
+            _execute(run, spec, rfm_sql.scored_sql(spec, aggregate, previous=True))
             _succeed(run, clock)
     except RecomputeAlreadyRunning:
+        RfmRun.objects.filter(pk=run.pk, status=RfmRun.Status.RUNNING).delete()  # it never ran
         raise
     except Exception as exc:
-        _record_failure(scheme=scheme, as_of=as_of, spec=spec, clock=clock, exc=exc)
+        _record_failure(run, clock=clock, exc=exc)
         raise
+    finally:
+        _forget_alive()
     return run
+
+
+def _start_run(*, scheme: Scheme, as_of: dt.date, spec: SchemeSpec) -> RfmRun:
+    """Record the run (``running``) in a transaction of its own, so that operators see it — and
+    see it failed should its worker die — then the work runs in the next one. Raises
+    ``RecomputeAlreadyRunning`` (writing nothing) when another run holds the lock."""
+    with transaction.atomic():
+        _advisory_lock_or_raise()
+        recompute_reap_stale()
+        run = RfmRun.objects.create(scheme=scheme, as_of=as_of, started_at=_db_now(), params=spec.to_params())
+        _mark_alive(run.pk)
+    return run
+
+
+def _forget_alive() -> None:
+    try:
+        if not connection.needs_rollback:
+            _mark_alive(None)
+    except Exception:  # a dead connection has no name to reset
+        logger.debug("could not reset application_name", exc_info=True)
 
 
 def _db_now() -> dt.datetime:
@@ -208,12 +318,20 @@ def _db_now() -> dt.datetime:
 
 
 def _tune_session() -> None:
-    work_mem = str(getattr(settings, "SEGMENTATION_WORK_MEM", "256MB"))
-    if not re.fullmatch(r"\d+\s*(kB|MB|GB)", work_mem):
-        raise ValueError("SEGMENTATION_WORK_MEM looks like '256MB'")
+    """``work_mem`` for the statement's sorts (quintile ranks), ``maintenance_work_mem`` for the
+    index builds of the new table: caps on the server's memory, which larger brands keep (an index
+    build past its cap sorts on disk, a little slower, instead of growing with members)."""
+    values = {}
+    for name, setting, default in (
+        ("work_mem", "SEGMENTATION_WORK_MEM", "256MB"),
+        ("maintenance_work_mem", "SEGMENTATION_INDEX_WORK_MEM", "64MB"),
+    ):
+        values[name] = str(getattr(settings, setting, default))
+        if not re.fullmatch(r"\d+\s*(kB|MB|GB)", values[name]):
+            raise ValueError(f"{setting} looks like '{default}'")
     with connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL work_mem = '{work_mem}'")
-        cursor.execute(f"SET LOCAL maintenance_work_mem = '{work_mem}'")  # index builds of the new table
+        for name, value in values.items():
+            cursor.execute(f"SET LOCAL {name} = '{value}'")
 
 
 def _execute(run: RfmRun, spec: SchemeSpec, scored: tuple[str, list]) -> None:
@@ -221,18 +339,18 @@ def _execute(run: RfmRun, spec: SchemeSpec, scored: tuple[str, list]) -> None:
     keep_live = run.as_of >= timezone.localdate()
     with connection.cursor() as cursor:
         indexes = _index_plan(cursor)
-        _report_progress("aggregating")
+        _report_progress("aggregating", run.pk)
         _build_next(cursor, run, scored)
-        _report_progress("transitions")
+        _report_progress("transitions", run.pk)
         run.transition_count = _record_transitions(cursor, run)
         _finish_next(cursor)
-        _report_progress("indexes")
+        _report_progress("indexes", run.pk)
         _build_indexes(cursor, indexes)
-        _report_progress("summarising")
+        _report_progress("summarising", run.pk)
         _summarise(cursor, run, spec)
-        _report_progress("swapping")
+        _report_progress("swapping", run.pk)
         _swap(cursor, run, indexes, keep_live=keep_live)
-        _report_progress("scores")
+        _report_progress("scores", run.pk)
         for statement in rfm_sql.member_rfm_score_sql(CURRENT_TABLE, wanted=rfm_scores_wanted()):
             cursor.execute(statement)
     _report_progress_end()
@@ -249,18 +367,18 @@ def _succeed(run: RfmRun, clock: float) -> None:
     transaction.on_commit(partial(run_transitions_publish, run_id=run.pk))
 
 
-def _record_failure(*, scheme: Scheme, as_of: dt.date, spec: SchemeSpec, clock: float, exc: Exception) -> None:
-    logger.exception("RFM recompute as of %s failed", as_of)
+def _record_failure(run: RfmRun, *, clock: float, exc: Exception) -> None:
+    """The run's work was rolled back: record it failed, with the error (on a new connection when
+    the failure took this one down)."""
+    logger.exception("RFM recompute %s as of %s failed", run.pk, run.as_of)
     try:
-        now = timezone.now()
-        RfmRun.objects.create(
-            scheme=scheme,
-            as_of=as_of,
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+        RfmRun.objects.filter(pk=run.pk).update(
             status=RfmRun.Status.FAILED,
-            started_at=now - dt.timedelta(seconds=time.monotonic() - clock),
-            finished_at=now,
+            is_current=False,
+            finished_at=timezone.now(),
             duration=dt.timedelta(seconds=time.monotonic() - clock),
-            params=spec.to_params(),
             error=f"{type(exc).__name__}: {exc}"[:2000],
         )
     except Exception:
@@ -310,6 +428,39 @@ def _select_list(run: RfmRun) -> tuple[str, list]:
     return ", ".join(parts), params
 
 
+def _has_covering_index(cursor) -> bool:
+    """Whether the orders have the covering index ``(member_id, paid_at) INCLUDE (amount,
+    refunded_amount)`` (whatever its name)."""
+    cursor.execute(
+        """SELECT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = %s::regclass AND i.indisvalid
+                   AND pg_get_indexdef(i.indexrelid) LIKE %s)""",
+        [rfm_sql.ORDER_TABLE, "%(member_id, paid_at) INCLUDE (amount, refunded_amount)"],
+    )
+    return cursor.fetchone()[0]
+
+
+@contextmanager
+def _streaming_plan(cursor):
+    """With the covering index on orders, have the next statement stream: an index-only scan in
+    member order, aggregated group by group and merge-joined to the members and to the current
+    results — no hash table of every member, so the server's memory stays flat as members grow,
+    and it is the fastest plan (bench/rfm.py measures both). PostgreSQL's estimate of distinct
+    members in a sample of orders is far too low, so it would pick the hash plan on its own; the
+    settings are the transaction's and undone right after. Without the index, nothing changes."""
+    hinted = _has_covering_index(cursor)
+    if hinted:
+        cursor.execute("SET LOCAL enable_hashagg = off")
+        cursor.execute("SET LOCAL enable_hashjoin = off")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+    try:
+        yield hinted
+    finally:
+        if hinted:
+            for name in ("enable_hashagg", "enable_hashjoin", "enable_seqscan", "enable_bitmapscan"):
+                cursor.execute(f"SET LOCAL {name} TO DEFAULT")
+
+
 def _build_next(cursor, run: RfmRun, scored: tuple[str, list]) -> None:
     """One ``CREATE TABLE … AS SELECT`` (which PostgreSQL may run in parallel): every member's
     result, plus the current segment (``previous_segment_id``, dropped once the transitions are
@@ -317,12 +468,12 @@ def _build_next(cursor, run: RfmRun, scored: tuple[str, list]) -> None:
     select_list, params = _select_list(run)
     scored_sql, scored_params = scored
     cursor.execute(f"DROP TABLE IF EXISTS {NEXT_TABLE}")
-    cursor.execute(
-        f"""CREATE TABLE {NEXT_TABLE} AS
-            SELECT {select_list}, o.segment_id AS previous_segment_id
-            FROM ({scored_sql}) x LEFT JOIN {CURRENT_TABLE} o ON o.member_id = x.member_id""",  # noqa: S608
-        [*params, *scored_params],
-    )
+    with _streaming_plan(cursor):
+        cursor.execute(
+            f"""CREATE TABLE {NEXT_TABLE} AS
+                SELECT {select_list}, x.previous_segment_id FROM ({scored_sql}) x""",  # noqa: S608
+            [*params, *scored_params],
+        )
 
 
 def _record_transitions(cursor, run: RfmRun) -> int:
@@ -397,8 +548,52 @@ def _build_indexes(cursor, plan: list[dict]) -> None:
     cursor.execute("RESET default_statistics_target")
 
 
+def _swap_lock_settings() -> tuple[int, int, float]:
+    """(lock_timeout in ms, attempts, first backoff in seconds) of the swap's lock."""
+    timeout_ms = int(getattr(settings, "SEGMENTATION_SWAP_LOCK_TIMEOUT_MS", 2000))
+    attempts = int(getattr(settings, "SEGMENTATION_SWAP_LOCK_ATTEMPTS", 4))
+    backoff = float(getattr(settings, "SEGMENTATION_SWAP_LOCK_BACKOFF_SECONDS", 2.0))
+    if timeout_ms < 1 or attempts < 1 or backoff < 0:
+        raise ValueError("SEGMENTATION_SWAP_LOCK_* must be positive")
+    return timeout_ms, attempts, backoff
+
+
+def _lock_live_table(cursor) -> None:
+    """``LOCK TABLE … ACCESS EXCLUSIVE`` with a bounded wait. Behind a long reader (a report, a
+    ``pg_dump``) the request queues, and every writer of the table — an order's or a refund's
+    segment refresh — queues behind it: so each attempt waits at most ``lock_timeout``
+    (``SEGMENTATION_SWAP_LOCK_TIMEOUT_MS``), gives up (a savepoint keeps the run's work), lets the
+    writers through while it sleeps (``SEGMENTATION_SWAP_LOCK_BACKOFF_SECONDS``, doubling), and
+    tries again, ``SEGMENTATION_SWAP_LOCK_ATTEMPTS`` times in all; then ``SwapLockTimeout``."""
+    timeout_ms, attempts, backoff = _swap_lock_settings()
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction.atomic():
+                cursor.execute(f"SET LOCAL lock_timeout = {timeout_ms}")
+                cursor.execute(f"LOCK TABLE {CURRENT_TABLE} IN ACCESS EXCLUSIVE MODE")
+            cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
+            return
+        except OperationalError as exc:
+            if getattr(getattr(exc, "__cause__", None), "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
+            if attempt == attempts:
+                raise SwapLockTimeout(
+                    _(
+                        "Could not lock the current RFM results to swap in the new ones: "
+                        "%(attempts)s waits of %(ms)s ms each timed out behind other sessions."
+                    )
+                    % {"attempts": attempts, "ms": timeout_ms}
+                ) from exc
+            pause = backoff * 2 ** (attempt - 1)
+            logger.warning(
+                "RFM swap: the live table is busy (attempt %s/%s); retrying in %.1f s", attempt, attempts, pause
+            )
+            time.sleep(pause)
+
+
 def _swap(cursor, run: RfmRun, plan: list[dict], *, keep_live: bool) -> None:
-    cursor.execute(f"LOCK TABLE {CURRENT_TABLE} IN ACCESS EXCLUSIVE MODE")
+    _lock_live_table(cursor)
     if keep_live:
         _keep_live_rows(cursor, run)
     cursor.execute(f"DROP TABLE {CURRENT_TABLE}")
@@ -484,7 +679,7 @@ def run_transitions_publish(*, run_id: int, chunk_size: int = 5000) -> int:
     claimed = RfmRun.objects.filter(pk=run_id, events_published_at__isnull=True).update(
         events_published_at=timezone.now()
     )
-    if not claimed:
+    if not claimed or not segment_changed.handlers:  # nobody listens: nothing to stream
         return 0
     slugs = dict(Segment.objects.values_list("pk", "slug"))
     published = 0
@@ -521,14 +716,9 @@ def segment_recompute_split(
     spec = SchemeSpec.from_scheme(scheme)
     with transaction.atomic():
         _advisory_lock_or_raise()
-        running = RfmRun.objects.filter(
-            status=RfmRun.Status.RUNNING, started_at__gte=timezone.now() - _stale_after()
-        ).exists()
-        if running:
+        recompute_reap_stale()
+        if RfmRun.objects.filter(status=RfmRun.Status.RUNNING).exists():
             raise RecomputeAlreadyRunning(_("Another RFM recompute is running; this one did nothing."))
-        RfmRun.objects.filter(status=RfmRun.Status.RUNNING).update(
-            status=RfmRun.Status.FAILED, error="Abandoned: did not finish within the task time limit."
-        )
         run = RfmRun.objects.create(
             scheme=scheme, as_of=as_of, started_at=_db_now(), params=spec.to_params(), chunks=chunks
         )
@@ -553,13 +743,14 @@ def segment_recompute_chunk(*, run_id: int, member_range: tuple[int, int]) -> in
             f"DELETE FROM {STAGING_TABLE} WHERE run_id = %s AND member_id BETWEEN %s AND %s",  # noqa: S608
             [run_id, *member_range],
         )
-        cursor.execute(
-            f"""INSERT INTO {STAGING_TABLE} (run_id, member_id, recency_days, first_order_days, frequency, monetary)
-                SELECT %s, a.member_id, a.recency_days, a.first_order_days, a.frequency, a.money
-                FROM ({agg_sql}) a""",  # noqa: S608
-            [run_id, *agg_params],
-        )
-        return max(cursor.rowcount, 0)
+        with _streaming_plan(cursor):
+            cursor.execute(
+                f"""INSERT INTO {STAGING_TABLE} (run_id, member_id, recency_days, first_order_days, frequency, monetary)
+                    SELECT %s, a.member_id, a.recency_days, a.first_order_days, a.frequency, a.money
+                    FROM ({agg_sql}) a""",  # noqa: S608
+                [run_id, *agg_params],
+            )
+            return max(cursor.rowcount, 0)
 
 
 def segment_recompute_finish(*, run_id: int) -> RfmRun:
@@ -572,15 +763,14 @@ def segment_recompute_finish(*, run_id: int) -> RfmRun:
     try:
         with transaction.atomic():
             _advisory_lock_or_raise()
-            _report_progress("started")
+            _report_progress("started", run.pk)
             _tune_session()
-            _execute(run, spec, rfm_sql.scored_sql(spec, rfm_sql.staging_sql(run_id=run.pk)))
+            staged = rfm_sql.staging_sql(run_id=run.pk, previous_table=CURRENT_TABLE)
+            _execute(run, spec, rfm_sql.scored_sql(spec, staged, previous=True))
             RfmStagingRow.objects.filter(run_id=run.pk).delete()
             _succeed(run, clock)
     except Exception as exc:
-        RfmRun.objects.filter(pk=run.pk).update(
-            status=RfmRun.Status.FAILED, finished_at=timezone.now(), error=f"{type(exc).__name__}: {exc}"[:2000]
-        )
+        _record_failure(run, clock=clock, exc=exc)
         RfmStagingRow.objects.filter(run_id=run.pk).delete()
         raise
     return run

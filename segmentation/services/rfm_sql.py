@@ -45,19 +45,34 @@ def _range_sql(column: str, member_range: tuple[int, int] | None) -> tuple[str, 
     return f" AND {column} BETWEEN %s AND %s", [member_range[0], member_range[1]]
 
 
-def aggregate_sql(*, window: Window, member_range: tuple[int, int] | None = None) -> tuple[str, list]:
+def _previous_sql(previous_table: str | None, member_column: str) -> tuple[str, str]:
+    """The column and join adding each member's current segment (``previous_segment_id``)."""
+    if previous_table is None:
+        return "", ""
+    return (
+        ", p.segment_id AS previous_segment_id",
+        f" LEFT JOIN {previous_table} p ON p.member_id = {member_column}",
+    )
+
+
+def aggregate_sql(
+    *, window: Window, member_range: tuple[int, int] | None = None, previous_table: str | None = None
+) -> tuple[str, list]:
     """Per member registered by the end of the as-of date: R (days), days since the first order,
-    F and M (``money``, exact numeric), over orders not refunded in full."""
+    F and M (``money``, exact numeric), over orders not refunded in full; with ``previous_table``
+    also the member's segment in it (``previous_segment_id``), joined here, on the members' id,
+    so that a streaming plan merges all three in member order without sorting anyone."""
     tz = str(brand_timezone())
     as_of = window.as_of.isoformat()
     range_o, range_o_params = _range_sql("o.member_id", member_range)
     range_m, range_m_params = _range_sql("m.id", member_range)
+    previous_column, previous_join = _previous_sql(previous_table, "m.id")
     sql = f"""
         SELECT m.id AS member_id,
                CAST(%s AS DATE) - CAST((a.last_paid_at AT TIME ZONE %s) AS DATE) AS recency_days,
                CAST(%s AS DATE) - CAST((a.first_paid_at AT TIME ZONE %s) AS DATE) AS first_order_days,
                COALESCE(a.frequency, 0) AS frequency,
-               COALESCE(a.money, 0) AS money
+               COALESCE(a.money, 0) AS money{previous_column}
         FROM {MEMBER_TABLE} m
         LEFT JOIN (
             SELECT o.member_id,
@@ -68,18 +83,20 @@ def aggregate_sql(*, window: Window, member_range: tuple[int, int] | None = None
             FROM {ORDER_TABLE} o
             WHERE o.paid_at < %s AND o.refunded_amount < o.amount{range_o}
             GROUP BY o.member_id
-        ) a ON a.member_id = m.id
+        ) a ON a.member_id = m.id{previous_join}
         WHERE m.registered_at < %s{range_m}
     """  # noqa: S608 - table names come from model metadata, values are parameters
     params = [as_of, tz, as_of, tz, window.start, window.start, window.end, *range_o_params, window.end]
     return sql, [*params, *range_m_params]
 
 
-def staging_sql(*, run_id: int) -> tuple[str, list]:
-    """Aggregates a split run's chunks left in the staging table (``money`` exact numeric)."""
+def staging_sql(*, run_id: int, previous_table: str | None = None) -> tuple[str, list]:
+    """Aggregates a split run's chunks left in the staging table (``money`` exact numeric), with
+    ``previous_segment_id`` as in ``aggregate_sql``."""
+    previous_column, previous_join = _previous_sql(previous_table, "g.member_id")
     sql = f"""
-        SELECT member_id, recency_days, first_order_days, frequency, monetary AS money
-        FROM {STAGING_TABLE} WHERE run_id = %s
+        SELECT g.member_id, g.recency_days, g.first_order_days, g.frequency, g.monetary AS money{previous_column}
+        FROM {STAGING_TABLE} g{previous_join} WHERE g.run_id = %s
     """  # noqa: S608
     return sql, [run_id]
 
@@ -88,9 +105,12 @@ def _decimal_literal(value: Decimal) -> str:
     return format(Decimal(value), "f")
 
 
-def scored_sql(spec: SchemeSpec, aggregate: tuple[str, list]) -> tuple[str, list]:
-    """Scores and segment of every row of ``aggregate`` (see the module docstring)."""
+def scored_sql(spec: SchemeSpec, aggregate: tuple[str, list], *, previous: bool = False) -> tuple[str, list]:
+    """Scores and segment of every row of ``aggregate`` (see the module docstring); ``previous``:
+    pass its ``previous_segment_id`` through."""
     agg_sql, agg_params = aggregate
+    passed = ", s.previous_segment_id" if previous else ""
+    passed_inner = ", a.previous_segment_id" if previous else ""
     m_min = _decimal_literal(spec.m_min)
     if spec.mode == THRESHOLDS:
         r_expr = f"CASE WHEN a.frequency = 0 THEN 0 WHEN a.recency_days <= {int(spec.r_max_days)} THEN 1 ELSE 0 END"
@@ -113,10 +133,10 @@ def scored_sql(spec: SchemeSpec, aggregate: tuple[str, list]) -> tuple[str, list
     # date) once per reference in the segment CASE; OFFSET 0 computes each once per member.
     sql = f"""
         SELECT s.member_id, s.recency_days, s.first_order_days, s.frequency, s.money AS monetary,
-               s.r_score, s.f_score, s.m_score, {case} AS segment_id
+               s.r_score, s.f_score, s.m_score, {case} AS segment_id{passed}
         FROM (
             SELECT a.member_id, a.recency_days, a.first_order_days, a.frequency, a.money,
-                   {r_expr} AS r_score, {f_expr} AS f_score, {m_expr} AS m_score
+                   {r_expr} AS r_score, {f_expr} AS f_score, {m_expr} AS m_score{passed_inner}
             FROM ({agg_sql} OFFSET 0) a OFFSET 0
         ) s
     """  # noqa: S608
@@ -134,13 +154,14 @@ def cut_points_sql(table: str) -> str:
 def stats_and_snapshot_sql(table: str, snapshot_table: str) -> str:
     """Count, average R, F and M and buyers per segment of ``table``, and in the same pass one
     snapshot row per segment: run, segment, count, JSON array of member ids (the set is what
-    counts; the ids are in no particular order — sorting them would cost a sort of everyone).
+    counts; the ids are in no particular order — sorting them would cost a sort of everyone; built
+    with ``string_agg``, a third faster than ``json_agg`` at 3M members, and compact).
     Parameters: run id, created_at, updated_at."""
     return f"""
         WITH g AS (
             SELECT segment_id, COUNT(*) AS members, AVG(recency_days) AS avg_r, AVG(frequency) AS avg_f,
                    AVG(monetary) AS avg_m, SUM(CASE WHEN frequency > 0 THEN 1 ELSE 0 END) AS buyers,
-                   CAST(json_agg(member_id) AS TEXT) AS ids
+                   '[' || string_agg(CAST(member_id AS TEXT), ',') || ']' AS ids
             FROM {table} GROUP BY segment_id
         ), snapshot AS (
             INSERT INTO {snapshot_table} (run_id, segment_id, member_count, member_ids, created_at, updated_at)

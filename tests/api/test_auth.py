@@ -228,4 +228,6 @@ def test_a_member_token_of_a_deleted_member_sees_nothing(db):
     tokens = dev_login(member.mobile)
     member.delete()
     response = APIClient().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
-    assert response.status_code == 404
+    assert response.status_code == 401  # the token names no one any more (issue #20, finding 8)
+    orders = APIClient().get("/api/v1/me/orders", HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    assert orders.status_code == 401

@@ -183,6 +183,15 @@ def member_plans(world):
             lambda r: r.status_code == 400 and "member" in r.json()["fields"],
         ),
         "me_top_ups_retrieve": (lambda: ({"out_trade_no": b["intent"].out_trade_no}, None), 404),
+        "me_data_export": (
+            lambda: ({}, None),
+            lambda r: json.loads(r.content)["member"]["id"] == ma.pk and mb.mobile not in r.content.decode(),
+        ),
+        # erasure takes no member: naming B is an unknown field, and nothing is erased
+        "me_erasure": (
+            lambda: ({}, {"confirm": False, "member": mb.pk}),
+            lambda r: r.status_code == 400 and "member" in r.json()["fields"],
+        ),
         "auth_logout": (lambda: ({}, {"refresh": b["refresh"]}), 403),
     }
 

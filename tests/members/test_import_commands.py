@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
 from members.csv_import import detect_encoding
 from members.events import order_recorded, orders_imported
@@ -616,3 +617,174 @@ def test_members_import_keeps_a_bounded_number_of_messages_but_counts_all(tmp_pa
     # then
     assert (result.error_count, len(result.errors), len(reported)) == (5, 2, 5)
     assert reported[-1].startswith("line 6: mobile:")
+
+
+# --- Orders: the set-based path (issue 22) and per-store ids (issue 20) ----------------------
+
+
+def test_import_orders_takes_an_order_id_per_store(tmp_path, members):
+    # given store SH02 recorded its own order 1001 before
+    li = members[1]
+    OrderFactory(external_id="1001", member=li, store=li.home_store, amount=Decimal("99.00"))
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\n"
+        "1001,13800138000,SH01,2024-03-01 12:00:00,38.50\n"  # SH01's 1001: another order
+        "1001,13900139000,SH02,2024-03-02 09:00:00,99.00\n",  # SH02's, with other content: a conflict
+    )
+
+    # when
+    _, err = run_failing("import_orders", path)
+    fixed = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\n1001,13800138000,SH01,2024-03-01 12:00:00,38.50\n",
+        name="fixed.csv",
+    )
+    out, _ = run("import_orders", fixed)
+    again, _ = run("import_orders", fixed)
+
+    # then: the conflict compares with SH02's order only; SH01's 1001 is new, then unchanged
+    assert err.strip() == "line 3: order_id: Order 1001 was already recorded with a different paid_at."
+    assert "1 created, 0 unchanged" in out
+    assert "0 created, 1 unchanged" in again
+    assert sorted(Order.objects.values_list("store__code", "external_id", "amount")) == [
+        ("SH01", "1001", Decimal("38.50")),
+        ("SH02", "1001", Decimal("99.00")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        ("1e309", "The amount is too large."),
+        ("-1e309", "An amount must be greater than zero."),
+        ("1" * 40, "The amount is too large."),
+        ("0." + "1" * 40, "An amount has at most two decimal places."),
+        ("nan", "An amount must be a finite number."),
+        ("inf", "An amount must be a finite number."),
+        ("12345678901", "The amount is too large."),
+    ],
+)
+def test_import_orders_reports_an_impossible_amount_on_its_line(tmp_path, members, amount, message):
+    # given
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\n"
+        "A-1,13800138000,SH01,2024-03-01 12:00:00,38.50\n"
+        f"A-2,13800138000,SH01,2024-03-01 12:00:00,{amount}\n",
+    )
+
+    # when
+    result = orders_import(file=path, historical=True)
+
+    # then
+    assert result.errors == [f"line 3: amount: {message}"]
+    assert not Order.objects.exists()
+
+
+def test_import_orders_reports_bad_rows_of_every_kind_in_line_order(tmp_path, members):
+    # given: a conflict, an unknown member and cells that do not parse, interleaved
+    OrderFactory(external_id="OLD", member=members[0], store=members[0].home_store, amount=Decimal("1.00"))
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\n"
+        "OLD,13800138000,SH01,2024-03-01 12:00:00,2.00\n"  # 2: conflict with the recorded order
+        "A-1,13700137000,SH01,2024-03-01 12:00:00,1.00\n"  # 3: nobody has this mobile
+        "A-2,13800138000,SH01,2024-02-30 12:00,1.00\n"  # 4: no such day
+        ",13800138000,SH01,2024-03-01 12:00,abc\n"  # 5: two problems of one row
+        "A-3,13800138000,SH01,2024-03-01 12:00,1.00\n",  # 6: fine
+    )
+
+    # when
+    result = orders_import(file=path, historical=True)
+
+    # then
+    assert [error.split(":")[0] + ":" + error.split(":")[1] for error in result.errors] == [
+        "line 2: order_id",
+        "line 3: member_mobile",
+        "line 4: paid_at",
+        "line 5: order_id",
+    ]
+    assert result.errors[3].startswith("line 5: order_id: This value is required.; amount: ")
+    assert (result.created, result.error_count) == (1, 4)
+    assert list(Order.objects.values_list("external_id", flat=True)) == ["OLD"]
+
+
+def test_import_orders_compares_rows_in_any_spelling_with_the_recorded_order(tmp_path, members):
+    # given an order recorded over the API, and the same order in a file in other spellings
+    wang = members[0]
+    OrderFactory(
+        external_id="A-1",
+        member=wang,
+        store=wang.home_store,
+        paid_at=dt.datetime(2024, 3, 1, 12, 0, tzinfo=SHANGHAI),
+        amount=Decimal("38.50"),
+    )
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\n"
+        "A-1,+86 138-0013-8000,SH01,2024-03-01T04:00:00Z,￥38.5\n"
+        "A-1,13800138000,SH01,2024/03/01 12:00,38.50\n",
+        encoding="gbk",
+    )
+
+    # when
+    result = orders_import(file=path, historical=True)
+
+    # then
+    assert (result.created, result.unchanged, result.errors) == (0, 2, [])
+
+
+def test_import_orders_leaves_no_staging_tables_behind(tmp_path, members):
+    # given
+    path = write(
+        tmp_path, "order_id,member_mobile,store_code,paid_at,amount\nA-1,13800138000,SH01,2024-03-01 12:00,1.00\n"
+    )
+
+    # when: a dry run, a refused file and an import, in one transaction
+    orders_import(file=path, dry_run=True)
+    orders_import(file=write(tmp_path, path.read_text().replace("SH01", "NOPE"), name="bad.csv"))
+    result = orders_import(file=path, historical=True)
+
+    # then
+    assert result.created == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'import_order_%%' AND relpersistence = 't'")
+        assert cursor.fetchone() == (0,)
+
+
+@pytest.mark.parametrize(("amount", "outcome"), [("38.50", "unchanged"), ("40.00", "conflict")])
+def test_an_order_recorded_by_a_till_between_check_and_insert(tmp_path, members, monkeypatch, amount, outcome):
+    # given: while the file is checked, a till records A-1 (the same order, or another amount)
+    wang = members[0]
+    check = imports._OrderStaging.check
+
+    def check_then_a_till_records(staging):
+        counts = check(staging)
+        OrderFactory(
+            external_id="A-1",
+            member=wang,
+            store=wang.home_store,
+            paid_at=dt.datetime(2024, 3, 1, 12, 0, tzinfo=SHANGHAI),
+            amount=Decimal(amount),
+        )
+        return counts
+
+    monkeypatch.setattr(imports._OrderStaging, "check", check_then_a_till_records)
+    path = write(
+        tmp_path,
+        "order_id,member_mobile,store_code,paid_at,amount\n"
+        "A-1,13800138000,SH01,2024-03-01 12:00:00,38.50\n"
+        "A-2,13800138000,SH01,2024-03-01 13:00:00,10.00\n",
+    )
+
+    # when
+    result = orders_import(file=path, historical=True)
+
+    # then
+    if outcome == "unchanged":
+        assert (result.created, result.unchanged, result.errors) == (1, 1, [])
+        assert Order.objects.count() == 2
+    else:
+        assert result.errors == ["line 2: order_id: Order A-1 was already recorded with a different amount."]
+        assert not Order.objects.filter(external_id="A-2").exists()  # the file is not kept

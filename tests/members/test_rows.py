@@ -82,11 +82,9 @@ def test_insert_unless_conflict_writes_nothing_when_the_unique_value_exists():
     # given an order recorded under POS-1
     existing = OrderFactory(external_id="POS-1", amount=Decimal("38.50"))
     other = MemberFactory()
-    duplicate = Order(
-        external_id="POS-1", member=other, store=other.home_store, paid_at=PAID_AT, amount=Decimal("99.00")
-    )
+    duplicate = Order(external_id="POS-1", member=other, store=existing.store, paid_at=PAID_AT, amount=Decimal("99.00"))
     # when
-    inserted = rows.insert(duplicate, unless_conflict_on=("external_id",))
+    inserted = rows.insert(duplicate, unless_conflict_on=("store", "external_id"))
     # then
     assert inserted is False
     assert duplicate.pk is None
@@ -102,7 +100,7 @@ def test_insert_unless_conflict_inserts_a_new_unique_value():
     member = MemberFactory()
     order = Order(external_id="POS-2", member=member, store=member.home_store, paid_at=PAID_AT, amount=Decimal("1"))
     # when
-    inserted = rows.insert(order, unless_conflict_on=("external_id",))
+    inserted = rows.insert(order, unless_conflict_on=("store", "external_id"))
     # then
     assert inserted is True
     assert Order.objects.get(external_id="POS-2").pk == order.pk
@@ -110,9 +108,9 @@ def test_insert_unless_conflict_inserts_a_new_unique_value():
 
 def test_insert_without_unless_conflict_raises_djangos_integrity_error_on_a_duplicate():
     # given
-    OrderFactory(external_id="POS-1")
+    existing = OrderFactory(external_id="POS-1")
     member = MemberFactory()
-    duplicate = Order(external_id="POS-1", member=member, store=member.home_store, paid_at=PAID_AT, amount=Decimal("1"))
+    duplicate = Order(external_id="POS-1", member=member, store=existing.store, paid_at=PAID_AT, amount=Decimal("1"))
     # when / then
     with pytest.raises(IntegrityError), transaction.atomic():
         rows.insert(duplicate)

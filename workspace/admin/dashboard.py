@@ -237,6 +237,64 @@ def _distribution_charts(distributions: dict | None) -> list[dict]:
     return charts
 
 
+def _clv_context(clv: dict | None) -> dict | None:
+    """CLV by segment (a table), P(alive) in ten bars, and the calibration chart: the mean
+    purchases expected in the holdout against those made, by purchases in the calibration period."""
+    if not clv:
+        return None
+    rows = [
+        {
+            "name": row["segment"].name if row["segment"] else _("(no segment)"),
+            "colour": row["segment"].colour if row["segment"] else "#9e9e9e",
+            "members": row["members"],
+            "total": yuan(row["total"], places=0),
+            "average": yuan(row["average"]),
+            "p_alive": percent(row["p_alive"], places=0),
+        }
+        for row in clv["by_segment"]
+    ]
+    bars = clv["p_alive"]
+    p_alive_chart = {
+        "labels": [f"{bar['from']:.0%}–{bar['to']:.0%}" for bar in bars],
+        "datasets": [
+            {
+                "label": _("Members"),
+                "data": [bar["count"] for bar in bars],
+                "backgroundColor": "var(--color-primary-500)",
+                "maxBarThickness": 36,
+            }
+        ],
+    }
+    calibration = clv["calibration"]
+    groups = calibration.get("groups") or []
+    calibration_chart = {
+        "labels": [f"{group['frequency']}+" if group.get("or_more") else str(group["frequency"]) for group in groups],
+        "datasets": [
+            {
+                "label": _("Expected by the model"),
+                "data": [group["expected"] for group in groups],
+                "borderColor": "#1e88e5",
+                "backgroundColor": "#1e88e5",
+            },
+            {
+                "label": _("Actual"),
+                "data": [group["actual"] for group in groups],
+                "borderColor": "#e53935",
+                "backgroundColor": "#e53935",
+            },
+        ],
+    }
+    return {
+        "run": clv["run"],
+        "segments": rows,
+        "p_alive_chart": json.dumps(p_alive_chart, ensure_ascii=False),
+        "p_alive_bars": bars,
+        "calibration": calibration,
+        "calibration_groups": groups,
+        "calibration_chart": json.dumps(calibration_chart, ensure_ascii=False) if groups else None,
+    }
+
+
 def run_labels(runs: list[RfmRun]) -> dict[int, str]:
     """Each run's as-of date; where runs share a date, with the time it started (to the second
     where they share the minute, and the run's number where even that is shared), so that no two
@@ -363,6 +421,7 @@ def dashboard_context(request) -> dict:
         "campaigns": _campaign_rows(data["campaigns"]),
         "campaigns_url": _url("admin:campaigns_campaign_changelist", query={"status__exact": "running"}),
         "recompute": _status_context(request, after=last.pk if last else 0, polling=False),
+        "clv": _clv_context(data["clv"]),
     }
 
 

@@ -299,7 +299,9 @@ class _Writer:
         "id", "external_id", "member_id", "store_id", "paid_at", "amount", "refunded_amount", "status",
         "created_at", "updated_at",
     )  # fmt: skip
-    refund_fields = ("external_id", "order_id", "amount", "refunded_at", "reason", "created_at", "updated_at")
+    refund_fields = (
+        "external_id", "order_id", "store_id", "amount", "refunded_at", "reason", "created_at", "updated_at",
+    )  # fmt: skip
 
     def __init__(self, data: DemoData, *, live_from: int | None = None):
         self.data = data
@@ -354,10 +356,10 @@ class _Writer:
     def write_members(self, members: list[DemoMember]) -> None:
         raise NotImplementedError
 
-    def write_orders(self, progress) -> list[DemoRefund]:
+    def write_orders(self, progress) -> list[tuple[DemoRefund, int]]:
         raise NotImplementedError
 
-    def write_refunds(self, refunds: list[DemoRefund]) -> None:
+    def write_refunds(self, refunds: list[tuple[DemoRefund, int]]) -> None:
         raise NotImplementedError
 
     # --- rows, in the field order above ---
@@ -385,16 +387,17 @@ class _Writer:
             paid_at, self.money(o.cents), self.money(refunded), status, paid_at, updated_at,
         )  # fmt: skip
 
-    def refund_row(self, r: DemoRefund) -> tuple:
+    def refund_row(self, r: DemoRefund, store: int) -> tuple:
+        """The refund as written; ``store`` is its order's (external ids are unique per store)."""
         refunded_at = self.calendar.moment(r.day, r.second)
         return (
-            r.external_id, self.first_order_id + r.order, self.money(r.cents), refunded_at, r.reason,
-            refunded_at, refunded_at,
+            r.external_id, self.first_order_id + r.order, self.store_ids[store], self.money(r.cents), refunded_at,
+            r.reason, refunded_at, refunded_at,
         )  # fmt: skip
 
     def orders_with_refunds(self, progress):
-        """Per member, the orders to write with their refunds (or None), and the refunds to write.
-        Orders and refunds from ``live_from`` on go to ``self.live`` instead."""
+        """Per member, the orders to write with their refunds (or None), and the refunds to write
+        (with their order's store). Orders and refunds from ``live_from`` on go to ``self.live`` instead."""
         live = self.live
         for _member, orders, refunds in self.data.orders():
             by_order = {refund.order: refund for refund in refunds}
@@ -408,7 +411,7 @@ class _Writer:
                     live.refunds.append(refund)
                 else:
                     written.append((order, refund))
-            yield written, [refund for order, refund in written if refund is not None]
+            yield written, [(refund, order.store) for order, refund in written if refund is not None]
             progress.update(1)
 
 
@@ -442,8 +445,8 @@ class _CopyWriter(_Writer):
 
     def write_refunds(self, refunds):
         with self._copy(Refund, self.refund_fields) as (copy, extras):
-            for refund in refunds:
-                copy.write_row(self.refund_row(refund) + extras())
+            for refund, store in refunds:
+                copy.write_row(self.refund_row(refund, store) + extras())
 
     @contextmanager
     def _copy(self, model, attnames):
