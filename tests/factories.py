@@ -65,6 +65,8 @@ from members.models import (
 )
 from members.services.orders import order_record
 from segmentation.models import (
+    ClvRun,
+    MemberClv,
     MemberRfm,
     RfmRun,
     RfmStagingRow,
@@ -416,6 +418,45 @@ class MemberRfmFactory(factory.django.DjangoModelFactory):
     f_score = 1
     m_score = 1
     segment = factory.SubFactory(SegmentFactory, scheme=factory.SelfAttribute("..run.scheme"))
+
+
+class ClvRunFactory(factory.django.DjangoModelFactory):
+    """A finished CLV run (not the current one: at most one run is) with plausible parameters."""
+
+    class Meta:
+        model = ClvRun
+
+    as_of = factory.LazyFunction(timezone.localdate)
+    status = ClvRun.Status.SUCCEEDED
+    phase = ClvRun.Phase.DONE
+    started_at = factory.LazyFunction(timezone.now)
+    finished_at = factory.SelfAttribute("started_at")
+    member_count = 100
+    repeat_member_count = 60
+    params = factory.LazyFunction(
+        lambda: {
+            "bgnbd": {"r": 0.8, "alpha": 40.0, "a": 0.6, "b": 2.4},
+            "gamma_gamma": {"p": 6.0, "q": 4.0, "gamma": 15.0},
+        }
+    )
+
+
+class MemberClvFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MemberClv
+
+    member = factory.SubFactory(MemberFactory)
+    run = factory.SubFactory(ClvRunFactory)
+    frequency = 3
+    recency_days = 120
+    age_days = 200
+    monetary_mean = Decimal("45.00")
+    p_alive = 0.8
+    expected_purchases_30 = 0.4
+    expected_purchases_90 = 1.1
+    expected_purchases_365 = 3.9
+    expected_spend = Decimal("46.20")
+    clv = Decimal("170.35")
 
 
 class RfmStagingRowFactory(factory.django.DjangoModelFactory):

@@ -65,6 +65,8 @@ def production_env(static_root: Path, port: int) -> dict:
         CSRF_COOKIE_SECURE="false",
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS="1",
+        # this test is about the static files and the policy; two-factor sign-in has its own tests
+        HUIYUAN_OPERATOR_2FA_REQUIRED="false",
     )
     return env
 
