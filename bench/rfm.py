@@ -415,7 +415,8 @@ def covering_index(url: str, *, wanted: bool) -> dict:
             conn.execute("VACUUM (ANALYZE) members_order")  # the visibility map, for index-only scans
         seconds = time.perf_counter() - started
         sizes = conn.execute(
-            "SELECT pg_relation_size(%s), pg_relation_size('order_member_paid_at')", [COVERING_INDEX]
+            "SELECT pg_relation_size(%s), COALESCE(pg_relation_size(to_regclass('order_member_paid_at')), 0)",
+            [COVERING_INDEX],
         ).fetchone()
     return {"built_s": seconds if not exists else None, "mb": sizes[0] / 2**20, "replaced_mb": sizes[1] / 2**20}
 

@@ -10,6 +10,8 @@
   firings (fired later by a task, or the sweep).
 - ``referral_completed`` → ``referral_rewards_task``: the referral rule of the referrer's segment
   (coupons, extra points); ``referral_reversed`` → ``referral_rewards_revoke_task`` takes them back.
+- ``member_erased`` → ``on_member_erased_forget_texts``: the member's messages lose their payloads
+  (texts, names) and unsent ones are given up; follow-up tasks lose their outcome notes (PIPL).
 
 Handlers run after the publishing transaction commits and must be cheap: a recompute publishes
 ``segment_changed`` once per changed member. Each checks a cached set first — active triggers
@@ -21,6 +23,7 @@ hourly ``triggers_sweep_task`` finds for triggers.
 
 from django.utils import timezone
 
+from campaigns.models import FollowUpTask, OutboxMessage
 from campaigns.services.campaigns import watched_transition_segment_ids
 from campaigns.services.triggers import any_after_order_trigger, triggers_schedule_for_order, watched_segment_ids
 from campaigns.tasks import (
@@ -30,7 +33,7 @@ from campaigns.tasks import (
     trigger_firings_follow_up,
     trigger_transition_task,
 )
-from members.events import order_recorded, referral_completed, referral_reversed
+from members.events import member_erased, order_recorded, referral_completed, referral_reversed
 from segmentation.events import segment_changed
 
 
@@ -65,9 +68,21 @@ def on_referral_reversed_take_rule_rewards_back(*, referral_id: int, **_payload)
     referral_rewards_revoke_task.delay(referral_id)
 
 
+def on_member_erased_forget_texts(*, member_id: int, **_payload) -> None:
+    """An erased member's message payloads and follow-up notes go; the rows stay (counts, reports)."""
+    now = timezone.now()
+    messages = OutboxMessage.objects.filter(member_id=member_id)
+    messages.filter(status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING]).update(
+        status=OutboxMessage.Status.FAILED, last_error="member erased", updated_at=now
+    )
+    messages.update(payload={}, updated_at=now)
+    FollowUpTask.objects.filter(member_id=member_id).exclude(outcome="").update(outcome="", updated_at=now)
+
+
 def connect() -> None:
     segment_changed.subscribe(on_segment_changed_fire_triggers)
     segment_changed.subscribe(on_segment_changed_grant_transition_campaigns)
     order_recorded.subscribe(on_order_recorded_schedule_triggers)
     referral_completed.subscribe(on_referral_completed_give_rule_rewards)
     referral_reversed.subscribe(on_referral_reversed_take_rule_rewards_back)
+    member_erased.subscribe(on_member_erased_forget_texts)

@@ -7,7 +7,7 @@ for this member, then scored against the run's cut points: ``score = 1 + the num
 reached``, which gives every member of the run the score the run gave them.
 
 This is **one statement**, for one member or a batch of them (aggregate over the members' orders
-through the ``order_member_paid_at`` index, score, segment, upsert, previous segment, the member's
+through the ``order_member_paid_at_cover`` index, score, segment, upsert, previous segment, the member's
 RFM score) with an asynchronous commit when it runs on its own — the row is derived data that
 the next run rewrites anyway, so it need not wait for the WAL flush. Two refreshes of one member
 racing (two orders at the same instant) cannot leave the older view behind: the row remembers the

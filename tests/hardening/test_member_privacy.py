@@ -21,7 +21,7 @@ from members.services.reconcile import balances_reconcile
 from members.services.tokens import member_tokens_issue
 from members.services.wallet import wallet_refund_top_up, wallet_spend, wallet_top_up
 from tests.api import fakes
-from tests.factories import MemberFactory, OrderFactory, RefundFactory
+from tests.factories import FollowUpTaskFactory, MemberFactory, OrderFactory, OutboxMessageFactory, RefundFactory
 from tests.workspace.builders import role_user
 
 pytestmark = pytest.mark.django_db
@@ -315,3 +315,22 @@ def test_a_service_erasure_of_a_new_member_without_history(db):
     erased = member_erase(member=member)
     assert erased.mobile == erased_mobile(member.pk)
     assert member_erase(member=member).erased_at == erased.erased_at
+
+
+def test_erasure_forgets_the_members_message_texts_and_follow_up_notes(
+    member_a, member_b, history, django_capture_on_commit_callbacks
+):
+    # given a sent and a pending message, a follow-up with a note, and another member's message
+    sent = OutboxMessageFactory(member=member_a, payload={"name": "王小明"}, status="sent", sent_at=PAID)
+    pending = OutboxMessageFactory(member=member_a, payload={"name": "王小明"})
+    task = FollowUpTaskFactory(member=member_a, outcome="王先生说下周来店")
+    other = OutboxMessageFactory(member=member_b, payload={"name": "李四"})
+    # when the member is erased (the higher apps forget after the commit)
+    with django_capture_on_commit_callbacks(execute=True):
+        member_erase(member=Member.objects.get(pk=member_a.pk))
+    # then the texts are gone, the rows stay, and nothing unsent goes out any more
+    sent.refresh_from_db(), pending.refresh_from_db(), task.refresh_from_db(), other.refresh_from_db()
+    assert (sent.payload, sent.status) == ({}, "sent")
+    assert (pending.payload, pending.status) == ({}, "failed")
+    assert task.outcome == ""
+    assert other.payload == {"name": "李四"}

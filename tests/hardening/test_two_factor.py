@@ -7,9 +7,12 @@
 """
 
 import datetime as dt
+import io
 import re
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -162,3 +165,20 @@ def test_the_setup_page_is_for_signed_in_staff_only():
     response = Client().get(SETUP)
     assert response.status_code == 302
     assert response["Location"].startswith(LOGIN)
+
+
+def test_a_lost_authenticator_is_reset_on_the_server_and_the_user_sets_up_a_new_one(authenticator, operator, required):
+    # given an operator who lost the phone: the password alone does not sign in
+    client = Client()
+    assert sign_in(client, operator.username).status_code == 200
+    assert not signed_in(client)
+    # when the authenticator is reset
+    out = io.StringIO()
+    call_command("reset_two_factor", operator.username, stdout=out)
+    # then the password signs in, and the next admin page is the set-up of a new authenticator
+    assert "1" in out.getvalue() and not TOTPDevice.objects.filter(user=operator).exists()
+    sign_in(client, operator.username)
+    assert signed_in(client)
+    assert client.get("/admin/").url.startswith(SETUP)
+    with pytest.raises(CommandError):
+        call_command("reset_two_factor", "nobody-here", stdout=io.StringIO())
