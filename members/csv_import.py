@@ -49,6 +49,11 @@ GBK = "gb18030"  # a superset of GBK and GB2312: decodes everything Excel writes
 #: ``FORMULA_GUARD`` before it (``members.resources``) and the reader drops it again.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 FORMULA_GUARD = "'"
+#: What ``str.strip()`` removes (``str.isspace``), for the same check in SQL.
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 CURRENCY_SIGNS = ("¥", "￥")
 
 
@@ -179,6 +184,18 @@ class CsvReader:
             )
         self._positions = positions
         self.columns = frozenset(positions)
+        self.width = len(header)  # cells in the header row
+        self.header_lines = self._reader.line_num  # physical lines the header took (1 unless quoted)
+
+    def position(self, name: str) -> int:
+        """The index of column ``name`` in the file's rows, or -1 when the file lacks it."""
+        return self._positions.get(name, -1)
+
+    def text_chunks(self, size: int = CHUNK_SIZE) -> Iterator[str]:
+        """The decoded text after the header, ``size`` characters at a time, unparsed: for a COPY
+        that parses the rows in the database (``members.services.imports``). Not with ``records``."""
+        while chunk := self._text.read(size):
+            yield chunk
 
     def _next_record(self) -> list[str] | None:
         try:

@@ -1,0 +1,186 @@
+"""Orders files are staged by a COPY of their text and parsed in PostgreSQL (issue #22): the rows
+in the tills' spelling in one statement, any other through the cell parsers. The result — counts,
+every bad row's line and message, the orders written — must be exactly that of reading the file
+row by row in Python, which a file that does not suit the COPY (quoted cells, a row of another
+width) still gets."""
+
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from members.models import Order
+from members.services import imports
+from members.services.imports import orders_import
+from tests.factories import MemberFactory, StoreFactory
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "order_id,member_mobile,store_code,paid_at,amount\n"
+
+
+@pytest.fixture
+def shop(db):
+    store = StoreFactory(code="S001")
+    StoreFactory(code="S002")
+    MemberFactory(mobile="13800138000", home_store=store)
+    MemberFactory(mobile="13900139000", home_store=store)
+    return store
+
+
+def run(text: str, *, encoding: str = "utf-8", dry_run: bool = False):
+    bad: list[tuple[int, str]] = []
+    result = orders_import(
+        file=io.BytesIO(text.encode(encoding)),
+        historical=True,
+        dry_run=dry_run,
+        on_bad_row=lambda line, message: bad.append((line, message)),
+    )
+    return result, bad
+
+
+@pytest.fixture
+def paths(monkeypatch):
+    """Which way each import staged its file."""
+    taken: list[str] = []
+    in_database = imports._OrderStaging._stage_in_database
+
+    def database(self, reader):
+        staged = in_database(self, reader)
+        taken.append("python" if staged is None else "database")
+        return staged
+
+    monkeypatch.setattr(imports._OrderStaging, "_stage_in_database", database)
+    return taken
+
+
+def test_a_tills_file_is_parsed_in_the_database(shop, paths):
+    # given a file as a till writes it, CRLF line ends and no newline at the end
+    text = HEADER.replace("\n", "\r\n") + (
+        "A-1,13800138000,S001,2025-05-11 15:46:46,972.96\r\n"
+        "A-2,13900139000,S002,2025-05-12T09:30,8\r\n"
+        "A-3,13800138000,S001,2024-02-29,0.5"
+    )
+    # when
+    result, bad = run(text)
+    # then
+    assert paths == ["database"] and bad == [] and (result.rows, result.created) == (3, 3)
+    orders = {order.external_id: order for order in Order.objects.all()}
+    assert orders["A-1"].amount == Decimal("972.96") and orders["A-3"].amount == Decimal("0.50")
+    assert timezone.localtime(orders["A-1"].paid_at).replace(tzinfo=None) == dt.datetime(2025, 5, 11, 15, 46, 46)
+    assert timezone.localtime(orders["A-2"].paid_at).replace(tzinfo=None) == dt.datetime(2025, 5, 12, 9, 30)
+    assert orders["A-2"].store.code == "S002"
+
+
+def test_other_spellings_and_bad_rows_keep_their_lines_and_messages(shop, paths):
+    # given a file mostly in the tills' spelling, with other spellings, bad cells and a blank row
+    text = HEADER + (
+        "A-1,13800138000,S001,2025-05-11 15:46:46,972.96\n"  # 2
+        "A-2, 139 0013 9000 ,S001,2025/05/12 09:30,¥12.50\n"  # 3: other spellings, good
+        ",,,,\n"  # 4: blank, skipped
+        "A-3,13800138000,S001,2025-02-29 10:00,10\n"  # 5: no 29 February in 2025
+        "A-4,13800138000,S009,2025-03-01 10:00,10\n"  # 6: no such store
+        "A-5,13800138000,S001,2025-03-01 10:00,1e309\n"  # 7: not an amount
+        "A-6,13800138000,S001,2025-03-01 10:00,0.00\n"  # 8: not positive
+        "A-7,13700137000,S001,2025-03-01 10:00,10\n"  # 9: no such member
+        "A-8,13800138000,S001,2999-03-01 10:00,10\n"  # 10: the future
+        "A-9,13800138000,S001,2025-03-01 24:00,10\n"  # 11: no such hour
+        "'=A-10,13800138000,S001,2025-03-01 10:00,10\n"  # 12: the formula guard goes
+    )
+    # when
+    result, bad = run(text, dry_run=True)
+    # then the same answer as row by row in Python
+    assert paths == ["database"]
+    assert [line for line, _message in bad] == [5, 6, 7, 8, 9, 10, 11]
+    assert result.rows == 10 and result.error_count == 7  # the blank row is not one
+    python_result, python_bad = run_in_python(text)
+    assert python_bad == bad and python_result.rows == result.rows
+
+
+def run_in_python(text: str):
+    original = imports._OrderStaging._stage_in_database
+    imports._OrderStaging._stage_in_database = lambda self, reader: None
+    try:
+        return run(text, dry_run=True)
+    finally:
+        imports._OrderStaging._stage_in_database = original
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        HEADER + 'A-1,13800138000,S001,2025-05-11 15:46:46,"972.96"\nA-2,13800138000,S001,2025-05-12,x\n',
+        HEADER + "A-1,13800138000,S001,2025-05-11 15:46:46\nA-2,13800138000,S001,2025-05-12,x\n",
+        HEADER + "A-1,13800138000,S001,2025-05-11 15:46:46,10\n\nA-2,13800138000,S001,2025-05-12,x\n",
+        HEADER + "A-1,13800138000,S001,2025-05-11 15:46:46,10\nA-2,13800138000,S001,2025-05-12,x,extra\n",
+    ],
+    ids=["quoted", "short-row", "blank-line", "long-row"],
+)
+def test_a_file_that_does_not_suit_the_copy_is_read_row_by_row(shop, paths, text):
+    # when
+    _result, bad = run(text, dry_run=True)
+    # then the other way, with the same lines as ever
+    assert paths == ["python"]
+    assert bad == run_in_python(text)[1] and bad and bad[-1][0] == text.count("\n")
+
+
+def test_a_gbk_file_with_a_chinese_header_is_parsed_in_the_database(shop, paths):
+    text = "订单号,会员手机号,门店编码,支付时间,金额\nA-1,13800138000,S001,2025-05-11 15:46:46,972.96\n"
+    result, bad = run(text, encoding="gbk")
+    assert paths == ["database"] and bad == [] and result.created == 1 and result.encoding == "gb18030"
+
+
+def test_a_reimport_through_the_database_changes_nothing(shop, paths):
+    text = HEADER + "A-1,13800138000,S001,2025-05-11 15:46:46,972.96\nA-2,13900139000,S001,2025-05-12,10\n"
+    run(text)
+    result, bad = run(text)
+    assert paths == ["database", "database"]
+    assert (result.created, result.unchanged, bad) == (0, 2, [])
+    assert Order.objects.count() == 2
+
+
+ID = st.sampled_from(["A-1", "A-2", "B 3", " A-1", "'=x", "x" * 65, "", "订单7"])
+MOBILE = st.sampled_from(["13800138000", "13900139000", "+86 138 0013 8000", "1380013800", "23800138000", ""])
+STORE = st.sampled_from(["S001", "S002", " S001", "s001", "S009", ""])
+PAID = st.sampled_from(
+    [
+        "2025-05-11 15:46:46",
+        "2025-05-11T15:46",
+        "2025-05-11",
+        "2024-02-29",
+        "2025-02-29",
+        "2025-04-31 10:00",
+        "2025-13-01",
+        "2025/05/11 15:46",
+        "2025-05-11 15:46:46.250",
+        "2025-05-11T15:46:46+08:00",
+        "2999-01-01",
+        "0999-01-01",
+        "2025-05-11 25:00",
+        "",
+    ]
+)
+AMOUNT = st.sampled_from(
+    ["972.96", "8", "0.5", "0.00", "00.10", "1.234", "9999999999.99", "12345678901", "¥12.50", "1e309", ".5", ""]
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(ID, MOBILE, STORE, PAID, AMOUNT), min_size=1, max_size=12))
+def test_the_database_reads_any_file_exactly_as_python_does(shop, rows):
+    # given any mix of spellings, good and bad cells, repeated ids
+    text = HEADER + "".join(",".join(row) + "\n" for row in rows)
+    # when the file is read both ways
+    database_result, database_bad = run(text, dry_run=True)
+    python_result, python_bad = run_in_python(text)
+    # then every count and every bad row's line and message agree
+    assert database_bad == python_bad
+    assert (database_result.rows, database_result.created, database_result.unchanged) == (
+        python_result.rows,
+        python_result.created,
+        python_result.unchanged,
+    )
