@@ -9,6 +9,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -184,3 +185,57 @@ def test_the_database_reads_any_file_exactly_as_python_does(shop, rows):
         python_result.created,
         python_result.unchanged,
     )
+
+
+def replication_role() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW session_replication_role")
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def inserts(monkeypatch):
+    """Whether each historical insert went without the foreign keys' row triggers."""
+    seen: list[bool] = []
+    insert = imports._OrderStaging.insert
+
+    def watched(self, run):
+        insert(self, run)
+        seen.append(self.without_row_triggers)
+
+    monkeypatch.setattr(imports._OrderStaging, "insert", watched)
+    return seen
+
+
+def test_the_references_are_checked_once_per_member_and_row_triggers_are_back_on_after(shop, inserts):
+    # given a connection that may switch row triggers off (the test database's owner)
+    text = HEADER + "A-1,13800138000,S001,2025-05-11 15:46:46,972.96\nA-2,13800138000,S002,2025-05-12,10\n"
+    # when
+    result, bad = run(text)
+    # then the insert went without them, and they are on again for the rest of the transaction
+    assert inserts == [True] and result.created == 2 and bad == []
+    assert replication_role() == "origin"
+
+
+def test_without_the_privilege_the_row_triggers_run(shop, inserts, monkeypatch):
+    monkeypatch.setattr(imports._OrderStaging, "_row_triggers_off", staticmethod(lambda cursor: False))
+    result, bad = run(HEADER + "A-1,13800138000,S001,2025-05-11 15:46:46,972.96\n")
+    assert inserts == [False] and result.created == 1 and bad == []
+    assert replication_role() == "origin"
+
+
+def test_a_member_gone_since_the_check_turns_the_row_triggers_back_on(shop):
+    # given a checked row whose member is not there
+    with connection.cursor() as cursor:
+        table = imports.ORDER_CHECKED
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} (member_id bigint, store_id bigint, outcome text)")
+        cursor.execute(
+            f"INSERT INTO {imports.ORDER_CHECKED} VALUES (%s, %s, 'new'), (%s, %s, 'new')",
+            [shop.members.first().pk, shop.pk, 987654321, shop.pk],
+        )
+        assert imports._OrderStaging._row_triggers_off(cursor)
+        # when
+        held = imports._OrderStaging._references_held(cursor)
+        cursor.execute(f"DROP TABLE {imports.ORDER_CHECKED}")
+    # then the foreign keys' own triggers will check the rows
+    assert held is False and replication_role() == "origin"
