@@ -157,6 +157,7 @@ class TierChange(TimeStampedModel):
     class Reason(models.TextChoices):
         INITIAL = "initial", _("Initial tier")
         UPGRADE_ON_ORDER = "upgrade_on_order", _("Upgrade on order")
+        UPGRADE_ON_SCORE = "upgrade_on_score", _("Upgrade on RFM score")
         SCHEDULED_DOWNGRADE = "scheduled_downgrade", _("Scheduled downgrade")
         MANUAL = "manual", _("Set by staff")
 

@@ -11,6 +11,9 @@ Rules of the game (the models in ``members.models.tiers`` hold the data):
 - **Upgrade on order** (``tier_evaluate_for_order``): as soon as an order makes a member qualify
   for a higher tier they move straight to the highest one they qualify for. It never downgrades.
   Idempotent: one order changes a tier at most once (a ``UniqueConstraint`` backs it).
+- **Upgrade on score** (``tiers_upgrade_on_score``): when a live refresh or a recompute changes RFM
+  scores, members whom a rule with an RFM condition now qualifies for a higher tier move up at
+  once, without waiting for their next order. It never downgrades either.
 - **Retention**: ``MemberTierStatus.last_qualified_at`` is the last moment the member was seen
   qualifying for their current tier (or a better one). Giving a tier sets it; every qualifying
   order and every scheduled run while the member still qualifies refreshes it.
@@ -32,6 +35,7 @@ Every change is one ``TierChange`` row (reason, detail, actor, order). Evaluate 
 points are earned on ``order_recorded`` so that the qualifying order earns at the new multiplier.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -436,6 +440,56 @@ def _evaluate_locked(
     if still_qualifies:
         _confirm(member=member, as_of=as_of)
     return None
+
+
+def tiers_upgrade_on_score(*, member_ids: Sequence[int] | None = None, as_of: datetime | None = None) -> int:
+    """Move up at once every member — of ``member_ids``, or everyone — whom their RFM score now
+    qualifies for a higher tier than theirs (a rule with an RFM condition holds); returns how many
+    moved. Called whenever scores change: by segmentation after a live refresh (an order, or a
+    batch of them) and after a recompute, where a member's score may rise without an order of
+    theirs (quintile ranks move with everyone's). Never moves anyone down.
+
+    Set-based: one statement finds who is due (nothing when no rule reads scores); those are
+    re-checked and moved under their row locks, ``DOWNGRADE_BATCH`` members per transaction, to
+    the highest tier they qualify for (``TierChange`` reason ``upgrade_on_score``)."""
+    ladder = _cached_ladder.get()
+    score_rules = [rule.pk for rule in ladder.rules if rule.min_rfm_score is not None]
+    if not score_rules or (member_ids is not None and not member_ids):
+        return 0
+    as_of = as_of or timezone.now()
+    member_filter = ("TRUE", []) if member_ids is None else ("m.id = ANY(%s::bigint[])", [sorted(set(member_ids))])
+    qualifying, params = _qualifying_sql(ladder=ladder, as_of=as_of, member_filter=member_filter)
+    members = connection.ops.quote_name(Member._meta.db_table)
+    tiers = connection.ops.quote_name(Tier._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH qualifying (member_id, tier_rank, rule_id, spend, orders, rfm_score) AS ({qualifying}), "  # noqa: S608
+            "best AS (SELECT member_id, MAX(tier_rank) AS tier_rank FROM qualifying "
+            "         WHERE rule_id = ANY(%s::bigint[]) GROUP BY member_id) "
+            f"SELECT b.member_id FROM best b JOIN {members} m ON m.id = b.member_id "
+            f"LEFT JOIN {tiers} t ON t.id = m.tier_id WHERE b.tier_rank > COALESCE(t.rank, -1) ORDER BY b.member_id",
+            [*params, score_rules],
+        )
+        due = [member_id for (member_id,) in cursor.fetchall()]
+    moved = 0
+    for start in range(0, len(due), DOWNGRADE_BATCH):
+        with transaction.atomic():
+            batch = members_lock(member_ids=due[start : start + DOWNGRADE_BATCH])
+            qualifications = _qualifications_for(member_ids=[m.pk for m in batch], as_of=as_of, ladder=ladder)
+            for member in batch:
+                qualification = qualifications.get(member.pk)
+                current = ladder.by_id.get(member.tier_id)
+                if qualification is None or qualification.tier.rank <= (current.rank if current else -1):
+                    continue  # an order or a staff change got there first
+                _change_tier(
+                    member=member,
+                    to_tier=qualification.tier,
+                    reason=TierChange.Reason.UPGRADE_ON_SCORE,
+                    detail=qualification.detail,
+                    as_of=as_of,
+                )
+                moved += 1
+    return moved
 
 
 def tier_set_manually(*, member: Member, tier: Tier | None, actor, reason: str) -> TierChange | None:

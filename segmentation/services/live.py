@@ -16,7 +16,8 @@ segment adds a ``SegmentTransition`` (``source=live``) and one ``segment_changed
 
 The member's ``MemberRfmScore`` (R + F + M, what tier rules read) is written by the same statement
 for every row it writes, and only where it changes, so it always agrees with ``MemberRfm`` —
-while tier rules read scores at all (``members.services.tiers.rfm_scores_wanted``).
+while tier rules read scores at all (``members.services.tiers.rfm_scores_wanted``); then members
+whom a risen score qualifies for a higher tier move up (``tiers_upgrade_on_score``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.utils import timezone
 
 from members import rows
 from members.models import Member, MemberRfmScore, Order
-from members.services.tiers import rfm_scores_wanted
+from members.services.tiers import rfm_scores_wanted, tiers_upgrade_on_score
 from segmentation.events import segment_changed
 from segmentation.models import MemberRfm, RfmRun, Segment, SegmentTransition
 from segmentation.rules import segment_case_sql
@@ -206,6 +207,8 @@ def _refresh(member_ids: list[int]) -> int:
         for *_ignored, transition_id, member_id, from_id, segment_id in found:
             if transition_id is not None:
                 _publish(run, transition_id, member_id, from_id, segment_id)
+        if rfm_scores_wanted():  # a score that rose may lift a tier now, not at the next order
+            tiers_upgrade_on_score(member_ids=member_ids)
         return int(written)
     return 0
 

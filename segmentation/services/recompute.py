@@ -96,7 +96,7 @@ from django.utils.translation import gettext as _
 
 from members.advisory_locks import namespace_key, try_xact_lock
 from members.models import Member
-from members.services.tiers import rfm_scores_wanted
+from members.services.tiers import rfm_scores_wanted, tiers_upgrade_on_score
 from segmentation.events import segment_changed
 from segmentation.models import (
     MemberRfm,
@@ -288,7 +288,22 @@ def segment_recompute(*, as_of: dt.date | None = None, scheme: Scheme | None = N
         raise
     finally:
         _forget_alive()
+    _tiers_follow_scores(run)
     return run
+
+
+def _tiers_follow_scores(run: RfmRun) -> None:
+    """After a run of today committed: members whom their new score qualifies for a higher tier move
+    up now (in quintile mode a score can rise without an order). The run stands whatever happens here."""
+    if run.as_of < timezone.localdate() or not rfm_scores_wanted():
+        return
+    try:
+        moved = tiers_upgrade_on_score()
+    except Exception:
+        logger.exception("RFM run %s: moving tiers up on the new scores failed", run.pk)
+        return
+    if moved:
+        logger.info("RFM run %s: %s members moved up a tier on their new scores", run.pk, moved)
 
 
 def _start_run(*, scheme: Scheme, as_of: dt.date, spec: SchemeSpec) -> RfmRun:
