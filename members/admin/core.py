@@ -121,7 +121,7 @@ class MemberAdmin(CsvImportExportMixin, ModelAdmin):
     offers_historical = True
     list_display = ("mobile", "name", "gender", "channel", "home_store", "tier", "registered_at")
     list_select_related = ("home_store", "tier")
-    list_filter = ("home_store", "channel", ("registered_at", admin.DateFieldListFilter), "tier")
+    list_filter = ("home_store", "channel", ("registered_at", admin.DateFieldListFilter), "tier", "is_active")
     search_fields = ("mobile", "name")  # shows the search box; member_search does the work
     search_help_text = _("A mobile number in any spelling, its first digits, or part of a name.")
     show_full_result_count = False

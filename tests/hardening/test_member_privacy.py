@@ -334,3 +334,15 @@ def test_erasure_forgets_the_members_message_texts_and_follow_up_notes(
     assert (pending.payload, pending.status) == ({}, "failed")
     assert task.outcome == ""
     assert other.payload == {"name": "李四"}
+
+
+def test_operators_list_the_blocked_members(client, member_a, member_b):
+    # given one blocked member of two
+    member_block(member_ids=[member_a.pk])
+    client.force_login(role_user("operator"))
+    # when the member list is filtered on "active: no"
+    page = client.get("/admin/members/member/", {"is_active__exact": "0"})
+    # then only the blocked one is listed
+    assert page.status_code == 200
+    listed = list(page.context["cl"].result_list)
+    assert listed == [Member.objects.get(pk=member_a.pk)]
