@@ -94,7 +94,7 @@ def test_an_operator_fits_from_the_runs_list(open_page, brand):
     log_in(page, "operator", PASSWORD, next_url=changelist)
     page.fill("#id_horizon_days", "180")
     with page.expect_navigation(timeout=120_000):  # the test's Celery runs the task inside the request
-        page.click("#clv-fit-start")
+        page.click("#clv-fit-start", timeout=120_000)
     page.wait_for_selector("#clv-progress[data-status=succeeded]", timeout=120_000)
     run = ClvRun.objects.order_by("-pk").first()
     assert (run.status, run.horizon_days) == ("succeeded", 180)
