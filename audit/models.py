@@ -10,7 +10,8 @@ this app, not in the audited ones), with its own event table ``audit_<name>event
 
 - settings operators edit — tiers and their rules, the loyalty program, segment schemes, segments
   and rules, campaigns and their benefits, top-up offers, coupon templates, triggers, referral
-  reward rules, store API keys: ``created``, ``changed`` (only when a tracked field changes) and
+  reward rules, store API keys, products (their categories and tags decide offers): ``created``,
+  ``changed`` (only when a tracked field changes) and
   ``deleted``, each with the row as it was after (before, for a deletion);
 - the money and points ledgers are append-only already: of them, the staff adjustments
   (``adjusted``), whose actor the entry also names;
@@ -32,7 +33,16 @@ from django.utils.translation import gettext_lazy as _
 from pghistory.models import MiddlewareEvents
 
 from campaigns.models import Campaign, CampaignBenefit, CouponTemplate, ReferralRewardRule, TopUpOffer, Trigger
-from members.models import LoyaltyProgram, PointsEntry, StoreApiKey, StoreStaff, Tier, TierRule, WalletEntry
+from members.models import (
+    LoyaltyProgram,
+    PointsEntry,
+    Product,
+    StoreApiKey,
+    StoreStaff,
+    Tier,
+    TierRule,
+    WalletEntry,
+)
 from segmentation.models import Scheme, Segment, SegmentRule
 
 TIMESTAMPS = ["created_at", "updated_at"]  # the event has its own time
@@ -78,6 +88,7 @@ AuditedTopUpOffer = audited(TopUpOffer, name="TopUpOffer")
 AuditedCouponTemplate = audited(CouponTemplate, exclude=["issued_count"], name="CouponTemplate")
 AuditedTrigger = audited(Trigger, name="Trigger")
 AuditedReferralRewardRule = audited(ReferralRewardRule, name="ReferralRewardRule")
+AuditedProduct = audited(Product, name="Product")  # prices live on lines; names, categories and tags here
 AuditedStoreApiKey = audited(StoreApiKey, exclude=["secret_hash", "last_used_at"], name="StoreApiKey")
 
 # --- staff adjustments of the ledgers (append-only: inserts only) ------------------------------

@@ -2,6 +2,7 @@
 
 - the member's coupons, offers and points multipliers, starting a top-up (with an offer or not),
   and redeeming a coupon at the till;
+- the till's member lookup and top-up (``members.apis.pos``'s views, with top-up offers);
 - ``campaigns/...``: effect reports for dashboards (staff only).
 """
 
@@ -17,8 +18,10 @@ urlpatterns = [
     path("me/offers", offers.MemberOfferListApi.as_view(), name="me-offers"),
     path("me/points/multipliers", offers.MemberPointsMultiplierListApi.as_view(), name="me-points-multipliers"),
     path("me/top-ups", offers.TopUpIntentCreateApi.as_view(), name="me-top-ups"),
-    # POS
+    # POS: redeeming coupons; the member lookup and the top-up of ``members.apis.pos``, with top-up offers
     path("pos/coupons/redeem", coupons.PosCouponRedeemApi.as_view(), name="pos-coupons-redeem"),
+    path("pos/members/lookup", offers.PosMemberLookupApi.as_view(), name="pos-members-lookup"),
+    path("pos/wallet/top-up", offers.PosWalletTopUpApi.as_view(), name="pos-wallet-top-up"),
     # staff reports
     path("campaigns/<int:campaign_id>/effect", effect.CampaignEffectApi.as_view(), name="campaign-effect"),
     path("campaigns/segment-report", effect.SegmentReportApi.as_view(), name="segment-report"),

@@ -5,7 +5,8 @@ Imports do not come through here: the admin's upload and the ``import_*`` comman
 some it ignores, so an exported file re-imports unchanged:
 
 * members: ``mobile,name,gender,birthday,registered_at,channel,store_code,referral_code``;
-* orders: ``order_id,member_mobile,store_code,paid_at,amount,refunded_amount,status``.
+* orders: ``order_id,member_mobile,store_code,paid_at,amount,refunded_amount,status``;
+* products: ``sku,name,category,tags,is_active`` (tags joined by ``|``).
 
 Exports are safe to open in a spreadsheet: a text cell starting with ``=``, ``+``, ``-``, ``@``,
 a tab or a carriage return gets a leading ``'`` so that it is shown, never run as a formula;
@@ -20,10 +21,11 @@ from import_export import fields, resources, widgets
 from import_export.formats import base_formats
 
 from members.csv_import import FORMULA_GUARD, FORMULA_TRIGGERS
-from members.models import Member, Order
+from members.models import Member, Order, Product
 
 #: Resource field names in column order (each field's ``column_name`` is what the file says).
 MEMBER_COLUMNS = ("mobile", "name", "gender", "birthday", "registered_at", "channel", "store_code", "referral_code")
+PRODUCT_FIELDS = ("sku", "name", "category", "tags", "is_active")
 ORDER_FIELDS = ("external_id", "member", "store", "paid_at", "amount", "refunded_amount", "status")
 
 
@@ -112,3 +114,24 @@ class OrderResource(resources.ModelResource):
 
     def get_queryset(self):
         return Order.objects.select_related("member", "store")
+
+
+class TagsWidget(SafeTextWidget):
+    """A product's tags as ``import_products`` reads them: joined by ``|``."""
+
+    def render(self, value, obj=None, **kwargs):
+        return super().render("|".join(value or ()))
+
+
+class ProductResource(resources.ModelResource):
+    sku = fields.Field(attribute="sku", column_name="sku", widget=SafeTextWidget())
+    name = fields.Field(attribute="name", column_name="name", widget=SafeTextWidget())
+    category = fields.Field(attribute="category", column_name="category", widget=SafeTextWidget())
+    tags = fields.Field(attribute="tags", column_name="tags", widget=TagsWidget())
+    is_active = fields.Field(attribute="is_active", column_name="is_active", widget=widgets.BooleanWidget())
+
+    class Meta:
+        model = Product
+        name = _("Products")
+        fields = PRODUCT_FIELDS
+        export_order = PRODUCT_FIELDS

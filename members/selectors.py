@@ -17,13 +17,26 @@ from functools import reduce
 from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, DecimalField, Exists, Max, Min, OuterRef, Q, QuerySet, Sum, Value
+from django.db.models import (
+    Count,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce, Right
 from django.utils import timezone
 
 from members import rows
 from members.mobile import mask_mobile, normalize_mobile
-from members.models import MONEY, Member, Order, PointsAccount, StoreStaff, Wallet
+from members.models import MONEY, Member, Order, OrderLine, PointsAccount, StoreStaff, Wallet
 
 MOBILE_LENGTH = 11
 LAST_FOUR = 4
@@ -164,6 +177,49 @@ def member_order_summary(*, member_id: int) -> OrderSummary:
         last_paid_at=Max("paid_at"),
     )
     return OrderSummary(**row)
+
+
+TOP_CATEGORIES_DAYS = 365
+
+
+class CategoryShare(NamedTuple):
+    """A product category of a member's purchases: net spend on it and its share of the lines' net."""
+
+    category: str
+    net_amount: Decimal
+    share: Decimal  # percent of the member's net spend on lines in the window, one decimal place
+
+
+def member_top_categories(
+    *, member_id: int, now: datetime | None = None, limit: int = 3, days: int = TOP_CATEGORIES_DAYS
+) -> list[CategoryShare]:
+    """The member's favourite categories: net spend on order lines paid in the last ``days`` days,
+    by category, largest first, the first ``limit`` — one query. A line's net is its amount less
+    what refunds gave back, taken pro rata from its order's refunded share (a refund that does not
+    name lines takes back from each line alike). Empty when the member's orders have no lines."""
+    since = (now or timezone.now()) - timedelta(days=days)
+    net = ExpressionWrapper(
+        F("amount") * (F("order__amount") - F("order__refunded_amount")) / F("order__amount"),
+        output_field=DecimalField(**MONEY),
+    )
+    # Every category of the member (a catalogue has a few dozen): the total needs them all.
+    by_category = [
+        (category, amount)
+        for category, amount in OrderLine.objects.filter(order__member_id=member_id, order__paid_at__gte=since)
+        .values_list("product__category")
+        .annotate(net_amount=Sum(net))
+        .order_by("-net_amount", "product__category")
+        if amount > 0
+    ]
+    total = sum((amount for _category, amount in by_category), Decimal("0"))
+    return [
+        CategoryShare(
+            category=category,
+            net_amount=amount.quantize(Decimal("0.01")),
+            share=(amount * 100 / total).quantize(Decimal("0.1")),
+        )
+        for category, amount in by_category[:limit]
+    ]
 
 
 class MemberBalances(NamedTuple):

@@ -1,6 +1,7 @@
 """``/api/v1/``: the mini-program's and the POS systems' API (included by ``config.urls``).
 
-Coupons, offers and points multipliers live in ``campaigns.urls`` under the same prefix.
+Coupons, offers and points multipliers live in ``campaigns.urls`` under the same prefix — and so do
+the POS member lookup and top-up, served there with the member's top-up offers.
 """
 
 from django.conf import settings
@@ -35,9 +36,8 @@ urlpatterns = [
     path("pos/orders", pos.PosOrderCreateApi.as_view(), name="pos-orders"),
     path("pos/orders/<str:external_id>", pos.PosOrderDetailApi.as_view(), name="pos-order"),
     path("pos/refunds", pos.PosRefundCreateApi.as_view(), name="pos-refunds"),
-    path("pos/members/lookup", pos.PosMemberLookupApi.as_view(), name="pos-members-lookup"),
+    # pos/members/lookup and pos/wallet/top-up: in campaigns.urls, with the member's top-up offers
     path("pos/wallet/spend", pos.PosWalletSpendApi.as_view(), name="pos-wallet-spend"),
-    path("pos/wallet/top-up", pos.PosWalletTopUpApi.as_view(), name="pos-wallet-top-up"),
     path("pos/points/redeem", pos.PosPointsRedeemApi.as_view(), name="pos-points-redeem"),
 ]
 

@@ -47,9 +47,11 @@ from members.models import (
     MemberRfmScore,
     MemberTierStatus,
     Order,
+    OrderLine,
     PointsAccount,
     PointsEntry,
     PointsLot,
+    Product,
     Referral,
     Refund,
     StaffAccess,
@@ -127,6 +129,26 @@ class OrderFactory(factory.django.DjangoModelFactory):
     store = factory.SelfAttribute("member.home_store")
     paid_at = factory.LazyFunction(timezone.now)
     amount = Decimal("38.00")
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    sku = factory.Sequence(lambda n: f"SKU-{n:06d}")
+    name = factory.Sequence(lambda n: f"茶饮 {n}")
+    category = "奶茶"
+    tags = factory.LazyFunction(list)
+
+
+class OrderLineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OrderLine
+
+    order = factory.SubFactory(OrderFactory)
+    product = factory.SubFactory(ProductFactory)
+    quantity = 1
+    amount = Decimal("18.00")
 
 
 class RefundFactory(factory.django.DjangoModelFactory):

@@ -212,6 +212,13 @@ def build_rows(operator) -> dict:
         "members.Member": member,
         "members.Order": order,
         "members.Refund": factories.RefundFactory(order=order, external_id="REF-1001", reason="顾客退货"),
+        "members.Product": factories.OrderLineFactory(
+            order=order,
+            product__sku="MT-001",
+            product__name="珍珠奶茶",
+            product__category="奶茶",
+            product__tags=["唤醒商品"],
+        ).product,
         "members.Wallet": wallet,
         "members.WalletEntry": factories.WalletEntryFactory(wallet=wallet, reason="门店充值"),
         "members.StoreApiKey": factories.StoreApiKeyFactory(store=store, name="静安收银机", scopes="orders"),
@@ -274,7 +281,12 @@ def build_rows(operator) -> dict:
     }
     if "members.importjob" in {f"{m._meta.app_label}.{m._meta.model_name}" for m in apps.get_models()}:
         import_job = apps.get_model("members", "ImportJob")
-        for kind, file_name in (("stores", "门店.csv"), ("members", "会员名单.csv"), ("orders", "订单.csv")):
+        for kind, file_name in (
+            ("stores", "门店.csv"),
+            ("members", "会员名单.csv"),
+            ("orders", "订单.csv"),
+            ("products", "商品.csv"),
+        ):
             job = import_job.objects.create(
                 kind=kind,
                 file_name=file_name,

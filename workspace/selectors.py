@@ -2,7 +2,8 @@
 tasks a user works on.
 
 ``member_360`` gathers what the member page shows, in the order a clerk needs it — who the member
-is, what they hold, their segment and its history, what they can use now, what they bought, whom
+is, what they hold, their segment and its history, what they can use now, what they bought (and
+which product categories they favour), whom
 they brought, what we sent them and what staff must do — each list cut to its latest rows, so the
 page costs the same number of queries for a member of one order as for one of a thousand. It reads
 through the selectors of the apps below (``members``, ``segmentation``, ``campaigns``); what a user
@@ -20,7 +21,14 @@ from campaigns.models import Coupon, FollowUpTask, OutboxMessage, TopUpOffer
 from campaigns.services.offers import member_top_up_offers
 from members.apis.selectors import MemberProfile, member_profile, related_or_none
 from members.models import Member, Order, Referral, Wallet
-from members.selectors import OrderSummary, member_order_summary, member_recent_orders, staff_store_ids
+from members.selectors import (
+    CategoryShare,
+    OrderSummary,
+    member_order_summary,
+    member_recent_orders,
+    member_top_categories,
+    staff_store_ids,
+)
 from segmentation.clv_selectors import member_clv
 from segmentation.models import SegmentTransition
 from segmentation.selectors import segment_explain
@@ -40,6 +48,7 @@ class Member360:
     profile: MemberProfile  # tier, next tier with progress, points (expiring soon), wallet
     order_summary: OrderSummary
     recent_orders: list[Order]
+    top_categories: list[CategoryShare]  # by net spend on order lines over the last 365 days, top 3
     segment: dict  # segmentation.selectors.segment_explain
     segment_history: list[SegmentTransition]  # newest first
     clv: dict | None  # segmentation.clv_selectors.member_clv: P(alive), expected value, explanation
@@ -68,6 +77,7 @@ def member_360(*, member_id: int) -> Member360:
         profile=member_profile(member_id=member_id, now=now),
         order_summary=summary,
         recent_orders=list(member_recent_orders(member_id=member_id, limit=RECENT_ORDERS)) if summary.count else [],
+        top_categories=member_top_categories(member_id=member_id, now=now) if summary.count else [],
         segment=segment_explain(member=member),
         segment_history=list(
             SegmentTransition.objects.filter(member_id=member_id)

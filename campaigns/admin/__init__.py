@@ -1,3 +1,3 @@
 """Admin for the campaigns app, one module per part."""
 
-from campaigns.admin import campaigns, coupons, effect, followups, offers, outbox, triggers  # noqa: F401
+from campaigns.admin import campaigns, coupons, effect, followups, offers, outbox, triggers, wallet  # noqa: F401

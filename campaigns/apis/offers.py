@@ -8,8 +8,24 @@ description and terms — not by its code (operators name codes after segments, 
 Starting a top-up (``POST /me/top-ups``), with or without an offer, is here: the offer is checked
 now and written on the intent (``campaigns.services.offers.offer_top_up_intent_create``); WeChat
 Pay's callback (``members.apis.payments``) credits what the intent says.
+
+At the till, by the same rules and limits (the POS views of ``members.apis.pos``, subclassed):
+
+- ``POST /pos/members/lookup`` answers the member with ``top_up_offers``: the offers they can use
+  now (``member_top_up_offers``), each with its id, code, name, minimum, bonus, uses left and
+  restriction — for the cashier, who is staff (so the code is shown). Three queries more, whatever
+  the number of offers.
+- ``POST /pos/wallet/top-up`` takes an optional ``offer``: the id of one of those offers (as
+  ``/me/top-ups`` takes it). With it the top-up is ``offer_top_up`` — the bonus is the offer's, never
+  the client's (the body has no bonus field) — and it is refused with a field-level 400: ``offer``
+  ``not_eligible`` (unknown, inactive, out of its window, not for this member) or ``limit_reached``
+  (used up, the mini-program's unpaid intents holding it included), ``amount`` ``below_minimum`` or
+  over a ceiling. The ``Idempotency-Key`` (scoped to the store) is the key of the offer's use: a
+  retry with the same key and body answers the same entry and pays once; the same key with another
+  body — another amount or offer, or a top-up without the offer — is refused (422).
 """
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -17,14 +33,17 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from campaigns.models import OfferTopUp
 from campaigns.models import TopUpOffer as Offer
-from campaigns.services.offers import member_top_up_offers, offer_top_up_intent_create
+from campaigns.services.offers import member_top_up_offers, offer_top_up, offer_top_up_intent_create
 from members import wechat, wechatpay
+from members.apis import pos
 from members.apis.base import MemberApi, MemberListApi, MoneyField, StrictSerializer
-from members.apis.errors import ServiceUnavailable
+from members.apis.errors import IdempotencyKeyReused, ServiceUnavailable
+from members.apis.idempotency import IDEMPOTENCY_KEY_PARAMETER
 from members.apis.me import MoneyOut
 from members.apis.payments import PayParamsSerializer, TopUpIntentSerializer
-from members.models import MemberPointsMultiplier
+from members.models import Member, MemberPointsMultiplier, Store, WalletEntry
 
 
 def member_points_multipliers(*, member_id: int) -> QuerySet[MemberPointsMultiplier]:
@@ -130,3 +149,112 @@ class TopUpIntentCreateApi(MemberApi):
         body = self.OutputSerializer(intent).data
         body["payment"] = payment
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+# --- at the till ---------------------------------------------------------------------------------------
+
+
+class PosTopUpOfferSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text=_("Send it as `offer` with the top-up."))
+    code = serializers.CharField()
+    name = serializers.CharField(source="display_name", help_text=_("In the brand's language."))
+    min_amount = MoneyOut(help_text=_("Top up at least this much…"))
+    bonus_amount = MoneyOut(help_text=_("…and get this bonus on top."))
+    points_multiplier = serializers.DecimalField(
+        max_digits=4, decimal_places=2, allow_null=True, help_text=_("Points on orders multiplied by this…")
+    )
+    multiplier_days = serializers.IntegerField(allow_null=True, help_text=_("…for this many days."))
+    uses_left = serializers.IntegerField(
+        allow_null=True, help_text=_("How often the member can still use it; null: any.")
+    )
+    restriction_note = serializers.CharField(
+        source="display_restriction", help_text=_("What the bonus can be used for, if limited.")
+    )
+    valid_until = serializers.DateTimeField(allow_null=True)
+
+
+class PosMemberWithOffersSerializer(pos.PosMemberSerializer):
+    top_up_offers = PosTopUpOfferSerializer(
+        many=True, help_text=_("The top-up offers the member can use now, smallest top-up first.")
+    )
+
+
+class PosMemberLookupApi(pos.PosMemberLookupApi):
+    """The member lookup of ``members``, answered with the member's top-up offers."""
+
+    member_serializer = PosMemberWithOffersSerializer
+
+    @extend_schema(
+        operation_id="pos_members_lookup",
+        request=pos.PosMemberLookupApi.InputSerializer,
+        responses={200: PosMemberWithOffersSerializer},
+        tags=["pos"],
+        summary="Find a member by mobile number or QR code (scope: members:read)",
+        description=_(
+            "Throttled per API key (429 with Retry-After). A QR scan answers the member's full name; "
+            "a lookup by mobile number answers it masked. With the top-up offers the member can use now: "
+            "send one's id as `offer` with POST /pos/wallet/top-up."
+        ),
+    )
+    def post(self, request):
+        return super().post(request)
+
+    def member_body(self, member: Member, *, full_name: bool) -> dict:
+        member.top_up_offers = member_top_up_offers(member_id=member.pk)
+        return super().member_body(member, full_name=full_name)
+
+
+class PosWalletTopUpApi(pos.PosWalletTopUpApi):
+    """The top-up of ``members``, with an optional ``offer`` (see the module doc)."""
+
+    class InputSerializer(pos.PosWalletTopUpApi.InputSerializer):
+        offer = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=2**31 - 1,
+            help_text=_(
+                "The id of one of the member's top-up offers (`top_up_offers` of the member lookup): its bonus "
+                "is credited with the top-up. Without it, no bonus."
+            ),
+        )
+
+    @extend_schema(
+        operation_id="pos_wallet_top_up",
+        request=InputSerializer,
+        responses={201: pos.PosWalletTopUpApi.OutputSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        tags=["pos"],
+        summary="Top up stored value at the till, with a top-up offer or without (scope: wallet)",
+        description=_(
+            "With `offer`, the offer's bonus is added (refused on `offer` when the member cannot use it, "
+            "`not_eligible`, or has used it up, `limit_reached`; on `amount` below its minimum, "
+            "`below_minimum`). A retry with the same Idempotency-Key and body returns the same entry."
+        ),
+    )
+    def post(self, request):
+        return super().post(request)
+
+    def top_up(self, *, member: Member, store: Store, data: dict, idempotency_key: str) -> WalletEntry:
+        offer_id = data.get("offer")
+        if offer_id is None:
+            if OfferTopUp.objects.filter(idempotency_key=idempotency_key).exists():
+                raise IdempotencyKeyReused()  # the key of a top-up with an offer
+            return super().top_up(member=member, store=store, data=data, idempotency_key=idempotency_key)
+        if WalletEntry.objects.filter(idempotency_key=idempotency_key).exists():
+            raise IdempotencyKeyReused()  # the key of a top-up without an offer
+        offer = Offer.objects.filter(pk=offer_id).first()
+        if offer is None:
+            raise ValidationError(
+                {"offer": ValidationError(_("This offer is not available to this member."), code="not_eligible")}
+            )
+        return offer_top_up(
+            member=member,
+            offer=offer,
+            amount_paid=data["amount"],
+            idempotency_key=idempotency_key,
+            reason=pos.ledger_text(
+                _("Top-up at store %(store)s with offer %(offer)s"), store=store.code, offer=offer.code
+            ),
+            reference=data.get("reference", ""),
+            store=store,
+        )

@@ -10,12 +10,17 @@ A member qualifies for an active offer in its window when the offer names no seg
 member's current segment (``MemberRfm``), or was given to them by a campaign grant (benefit
 "stored-value offer") — and they have uses left (``per_member_limit``).
 
-``offer_top_up`` claims a use first (an ``OfferTopUp`` row whose ``(offer, member, sequence)`` is
-unique and ``sequence ≤ per_member_limit``: the limit holds under concurrency), then tops the wallet
-up through ``members.services.wallet.wallet_top_up`` (its own durable transaction; key
-``offer-top-up:<use id>``) with the offer's bonus and code, then links the entry and gives the
-offer's points multiplier. Every step is idempotent, so a retry with the same key after a crash
-between them finishes the job and never pays twice.
+``offer_top_up`` — at the till (``POST /pos/wallet/top-up`` with ``offer``), in the admin's top-up
+form, and in the demo — applies the mini-program's rules: the member qualifies now and has a use
+left, counting the mini-program's intents that hold the offer (``member_top_up_offers``; refused on
+``offer`` with ``not_eligible`` or, once used up, ``limit_reached``), and the amount reaches the
+minimum (``below_minimum`` on ``amount_paid``). It claims a use first (an ``OfferTopUp`` row whose
+``(offer, member, sequence)`` is unique and ``sequence ≤ per_member_limit``: the limit holds under
+concurrency), then tops the wallet up through ``members.services.wallet.wallet_top_up`` (its own
+durable transaction; key ``offer-top-up:<use id>``; the ceilings of the ``store`` it is made at)
+with the offer's bonus and code, then links the entry and gives the offer's points multiplier.
+Every step is idempotent, so a retry with the same key after a crash between them finishes the job
+and never pays twice; a top-up the wallet refuses (a ceiling, a blocked member) gives the use back.
 
 Topping up with an offer from the mini-program (``POST /me/top-ups`` with ``offer``) is
 ``offer_top_up_intent_create``: the offer the member asked for is checked now — they qualify
@@ -46,7 +51,7 @@ from campaigns.models import (
 )
 from campaigns.services.coupons import CouponUnavailable, coupon_grant
 from members.lock_objects import points_accounts_lock, referral_lock
-from members.models import Member, MemberPointsMultiplier, PointsEntry, Referral, TopUpIntent, WalletEntry
+from members.models import Member, MemberPointsMultiplier, PointsEntry, Referral, Store, TopUpIntent, WalletEntry
 from members.money import to_money
 from members.services.orders import IdempotencyConflict
 from members.services.points import points_grant_locked, points_reverse_locked
@@ -83,7 +88,8 @@ def _member_segment_id(member_id: int) -> int | None:
 # --- which offers ---------------------------------------------------------------------------------------
 
 
-def _qualifying_offers(*, member: Member, now: dt.datetime):
+def _qualifying_offers(*, member: Member, now: dt.datetime, with_uses_left: bool = True):
+    """The offers ``member`` qualifies for at ``now``; only those with uses left unless ``with_uses_left`` is off."""
     segment_id = _member_segment_id(member.pk)
     through = TopUpOffer.segments.through
     for_everyone = ~Exists(through.objects.filter(topupoffer_id=OuterRef("pk")))
@@ -103,13 +109,16 @@ def _qualifying_offers(*, member: Member, now: dt.datetime):
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return (
+    qualifying = (
         TopUpOffer.objects.filter(is_active=True)
         .filter(Q(valid_from__isnull=True) | Q(valid_from__lte=now))
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=now))
         .filter(for_everyone | (for_segment if segment_id is not None else Q(pk__in=[])) | given)
-        .annotate(used=Coalesce(Subquery(uses), 0))
-        .filter(Q(per_member_limit__isnull=True) | Q(used__lt=F("per_member_limit")))
+    )
+    if not with_uses_left:
+        return qualifying
+    return qualifying.annotate(used=Coalesce(Subquery(uses), 0)).filter(
+        Q(per_member_limit__isnull=True) | Q(used__lt=F("per_member_limit"))
     )
 
 
@@ -199,13 +208,16 @@ def offer_top_up(
     actor=None,
     reason: str = "",
     reference: str = "",
+    store: Store | None = None,
 ) -> WalletEntry:
     """Top the member's wallet up with ``amount_paid`` plus the offer's bonus (and multiplier).
 
     ``bonus`` is one promised earlier (on a top-up intent, when the member chose the offer); by
-    default the offer's bonus now. Refused when the member does not qualify, the amount is below
-    the offer's minimum, or the member has used it up. The same key returns the first top-up's
-    entry. ``reason`` and ``reference`` default to the offer's name and ``offer:<code>``.
+    default the offer's bonus now. Refused when the member does not qualify (``not_eligible``), has
+    used it up (``limit_reached``: the mini-program's intents holding it count) or the amount is below
+    the offer's minimum; and by the wallet over the ceilings of ``store`` (where the top-up is made;
+    the brand's when ``None``). The same key returns the first top-up's entry. ``reason`` and
+    ``reference`` default to the offer's name and ``offer:<code>``.
     """
     key = (idempotency_key or "").strip()
     if not key:
@@ -216,8 +228,7 @@ def offer_top_up(
     use = _existing_use(key, offer=offer, member=member, amount=amount)
     if use is None:
         offer = TopUpOffer.objects.get(pk=offer.pk)
-        if not any(candidate.pk == offer.pk for candidate in offers_for_member(member=member)):
-            raise _invalid("offer", _("This offer is not available to this member."), "not_eligible")
+        _usable_check(member=member, offer=offer)
         if amount < offer.min_amount:
             raise _invalid(
                 "amount_paid",
@@ -226,7 +237,18 @@ def offer_top_up(
             )
         bonus = offer.bonus_amount if bonus is None else to_money(bonus, field="bonus", allow_zero=True)
         use = _claim_use(key, offer=offer, member=member, amount=amount, bonus=bonus)
-    return _complete_use(use, actor=actor, reason=reason, reference=reference)
+    return _complete_use(use, actor=actor, reason=reason, reference=reference, store=store)
+
+
+def _usable_check(*, member: Member, offer: TopUpOffer) -> None:
+    """Refuse an offer the member cannot use now, by the rules of the mini-program's list
+    (``member_top_up_offers``): ``not_eligible`` when they do not qualify, ``limit_reached`` when
+    they qualify but have no use left."""
+    if any(candidate.pk == offer.pk for candidate in member_top_up_offers(member_id=member.pk)):
+        return
+    if _qualifying_offers(member=member, now=timezone.now(), with_uses_left=False).filter(pk=offer.pk).exists():
+        raise _invalid("offer", _("This member has used up this offer."), "limit_reached")
+    raise _invalid("offer", _("This offer is not available to this member."), "not_eligible")
 
 
 def _existing_use(key: str, *, offer: TopUpOffer, member: Member, amount) -> OfferTopUp | None:
@@ -250,8 +272,10 @@ def _claim_use(key: str, *, offer: TopUpOffer, member: Member, amount, bonus) ->
         try:
             with transaction.atomic():
                 used = OfferTopUp.objects.filter(offer_id=offer.pk, member_id=member.pk).count()
-                if offer.per_member_limit is not None and used >= offer.per_member_limit:
-                    raise _invalid("offer", _("You have already used this offer."), "limit_reached")
+                if offer.per_member_limit is not None:
+                    held = _intent_uses(member_id=member.pk, codes=[offer.code]).get(offer.code, 0)
+                    if used + held >= offer.per_member_limit:
+                        raise _invalid("offer", _("This member has used up this offer."), "limit_reached")
                 use = OfferTopUp.objects.create(
                     offer=offer,
                     member=member,
@@ -267,10 +291,12 @@ def _claim_use(key: str, *, offer: TopUpOffer, member: Member, amount, bonus) ->
             if existing is not None:
                 return existing
             # A concurrent use took this sequence number: count again.
-    raise _invalid("offer", _("You have already used this offer."), "limit_reached")
+    raise _invalid("offer", _("This member has used up this offer."), "limit_reached")
 
 
-def _complete_use(use: OfferTopUp, *, actor, reason: str = "", reference: str = "") -> WalletEntry:
+def _complete_use(
+    use: OfferTopUp, *, actor, reason: str = "", reference: str = "", store: Store | None = None
+) -> WalletEntry:
     offer = use.offer
     try:
         entry = wallet_top_up(
@@ -282,6 +308,7 @@ def _complete_use(use: OfferTopUp, *, actor, reason: str = "", reference: str = 
             actor=actor,
             reason=reason or _g("Top-up offer %(name)s") % {"name": offer.name},
             reference=(reference or f"offer:{offer.code}")[:100],
+            store=store,
         )
     except IdempotencyConflict:
         # The top-up of this use may already be in the wallet: keep the use, never pay it twice.

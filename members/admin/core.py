@@ -27,6 +27,7 @@ from members.admin.base import (
 )
 from members.admin.columns import money_column
 from members.admin.imports import CsvImportExportMixin
+from members.admin.products import OrderLineInline
 from members.mobile import normalize_mobile
 from members.models import Member, Order, Refund, Store
 from members.resources import MemberResource, OrderResource
@@ -317,7 +318,7 @@ class OrderAdmin(CsvImportExportMixin, MemberRowsMixin, ReadOnlyAdmin):
     search_fields = ("external_id", "member__mobile")  # shows the search box; order_search does the work
     search_help_text = _("An order id, or the member's mobile number in any spelling.")
     fields = ("external_id", "member", "store", "paid_at", "amount", "refunded_amount", "status", "created_at")
-    inlines = (RefundInline,)
+    inlines = (OrderLineInline, RefundInline)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("member", "store")

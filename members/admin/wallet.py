@@ -4,6 +4,11 @@ forms (top up, refund a top-up) that call the wallet services.
 Each form carries an idempotency key generated when the page is rendered (a hidden field), so a
 double submit — or the browser's "resend" — moves money once. Both forms need a custom permission
 (``members.top_up_wallet`` / ``members.refund_wallet``); without it the page answers 403.
+
+The top-up form pays money in. A bonus comes from a top-up offer (``campaigns`` replaces this admin
+with one whose form offers the member's offers, ``campaigns.admin.wallet``); a bonus outside any
+offer is a staff adjustment, so the form shows the free ``bonus`` field only to those who may adjust
+balances (``members.adjust_points``, as for points adjustments).
 """
 
 import uuid
@@ -25,6 +30,7 @@ from members.admin.columns import money_column
 from members.formatting import yuan
 from members.models import Member, Wallet, WalletEntry
 from members.money import MAX_AMOUNT
+from members.services.points import ADJUST_PERMISSION
 from members.services.wallet import wallet_refund_top_up, wallet_top_up
 
 TOP_UP_PERMISSION = "members.top_up_wallet"
@@ -42,18 +48,24 @@ class WalletTopUpForm(forms.Form):
         label=_("Amount paid"), max_digits=14, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_AMOUNT
     )
     bonus = forms.DecimalField(
-        label=_("Bonus"),
+        label=_("Bonus outside any offer"),
         max_digits=14,
         decimal_places=2,
         min_value=ZERO,
         max_value=MAX_AMOUNT,
         initial=ZERO,
-        help_text=_("Granted by an offer; leave 0 for none."),
+        required=False,
+        help_text=_("A staff adjustment: leave 0 for none."),
     )
-    offer_code = forms.CharField(label=_("Offer code"), max_length=64, required=False)
     reason = forms.CharField(label=_("Reason"), max_length=200)
     reference = forms.CharField(label=_("Reference"), max_length=100, required=False)
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
+
+    def __init__(self, *args, may_adjust: bool = False, **kwargs):
+        """``may_adjust``: the user may give a bonus outside any offer (else the field is left out)."""
+        super().__init__(*args, **kwargs)
+        if not may_adjust:
+            del self.fields["bonus"]
 
 
 class WalletTopUpRefundForm(forms.Form):
@@ -97,20 +109,11 @@ class WalletAdmin(MemberRowsMixin, ReadOnlyAdmin):
         if not request.user.has_perm(TOP_UP_PERMISSION):
             raise PermissionDenied
         if request.method == "POST":
-            form = WalletTopUpForm(request.POST)
+            form = self.top_up_form(request, data=request.POST)
             if form.is_valid():
                 data = form.cleaned_data
                 try:
-                    entry = wallet_top_up(
-                        member=data["mobile"],
-                        amount_paid=data["amount_paid"],
-                        bonus=data["bonus"],
-                        offer_code=data["offer_code"],
-                        reference=data["reference"],
-                        reason=data["reason"],
-                        idempotency_key=data["idempotency_key"],
-                        actor=request.user,
-                    )
+                    entry = self.top_up(request, data)
                 except ValidationError as exc:
                     add_service_errors(form, exc)
                 else:
@@ -128,8 +131,10 @@ class WalletAdmin(MemberRowsMixin, ReadOnlyAdmin):
                     return HttpResponseRedirect(reverse("admin:members_wallet_change", args=[entry.wallet_id]))
         else:
             member = Member.objects.filter(pk=request.GET.get("member") or None).first()
-            form = WalletTopUpForm(
-                initial={"mobile": member.mobile if member else "", "idempotency_key": _new_key("admin-top-up")}
+            form = self.top_up_form(
+                request,
+                member=member,
+                initial={"mobile": member.mobile if member else "", "idempotency_key": _new_key("admin-top-up")},
             )
         return form_page(
             self,
@@ -139,6 +144,27 @@ class WalletAdmin(MemberRowsMixin, ReadOnlyAdmin):
             submit_label=_("Top up"),
             back_url=reverse("admin:members_wallet_changelist"),
             back_label=Wallet._meta.verbose_name_plural.capitalize(),
+        )
+
+    def top_up_form(self, request, *, data=None, initial=None, member: Member | None = None) -> forms.Form:
+        """The top-up form (``member``: the one the page was opened for, if any)."""
+        return WalletTopUpForm(data, initial=initial, may_adjust=self.may_adjust(request))
+
+    @staticmethod
+    def may_adjust(request) -> bool:
+        """Whether the user may give a bonus outside any offer."""
+        return request.user.has_perm(ADJUST_PERMISSION)
+
+    def top_up(self, request, data: dict) -> WalletEntry:
+        """Pay in what the valid form ``data`` says."""
+        return wallet_top_up(
+            member=data["mobile"],
+            amount_paid=data["amount_paid"],
+            bonus=data.get("bonus") or ZERO,
+            reference=data["reference"],
+            reason=data["reason"],
+            idempotency_key=data["idempotency_key"],
+            actor=request.user,
         )
 
 

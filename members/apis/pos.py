@@ -12,7 +12,14 @@
 - Looking a member up is throttled per key (``pos_lookup``) and every lookup, found or not, is
   written to the ``huiyuan.audit`` log (key, store, by what, which member). Only a QR scan — the
   member at the till — answers the full name; a lookup by mobile number answers it masked (张*).
+- Top-up offers (充值优惠) belong to ``campaigns``, which serves the member lookup (with the member's
+  ``top_up_offers``) and the top-up (with an ``offer``) by subclassing the views here
+  (``campaigns.apis.offers``; routed in ``campaigns.urls``).
 - An order is at most ``HUIYUAN_ORDER_MAX_AMOUNT`` yuan (a 400 on ``amount``).
+- An order may list its ``lines`` (sku, quantity, amount paid): known skus, each once, adding up to
+  at most the order's amount (less is fine: items outside the catalogue). They are recorded with the
+  order, in its transaction, and are part of what a retry must repeat: the same external id with
+  other lines (or none, after lines) is a 409. Without ``lines`` the order costs no extra query.
 """
 
 import logging
@@ -39,6 +46,7 @@ from members.models import ApiScope, Member, Order, PointsEntry, WalletEntry
 from members.selectors import member_get_by_mobile
 from members.services.orders import IdempotencyConflict, moment_check, order_record, refund_record
 from members.services.points import points_redeem
+from members.services.products import LineIn
 from members.services.qr_codes import member_id_from_qr_code
 from members.services.wallet import wallet_spend, wallet_top_up
 
@@ -113,9 +121,35 @@ class PosOrderSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class PosOrderLineSerializer(serializers.Serializer):
+    sku = serializers.CharField(source="product.sku")
+    name = serializers.CharField(source="product.name")
+    category = serializers.CharField(source="product.category")
+    quantity = serializers.IntegerField()
+    amount = MoneyOut()
+
+
+class PosOrderWithLinesSerializer(PosOrderSerializer):
+    lines = PosOrderLineSerializer(many=True, help_text=_("The order's lines; empty when it was recorded without."))
+
+
 # One instance, fields bound once: answering an order then costs no serializer construction
 # (every POS order is answered with it; ``to_representation`` keeps no state).
 _ORDER_OUT = PosOrderSerializer()
+_LINE_OUT = PosOrderLineSerializer()
+
+
+def order_body(order: Order, lines) -> dict:
+    """An order as the POS sees it, with ``lines`` (a list: no query)."""
+    body = _ORDER_OUT.to_representation(order)
+    body["lines"] = [_LINE_OUT.to_representation(line) for line in lines]
+    return body
+
+
+class PosOrderLineInputSerializer(StrictSerializer):
+    sku = serializers.CharField(max_length=64, help_text=_("A product of the catalogue."))
+    quantity = serializers.IntegerField(min_value=1, max_value=2_147_483_647)
+    amount = MoneyField(help_text=_('What was paid for this line, in yuan, e.g. "18.00".'))
 
 
 # --- orders and refunds ---
@@ -132,11 +166,20 @@ class PosOrderCreateApi(PosApi):
             help_text=_('Amount paid in yuan, e.g. "38.00".'),
             validators=[_order_amount_in_range],
         )
+        lines = PosOrderLineInputSerializer(
+            many=True,
+            required=False,
+            max_length=200,
+            help_text=_(
+                "Optional: what was bought. Each SKU once; the lines add up to at most the order's amount. "
+                "A resend of the order must repeat them."
+            ),
+        )
 
     @extend_schema(
         operation_id="pos_orders_create",
         request=InputSerializer,
-        responses={201: PosOrderSerializer, 200: PosOrderSerializer},
+        responses={201: PosOrderWithLinesSerializer, 200: PosOrderWithLinesSerializer},
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         tags=["pos"],
         summary="Record an order (scope: orders)",
@@ -158,10 +201,11 @@ class PosOrderCreateApi(PosApi):
                 store=store,
                 paid_at=data["paid_at"],
                 amount=data["amount"],
+                lines=[LineIn(**line) for line in data.get("lines", ())],
             )
             order = result.order
             order.store = store
-            body = _ORDER_OUT.to_representation(order)
+            body = order_body(order, result.lines)
             return (status.HTTP_201_CREATED if result.created else status.HTTP_200_OK), body
 
         try:
@@ -230,13 +274,13 @@ class PosOrderDetailApi(PosApi):
 
     @extend_schema(
         operation_id="pos_orders_retrieve",
-        responses={200: PosOrderSerializer},
+        responses={200: PosOrderWithLinesSerializer},
         tags=["pos"],
-        summary="One of the store's orders, by external id (scope: orders)",
+        summary="One of the store's orders, by external id, with its lines (scope: orders)",
     )
     def get(self, request, external_id: str):
-        order = selectors.store_order(store_id=self.principal.store_id, external_id=external_id)
-        return Response(PosOrderSerializer(order).data)
+        order = selectors.store_order(store_id=self.principal.store_id, external_id=external_id, with_lines=True)
+        return Response(PosOrderWithLinesSerializer(order).data)
 
 
 # --- members ---
@@ -285,6 +329,7 @@ class PosMemberLookupApi(PosApi):
     required_scope = ApiScope.MEMBERS_READ
     throttle_scope = "pos_lookup"
     extra_error_statuses = (404,)
+    member_serializer = PosMemberSerializer  # ``campaigns`` serves this endpoint with the member's offers
 
     class InputSerializer(MemberRefSerializer):
         pass
@@ -311,7 +356,11 @@ class PosMemberLookupApi(PosApi):
             raise
         self._audit(principal, kind, member_id=member.pk)
         member = Member.objects.select_related("tier", "points_account", "wallet").get(pk=member.pk)
-        return Response(PosMemberSerializer(member, context={"full_name": kind == "qr_code"}).data)
+        return Response(self.member_body(member, full_name=kind == "qr_code"))
+
+    def member_body(self, member: Member, *, full_name: bool) -> dict:
+        """The answer about ``member`` (its tier, points account and wallet fetched)."""
+        return self.member_serializer(member, context={"full_name": full_name}).data
 
     @staticmethod
     def _audit(principal, kind: str, *, member_id: int | None) -> None:
@@ -335,7 +384,7 @@ class PosMemberLookupApi(PosApi):
 # --- stored value and points ---
 
 
-def _ledger_text(message, **params) -> str:
+def ledger_text(message, **params) -> str:
     """A reason kept on a ledger entry: in the brand's language, so a retry has the same text."""
     with translation.override(settings.LANGUAGE_CODE):
         return str(message) % params
@@ -412,7 +461,7 @@ class PosWalletSpendApi(PosApi):
                 member=member,
                 amount=data["amount"],
                 idempotency_key=store_scoped_key(store.pk, key),
-                reason=data.get("reason") or _ledger_text(_("Paid at store %(store)s"), store=store.code),
+                reason=data.get("reason") or ledger_text(_("Paid at store %(store)s"), store=store.code),
                 reference=data.get("reference", ""),
             )
         )
@@ -420,6 +469,10 @@ class PosWalletSpendApi(PosApi):
 
 
 class PosWalletTopUpApi(PosApi):
+    """A top-up without an offer. ``campaigns`` serves the endpoint with its subclass, which takes an
+    ``offer`` too (``campaigns.apis.offers.PosWalletTopUpApi``): this one writes no offer, so a bonus
+    never comes from the till."""
+
     required_scope = ApiScope.WALLET
     throttle_scope = "pos_money"
     extra_error_statuses = (422,)
@@ -428,10 +481,13 @@ class PosWalletTopUpApi(PosApi):
         amount = MoneyField(help_text=_("Money the member paid in at the till."))
         reference = serializers.CharField(max_length=100, required=False, allow_blank=True)
 
+    class OutputSerializer(WalletEntryOutSerializer):
+        offer_code = serializers.CharField(help_text=_("The code of the top-up offer applied; empty for none."))
+
     @extend_schema(
         operation_id="pos_wallet_top_up",
         request=InputSerializer,
-        responses={201: WalletEntryOutSerializer},
+        responses={201: OutputSerializer},
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         tags=["pos"],
         summary="Top up stored value at the till (scope: wallet)",
@@ -443,20 +499,26 @@ class PosWalletTopUpApi(PosApi):
         store = self.principal.store
         try:
             entry = replay_or_refuse(
-                lambda: wallet_top_up(
-                    member=member,
-                    amount_paid=data["amount"],
-                    idempotency_key=store_scoped_key(store.pk, key),
-                    reason=_ledger_text(_("Top-up at store %(store)s"), store=store.code),
-                    reference=data.get("reference", ""),
-                    store=store,
+                lambda: self.top_up(
+                    member=member, store=store, data=data, idempotency_key=store_scoped_key(store.pk, key)
                 )
             )
         except DjangoValidationError as exc:  # the ceilings (the store's or the brand's) are on ``amount``
             if "amount_paid" not in getattr(exc, "error_dict", {}):
                 raise
             raise DjangoValidationError({"amount": exc.error_dict["amount_paid"]}) from None
-        return Response(WalletEntryOutSerializer(entry).data, status=status.HTTP_201_CREATED)
+        return Response(self.OutputSerializer(entry).data, status=status.HTTP_201_CREATED)
+
+    def top_up(self, *, member: Member, store, data: dict, idempotency_key: str) -> WalletEntry:
+        """Pay ``data["amount"]`` into the member's wallet, within the store's ceilings."""
+        return wallet_top_up(
+            member=member,
+            amount_paid=data["amount"],
+            idempotency_key=idempotency_key,
+            reason=ledger_text(_("Top-up at store %(store)s"), store=store.code),
+            reference=data.get("reference", ""),
+            store=store,
+        )
 
 
 class PosPointsRedeemApi(PosApi):

@@ -18,6 +18,7 @@ from members import rows
 from members.models import (
     Member,
     Order,
+    OrderLine,
     PointsAccount,
     PointsEntry,
     PointsLot,
@@ -250,8 +251,11 @@ def store_orders(*, store_id: int) -> QuerySet[Order]:
     return Order.objects.filter(store_id=store_id).select_related("store").order_by("-paid_at", "-id")
 
 
-def store_order(*, store_id: int, external_id: str) -> Order:
-    return get_object_or_404(store_orders(store_id=store_id), external_id=external_id)
+def store_order(*, store_id: int, external_id: str, with_lines: bool = False) -> Order:
+    orders = store_orders(store_id=store_id)
+    if with_lines:
+        orders = orders.prefetch_related(Prefetch("lines", queryset=OrderLine.objects.select_related("product")))
+    return get_object_or_404(orders, external_id=external_id)
 
 
 __all__ = [

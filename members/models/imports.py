@@ -23,6 +23,7 @@ class ImportJob(TimeStampedModel):
         STORES = "stores", _("stores")
         MEMBERS = "members", _("members")
         ORDERS = "orders", _("orders")
+        PRODUCTS = "products", _("products")
 
     class Phase(models.TextChoices):
         CHECK = "check", _("Check")

@@ -35,7 +35,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from members.csv_import import FORMULA_GUARD, FORMULA_TRIGGERS, CsvFileError, count_rows
-from members.models import ImportJob, Member, Order, Store
+from members.models import ImportJob, Member, Order, Product, Store
 from members.services.imports import (
     MEMBER_COLUMNS,
     ORDER_COLUMNS,
@@ -47,6 +47,7 @@ from members.services.imports import (
     orders_import,
     stores_import,
 )
+from members.services.product_imports import PRODUCT_COLUMNS, products_import
 
 SHOWN_ROWS = 100  # rows listed on the check's page
 KEPT_ERRORS = 100  # bad rows listed on the page; the report has them all
@@ -61,7 +62,10 @@ IMPORTS = {
     ImportJob.Kind.STORES: (stores_import, STORE_COLUMNS, Store),
     ImportJob.Kind.MEMBERS: (members_import, MEMBER_COLUMNS, Member),
     ImportJob.Kind.ORDERS: (orders_import, ORDER_COLUMNS, Order),
+    ImportJob.Kind.PRODUCTS: (products_import, PRODUCT_COLUMNS, Product),
 }
+#: Kinds whose import has no loyalty effects, so no historical mode.
+_WITHOUT_MODE = (ImportJob.Kind.STORES, ImportJob.Kind.PRODUCTS)
 #: Column names a bad row's message may start a problem with (besides the kind's columns).
 _EXTRA_COLUMNS = ("openid",)
 
@@ -96,7 +100,7 @@ def import_job_create(*, kind: str, upload, historical: bool, user, language: st
             size += len(chunk)
     return ImportJob.objects.create(
         kind=kind,
-        historical=historical and kind != ImportJob.Kind.STORES,
+        historical=historical and kind not in _WITHOUT_MODE,
         file_name=upload.name[:255],
         stored_name=stored_name,
         created_by=user,
@@ -211,7 +215,7 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
 def _run(job: ImportJob) -> ImportJob:
     service, columns, _model = IMPORTS[job.kind]
     dry_run = job.phase == ImportJob.Phase.CHECK
-    mode = {} if job.kind == ImportJob.Kind.STORES else {"historical": job.historical}
+    mode = {} if job.kind in _WITHOUT_MODE else {"historical": job.historical}
     if mode and not job.historical:
         mode["batch_size"] = LOYALTY_BATCH_SIZE
     report = _ErrorReport(error_report_path(job), tuple(column.name for column in columns))

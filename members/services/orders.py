@@ -8,7 +8,9 @@ An order's consequences, read top to bottom in ``order_record`` and all in the o
    at the new tier's multiplier;
 3. a referred member's first qualifying order completes the referral (both sides rewarded);
 4. the order's points (``points_earn_for_new_order``);
-5. ``order_recorded`` is published: after commit, segmentation refreshes the member's segment and
+5. the order's lines, when the caller names them (``members.services.products``: known skus,
+   each once, adding up to at most the order's amount) — one insert, and no query at all without;
+6. ``order_recorded`` is published: after commit, segmentation refreshes the member's segment and
    campaigns fires its triggers. Events only tell the higher apps; they never wire this app's steps.
 
 ``refund_record`` likewise takes back the refunded share of the order's points and, for a full
@@ -17,7 +19,8 @@ the locks in the app's order (points accounts, referral, then the order).
 
 Both services are idempotent: re-sending the same external id with the same content returns the
 row recorded the first time (``created=False``); the same external id with different content is
-refused with ``IdempotencyConflict``. Times more than ``FUTURE_TOLERANCE`` ahead are refused.
+refused with ``IdempotencyConflict`` — the lines included: a resend must name the same lines (or
+none, for an order recorded without lines). Times more than ``FUTURE_TOLERANCE`` ahead are refused.
 
 External ids are unique within a store (``order_store_external_id``, ``refund_store_external_id``):
 two stores' tills may both number an order 1001. Every lookup by external id names the store (the
@@ -25,6 +28,7 @@ order's, for a refund), so another store's id is simply not found — a new orde
 and a conflict only ever compares with the caller's own store's row.
 """
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
@@ -37,10 +41,11 @@ from django.utils.translation import gettext_lazy as _
 from members import rows
 from members.events import order_recorded, refund_recorded
 from members.lock_objects import order_lock, points_accounts_lock, referral_lock
-from members.models import Member, Order, Refund, Store
+from members.models import Member, Order, OrderLine, Refund, Store
 from members.money import to_money
 from members.services.errors import IdempotencyConflict
 from members.services.points import points_clawback_locked, points_earn_for_new_order
+from members.services.products import LineIn, order_lines_resolve, order_lines_same
 from members.services.referrals import referral_complete_in_order, referral_completed_on, referral_reverse_locked
 from members.services.tiers import tier_evaluate_for_new_order
 
@@ -53,6 +58,7 @@ __all__ = ["FUTURE_TOLERANCE", "IdempotencyConflict", "moment_check", "order_rec
 class OrderRecorded(NamedTuple):
     order: Order
     created: bool
+    lines: Sequence[OrderLine] = ()  # the order's lines, products attached, when the caller named lines
 
 
 class RefundRecorded(NamedTuple):
@@ -79,13 +85,20 @@ def moment_check(value: datetime, *, field: str = "paid_at", now: datetime | Non
 
 
 def order_record(
-    *, external_id: str, member: Member, store: Store, paid_at: datetime, amount: Decimal | str
+    *,
+    external_id: str,
+    member: Member,
+    store: Store,
+    paid_at: datetime,
+    amount: Decimal | str,
+    lines: Sequence[LineIn] | None = None,
 ) -> OrderRecorded:
     external_id = (external_id or "").strip()
     if not external_id:
         raise ValidationError({"external_id": _("An external order id is required.")})
     amount = to_money(amount)
     paid_at = moment_check(paid_at, field="paid_at")
+    stated_lines = order_lines_resolve(lines=lines, order_amount=amount) if lines else []
 
     order = Order(external_id=external_id, member=member, store=store, paid_at=paid_at, amount=amount)
     # No savepoint: the caller's transaction (if any) rolls back as a whole if anything here fails.
@@ -97,11 +110,29 @@ def order_record(
             if order.member.referrer_id is not None:
                 referral_complete_in_order(order=order)
             points_earn_for_new_order(order=order)
+            if stated_lines:
+                for line in stated_lines:
+                    line.order = order
+                OrderLine.objects.bulk_create(stated_lines)
             order_recorded.publish(order_id=order.pk, member_id=member.pk, store_id=store.pk)
-            return OrderRecorded(order, True)
+            return OrderRecorded(order, True, stated_lines)
     # Recorded before — or by a concurrent retry, which the insert waited for.
     existing = Order.objects.get(store=store, external_id=external_id)
-    return OrderRecorded(_same_order_or_conflict(existing, member, paid_at, amount), False)
+    order = _same_order_or_conflict(existing, member, paid_at, amount)
+    if lines is None:
+        return OrderRecorded(order, False)
+    recorded_lines = list(OrderLine.objects.filter(order=order).select_related("product"))
+    if not order_lines_same(recorded_lines, stated_lines):
+        raise IdempotencyConflict(
+            {
+                "external_id": _(
+                    "Order %(id)s was already recorded with different lines; send a new external id for a new order."
+                )
+                % {"id": order.external_id}
+            },
+            code="conflict",
+        )
+    return OrderRecorded(order, False, recorded_lines)
 
 
 def _same_order_or_conflict(order: Order, member: Member, paid_at: datetime, amount: Decimal) -> Order:

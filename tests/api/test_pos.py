@@ -43,6 +43,7 @@ def test_order_is_recorded_for_the_keys_store(pos_a, member_a, store_a):
         "refunded_amount": "0.00",
         "status": "paid",
         "created_at": None,
+        "lines": [],
     }
 
 

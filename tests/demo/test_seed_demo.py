@@ -16,7 +16,7 @@ from django.utils import timezone
 from members.demo_data import HISTORY_DAYS, DemoData
 from members.events import orders_imported
 from members.mobile import normalize_mobile
-from members.models import Member, Order, Refund, Store
+from members.models import Member, Order, OrderLine, Product, Refund, Store
 from members.referral_codes import ALPHABET, LENGTH
 from tests.factories import MemberFactory
 
@@ -193,6 +193,21 @@ def test_amounts_look_like_tea_and_coffee():
     assert amounts[-1] >= 3 * statistics.median(amounts)  # a long tail of group orders
     home = Order.objects.filter(store=F("member__home_store")).count()
     assert 0.7 * 1500 <= home < 1500  # mostly at the home store, sometimes elsewhere
+
+
+@pytest.mark.django_db
+def test_a_tea_shop_catalogue_and_every_order_with_lines_adding_up_to_its_amount():
+    # when
+    seed()
+    # then: a dozen products in four categories, one to wake members up
+    assert Product.objects.count() == 12
+    assert set(Product.objects.values_list("category", flat=True)) == {"奶茶", "果茶", "咖啡", "甜点"}
+    assert Product.objects.filter(tags__contains=["唤醒商品"]).count() == 1
+    # and every order has one or two lines that add up to exactly what was paid
+    totals = Order.objects.annotate(lines_total=Sum("lines__amount"), line_count=Count("lines"))
+    assert not totals.exclude(lines_total=F("amount")).exists()
+    assert set(totals.values_list("line_count", flat=True)) == {1, 2}
+    assert OrderLine.objects.values("product__category").distinct().count() == 4
 
 
 @pytest.mark.django_db

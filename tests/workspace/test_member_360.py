@@ -16,6 +16,7 @@ from tests.factories import (
     FollowUpTaskFactory,
     MemberFactory,
     OrderFactory,
+    OrderLineFactory,
     OutboxMessageFactory,
     PointsAccountFactory,
     PointsEntryFactory,
@@ -253,7 +254,8 @@ def test_the_links_of_the_360_open_their_lists(client, make_user, stores, rich_m
 
 def _history(member, count: int, store) -> None:
     for i in range(count):
-        OrderFactory(member=member, store=store, paid_at=timezone.now() - dt.timedelta(days=i + 1))
+        order = OrderFactory(member=member, store=store, paid_at=timezone.now() - dt.timedelta(days=i + 1))
+        OrderLineFactory(order=order, product__category=f"品类{i % 5}", amount=Decimal("10.00"))
         CouponFactory(member=member)
         OutboxMessageFactory(member=member)
         ReferralFactory(referrer=member, referee=MemberFactory(home_store=store))
@@ -279,5 +281,46 @@ def test_the_360_costs_the_same_queries_for_a_long_history(
         counts[member.pk] = len(queries)
     # then
     assert counts[short.pk] == counts[long.pk]
-    with django_assert_max_num_queries(23):  # session, user, permissions, scope, the 360 (with its CLV scores)
+    # session, user, permissions, scope, the 360 (with its CLV scores and the top categories)
+    with django_assert_max_num_queries(24):
         client.get(member_url(long))
+
+
+# --- favourite categories -----------------------------------------------------------------------
+
+
+def test_the_360_shows_the_top_three_categories_by_net_spend_with_their_share(client, make_user, stores):
+    # given: tea ¥60 (an order refunded by half: ¥30 net), coffee ¥40, cakes ¥20, bread ¥10; an old order
+    member = MemberFactory(home_store=stores.ours)
+    now = timezone.now()
+    half_refunded = OrderFactory(member=member, store=stores.ours, amount=Decimal("60.00"), paid_at=now)
+    half_refunded.refunded_amount = Decimal("30.00")
+    half_refunded.save(update_fields=["refunded_amount"])
+    OrderLineFactory(order=half_refunded, product__category="奶茶", amount=Decimal("60.00"))
+    order = OrderFactory(member=member, store=stores.ours, amount=Decimal("100.00"), paid_at=now)
+    OrderLineFactory(order=order, product__category="咖啡", amount=Decimal("40.00"))
+    OrderLineFactory(order=order, product__category="蛋糕", amount=Decimal("20.00"))
+    OrderLineFactory(order=order, product__category="面包", amount=Decimal("10.00"))
+    old = OrderFactory(member=member, store=stores.ours, paid_at=now - dt.timedelta(days=400))
+    OrderLineFactory(order=old, product__category="面包", amount=Decimal("38.00"))
+    client.force_login(make_user("staff", stores.ours))
+    # when
+    page = client.get(member_url(member)).content.decode()
+    # then: coffee 40/100, tea 30/100, cakes 20/100; bread (10, and the old order) is fourth
+    section = page[page.index('id="member-top-categories"') :]
+    section = section[: section.index("</ol>")]
+    assert section.count("<li>") == 3
+    assert section.index("咖啡") < section.index("奶茶") < section.index("蛋糕")
+    assert "40.0%" in section and "30.0%" in section and "20.0%" in section
+    assert "面包" not in section
+
+
+def test_a_member_whose_orders_have_no_lines_shows_no_categories(client, make_user, stores):
+    # given
+    member = MemberFactory(home_store=stores.ours)
+    OrderFactory(member=member, store=stores.ours)
+    client.force_login(make_user("staff", stores.ours))
+    # when
+    page = client.get(member_url(member)).content.decode()
+    # then
+    assert "member-top-categories" not in page

@@ -9,7 +9,10 @@ campaign's coupon); the same arguments and as-of date always give the same data.
 to the last three weeks go in through the bulk paths — COPY on PostgreSQL, ``bulk_create`` in batches
 elsewhere — streamed member by member, in one transaction; the last three weeks are played through
 the services (``demo.brand``), so tiers, points, wallets, referrals, coupons, campaigns, triggers
-and RFM runs all have rows. With ``--history-only`` everything goes in bulk (the benchmarks) and
+and RFM runs all have rows. A small tea-shop catalogue (``CATALOGUE``: four categories, one product
+tagged 唤醒商品) is written, and every order gets one or two lines from it adding up to the
+order's amount, by one ``INSERT … SELECT`` at the end (``_write_order_lines``). With
+``--history-only`` everything goes in bulk (the benchmarks) and
 ``orders_imported`` is published once for the whole batch.
 """
 
@@ -34,9 +37,24 @@ from tqdm import tqdm
 from demo.brand import LIVE_DAYS, DemoBrand
 from members.demo_data import PAID, DemoData, DemoMember, DemoOrder, DemoRefund
 from members.events import orders_imported
-from members.models import Member, Order, Refund, Store
+from members.models import Member, Order, OrderLine, Product, Refund, Store
 from segmentation.models import RfmRun
 
+#: The demo brand's tea-shop catalogue: sku, name, category, tags.
+CATALOGUE = (
+    ("MT-001", "珍珠奶茶", "奶茶", ["热销"]),
+    ("MT-002", "芋泥波波奶茶", "奶茶", []),
+    ("MT-003", "黑糖鲜奶", "奶茶", ["新品"]),
+    ("FT-001", "满杯百香果", "果茶", ["唤醒商品"]),
+    ("FT-002", "多肉葡萄", "果茶", ["热销"]),
+    ("FT-003", "柠檬绿茶", "果茶", []),
+    ("CF-001", "生椰拿铁", "咖啡", ["新品"]),
+    ("CF-002", "美式咖啡", "咖啡", []),
+    ("CF-003", "焦糖玛奇朵", "咖啡", []),
+    ("DS-001", "芝士蛋糕", "甜点", []),
+    ("DS-002", "蛋挞", "甜点", ["热销"]),
+    ("DS-003", "麻薯", "甜点", []),
+)
 DEMO_MODELS = (RfmRun, Refund, Order, Member, Store)  # what --reset deletes, with whatever depends on it
 BATCH_SIZE = 2000
 
@@ -168,6 +186,9 @@ class Command(BaseCommand):
             ) as progress:
                 story = DemoBrand(data=data, live=writer.live, live_from=live_from, seed=seed, progress=progress).play()
             lap(_("the last days played through the services"))
+        with transaction.atomic():
+            lines = _write_order_lines()
+        lap(_("catalogue and order lines written (%(lines)s lines)") % {"lines": lines})
 
         if verbosity:
             never = sum(1 for member in data.members() if not member.order_count)
@@ -202,6 +223,43 @@ class Command(BaseCommand):
                     )
                     % {"days": LIVE_DAYS, **story}
                 )
+
+
+# --- the catalogue and the orders' lines -------------------------------------------------------
+def _write_order_lines() -> int:
+    """Write ``CATALOGUE`` (known skus are left as they are) and give every order without lines one
+    line, or two from ¥20 up (60% and the rest), chosen from the order's id: one statement, so the
+    demo's figures (amounts, points, tiers, RFM) stay as they are. Returns the lines written."""
+    Product.objects.bulk_create(
+        [Product(sku=sku, name=name, category=category, tags=tags) for sku, name, category, tags in CATALOGUE],
+        ignore_conflicts=True,
+    )
+    size = len(CATALOGUE)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH catalogue AS (
+                SELECT id, row_number() OVER (ORDER BY sku) - 1 AS n FROM {_quoted_table(Product)}
+                WHERE sku = ANY(%(skus)s)
+            )
+            INSERT INTO {_quoted_table(OrderLine)}
+                (order_id, product_id, quantity, amount, refunded_quantity, refunded_amount, created_at, updated_at)
+            SELECT o.id, p.id, 1 + (o.id + l.k) %% 2,
+                   CASE WHEN o.amount < 20 THEN o.amount
+                        WHEN l.k = 0 THEN round(o.amount * 0.6, 2)
+                        ELSE o.amount - round(o.amount * 0.6, 2) END,
+                   0, 0, o.paid_at, o.paid_at
+            FROM {_quoted_table(Order)} o
+            CROSS JOIN (VALUES (0), (1)) AS l (k)
+            JOIN catalogue p ON p.n = CASE
+                WHEN l.k = 0 THEN o.id %% %(size)s
+                ELSE (o.id %% %(size)s + 1 + (o.id / %(size)s) %% (%(size)s - 1)) %% %(size)s END
+            WHERE (l.k = 0 OR o.amount >= 20)
+              AND NOT EXISTS (SELECT 1 FROM {_quoted_table(OrderLine)} x WHERE x.order_id = o.id)
+            """,  # noqa: S608 (table names from the models, quoted)
+            {"skus": [sku for sku, *_rest in CATALOGUE], "size": size},
+        )
+        return cursor.rowcount
 
 
 # --- an empty database, or an emptied one ---------------------------------------------------

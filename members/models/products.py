@@ -1,0 +1,88 @@
+"""The product catalogue and the lines of orders: what a member bought, not only how much.
+
+- ``Product``: the brand's catalogue, known by ``sku``; a ``category`` (one per product: the
+  member 360's "top categories" and, later, offers limited to a category) and ``tags`` (any number
+  of short labels such as ``唤醒商品``: offers limited to tagged products). Tags are a PostgreSQL
+  array with a GIN index, so "products tagged X" is ``tags__contains=["X"]`` and "tagged X or Y"
+  ``tags__overlap=[…]``, one index scan, no join table.
+- ``OrderLine``: one product of an order — quantity and the amount paid for it (after the till's
+  discounts). A product appears once per order (``order_line_order_product``): the line's identity,
+  which makes imports and POS retries idempotent and lets a refund name a line by its sku. An order
+  without lines is still a valid order (history, or a till that sends totals only); the lines'
+  amounts never add up to more than the order's (checked by ``members.services.products``).
+- ``refunded_quantity``/``refunded_amount`` are what refunds naming the line gave back, within the
+  line's own quantity and amount (database constraints).
+"""
+
+from decimal import Decimal
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from members.models.core import MONEY, Order, TimeStampedModel
+
+__all__ = ["OrderLine", "Product"]
+
+TAG_MAX_LENGTH = 32
+
+
+class Product(TimeStampedModel):
+    sku = models.CharField(_("SKU"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    category = models.CharField(_("category"), max_length=50, db_index=True)
+    tags = ArrayField(
+        models.CharField(max_length=TAG_MAX_LENGTH),
+        verbose_name=_("tags"),
+        default=list,
+        blank=True,
+        help_text=_("Short labels such as 唤醒商品; offers may be limited to products with a tag."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["category", "sku"]
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+        indexes = [GinIndex(fields=["tags"], name="product_tags")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(sku=""), name="product_sku_not_blank"),
+            models.CheckConstraint(condition=~Q(category=""), name="product_category_not_blank"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.sku})"
+
+
+class OrderLine(TimeStampedModel):
+    # Indexed by ``order_line_order_product`` (order first): no separate order index to write.
+    order = models.ForeignKey(
+        Order, verbose_name=_("order"), on_delete=models.CASCADE, related_name="lines", db_index=False
+    )
+    product = models.ForeignKey(Product, verbose_name=_("product"), on_delete=models.PROTECT, related_name="lines")
+    quantity = models.PositiveIntegerField(_("quantity"))
+    amount = models.DecimalField(_("amount"), help_text=_("What was paid for this line, in yuan."), **MONEY)
+    refunded_quantity = models.PositiveIntegerField(_("refunded quantity"), default=0)
+    refunded_amount = models.DecimalField(_("refunded amount"), default=Decimal("0.00"), **MONEY)
+
+    class Meta:
+        ordering = ["order", "id"]
+        verbose_name = _("order line")
+        verbose_name_plural = _("order lines")
+        constraints = [
+            models.UniqueConstraint(fields=["order", "product"], name="order_line_order_product"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="order_line_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_quantity__lte=F("quantity")), name="order_line_refunded_quantity_within"
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
+                name="order_line_refunded_amount_within",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.product_id} × {self.quantity}"

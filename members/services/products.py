@@ -1,0 +1,86 @@
+"""Products and order lines: the rules of an order's lines, wherever they come from.
+
+``order_lines_resolve`` checks the lines an order is recorded with (``members.services.orders.
+order_record``, the POS): known skus, each once (a line is identified by its order and product),
+a positive quantity and amount, at most the order's amount in all (less is fine: items the
+catalogue does not know, a service charge). Errors are keyed ``lines.<index>.<field>`` (``lines``
+for the total). One query for the products; none when an order has no lines. Inactive products are
+accepted: a till's catalogue may lag, and history must import.
+
+Importing the catalogue and lines from CSV files is ``members.services.product_imports``.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from members.models import OrderLine, Product
+
+__all__ = ["LineIn", "order_lines_resolve", "order_lines_same"]
+
+
+@dataclass(frozen=True, slots=True)
+class LineIn:
+    """A line as a caller states it: a sku, a quantity and the amount paid for it."""
+
+    sku: str
+    quantity: int
+    amount: Decimal
+
+
+# --- an order's lines -----------------------------------------------------------------------
+
+
+def order_lines_resolve(*, lines: Sequence[LineIn], order_amount: Decimal, field: str = "lines") -> list[OrderLine]:
+    """Unsaved ``OrderLine``s (without an order) for ``lines``, or a ``ValidationError`` keyed
+    ``<field>.<index>.<sku|quantity|amount>`` (``<field>`` for the total). One query."""
+    errors: dict[str, list] = {}
+    products = Product.objects.in_bulk({line.sku for line in lines}, field_name="sku")
+    seen: dict[str, int] = {}
+    resolved: list[OrderLine] = []
+    total = Decimal("0.00")
+    for index, line in enumerate(lines):
+        where = f"{field}.{index}"
+        product = products.get(line.sku)
+        if product is None:
+            errors[f"{where}.sku"] = [
+                ValidationError(_("No product has the SKU “%(sku)s”.") % {"sku": line.sku}, code="unknown_sku")
+            ]
+        elif line.sku in seen:
+            errors[f"{where}.sku"] = [
+                ValidationError(
+                    _("SKU %(sku)s is already line %(index)s: send each SKU once, with its total quantity.")
+                    % {"sku": line.sku, "index": seen[line.sku]},
+                    code="duplicate_sku",
+                )
+            ]
+        seen.setdefault(line.sku, index)
+        if line.quantity <= 0:
+            errors[f"{where}.quantity"] = [ValidationError(_("At least 1."), code="min_value")]
+        if line.amount <= 0:
+            errors[f"{where}.amount"] = [ValidationError(_("An amount must be greater than zero."), code="min_value")]
+        total += line.amount
+        resolved.append(OrderLine(product=product, quantity=line.quantity, amount=line.amount))
+    if not errors and total > order_amount:
+        errors[field] = [
+            ValidationError(
+                _("The lines add up to %(total)s, more than the order's amount %(amount)s.")
+                % {"total": total, "amount": order_amount},
+                code="lines_exceed_amount",
+            )
+        ]
+    if errors:
+        raise ValidationError(errors)
+    return resolved
+
+
+def order_lines_same(recorded: Sequence[OrderLine], stated: Sequence[OrderLine]) -> bool:
+    """Whether two sets of lines say the same (products, quantities, amounts; in any order)."""
+
+    def key(lines):
+        return sorted((line.product_id, line.quantity, line.amount) for line in lines)
+
+    return key(recorded) == key(stated)
