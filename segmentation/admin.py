@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, TabularInline, render_fragment
 from members.formatting import count, duration, local_name, yuan
-from segmentation.clv_selectors import last_clv_run
+from segmentation.clv_selectors import clv_default_discount_rate, clv_default_horizon_days, last_clv_run
 from segmentation.models import ClvRun, MemberClv, MemberRfm, RfmRun, Scheme, Segment, SegmentRule, SegmentTransition
 from segmentation.scoring import score_label
 from segmentation.selectors import (
@@ -651,7 +651,7 @@ def clv_progress(run: ClvRun) -> dict:
 class ClvFitForm(forms.Form):
     as_of = forms.DateField(label=_("as of"), required=False, help_text=_("Empty: today."))
     horizon_days = forms.IntegerField(
-        label=_("CLV horizon (days)"), min_value=1, max_value=3650, initial=365, required=False
+        label=_("CLV horizon (days)"), min_value=1, max_value=3650, initial=clv_default_horizon_days, required=False
     )
     discount_rate = forms.DecimalField(
         label=_("annual discount rate"),
@@ -659,7 +659,7 @@ class ClvFitForm(forms.Form):
         max_value=Decimal("1"),
         max_digits=5,
         decimal_places=4,
-        initial=Decimal("0.10"),
+        initial=clv_default_discount_rate,
         required=False,
     )
 
@@ -769,8 +769,8 @@ class ClvRunAdmin(ReadOnlyAdmin):
         run = ClvRun.objects.create(
             as_of=data["as_of"] or timezone.localdate(),
             started_at=timezone.now(),
-            horizon_days=data["horizon_days"] or 365,
-            discount_rate=Decimal("0.10") if data["discount_rate"] is None else data["discount_rate"],
+            horizon_days=data["horizon_days"] or clv_default_horizon_days(),
+            discount_rate=clv_default_discount_rate() if data["discount_rate"] is None else data["discount_rate"],
         )
         run_id = run.pk
         transaction.on_commit(lambda: current_app.signature(CLV_FIT_TASK, kwargs={"run_id": run_id}).apply_async())

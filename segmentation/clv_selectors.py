@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection
 from django.utils.translation import gettext as _
 
@@ -17,6 +18,16 @@ from members.formatting import yuan
 from segmentation.models import ClvRun, MemberClv, MemberRfm, Segment
 
 P_ALIVE_BUCKETS = 10
+
+
+def clv_default_horizon_days() -> int:
+    """The horizon of the nightly run and the admin's default (``HUIYUAN_CLV_HORIZON_DAYS``)."""
+    return int(getattr(settings, "HUIYUAN_CLV_HORIZON_DAYS", 365))
+
+
+def clv_default_discount_rate() -> Decimal:
+    """The annual discount rate of the nightly run and the admin's default (``HUIYUAN_CLV_DISCOUNT_RATE``)."""
+    return Decimal(str(getattr(settings, "HUIYUAN_CLV_DISCOUNT_RATE", "0.10")))
 
 
 def current_clv_run() -> ClvRun | None:

@@ -372,6 +372,13 @@ HUIYUAN_SMS_API_SECRET = env.str("HUIYUAN_SMS_API_SECRET", default="")
 HUIYUAN_SMS_SIGN_NAME = env.str("HUIYUAN_SMS_SIGN_NAME", default="")
 HUIYUAN_SMS_TEMPLATES = env.json("HUIYUAN_SMS_TEMPLATES", default={})
 HUIYUAN_TRIGGER_CATCHUP_DAYS = env.int("HUIYUAN_TRIGGER_CATCHUP_DAYS", default=7)
+# The nightly CLV run's horizon (days of expected spend added up) and annual discount rate; also the
+# admin's "fit now" defaults.
+HUIYUAN_CLV_HORIZON_DAYS = env.int("HUIYUAN_CLV_HORIZON_DAYS", default=365)
+HUIYUAN_CLV_DISCOUNT_RATE = env.str("HUIYUAN_CLV_DISCOUNT_RATE", default="0.10")
+# The nightly CLV fit waits for an RFM recompute still running (retrying this often, this many times).
+HUIYUAN_CLV_WAIT_SECONDS = env.int("HUIYUAN_CLV_WAIT_SECONDS", default=600)
+HUIYUAN_CLV_WAIT_TRIES = env.int("HUIYUAN_CLV_WAIT_TRIES", default=18)
 
 # --- Segmentation --------------------------------------------------------------------------
 # Split the nightly recompute into N member-id ranges across workers (a Celery chord; needs a

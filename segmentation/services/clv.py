@@ -37,6 +37,7 @@ from django.utils.translation import gettext as _
 
 from members.advisory_locks import namespace_key, session_lock
 from segmentation import clv_model, clv_sql
+from segmentation.clv_selectors import clv_default_discount_rate, clv_default_horizon_days
 from segmentation.models import ClvRun
 
 logger = logging.getLogger(__name__)
@@ -92,10 +93,8 @@ def clv_run_queue(*, as_of: dt.date | None = None, horizon_days: int | None = No
         status=ClvRun.Status.RUNNING,
         phase=ClvRun.Phase.QUEUED,
     )
-    if horizon_days is not None:
-        run.horizon_days = horizon_days
-    if discount_rate is not None:
-        run.discount_rate = Decimal(discount_rate)
+    run.horizon_days = clv_default_horizon_days() if horizon_days is None else horizon_days
+    run.discount_rate = clv_default_discount_rate() if discount_rate is None else Decimal(discount_rate)
     run.full_clean()
     run.save()
     return run
