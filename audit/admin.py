@@ -31,6 +31,7 @@ ACTIONS = {
     "changed": _("changed"),
     "deleted": _("deleted"),
     "adjusted": _("adjusted"),
+    "entered by staff": _("entered by staff"),
     "role added": _("role added"),
     "role removed": _("role removed"),
 }

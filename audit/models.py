@@ -14,7 +14,8 @@ this app, not in the audited ones), with its own event table ``audit_<name>event
   ``changed`` (only when a tracked field changes) and
   ``deleted``, each with the row as it was after (before, for a deletion);
 - the money and points ledgers are append-only already: of them, the staff adjustments
-  (``adjusted``), whose actor the entry also names;
+  (``adjusted``) and the stored value staff move by hand (``entered by staff``: the admin's top-ups
+  and top-up refunds), whose actor the entry also names;
 - roles: a user added to or removed from a group (``role added`` / ``role removed``), a user's
   staff, superuser and active flags, and a user's store assignments.
 
@@ -102,7 +103,14 @@ AuditedPointsEntry = audited(
 AuditedWalletEntry = audited(
     WalletEntry,
     exclude=["idempotency_key", "request_fingerprint"],
-    trackers=[pghistory.InsertEvent("adjusted", condition=pghistory.Q(new__kind=WalletEntry.Kind.ADJUSTMENT))],
+    trackers=[
+        pghistory.InsertEvent("adjusted", condition=pghistory.Q(new__kind=WalletEntry.Kind.ADJUSTMENT)),
+        # money a staff member moved by hand: the admin's top-ups (a free bonus included) and refunds
+        pghistory.InsertEvent(
+            "entered by staff",
+            condition=pghistory.Q(new__actor_id__isnull=False) & ~pghistory.Q(new__kind=WalletEntry.Kind.ADJUSTMENT),
+        ),
+    ],
     name="WalletAdjustment",
     verbose_name=_("stored-value adjustment"),
 )

@@ -235,3 +235,28 @@ def test_the_audit_log_reads_in_chinese(client, chinese):
     html = client.get(reverse("admin:audit_auditlogentry_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     for chinese_text in ("审计日志", "之前", "之后", "修改", "会员等级"):
         assert chinese_text in html, chinese_text
+
+
+def test_a_top_up_by_staff_in_the_admin_is_recorded_with_who_and_a_till_top_up_is_not(client, operator):
+    # given a member who topped up at a till (no staff member behind it)
+    from members.services.wallet import wallet_top_up
+
+    member = factories.MemberFactory(mobile="13800002300")
+    wallet_top_up(member=member, amount_paid=Decimal("20.00"), idempotency_key="till-1", reason="till")
+    # when the operator tops them up on the admin's page
+    response = client.post(
+        reverse("admin:members_wallet_top_up"),
+        {
+            "mobile": member.mobile,
+            "amount_paid": "100.00",
+            "reference": "cash",
+            "reason": "前台充值",
+            "idempotency_key": "admin-top-up-1",
+        },
+    )
+    # then the audit log has that top-up, by the operator, and not the till's
+    assert response.status_code == 302, response.content.decode()[:2000]
+    (entry,) = events("audit.WalletAdjustmentEvent")
+    assert entry.pgh_label == "entered by staff"
+    assert entry.pgh_context["username"] == operator.username
+    assert (entry.pgh_data["kind"], Decimal(str(entry.pgh_data["amount"]))) == ("top_up", Decimal("100.00"))
