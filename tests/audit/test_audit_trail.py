@@ -260,3 +260,33 @@ def test_a_top_up_by_staff_in_the_admin_is_recorded_with_who_and_a_till_top_up_i
     assert entry.pgh_label == "entered by staff"
     assert entry.pgh_context["username"] == operator.username
     assert (entry.pgh_data["kind"], Decimal(str(entry.pgh_data["amount"]))) == ("top_up", Decimal("100.00"))
+
+
+@pytest.mark.parametrize(
+    ("factory_name", "event_model", "change"),
+    [
+        ("SchemeFactory", "audit.SchemeEvent", {"name": "换个名字"}),
+        ("CampaignFactory", "audit.CampaignEvent", {"name": "换个名字"}),
+        ("TopUpOfferFactory", "audit.TopUpOfferEvent", {"bonus_amount": Decimal("88.00")}),
+        ("StoreApiKeyFactory", "audit.StoreApiKeyEvent", {"is_active": False}),
+    ],
+)
+def test_schemes_campaigns_offers_and_api_keys_are_recorded_created_changed_and_deleted(
+    factory_name, event_model, change
+):
+    # given a row made, changed and deleted (whatever made it: here the ORM)
+    row = getattr(factories, factory_name)()
+    type(row).objects.filter(pk=row.pk).update(**change)
+    model = type(row)
+    try:
+        with transaction.atomic():
+            model.objects.filter(pk=row.pk).delete()
+        deleted = True
+    except DatabaseError:  # protected by what refers to it: created and changed suffice
+        deleted = False
+    # then the audit log has each step, the change with the value after
+    labels = [entry.pgh_label for entry in events(event_model)]
+    assert labels == ["created", "changed", *(["deleted"] if deleted else [])]
+    field, value = next(iter(change.items()))
+    changed = events(event_model)[1].pgh_data[field]
+    assert str(changed) in {str(value), str(float(value)) if isinstance(value, Decimal) else str(value)}
