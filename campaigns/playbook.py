@@ -167,7 +167,7 @@ TOP_UP_OFFERS = {
         None,
         None,
         ("赠送金额仅限搭配唤醒商品使用", "The bonus is usable only with the chosen wake-up products."),
-        "wake-up",
+        "唤醒商品",
     ),
 }
 

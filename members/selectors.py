@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from members import rows
 from members.mobile import mask_mobile, normalize_mobile
-from members.models import MONEY, Member, Order, OrderLine, PointsAccount, StoreStaff, Wallet
+from members.models import MONEY, Member, Order, OrderLine, PointsAccount, RestrictedBonus, StoreStaff, Wallet
 
 MOBILE_LENGTH = 11
 LAST_FOUR = 4
@@ -281,3 +281,13 @@ def mobile_shown(*, user, mobile: str, revealed: bool = False) -> str:
 def name_shown(*, user, name: str) -> str:
     """The member's name, or nothing for a role without ``members.view_personal_data`` (analysts)."""
     return name if user.has_perm("members.view_personal_data") else ""
+
+
+def wallet_restricted_bonuses(*, wallet_id: int) -> list[RestrictedBonus]:
+    """The wallet's bonuses limited to some products with something left, oldest first: one query."""
+    return list(RestrictedBonus.objects.filter(wallet_id=wallet_id, remaining__gt=0).order_by("pk"))
+
+
+def member_restricted_bonuses(*, member_id: int):
+    """The member's bonuses limited to some products with something left, oldest first (a queryset)."""
+    return RestrictedBonus.objects.filter(wallet__member_id=member_id, remaining__gt=0).order_by("pk")

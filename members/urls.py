@@ -26,6 +26,11 @@ urlpatterns = [
     path("me/orders/<int:order_id>", me.MemberOrderDetailApi.as_view(), name="me-order"),
     path("me/points/entries", me.MemberPointsEntryListApi.as_view(), name="me-points-entries"),
     path("me/wallet/entries", me.MemberWalletEntryListApi.as_view(), name="me-wallet-entries"),
+    path(
+        "me/wallet/restricted-bonuses",
+        me.MemberRestrictedBonusListApi.as_view(),
+        name="me-wallet-restricted-bonuses",
+    ),
     path("me/referrals", me.MemberReferralListApi.as_view(), name="me-referrals"),
     path("me/data-export", me.MemberDataExportApi.as_view(), name="me-data-export"),
     path("me/erasure", me.MemberErasureApi.as_view(), name="me-erasure"),

@@ -20,7 +20,7 @@ from django.utils import timezone
 from campaigns.models import Coupon, FollowUpTask, OutboxMessage, TopUpOffer
 from campaigns.services.offers import member_top_up_offers
 from members.apis.selectors import MemberProfile, member_profile, related_or_none
-from members.models import Member, Order, Referral, Wallet
+from members.models import Member, Order, Referral, RestrictedBonus, Wallet
 from members.selectors import (
     CategoryShare,
     OrderSummary,
@@ -28,6 +28,7 @@ from members.selectors import (
     member_recent_orders,
     member_top_categories,
     staff_store_ids,
+    wallet_restricted_bonuses,
 )
 from segmentation.clv_selectors import member_clv
 from segmentation.models import SegmentTransition
@@ -54,6 +55,7 @@ class Member360:
     clv: dict | None  # segmentation.clv_selectors.member_clv: P(alive), expected value, explanation
     coupons: list[Coupon]  # issued and valid now, the soonest to expire first
     offers: list[TopUpOffer]  # each with ``uses_left``
+    restricted_bonuses: list[RestrictedBonus]  # bonus in the wallet limited to some products, with some left
     referrals_made: list[Referral]
     messages: list[OutboxMessage]  # newest first
     open_tasks: list[FollowUpTask]  # due first
@@ -93,6 +95,11 @@ def member_360(*, member_id: int) -> Member360:
             .order_by("valid_until", "id")[:USABLE_COUPONS]
         ),
         offers=member_top_up_offers(member_id=member_id),
+        restricted_bonuses=(
+            wallet_restricted_bonuses(wallet_id=member.wallet.pk)
+            if related_or_none(member, "wallet") and member.wallet.bonus
+            else []
+        ),
         referrals_made=list(
             Referral.objects.filter(referrer_id=member_id)
             .select_related("referee")

@@ -39,6 +39,15 @@ class CouponTemplateAdmin(ModelAdmin):
                 ]
             },
         ),
+        (
+            _("Products"),
+            {
+                "fields": [("product_tags", "product_categories")],
+                "description": _(
+                    "Leave both empty for any product. Otherwise the coupon discounts only eligible lines."
+                ),
+            },
+        ),
         (_("Where and when"), {"fields": ["stores", "validity", "valid_from", "valid_until", "valid_days"]}),
         (_("Issue limit"), {"fields": ["issue_limit", "issued_count"]}),
         (_("Record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),

@@ -34,7 +34,10 @@ class TopUpOfferAdmin(ModelAdmin):
         (None, {"fields": [("name", "name_en"), "code", ("description", "description_en"), "is_active"]}),
         (_("Who"), {"fields": ["segments", "per_member_limit"]}),
         (_("Offer"), {"fields": ["min_amount", "bonus_amount", "points_multiplier", "multiplier_days"]}),
-        (_("Restriction"), {"fields": [("restriction_note", "restriction_note_en"), "product_tags"]}),
+        (
+            _("Restriction"),
+            {"fields": [("restriction_note", "restriction_note_en"), ("product_tags", "product_categories")]},
+        ),
         (_("When"), {"fields": ["valid_from", "valid_until"]}),
     ]
 

@@ -31,8 +31,15 @@ from campaigns.services.coupons import coupon_redeem
 from members.apis.base import MemberListApi, MoneyField, PosApi
 from members.apis.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_key
 from members.apis.me import MoneyOut, StoreBriefSerializer
-from members.apis.pos import MemberRefSerializer, member_from, replay_or_refuse, store_scoped_key
+from members.apis.pos import (
+    MemberRefSerializer,
+    PaidLineInputSerializer,
+    member_from,
+    replay_or_refuse,
+    store_scoped_key,
+)
 from members.models import ApiScope, Member
+from members.services.products import PaidLine
 
 
 @extend_schema_field({"type": "string", "enum": CouponTemplate.Kind.values}, component_name="CouponKindEnum")
@@ -119,6 +126,16 @@ class MemberCouponListApi(MemberListApi):
         stores = StoreBriefSerializer(
             many=True, source="template.stores.all", help_text=_("Where it can be used; empty for every store.")
         )
+        product_tags = serializers.ListField(
+            child=serializers.CharField(),
+            source="template.restriction.tags",
+            help_text=_("Only for products with one of these tags (or in the categories below); empty: any product."),
+        )
+        product_categories = serializers.ListField(
+            child=serializers.CharField(),
+            source="template.restriction.categories",
+            help_text=_("Only for products in one of these categories (or with the tags above)."),
+        )
         valid_from = serializers.DateTimeField()
         valid_until = serializers.DateTimeField()
         status = MemberCouponStatusField()
@@ -153,6 +170,15 @@ class PosCouponRedeemApi(PosApi):
     class InputSerializer(MemberRefSerializer):
         coupon = serializers.CharField(max_length=20, help_text=_("The coupon's code, as the member shows it."))
         amount = MoneyField(help_text=_('The order amount before the coupon, in yuan, e.g. "120.00".'))
+        lines = PaidLineInputSerializer(
+            many=True,
+            required=False,
+            max_length=200,
+            help_text=_(
+                "Optional: the order's products and what each costs, at most the amount in all. A coupon "
+                "limited to some products needs them: it discounts only the eligible lines."
+            ),
+        )
 
     class OutputSerializer(serializers.Serializer):
         code = serializers.CharField()
@@ -162,6 +188,9 @@ class PosCouponRedeemApi(PosApi):
         gift_description = serializers.CharField(source="template.gift_description")
         order_amount = MoneyOut()
         discount = MoneyOut(help_text=_("Take this off the order."))
+        eligible_amount = MoneyOut(
+            allow_null=True, help_text=_("For a coupon limited to some products: what its eligible lines came to.")
+        )
         amount_due = serializers.SerializerMethodField(help_text=_("The order amount minus the discount."))
         redeemed_at = serializers.DateTimeField()
 
@@ -190,6 +219,7 @@ class PosCouponRedeemApi(PosApi):
                 member=member,
                 coupon_code=data["coupon"],
                 amount=data["amount"],
+                lines=[PaidLine(**line) for line in data.get("lines", ())],
                 store=store,
                 idempotency_key=store_scoped_key(store.pk, key),
             )

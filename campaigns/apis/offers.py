@@ -68,6 +68,16 @@ class MemberOfferListApi(MemberListApi):
         )
         multiplier_days = serializers.IntegerField(allow_null=True, help_text=_("…for this many days."))
         restriction_note = serializers.CharField(help_text=_("What the bonus can be used for, if limited."))
+        product_tags = serializers.ListField(
+            child=serializers.CharField(),
+            source="restriction.tags",
+            help_text=_("The bonus pays only for products with one of these tags (or in the categories below)."),
+        )
+        product_categories = serializers.ListField(
+            child=serializers.CharField(),
+            source="restriction.categories",
+            help_text=_("The bonus pays only for products in one of these categories (or with the tags above)."),
+        )
         valid_from = serializers.DateTimeField(allow_null=True)
         valid_until = serializers.DateTimeField(allow_null=True)
         uses_left = serializers.IntegerField(allow_null=True, help_text=_("How often I can still use it; null: any."))
@@ -169,6 +179,16 @@ class PosTopUpOfferSerializer(serializers.Serializer):
     )
     restriction_note = serializers.CharField(
         source="display_restriction", help_text=_("What the bonus can be used for, if limited.")
+    )
+    product_tags = serializers.ListField(
+        child=serializers.CharField(),
+        source="restriction.tags",
+        help_text=_("The bonus pays only for products with one of these tags (or in the categories below)."),
+    )
+    product_categories = serializers.ListField(
+        child=serializers.CharField(),
+        source="restriction.categories",
+        help_text=_("The bonus pays only for products in one of these categories (or with the tags above)."),
     )
     valid_until = serializers.DateTimeField(allow_null=True)
 

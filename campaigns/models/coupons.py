@@ -5,7 +5,9 @@ shipping or a gift), where and from what spend it can be used, how long it stays
 or a number of days after it is granted) and how many may be issued (``issue_limit``, counted in
 ``issued_count`` under a database ``CheckConstraint``). A ``Coupon`` is one grant to one member:
 ``issued`` until it is ``redeemed`` (once, against an order or an amount at a store), ``expired``
-or ``revoked``. Writes go through ``campaigns.services.coupons``.
+or ``revoked``. A template may be limited to products (``product_tags``, ``product_categories``):
+its coupons then discount only the eligible lines of an order. Writes go through
+``campaigns.services.coupons``.
 """
 
 import secrets
@@ -18,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.models.bilingual import LocalTexts, english_description, english_name
 from members.formatting import local_name
-from members.models import MONEY, Member, Order, Store, TimeStampedModel
+from members.models import MONEY, Member, Order, ProductRestricted, Store, TimeStampedModel
 
 __all__ = ["Coupon", "CouponTemplate", "new_coupon_code"]
 
@@ -31,7 +33,7 @@ def new_coupon_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
-class CouponTemplate(LocalTexts, TimeStampedModel):
+class CouponTemplate(LocalTexts, ProductRestricted, TimeStampedModel):
     class Kind(models.TextChoices):
         FIXED_AMOUNT = "fixed_amount", _("Fixed amount off")
         PERCENTAGE = "percentage", _("Percentage off (with a cap)")
@@ -193,6 +195,16 @@ class Coupon(TimeStampedModel):
     )
     order_amount = models.DecimalField(_("order amount"), null=True, blank=True, **MONEY)
     discount = models.DecimalField(_("discount applied"), null=True, blank=True, **MONEY)
+    eligible_amount = models.DecimalField(
+        _("eligible amount"),
+        null=True,
+        blank=True,
+        help_text=_("For a coupon limited to some products: what its eligible lines came to."),
+        **MONEY,
+    )
+    redeemed_lines = models.JSONField(
+        _("lines"), default=list, blank=True, help_text=_("The lines the redemption named: [sku, amount] pairs.")
+    )
     redemption_key = models.CharField(_("redemption idempotency key"), max_length=200, blank=True, default="")
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     revoke_reason = models.CharField(_("revoke reason"), max_length=200, blank=True)

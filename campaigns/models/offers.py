@@ -1,7 +1,8 @@
 """Segment offers: stored-value top-up offers and referral reward rules, both by segment (seed 002).
 
 - ``TopUpOffer`` — "top up at least X, get Y bonus" (plus, optionally, a points multiplier for some
-  days and a product restriction carried on the wallet bonus as its ``offer_code``), for members of
+  days and a product restriction: its bonus is then a restricted bonus, usable only on products
+  with one of ``product_tags`` or in one of ``product_categories``), for members of
   the chosen segments (none chosen: everyone), in a window, a limited number of times per member.
 - ``OfferTopUp`` — one use of an offer: the wallet top-up it made. ``(offer, member, sequence)`` is
   unique with ``sequence ≤ per_member_limit``, so the limit holds under concurrency.
@@ -20,12 +21,12 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.models.bilingual import LocalTexts, english_description, english_name
 from members.formatting import local_name
-from members.models import MONEY, Member, TimeStampedModel, WalletEntry
+from members.models import MONEY, Member, ProductRestricted, TimeStampedModel, WalletEntry
 
 __all__ = ["OfferTopUp", "ReferralRewardRule", "TopUpOffer"]
 
 
-class TopUpOffer(LocalTexts, TimeStampedModel):
+class TopUpOffer(LocalTexts, ProductRestricted, TimeStampedModel):
     name = models.CharField(_("name"), max_length=200)
     name_en = english_name()
     code = models.SlugField(
@@ -64,9 +65,6 @@ class TopUpOffer(LocalTexts, TimeStampedModel):
     )
     restriction_note_en = models.TextField(
         _("restriction (English)"), blank=True, help_text=_("Shown on English pages; empty: the restriction above.")
-    )
-    product_tags = models.CharField(
-        _("product tags"), max_length=200, blank=True, help_text=_("Comma-separated tags of the products it is for.")
     )
     valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
     valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)

@@ -14,10 +14,18 @@ Redemption
     is refused — unless it carries the same idempotency key, which makes it a retry that returns the
     first result. The redemption key is unique across coupons.
 
+Coupons limited to products
+    A template with ``product_tags``/``product_categories`` discounts only the eligible lines: the
+    redemption names the order's lines (``lines``; an order's own lines when it is named), the
+    minimum spend and a percentage apply to the eligible lines' amount, a fixed amount never takes
+    more than it, and a redemption without an eligible line is refused (``no_eligible_lines``). The
+    lines are part of the redemption: a retry with other lines is a conflict.
+
 These services run inside the caller's transaction when there is one (campaign grants, referral
 rewards), so a grant is committed together with whatever caused it.
 """
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -31,6 +39,7 @@ from campaigns.models import Coupon, CouponTemplate, new_coupon_code
 from members.models import Member, Order, Store
 from members.money import CENT, to_money
 from members.services.orders import IdempotencyConflict
+from members.services.products import PaidLine, PricedLine, paid_lines_price
 
 __all__ = [
     "CouponUnavailable",
@@ -176,11 +185,14 @@ def coupon_redeem(
     order: Order | None = None,
     amount: Decimal | str | None = None,
     store: Store | None = None,
+    lines: Sequence[PaidLine] | None = None,
 ) -> Coupon:
     """Redeem the member's coupon against ``order`` (or an ``amount`` at a ``store``), once.
 
-    Returns the redeemed coupon with ``discount`` set. A retry with the same idempotency key
-    returns the first result; a second redemption with another key is refused.
+    ``lines`` are what the order bought (by default an order's own lines): a coupon limited to
+    some products discounts only the eligible ones. Returns the redeemed coupon with ``discount``
+    set. A retry with the same idempotency key returns the first result; a second redemption with
+    another key is refused.
     """
     key = _key(idempotency_key)
     found = _find_coupon(coupon=coupon, code=coupon_code, member=member)
@@ -188,14 +200,22 @@ def coupon_redeem(
         if order.member_id != member.pk:
             raise _invalid("order", _("This order belongs to another member."), "not_owner")
         amount, store = order.amount, order.store
+        if lines is None:
+            lines = [
+                PaidLine(sku=line.product.sku, amount=line.amount) for line in order.lines.select_related("product")
+            ]
     elif amount is None:
         raise _invalid("amount", _("Give the order or its amount."), "required")
     else:
         amount = to_money(amount)
+    priced = _priced(lines, amount=amount)
+    named = [[line.sku, str(line.amount)] for line in priced]
     if found.redemption_key == key:
-        return _same_redemption_or_conflict(found, key, order=order, amount=amount)
-    _check_redeemable(found, amount=amount, store=store)
-    discount = coupon_discount(template=found.template, amount=amount)
+        return _same_redemption_or_conflict(found, key, order=order, amount=amount, lines=named)
+    eligible = _eligible_amount(found.template, priced)
+    base = amount if eligible is None else eligible
+    _check_redeemable(found, amount=base, store=store)
+    discount = coupon_discount(template=found.template, amount=base)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -206,6 +226,8 @@ def coupon_redeem(
                 redeemed_store=store,
                 order_amount=amount,
                 discount=discount,
+                eligible_amount=eligible,
+                redeemed_lines=named,
                 redemption_key=key,
                 updated_at=now,
             )
@@ -215,7 +237,7 @@ def coupon_redeem(
     if changed:
         return fresh
     if fresh.redemption_key == key:  # a concurrent retry of this very redemption won
-        return _same_redemption_or_conflict(fresh, key, order=order, amount=amount)
+        return _same_redemption_or_conflict(fresh, key, order=order, amount=amount, lines=named)
     raise _not_usable(fresh)
 
 
@@ -232,8 +254,47 @@ def _find_coupon(*, coupon: Coupon | None, code: str, member: Member) -> Coupon:
     return found
 
 
-def _same_redemption_or_conflict(coupon: Coupon, key: str, *, order: Order | None, amount: Decimal) -> Coupon:
-    if (order is not None and coupon.order_id != order.pk) or coupon.order_amount != amount:
+def _priced(lines: Sequence[PaidLine] | None, *, amount: Decimal) -> tuple[PricedLine, ...]:
+    """The order's named lines, priced; together at most the order's ``amount``."""
+    if not lines:
+        return ()
+    priced = paid_lines_price(lines)
+    total = sum((line.amount for line in priced), Decimal("0.00"))
+    if total > amount:
+        raise _invalid(
+            "lines",
+            _("The lines add up to %(total)s, more than the order's %(amount)s.") % {"total": total, "amount": amount},
+            "lines_total",
+        )
+    return priced
+
+
+def _eligible_amount(template: CouponTemplate, lines: Sequence[PricedLine]) -> Decimal | None:
+    """What the eligible lines come to, for a template limited to some products (``None``: it is not)."""
+    restriction = template.restriction
+    if not restriction:
+        return None
+    eligible = sum(
+        (line.amount for line in lines if restriction.allows(category=line.category, tags=line.tags)), Decimal("0.00")
+    )
+    if not eligible:
+        raise _invalid(
+            "lines",
+            _("This coupon is only for %(products)s: name the order's lines, with at least one of them.")
+            % {"products": restriction.describe()},
+            "no_eligible_lines",
+        )
+    return eligible
+
+
+def _same_redemption_or_conflict(
+    coupon: Coupon, key: str, *, order: Order | None, amount: Decimal, lines: list
+) -> Coupon:
+    if (
+        (order is not None and coupon.order_id != order.pk)
+        or coupon.order_amount != amount
+        or coupon.redeemed_lines != lines
+    ):
         raise _conflict(key)
     return coupon
 
@@ -263,7 +324,12 @@ def _check_redeemable(coupon: Coupon, *, amount: Decimal, store: Store | None) -
     if amount < template.min_spend:
         raise _invalid(
             "amount",
-            _("This coupon needs an order of at least ¥%(min)s.") % {"min": template.min_spend},
+            (
+                _("This coupon needs eligible products of at least ¥%(min)s.")
+                if template.restriction
+                else _("This coupon needs an order of at least ¥%(min)s.")
+            )
+            % {"min": template.min_spend},
             "below_minimum",
         )
 

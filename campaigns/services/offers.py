@@ -192,6 +192,7 @@ def offer_top_up_intent_create(*, member: Member, amount, offer_id: int | None =
         offer_code=offer.code,
         points_multiplier=multiplier,
         multiplier_days=offer.multiplier_days if multiplier else 0,
+        restriction=offer.restriction,
     )
 
 
@@ -309,6 +310,7 @@ def _complete_use(
             reason=reason or _g("Top-up offer %(name)s") % {"name": offer.name},
             reference=(reference or f"offer:{offer.code}")[:100],
             store=store,
+            restriction=offer.restriction,
         )
     except IdempotencyConflict:
         # The top-up of this use may already be in the wallet: keep the use, never pay it twice.

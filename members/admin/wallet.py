@@ -22,7 +22,8 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from members.admin.base import MemberMobileField, MemberRowsMixin, ReadOnlyAdmin, add_service_errors, form_page
@@ -30,6 +31,7 @@ from members.admin.columns import money_column
 from members.formatting import yuan
 from members.models import Member, Wallet, WalletEntry
 from members.money import MAX_AMOUNT
+from members.selectors import wallet_restricted_bonuses
 from members.services.points import ADJUST_PERMISSION
 from members.services.wallet import wallet_refund_top_up, wallet_top_up
 
@@ -78,7 +80,7 @@ class WalletAdmin(MemberRowsMixin, ReadOnlyAdmin):
     list_display = ("member", "principal_shown", "bonus_shown", "total", "updated_at")
     list_select_related = ("member",)
     search_fields = ("member__mobile",)
-    fields = ("member", "principal", "bonus", "total", "created_at", "updated_at", "money_actions")
+    fields = ("member", "principal", "bonus", "restricted", "total", "created_at", "updated_at", "money_actions")
     readonly_fields = fields
     actions = None
 
@@ -88,6 +90,17 @@ class WalletAdmin(MemberRowsMixin, ReadOnlyAdmin):
     @admin.display(description=_("total"))
     def total(self, wallet: Wallet):
         return yuan(wallet.total)
+
+    @admin.display(description=_("of the bonus, for some products only"))
+    def restricted(self, wallet: Wallet):
+        bonuses = wallet_restricted_bonuses(wallet_id=wallet.pk)
+        if not bonuses:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            "{} {} {}",
+            ((yuan(bonus.remaining), _("for"), bonus.restriction.describe()) for bonus in bonuses),
+        )
 
     @admin.display(description=_("stored value"))
     def money_actions(self, wallet: Wallet):

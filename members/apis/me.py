@@ -26,7 +26,8 @@ from members.apis import selectors
 from members.apis.auth import _wechat_call
 from members.apis.base import IsoDateTimeFilter, MemberApi, MemberListApi, StrictSerializer
 from members.mobile import mask_mobile
-from members.models import Member, Order, PointsEntry, Referral, WalletEntry
+from members.models import Member, Order, PointsEntry, Referral, RestrictedBonus, WalletEntry
+from members.selectors import member_restricted_bonuses
 from members.services.accounts import member_change_mobile
 from members.services.privacy import member_data_export, member_erase
 from members.services.qr_codes import member_qr_code
@@ -168,6 +169,40 @@ class MemberQrCodeApi(MemberApi):
             "expires_at": timezone.now() + timedelta(seconds=settings.HUIYUAN_MEMBER_QR_MAX_AGE),
         }
         return Response(self.OutputSerializer(body).data)
+
+
+class RestrictedBonusOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    remaining = MoneyOut()
+    tags = serializers.ListField(
+        child=serializers.CharField(), help_text=_("Usable on products with one of these tags.")
+    )
+    categories = serializers.ListField(
+        child=serializers.CharField(), help_text=_("Usable on products in one of these categories.")
+    )
+    granted_at = serializers.DateTimeField(source="created_at")
+
+
+class MemberRestrictedBonusListApi(MemberListApi):
+    """Bonus in my wallet that pays only for some products (e.g. 唤醒商品): what is left of each."""
+
+    class OutputSerializer(RestrictedBonusOutSerializer):
+        pass
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return RestrictedBonus.objects.none()
+        return member_restricted_bonuses(member_id=self.principal.member_id)
+
+    @extend_schema(
+        operation_id="me_wallet_restricted_bonuses_list",
+        responses={200: OutputSerializer(many=True)},
+        tags=["me"],
+        summary="Bonus in my wallet limited to some products",
+        description=_("Oldest first; only those with something left."),
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
 
 class MemberMobileBindApi(MemberApi):

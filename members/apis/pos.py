@@ -30,7 +30,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -39,14 +39,14 @@ from members.apis import selectors
 from members.apis.base import MoneyField, PosApi, StrictSerializer
 from members.apis.errors import IdempotencyKeyReused
 from members.apis.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_key, respond_once
-from members.apis.me import MoneyOut
+from members.apis.me import MoneyOut, RestrictedBonusOutSerializer
 from members.apis.selectors import related_or_none
 from members.mobile import mask_mobile
 from members.models import ApiScope, Member, Order, PointsEntry, WalletEntry
-from members.selectors import member_get_by_mobile
+from members.selectors import member_get_by_mobile, wallet_restricted_bonuses
 from members.services.orders import IdempotencyConflict, moment_check, order_record, refund_record
 from members.services.points import points_redeem
-from members.services.products import LineIn
+from members.services.products import LineIn, PaidLine
 from members.services.qr_codes import member_id_from_qr_code
 from members.services.wallet import wallet_spend, wallet_top_up
 
@@ -297,6 +297,9 @@ class PosMemberSerializer(serializers.Serializer):
     discount_rate = serializers.SerializerMethodField(help_text=_("The tier's price factor, e.g. 0.95."))
     points_balance = serializers.SerializerMethodField()
     wallet_balance = serializers.SerializerMethodField(help_text=_("Principal plus bonus."))
+    restricted_bonuses = serializers.SerializerMethodField(
+        help_text=_("Bonus in the wallet balance usable only on some products: name the lines of a spend to use it.")
+    )
 
     def get_name(self, member) -> str:
         return member.name if self.context.get("full_name") else mask_name(member.name)
@@ -320,6 +323,13 @@ class PosMemberSerializer(serializers.Serializer):
     def get_wallet_balance(self, member) -> str:
         wallet = related_or_none(member, "wallet")
         return str(wallet.total) if wallet else "0.00"
+
+    @extend_schema_field(RestrictedBonusOutSerializer(many=True))
+    def get_restricted_bonuses(self, member) -> list:
+        wallet = related_or_none(member, "wallet")
+        if wallet is None or not wallet.bonus:  # no bonus, nothing restricted: no query
+            return []
+        return RestrictedBonusOutSerializer(wallet_restricted_bonuses(wallet_id=wallet.pk), many=True).data
 
 
 class PosMemberLookupApi(PosApi):
@@ -404,16 +414,27 @@ def replay_or_refuse(call):
         raise
 
 
+class PaidLineInputSerializer(StrictSerializer):
+    sku = serializers.CharField(max_length=64, help_text=_("A product of the catalogue."))
+    amount = MoneyField(help_text=_('What is paid for this line, in yuan, e.g. "18.00".'))
+
+
 class WalletEntryOutSerializer(serializers.Serializer):
     member_id = serializers.IntegerField(source="wallet.member_id")
     kind = serializers.CharField()
     amount = MoneyOut(help_text=_("Signed: negative for a spend."))
     principal_delta = MoneyOut()
-    bonus_delta = MoneyOut()
+    bonus_delta = MoneyOut(help_text=_("Restricted bonus included."))
+    restricted_bonus_delta = serializers.SerializerMethodField(
+        help_text=_("Of the bonus change, the part of bonus limited to some products.")
+    )
     principal_after = MoneyOut()
     bonus_after = MoneyOut()
     reference = serializers.CharField()
     created_at = serializers.DateTimeField()
+
+    def get_restricted_bonus_delta(self, entry) -> str:
+        return str(sum((move.delta for move in entry.restricted_moves.all()), Decimal("0.00")))
 
 
 def _member_of_earlier(model, idempotency_key: str) -> Member | None:
@@ -439,6 +460,15 @@ class PosWalletSpendApi(PosApi):
         amount = MoneyField()
         reference = serializers.CharField(max_length=100, required=False, allow_blank=True)
         reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        lines = PaidLineInputSerializer(
+            many=True,
+            required=False,
+            max_length=200,
+            help_text=_(
+                "Optional: the products this spend pays for, adding up to the amount. Bonus limited to some "
+                "products (e.g. 唤醒商品) pays only for eligible lines, and only when they are named."
+            ),
+        )
 
     @extend_schema(
         operation_id="pos_wallet_spend",
@@ -460,6 +490,7 @@ class PosWalletSpendApi(PosApi):
             lambda: wallet_spend(
                 member=member,
                 amount=data["amount"],
+                lines=[PaidLine(**line) for line in data.get("lines", ())],
                 idempotency_key=store_scoped_key(store.pk, key),
                 reason=data.get("reason") or ledger_text(_("Paid at store %(store)s"), store=store.code),
                 reference=data.get("reference", ""),

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from members.models.core import MONEY, Member, Store, TimeStampedModel
+from members.models.products import ProductRestricted
 from members.models.wallet import WalletEntry
 
 __all__ = ["ApiIdempotencyRecord", "ApiScope", "StoreApiKey", "TopUpIntent"]
@@ -67,7 +68,7 @@ class StoreApiKey(TimeStampedModel):
         return frozenset(scope.strip() for scope in self.scopes.split(",") if scope.strip())
 
 
-class TopUpIntent(TimeStampedModel):
+class TopUpIntent(ProductRestricted, TimeStampedModel):
     """A member's wish to top up the wallet, paid through WeChat Pay under ``out_trade_no``.
 
     The wallet is credited once, by the payment callback, with the idempotency key

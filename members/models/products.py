@@ -12,8 +12,14 @@
   amounts never add up to more than the order's (checked by ``members.services.products``).
 - ``refunded_quantity``/``refunded_amount`` are what refunds naming the line gave back, within the
   line's own quantity and amount (database constraints).
+- ``ProductRestricted``: value usable only on some products (seed 002: 储值300送50，但必须搭配唤醒商品
+  使用) — a top-up offer's bonus, a coupon. ``product_tags`` and ``product_categories`` are typed as
+  lists (``唤醒商品, 新品``); a product is eligible when it has one of the tags or is in one of the
+  categories; both empty: no restriction. ``restriction`` gives them as a ``Restriction``.
 """
 
+import re
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.postgres.fields import ArrayField
@@ -24,9 +30,73 @@ from django.utils.translation import gettext_lazy as _
 
 from members.models.core import MONEY, Order, TimeStampedModel
 
-__all__ = ["OrderLine", "Product"]
+__all__ = ["OrderLine", "Product", "ProductRestricted", "Restriction", "split_labels"]
 
 TAG_MAX_LENGTH = 32
+
+
+LABEL_SEPARATORS = re.compile(r"[,，;；|、]")
+
+
+def split_labels(text: str) -> tuple[str, ...]:
+    """``"唤醒商品, 新品；唤醒商品"`` → ``("唤醒商品", "新品")``: split on , ; | (and their Chinese forms),
+    blanks dropped, each label once, in the order typed."""
+    labels = (label.strip() for label in LABEL_SEPARATORS.split(text or ""))
+    return tuple(dict.fromkeys(label for label in labels if label))
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """The products some value may pay for: those with one of ``tags`` or in one of ``categories``.
+    Empty (both empty): every product, and no lines needed."""
+
+    tags: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.tags or self.categories)
+
+    def allows(self, *, category: str, tags) -> bool:
+        """Whether a product of ``category`` with ``tags`` is eligible."""
+        if not self:
+            return True
+        return category in self.categories or not set(self.tags).isdisjoint(tags)
+
+    def as_data(self) -> dict[str, list[str]]:
+        return {"tags": list(self.tags), "categories": list(self.categories)}
+
+    def describe(self) -> str:
+        """``products tagged 唤醒商品 or in 果茶``, in the active language."""
+        parts = []
+        if self.tags:
+            parts.append(str(_("products tagged %(tags)s")) % {"tags": " / ".join(self.tags)})
+        if self.categories:
+            parts.append(str(_("products in %(categories)s")) % {"categories": " / ".join(self.categories)})
+        return str(_(" or ")).join(parts)
+
+
+class ProductRestricted(models.Model):
+    """A row whose value is usable only on some products (see the module's doc)."""
+
+    product_tags = models.CharField(
+        _("for products tagged"),
+        max_length=200,
+        blank=True,
+        help_text=_("Comma-separated tags, e.g. 唤醒商品; usable only on products with one of them."),
+    )
+    product_categories = models.CharField(
+        _("for product categories"),
+        max_length=200,
+        blank=True,
+        help_text=_("Comma-separated categories, e.g. 果茶; usable only on products in one of them."),
+    )
+
+    class Meta:
+        abstract = True
+
+    @property
+    def restriction(self) -> Restriction:
+        return Restriction(tags=split_labels(self.product_tags), categories=split_labels(self.product_categories))
 
 
 class Product(TimeStampedModel):

@@ -4,18 +4,28 @@ The wallet keeps **principal** (money the member paid in) apart from **bonus** (
 offer), because refunds and accounting treat them differently. ``Wallet`` caches both balances;
 every movement is a ``WalletEntry`` with signed deltas and the balances after it, so the cached
 balances always equal the sums of the ledger. Writes go through ``members.services.wallet``.
+
+**Restricted bonus** (seed 002: 储值300送50，但必须搭配唤醒商品使用): a bonus granted by an offer limited
+to some products is part of ``Wallet.bonus`` and is also kept as a ``RestrictedBonus`` — its own
+remaining amount and the products it may pay for. Every change of it is a ``RestrictedBonusMove``
+(the top-up that granted it, the spends of eligible lines that used it, their refunds, the top-up's
+refund), so ``remaining`` always equals the sum of its moves and the moves of an entry are part of
+its ``bonus_delta``. The rest of the bonus (``Wallet.bonus`` minus the restricted remainders) is
+unrestricted.
 """
 
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from members.models.core import Member, TimeStampedModel
+from members.models.products import Restriction
 
-__all__ = ["WALLET_MONEY", "Wallet", "WalletEntry"]
+__all__ = ["WALLET_MONEY", "RestrictedBonus", "RestrictedBonusMove", "Wallet", "WalletEntry"]
 
 WALLET_MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
@@ -139,3 +149,66 @@ class WalletEntry(TimeStampedModel):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.amount} ({self.idempotency_key})"
+
+
+class RestrictedBonus(TimeStampedModel):
+    """A bonus usable only on some products: what is left of it, and which products."""
+
+    wallet = models.ForeignKey(
+        Wallet, verbose_name=_("wallet"), on_delete=models.PROTECT, related_name="restricted_bonuses"
+    )
+    top_up = models.OneToOneField(
+        WalletEntry, verbose_name=_("top-up"), on_delete=models.PROTECT, related_name="restricted_bonus"
+    )
+    tags = ArrayField(models.CharField(max_length=32), verbose_name=_("for products tagged"), default=list, blank=True)
+    categories = ArrayField(
+        models.CharField(max_length=50), verbose_name=_("for product categories"), default=list, blank=True
+    )
+    amount = models.DecimalField(_("granted"), **WALLET_MONEY)
+    remaining = models.DecimalField(_("remaining"), **WALLET_MONEY)
+
+    class Meta:
+        ordering = ["wallet", "id"]
+        verbose_name = _("restricted bonus")
+        verbose_name_plural = _("restricted bonuses")
+        indexes = [
+            models.Index(fields=["wallet"], condition=Q(remaining__gt=0), name="restrictedbonus_wallet_left"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="restrictedbonus_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(remaining__gte=0) & Q(remaining__lte=F("amount")), name="restrictedbonus_remaining_within"
+            ),
+            models.CheckConstraint(condition=~Q(tags=[], categories=[]), name="restrictedbonus_restricts_something"),
+        ]
+
+    def __str__(self):
+        return f"{self.remaining}/{self.amount} ({', '.join([*self.tags, *self.categories])})"
+
+    @property
+    def restriction(self) -> Restriction:
+        return Restriction(tags=tuple(self.tags), categories=tuple(self.categories))
+
+
+class RestrictedBonusMove(models.Model):
+    """One change of a restricted bonus, made by a wallet entry. Never updated or deleted."""
+
+    bonus = models.ForeignKey(
+        RestrictedBonus, verbose_name=_("restricted bonus"), on_delete=models.PROTECT, related_name="moves"
+    )
+    entry = models.ForeignKey(
+        WalletEntry, verbose_name=_("wallet entry"), on_delete=models.PROTECT, related_name="restricted_moves"
+    )
+    delta = models.DecimalField(_("change"), **WALLET_MONEY)
+
+    class Meta:
+        ordering = ["entry", "bonus"]
+        verbose_name = _("restricted bonus change")
+        verbose_name_plural = _("restricted bonus changes")
+        constraints = [
+            models.UniqueConstraint(fields=["entry", "bonus"], name="restrictedbonusmove_once_per_entry"),
+            models.CheckConstraint(condition=~Q(delta=0), name="restrictedbonusmove_delta_not_0"),
+        ]
+
+    def __str__(self):
+        return f"{self.bonus_id}: {self.delta}"

@@ -7,19 +7,25 @@ catalogue does not know, a service charge). Errors are keyed ``lines.<index>.<fi
 for the total). One query for the products; none when an order has no lines. Inactive products are
 accepted: a till's catalogue may lag, and history must import.
 
+``paid_lines_price`` checks the lines a payment names — a wallet spend (``members.services.wallet``)
+or a coupon redemption (``campaigns.services.coupons``): known skus, each once, with the amount paid
+for each; it gives each its product's category and tags, which decide what restricted value may pay.
+
 Importing the catalogue and lines from CSV files is ``members.services.product_imports``.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from members.models import OrderLine, Product
+from members.money import to_money
 
-__all__ = ["LineIn", "order_lines_resolve", "order_lines_same"]
+__all__ = ["LineIn", "PaidLine", "PricedLine", "order_lines_resolve", "order_lines_same", "paid_lines_price"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +35,51 @@ class LineIn:
     sku: str
     quantity: int
     amount: Decimal
+
+
+class PaidLine(NamedTuple):
+    """A line a payment names: a product of the catalogue and the amount paid for it."""
+
+    sku: str
+    amount: Decimal
+
+
+class PricedLine(NamedTuple):
+    """A named line with its product's category and tags."""
+
+    sku: str
+    amount: Decimal
+    category: str
+    tags: tuple[str, ...]
+
+
+def paid_lines_price(lines: Sequence[PaidLine], *, field: str = "lines") -> tuple[PricedLine, ...]:
+    """The lines with their products' category and tags: known skus, each once, positive amounts;
+    else a ``ValidationError`` on ``field``. One query."""
+    cleaned = [PaidLine(sku=(sku or "").strip(), amount=to_money(amount, field=field)) for sku, amount in lines]
+    skus = [line.sku for line in cleaned]
+    duplicates = sorted({sku for sku in skus if skus.count(sku) > 1})
+    if duplicates:
+        raise _paid_lines_invalid(
+            field, _("Each product once: %(skus)s named twice.") % {"skus": ", ".join(duplicates)}, "duplicate_product"
+        )
+    products = {
+        sku: (category, tags)
+        for sku, category, tags in Product.objects.filter(sku__in=skus).values_list("sku", "category", "tags")
+    }
+    unknown = [sku for sku in skus if sku not in products]
+    if unknown:
+        raise _paid_lines_invalid(
+            field, _("Unknown products: %(skus)s.") % {"skus": ", ".join(unknown)}, "unknown_product"
+        )
+    return tuple(
+        PricedLine(sku=line.sku, amount=line.amount, category=products[line.sku][0], tags=tuple(products[line.sku][1]))
+        for line in cleaned
+    )
+
+
+def _paid_lines_invalid(field: str, message, code: str) -> ValidationError:
+    return ValidationError({field: ValidationError(message, code=code)})
 
 
 # --- an order's lines -----------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Points: ``PointsAccount.balance`` must equal the sum of the member's ``PointsEntry.points`` and the
 sum of their lots' ``remaining``. Stored value: ``Wallet.principal`` and ``Wallet.bonus`` must equal
-the sums of the wallet's entries' deltas, and the last entry's ``*_after`` fields. A difference
+the sums of the wallet's entries' deltas, and the last entry's ``*_after`` fields; each restricted
+bonus's ``remaining`` must equal the sum of its moves, and together they never exceed the wallet's bonus. A difference
 means a balance was changed outside the services (or a bug): it is reported, never "fixed" here —
 a correction is a reversing entry made by a person who knows why.
 
@@ -15,7 +16,15 @@ from decimal import Decimal
 from django.db.models import F, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from members.models import PointsAccount, PointsEntry, PointsLot, Wallet, WalletEntry
+from members.models import (
+    PointsAccount,
+    PointsEntry,
+    PointsLot,
+    RestrictedBonus,
+    RestrictedBonusMove,
+    Wallet,
+    WalletEntry,
+)
 
 ZERO = Decimal("0.00")
 
@@ -33,7 +42,7 @@ class Discrepancy:
 
 def balances_reconcile() -> list[Discrepancy]:
     """Every balance that differs from its ledger, across all members."""
-    return [*_points_discrepancies(), *_wallet_discrepancies()]
+    return [*_points_discrepancies(), *_wallet_discrepancies(), *_restricted_bonus_discrepancies()]
 
 
 def _points_discrepancies() -> list[Discrepancy]:
@@ -106,4 +115,47 @@ def _wallet_discrepancies() -> list[Discrepancy]:
             f"principal {w.principal} vs ledger {w.ledger_principal}, bonus {w.bonus} vs ledger {w.ledger_bonus}",
         )
         for w in wallets
+    ]
+
+
+def _restricted_bonus_discrepancies() -> list[Discrepancy]:
+    money = Wallet._meta.get_field("bonus")
+    moved = (
+        RestrictedBonusMove.objects.filter(bonus_id=OuterRef("pk"))
+        .order_by()
+        .values("bonus_id")
+        .annotate(t=Sum("delta"))
+    )
+    bonuses = (
+        RestrictedBonus.objects.annotate(moved=Coalesce(Subquery(moved.values("t")[:1], output_field=money), ZERO))
+        .filter(~Q(remaining=F("moved")))
+        .select_related("wallet__member")
+        .order_by("wallet__member_id", "pk")
+    )
+    held = (
+        RestrictedBonus.objects.filter(wallet_id=OuterRef("pk"))
+        .order_by()
+        .values("wallet_id")
+        .annotate(t=Sum("remaining"))
+    )
+    wallets = (
+        Wallet.objects.annotate(restricted=Coalesce(Subquery(held.values("t")[:1], output_field=money), ZERO))
+        .filter(restricted__gt=F("bonus"))
+        .select_related("member")
+        .order_by("member_id")
+    )
+    return [
+        *(
+            Discrepancy(
+                "wallet",
+                b.wallet.member_id,
+                b.wallet.member.mobile,
+                f"restricted bonus {b.pk}: remaining {b.remaining} vs its moves {b.moved}",
+            )
+            for b in bonuses
+        ),
+        *(
+            Discrepancy("wallet", w.member_id, w.member.mobile, f"restricted bonus {w.restricted} over bonus {w.bonus}")
+            for w in wallets
+        ),
     ]

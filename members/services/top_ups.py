@@ -36,7 +36,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members import wechatpay
-from members.models import Member, MemberPointsMultiplier, TopUpIntent, Wallet, WalletEntry
+from members.models import Member, MemberPointsMultiplier, Restriction, TopUpIntent, Wallet, WalletEntry
 from members.money import to_money
 from members.services.errors import IdempotencyConflict
 from members.services.wallet import ZERO, member_active_check, top_up_limits, top_up_within_limits, wallet_top_up
@@ -62,11 +62,13 @@ def top_up_intent_create(
     offer_code: str = "",
     points_multiplier: Decimal | None = None,
     multiplier_days: int = 0,
+    restriction: Restriction | None = None,
 ) -> TopUpIntent:
     """Store an intent to top up ``amount`` and open its WeChat Pay transaction when possible.
 
-    ``bonus``, ``offer_code`` and the points multiplier are what a top-up offer gives (checked by
-    its owner, ``campaigns.services.offers.offer_top_up_intent_create``); the payment credits them.
+    ``bonus``, ``offer_code``, the points multiplier and the products the bonus is limited to
+    (``restriction``) are what a top-up offer gives (checked by its owner,
+    ``campaigns.services.offers.offer_top_up_intent_create``); the payment credits them.
 
     Raises ``members.wechat.WeChatUnavailable`` when WeChat Pay cannot open the transaction (the
     intent is then closed).
@@ -95,6 +97,8 @@ def top_up_intent_create(
                     offer_code=offer_code,
                     points_multiplier=points_multiplier,
                     multiplier_days=multiplier_days if points_multiplier is not None else 0,
+                    product_tags=", ".join(restriction.tags) if restriction else "",
+                    product_categories=", ".join(restriction.categories) if restriction else "",
                     expires_at=now + INTENT_LIFETIME,
                 )
             break
@@ -200,6 +204,7 @@ def _credit(intent: TopUpIntent, *, idempotency_key: str) -> WalletEntry:
         amount_paid=intent.amount,
         bonus=intent.bonus,
         offer_code=intent.offer_code,
+        restriction=intent.restriction,
         idempotency_key=idempotency_key,
         reason=reason,
         reference=intent.out_trade_no,

@@ -39,23 +39,46 @@ row lock, so two top-ups racing towards the ceiling cannot both pass it. Spendin
 never limited. A refusal is a ``ValidationError`` on ``amount_paid`` and writes nothing.
 
 **Blocked members** (``Member.is_active`` false) can neither top up nor spend; refunds still reach them.
+
+**Restricted bonus** (seed 002: 储值300送50，但必须搭配唤醒商品使用; ``RestrictedBonus``). A top-up given
+a ``restriction`` keeps its bonus as a restricted bonus: part of the wallet's bonus, usable only on
+eligible products. A spend may name the ``lines`` it pays for (sku and amount, adding up to the
+spend): each restricted bonus first pays the eligible lines (the bonus whose products are fewest
+first, then the oldest; within it, the lines fewest bonuses can pay first), and the rest of the
+spend is split between the principal and the **unrestricted** bonus by the proportional rule. A
+spend without lines never touches a restricted bonus. A spend refund gives back to the parts the
+spend came from (its restricted share in proportion to the bonus it took); a top-up refund claws
+back what is left of its own restricted bonus. The lines are part of the request: the same key with
+other lines is a conflict.
 """
 
 import hashlib
 import json
+from collections import Counter
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import NamedTuple
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import F, Q, Sum
 from django.utils.translation import gettext_lazy as _
 
 from members.lock_objects import wallet_lock
-from members.models import LoyaltyProgram, Member, Store, Wallet, WalletEntry
+from members.models import (
+    LoyaltyProgram,
+    Member,
+    RestrictedBonus,
+    RestrictedBonusMove,
+    Restriction,
+    Store,
+    Wallet,
+    WalletEntry,
+)
 from members.money import CENT, to_money
 from members.services.errors import IdempotencyConflict
+from members.services.products import PaidLine, PricedLine, paid_lines_price
 
 __all__ = [
     "IdempotencyConflict",
@@ -166,11 +189,13 @@ def wallet_top_up(
     reason: str = "",
     reference: str = "",
     store: Store | None = None,
+    restriction: Restriction | None = None,
 ) -> WalletEntry:
     """Add ``amount_paid`` to the principal and ``bonus`` (granted by offer ``offer_code``) to the bonus.
 
     Within the ceilings of ``store`` (where the top-up is made; the brand's when ``None``): see the
-    module's doc. Refused for a blocked member."""
+    module's doc. With a ``restriction``, the bonus is usable only on those products (a
+    ``RestrictedBonus``). Refused for a blocked member."""
     amount_paid = to_money(amount_paid, field="amount_paid")
     bonus = to_money(bonus, field="bonus", allow_zero=True)
     member_active_check(member)
@@ -181,12 +206,19 @@ def wallet_top_up(
         idempotency_key=idempotency_key,
         actor=actor,
         text={"reason": reason, "reference": reference, "offer_code": offer_code},
-        arguments={"member": member.pk, "amount_paid": str(amount_paid), "bonus": str(bonus)},
+        arguments={
+            "member": member.pk,
+            "amount_paid": str(amount_paid),
+            "bonus": str(bonus),
+            # Only when set: fingerprints of top-ups recorded before restrictions existed still match.
+            **({"restriction": restriction.as_data()} if restriction and bonus else {}),
+        },
     )
 
     def movement(wallet: Wallet) -> _Movement:
         top_up_within_limits(limits=limits, amount_paid=amount_paid, bonus=bonus, balance=wallet.total)
-        return _Movement(principal_delta=amount_paid, bonus_delta=bonus)
+        granted = restriction if restriction and bonus else None
+        return _Movement(principal_delta=amount_paid, bonus_delta=bonus, new_restricted=granted)
 
     return _record(request=request, member_id=member.pk, movement=movement)
 
@@ -199,31 +231,104 @@ def wallet_spend(
     actor: AbstractBaseUser | None = None,
     reason: str = "",
     reference: str = "",
+    lines: Sequence[PaidLine] | None = None,
 ) -> WalletEntry:
-    """Take ``amount`` from the wallet, split between principal and bonus by the proportional rule."""
+    """Take ``amount`` from the wallet: restricted bonus for the eligible ``lines`` it names, then
+    principal and unrestricted bonus by the proportional rule (see the module's doc)."""
     amount = to_money(amount)
     member_active_check(member)
+    priced = _priced_lines(lines, amount=amount) if lines else ()
     request = _Request(
         operation=Kind.SPEND,
         idempotency_key=idempotency_key,
         actor=actor,
         text={"reason": reason, "reference": reference},
-        arguments={"member": member.pk, "amount": str(amount)},
+        arguments={
+            "member": member.pk,
+            "amount": str(amount),
+            **({"lines": [[line.sku, str(line.amount)] for line in priced]} if priced else {}),
+        },
     )
 
     def movement(wallet: Wallet) -> _Movement:
-        if amount > wallet.total:
-            raise ValidationError(
-                {
-                    "amount": _("Insufficient balance: the wallet holds %(balance)s, the spend is %(amount)s.")
-                    % {"balance": wallet.total, "amount": amount}
-                },
-                code="insufficient_balance",
-            )
-        split = split_proportionally(amount=amount, principal=wallet.principal, bonus=wallet.bonus)
-        return _Movement(principal_delta=-split.principal, bonus_delta=-split.bonus)
+        restricted = _restricted_left(wallet)
+        taken = _allocate(priced, restricted)
+        from_restricted = sum(taken.values(), ZERO)
+        unrestricted = wallet.bonus - sum((bonus.remaining for bonus in restricted), ZERO)
+        rest = amount - from_restricted
+        if rest > wallet.principal + unrestricted:
+            raise _insufficient(wallet, amount=amount, usable=wallet.principal + unrestricted + from_restricted)
+        split = split_proportionally(amount=rest, principal=wallet.principal, bonus=unrestricted)
+        return _Movement(
+            principal_delta=-split.principal,
+            bonus_delta=-(split.bonus + from_restricted),
+            restricted={bonus: -value for bonus, value in taken.items()},
+        )
 
     return _record(request=request, member_id=member.pk, movement=movement)
+
+
+def _priced_lines(lines: Sequence[PaidLine], *, amount: Decimal) -> tuple[PricedLine, ...]:
+    """The named lines, priced (``paid_lines_price``), adding up to the spend's ``amount``."""
+    priced = paid_lines_price(lines)
+    total = sum((line.amount for line in priced), ZERO)
+    if total != amount:
+        raise ValidationError(
+            {
+                "lines": ValidationError(
+                    _("The lines add up to %(total)s, the spend is %(amount)s: they must be equal.")
+                    % {"total": total, "amount": amount},
+                    code="lines_total",
+                )
+            }
+        )
+    return priced
+
+
+def _restricted_left(wallet: Wallet) -> list[RestrictedBonus]:
+    """The wallet's restricted bonuses with something left, oldest first (read under the wallet's lock)."""
+    return list(RestrictedBonus.objects.filter(wallet_id=wallet.pk, remaining__gt=0).order_by("pk"))
+
+
+def _allocate(lines: Sequence[PricedLine], bonuses: list[RestrictedBonus]) -> dict[RestrictedBonus, Decimal]:
+    """What each restricted bonus pays of the eligible ``lines``: the bonus with the fewest eligible
+    lines first (then the oldest), each taking first the lines the fewest bonuses can pay."""
+    if not lines or not bonuses:
+        return {}
+    eligible = {
+        bonus.pk: [
+            index
+            for index, line in enumerate(lines)
+            if bonus.restriction.allows(category=line.category, tags=line.tags)
+        ]
+        for bonus in bonuses
+    }
+    reach = Counter(index for indexes in eligible.values() for index in indexes)
+    left = [line.amount for line in lines]
+    taken: dict[RestrictedBonus, Decimal] = {}
+    for bonus in sorted(bonuses, key=lambda bonus: (len(eligible[bonus.pk]), bonus.pk)):
+        want = bonus.remaining
+        for index in sorted(eligible[bonus.pk], key=lambda index: (reach[index], index)):
+            take = min(want, left[index])
+            if take > 0:
+                left[index] -= take
+                want -= take
+                taken[bonus] = taken.get(bonus, ZERO) + take
+    return taken
+
+
+def _insufficient(wallet: Wallet, *, amount: Decimal, usable: Decimal) -> ValidationError:
+    if usable == wallet.total:
+        message = _("Insufficient balance: the wallet holds %(balance)s, the spend is %(amount)s.") % {
+            "balance": wallet.total,
+            "amount": amount,
+        }
+    else:
+        message = _(
+            "Insufficient balance: the wallet holds %(balance)s, of which %(usable)s can pay for these products "
+            "(the rest is bonus for other products); the spend is %(amount)s."
+        ) % {"balance": wallet.total, "usable": usable, "amount": amount}
+    return ValidationError({"amount": ValidationError(message, code="insufficient_balance")})
 
 
 def wallet_refund_spend(
@@ -257,6 +362,7 @@ def wallet_refund_spend(
         refunded = spend.refunds.filter(kind=Kind.SPEND_REFUND).aggregate(
             principal=Sum("principal_delta", default=ZERO), bonus=Sum("bonus_delta", default=ZERO)
         )
+        restricted_left = _restricted_left_of(spend)
         left_principal = -spend.principal_delta - refunded["principal"]
         left_bonus = -spend.bonus_delta - refunded["bonus"]
         to_refund = left_principal + left_bonus if amount is None else amount
@@ -276,7 +382,18 @@ def wallet_refund_spend(
                 code="over_refund",
             )
         split = split_proportionally(amount=to_refund, principal=left_principal, bonus=left_bonus)
-        return _Movement(principal_delta=split.principal, bonus_delta=split.bonus, related_entry=spend)
+        restricted_total = sum(restricted_left.values(), ZERO)
+        # Of the bonus share, the restricted part in proportion to what the spend took and has left.
+        restricted_share = split_proportionally(
+            amount=split.bonus, principal=left_bonus - restricted_total, bonus=restricted_total
+        ).bonus
+        back = {}
+        for bonus, left in restricted_left.items():
+            give = min(left, restricted_share)
+            if give > 0:
+                back[bonus] = give
+                restricted_share -= give
+        return _Movement(principal_delta=split.principal, bonus_delta=split.bonus, related_entry=spend, restricted=back)
 
     return _record(request=request, member_id=spend.wallet.member_id, movement=movement)
 
@@ -316,8 +433,18 @@ def wallet_refund_top_up(
                 },
                 code="top_up_spent",
             )
-        claw_back = min(top_up.bonus_delta, wallet.bonus)
-        return _Movement(principal_delta=-top_up.principal_delta, bonus_delta=-claw_back, related_entry=top_up)
+        own = RestrictedBonus.objects.filter(top_up_id=top_up.pk).first()
+        if own is not None:  # its bonus is a restricted bonus: what is left of it goes
+            claw_back, restricted = own.remaining, ({own: -own.remaining} if own.remaining else {})
+        else:
+            held = RestrictedBonus.objects.filter(wallet_id=wallet.pk).aggregate(left=Sum("remaining", default=ZERO))
+            claw_back, restricted = min(top_up.bonus_delta, wallet.bonus - held["left"]), {}
+        return _Movement(
+            principal_delta=-top_up.principal_delta,
+            bonus_delta=-claw_back,
+            related_entry=top_up,
+            restricted=restricted,
+        )
 
     return _record(request=request, member_id=top_up.wallet.member_id, movement=movement)
 
@@ -345,8 +472,10 @@ class _Request(NamedTuple):
 
 class _Movement(NamedTuple):
     principal_delta: Decimal
-    bonus_delta: Decimal
+    bonus_delta: Decimal  # restricted changes included
     related_entry: WalletEntry | None = None
+    restricted: dict[RestrictedBonus, Decimal] = {}  # changes of existing restricted bonuses
+    new_restricted: Restriction | None = None  # the bonus of this top-up is restricted to these products
 
 
 def _record(*, request: _Request, member_id: int, movement) -> WalletEntry:
@@ -366,7 +495,7 @@ def _record(*, request: _Request, member_id: int, movement) -> WalletEntry:
             if wallet.principal < 0 or wallet.bonus < 0:  # the rules above prevent it; never store it
                 raise ValidationError({"amount": _("Insufficient balance.")}, code="insufficient_balance")
             wallet.save(update_fields=["principal", "bonus", "updated_at"])
-            return WalletEntry.objects.create(
+            entry = WalletEntry.objects.create(
                 wallet=wallet,
                 kind=request.operation,
                 principal_delta=move.principal_delta,
@@ -380,12 +509,50 @@ def _record(*, request: _Request, member_id: int, movement) -> WalletEntry:
                 request_fingerprint=fingerprint,
                 **request.text,
             )
+            _move_restricted(entry, move)
+            return entry
     except IntegrityError:
         # The key was taken meanwhile by a request on another wallet (the lock did not serialise us).
         replayed = _replayed(key, fingerprint)
         if replayed is None:
             raise
         return replayed
+
+
+def _move_restricted(entry: WalletEntry, move: _Movement) -> None:
+    """Record the entry's changes of restricted bonuses (and the one its top-up grants)."""
+    changes = dict(move.restricted)
+    if move.new_restricted is not None:
+        granted = RestrictedBonus.objects.create(
+            wallet_id=entry.wallet_id,
+            top_up=entry,
+            tags=list(move.new_restricted.tags),
+            categories=list(move.new_restricted.categories),
+            amount=move.bonus_delta,
+            remaining=ZERO,
+        )
+        changes[granted] = move.bonus_delta
+    for bonus, delta in changes.items():
+        RestrictedBonus.objects.filter(pk=bonus.pk).update(
+            remaining=F("remaining") + delta, updated_at=entry.created_at
+        )
+    RestrictedBonusMove.objects.bulk_create(
+        [RestrictedBonusMove(bonus=bonus, entry=entry, delta=delta) for bonus, delta in changes.items()]
+    )
+
+
+def _restricted_left_of(spend: WalletEntry) -> dict[RestrictedBonus, Decimal]:
+    """What ``spend`` took from each restricted bonus and its refunds have not given back, oldest bonus first."""
+    rows = (
+        RestrictedBonusMove.objects.filter(
+            Q(entry=spend) | Q(entry__related_entry=spend, entry__kind=Kind.SPEND_REFUND)
+        )
+        .values("bonus_id")
+        .annotate(net=Sum("delta"))
+        .order_by("bonus_id")
+    )
+    left = {row["bonus_id"]: -row["net"] for row in rows if row["net"] < 0}
+    return {bonus: left[bonus.pk] for bonus in RestrictedBonus.objects.filter(pk__in=left).order_by("pk")}
 
 
 def _clean_request(request: _Request) -> str:

@@ -59,6 +59,8 @@ def test_my_coupons_show_what_they_are_worth_where_and_until_when(client_a, memb
         "gift_description": "",
         "min_spend": "100.00",
         "stores": [{"code": "A001", "name": "门店A"}],
+        "product_tags": [],
+        "product_categories": [],
         "valid_from": None,
         "valid_until": None,
         "status": "available",
@@ -142,6 +144,7 @@ def test_a_coupon_is_redeemed_once_the_same_key_replays_and_a_new_key_is_refused
         "gift_description": "",
         "order_amount": "120.00",
         "discount": "20.00",
+        "eligible_amount": None,
         "amount_due": "100.00",
         "redeemed_at": None,
     }

@@ -23,6 +23,8 @@ from members.models import (
     PointsEntry,
     Referral,
     Refund,
+    RestrictedBonus,
+    Restriction,
     TopUpIntent,
     WalletEntry,
 )
@@ -35,6 +37,7 @@ from tests.api.conftest import member_client, store_client
 from tests.factories import MemberFactory, OrderFactory, RefundFactory
 
 pytestmark = pytest.mark.django_db
+WAKE_UP = Restriction(tags=("唤醒商品",))
 
 # Operations that are not scoped to a member or a store, and why.
 PUBLIC = {
@@ -74,6 +77,9 @@ def world(member_a, member_b, store_a, store_b, place):
         RefundFactory(order=order, external_id=f"R-{side}", amount=Decimal("5.00"))
         points_grant(member=member, points=100, kind="campaign_reward", reason="r", idempotency_key=f"p-{side}")
         wallet_top_up(member=member, amount_paid="100.00", idempotency_key=f"w-{side}")
+        wallet_top_up(
+            member=member, amount_paid="10.00", bonus="5.00", restriction=WAKE_UP, idempotency_key=f"wr-{side}"
+        )
         Referral.objects.create(referrer=member, referee=MemberFactory(), code=member.referral_code)
         intent = top_up_intent_create(member=member, amount="10.00")
         # a coupon valid only at the member's home store, a segment and its offer, a points multiplier
@@ -156,6 +162,10 @@ def member_plans(world):
         "me_points_entries_list": (
             lambda: ({}, None),
             only_mine(lambda m: PointsEntry.objects.filter(member=m).values_list("id", flat=True)),
+        ),
+        "me_wallet_restricted_bonuses_list": (
+            lambda: ({}, None),
+            only_mine(lambda m: RestrictedBonus.objects.filter(wallet__member=m).values_list("id", flat=True)),
         ),
         "me_wallet_entries_list": (
             lambda: ({}, None),

@@ -66,6 +66,8 @@ def test_the_offers_differ_by_segment_and_never_name_it(client_a, client_b, offe
         "points_multiplier": "2.00",
         "multiplier_days": 30,
         "restriction_note": "",
+        "product_tags": [],
+        "product_categories": [],
         "valid_from": None,
         "valid_until": None,
         "uses_left": 1,

@@ -285,6 +285,8 @@ def test_the_lookup_lists_the_offers_for_the_cashier(pos_a, sleeping, seed_offer
         "multiplier_days": None,
         "uses_left": None,
         "restriction_note": "",
+        "product_tags": [],
+        "product_categories": [],
         "valid_until": None,
     }
     assert offers[1] == {
@@ -297,6 +299,8 @@ def test_the_lookup_lists_the_offers_for_the_cashier(pos_a, sleeping, seed_offer
         "multiplier_days": None,
         "uses_left": 1,
         "restriction_note": "The bonus is usable only with the chosen wake-up products.",
+        "product_tags": ["唤醒商品"],
+        "product_categories": [],
         "valid_until": None,
     }
     # and for a Chinese brand, in Chinese

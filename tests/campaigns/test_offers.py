@@ -121,7 +121,8 @@ def test_champions_also_get_double_points_after_their_top_up(seed_offers, place)
 def test_the_sleeping_offer_carries_its_product_restriction(seed_offers):
     offer = seed_offers["sleeping-300-50"]
 
-    assert offer.product_tags == "wake-up"
+    assert offer.product_tags == "唤醒商品"
+    assert offer.restriction.tags == ("唤醒商品",)
     assert "wake-up products" in offer.restriction_note_en
     assert "唤醒商品" in offer.restriction_note
 

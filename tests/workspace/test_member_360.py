@@ -10,7 +10,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from campaigns.models import Coupon, FollowUpTask
-from members.models import PointsAccount, PointsEntry
+from members.models import PointsAccount, PointsEntry, Restriction
+from members.services.wallet import wallet_top_up
 from tests.factories import (
     CouponFactory,
     FollowUpTaskFactory,
@@ -324,3 +325,22 @@ def test_a_member_whose_orders_have_no_lines_shows_no_categories(client, make_us
     page = client.get(member_url(member)).content.decode()
     # then
     assert "member-top-categories" not in page
+
+
+def test_the_360_shows_the_bonus_that_pays_only_for_some_products(client, make_user, stores):
+    # given: ¥50 bonus for wake-up products from a top-up offer
+    member = MemberFactory(mobile="13800002299", home_store=stores.ours)
+    wallet_top_up(
+        member=member,
+        amount_paid="300.00",
+        bonus="50.00",
+        restriction=Restriction(tags=("唤醒商品",)),
+        idempotency_key="restricted",
+    )
+    client.force_login(make_user("staff", stores.ours))
+    # when
+    with translation.override("zh-hans"):
+        html = client.get(member_url(member), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    # then
+    assert '<td class="wallet-bonus">50.00</td>' in html
+    assert "¥50.00" in html and "唤醒商品" in html

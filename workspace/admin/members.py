@@ -531,6 +531,7 @@ class StaffMemberAdmin(MemberAdmin):
             # What the members app's change form shows (members.admin.core.MemberAdmin.render_change_form).
             "order_summary": data.order_summary,
             "top_categories": data.top_categories,
+            "restricted_bonuses": data.restricted_bonuses,
             "recent_orders": data.recent_orders,
             "all_orders_url": links.get("orders", ""),
             "points_entries_url": links.get("points", ""),
