@@ -152,6 +152,18 @@ class PosOrderLineInputSerializer(StrictSerializer):
     amount = MoneyField(help_text=_('What was paid for this line, in yuan, e.g. "18.00".'))
 
 
+class RefundLineInputSerializer(StrictSerializer):
+    sku = serializers.CharField(max_length=64, help_text=_("A product of the order's lines."))
+    quantity = serializers.IntegerField(min_value=0, max_value=2_147_483_647)
+    amount = MoneyField(help_text=_('What is given back for this line, in yuan, e.g. "18.00".'))
+
+
+class RefundLineOutSerializer(serializers.Serializer):
+    sku = serializers.CharField(source="order_line.product.sku")
+    quantity = serializers.IntegerField()
+    amount = MoneyOut()
+
+
 # --- orders and refunds ---
 
 
@@ -230,6 +242,15 @@ class PosRefundCreateApi(PosApi):
         amount = MoneyField()
         refunded_at = serializers.DateTimeField(required=False, validators=[_not_in_future])
         reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        lines = RefundLineInputSerializer(
+            many=True,
+            required=False,
+            max_length=200,
+            help_text=_(
+                "Optional: what is given back of the order's lines (sku, items returned — 0 for a price "
+                "correction — and amount), each within what the line has left; at most the refund's amount."
+            ),
+        )
 
     class OutputSerializer(serializers.Serializer):
         external_id = serializers.CharField()
@@ -237,6 +258,7 @@ class PosRefundCreateApi(PosApi):
         amount = MoneyOut()
         refunded_at = serializers.DateTimeField()
         reason = serializers.CharField()
+        lines = RefundLineOutSerializer(many=True, source="named_lines")
 
     @extend_schema(
         operation_id="pos_refunds_create",
@@ -260,9 +282,11 @@ class PosRefundCreateApi(PosApi):
                 amount=data["amount"],
                 refunded_at=data.get("refunded_at"),
                 reason=data.get("reason", ""),
+                lines=[LineIn(**line) for line in data["lines"]] if "lines" in data else None,
             )
             refund = result.refund
             refund.order = order
+            refund.named_lines = list(refund.lines.select_related("order_line__product"))
             body = self.OutputSerializer(refund).data
             return (status.HTTP_201_CREATED if result.created else status.HTTP_200_OK), body
 

@@ -11,7 +11,9 @@
   without lines is still a valid order (history, or a till that sends totals only); the lines'
   amounts never add up to more than the order's (checked by ``members.services.products``).
 - ``refunded_quantity``/``refunded_amount`` are what refunds naming the line gave back, within the
-  line's own quantity and amount (database constraints).
+  line's own quantity and amount (database constraints); each such refund keeps a ``RefundLine``
+  (which line, how many, how much), so a refund's lines can be compared on a retry and read by
+  whoever counts what was bought (stamp cards, favourite categories).
 - ``ProductRestricted``: value usable only on some products (seed 002: 储值300送50，但必须搭配唤醒商品
   使用) — a top-up offer's bonus, a coupon. ``product_tags`` and ``product_categories`` are typed as
   lists (``唤醒商品, 新品``); a product is eligible when it has one of the tags or is in one of the
@@ -28,9 +30,9 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from members.models.core import MONEY, Order, TimeStampedModel
+from members.models.core import MONEY, Order, Refund, TimeStampedModel
 
-__all__ = ["OrderLine", "Product", "ProductRestricted", "Restriction", "split_labels"]
+__all__ = ["OrderLine", "Product", "ProductRestricted", "RefundLine", "Restriction", "split_labels"]
 
 TAG_MAX_LENGTH = 32
 
@@ -156,3 +158,26 @@ class OrderLine(TimeStampedModel):
 
     def __str__(self):
         return f"{self.product_id} × {self.quantity}"
+
+
+class RefundLine(models.Model):
+    """What a refund gave back of one order line. Written with the refund, never changed."""
+
+    refund = models.ForeignKey(Refund, verbose_name=_("refund"), on_delete=models.CASCADE, related_name="lines")
+    order_line = models.ForeignKey(
+        OrderLine, verbose_name=_("order line"), on_delete=models.PROTECT, related_name="refund_lines"
+    )
+    quantity = models.PositiveIntegerField(_("quantity"), help_text=_("Items returned; 0 for a price correction."))
+    amount = models.DecimalField(_("amount"), **MONEY)
+
+    class Meta:
+        ordering = ["refund", "id"]
+        verbose_name = _("refund line")
+        verbose_name_plural = _("refund lines")
+        constraints = [
+            models.UniqueConstraint(fields=["refund", "order_line"], name="refund_line_refund_order_line"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_line_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.order_line_id} × {self.quantity}: {self.amount}"

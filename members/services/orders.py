@@ -45,7 +45,13 @@ from members.models import Member, Order, OrderLine, Refund, Store
 from members.money import to_money
 from members.services.errors import IdempotencyConflict
 from members.services.points import points_clawback_locked, points_earn_for_new_order
-from members.services.products import LineIn, order_lines_resolve, order_lines_same
+from members.services.products import (
+    LineIn,
+    order_lines_resolve,
+    order_lines_same,
+    refund_lines_apply,
+    refund_lines_same,
+)
 from members.services.referrals import referral_complete_in_order, referral_completed_on, referral_reverse_locked
 from members.services.tiers import tier_evaluate_for_new_order
 
@@ -168,7 +174,13 @@ def refund_record(
     amount: Decimal | str,
     refunded_at: datetime | None = None,
     reason: str = "",
+    lines: Sequence[LineIn] | None = None,
 ) -> RefundRecorded:
+    """Record a refund of (part of) ``order``, and take back its consequences (see the module's doc).
+
+    ``lines`` name what was given back of the order's lines (sku, quantity — 0 for a price
+    correction — and amount): lines of this order, each once, within what each has left to refund,
+    together at most the refund's amount. A retry naming lines must name the same lines."""
     external_id = (external_id or "").strip()
     if not external_id:
         raise ValidationError({"external_id": _("An external refund id is required.")})
@@ -189,7 +201,7 @@ def refund_record(
             # Read after the lock: a concurrent retry of this refund has committed by now.
             existing = Refund.objects.filter(store_id=locked.store_id, external_id=external_id).first()
             if existing is not None:
-                return RefundRecorded(_same_refund_or_conflict(existing, locked, amount), False)
+                return RefundRecorded(_same_refund_or_conflict(existing, locked, amount, lines), False)
             if locked.refunded_amount + amount > locked.amount:
                 raise ValidationError(
                     {
@@ -214,6 +226,8 @@ def refund_record(
                 refunded_at=refunded_at,
                 reason=reason,
             )
+            if lines:
+                refund_lines_apply(refund=refund, order=locked, lines=lines)
             locked.refunded_amount += amount
             locked.status = (
                 Order.Status.REFUNDED if locked.refunded_amount == locked.amount else Order.Status.PARTIALLY_REFUNDED
@@ -229,13 +243,15 @@ def refund_record(
         )
         if existing is None:
             raise
-        return RefundRecorded(_same_refund_or_conflict(existing, order, amount), False)
+        return RefundRecorded(_same_refund_or_conflict(existing, order, amount, lines), False)
     order.refunded_amount, order.status = locked.refunded_amount, locked.status
     return RefundRecorded(refund, True)
 
 
-def _same_refund_or_conflict(refund: Refund, order: Order, amount: Decimal) -> Refund:
-    if refund.order_id != order.pk or refund.amount != amount:
+def _same_refund_or_conflict(
+    refund: Refund, order: Order, amount: Decimal, lines: Sequence[LineIn] | None = None
+) -> Refund:
+    if refund.order_id != order.pk or refund.amount != amount or not refund_lines_same(refund=refund, lines=lines):
         raise IdempotencyConflict(
             {
                 "external_id": _(

@@ -11,6 +11,10 @@ accepted: a till's catalogue may lag, and history must import.
 or a coupon redemption (``campaigns.services.coupons``): known skus, each once, with the amount paid
 for each; it gives each its product's category and tags, which decide what restricted value may pay.
 
+``refund_lines_apply`` records the lines a refund names (``members.services.orders.refund_record``,
+under the order's lock): lines of the order, each once, a quantity and an amount within what the
+line has left to refund, together at most the refund's amount; errors keyed ``lines``.
+
 Importing the catalogue and lines from CSV files is ``members.services.product_imports``.
 """
 
@@ -22,10 +26,19 @@ from typing import NamedTuple
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from members.models import OrderLine, Product
+from members.models import Order, OrderLine, Product, Refund, RefundLine
 from members.money import to_money
 
-__all__ = ["LineIn", "PaidLine", "PricedLine", "order_lines_resolve", "order_lines_same", "paid_lines_price"]
+__all__ = [
+    "LineIn",
+    "PaidLine",
+    "PricedLine",
+    "order_lines_resolve",
+    "order_lines_same",
+    "paid_lines_price",
+    "refund_lines_apply",
+    "refund_lines_same",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +148,77 @@ def order_lines_same(recorded: Sequence[OrderLine], stated: Sequence[OrderLine])
         return sorted((line.product_id, line.quantity, line.amount) for line in lines)
 
     return key(recorded) == key(stated)
+
+
+# --- a refund's lines ---------------------------------------------------------------------------
+
+
+def refund_lines_apply(*, refund: Refund, order: Order, lines: Sequence[LineIn]) -> list[RefundLine]:
+    """Give back ``lines`` of ``order`` with ``refund``: check them, move each order line's refunded
+    quantity and amount, keep the refund's lines. Call under the order's lock. Two queries and a write."""
+    skus = [(line.sku or "").strip() for line in lines]
+    duplicates = sorted({sku for sku in skus if skus.count(sku) > 1})
+    if duplicates:
+        raise _refund_lines_invalid(
+            _("Each product once: %(skus)s named twice.") % {"skus": ", ".join(duplicates)}, "duplicate_product"
+        )
+    by_sku = {line.product.sku: line for line in OrderLine.objects.filter(order=order).select_related("product")}
+    unknown = [sku for sku in skus if sku not in by_sku]
+    if unknown:
+        raise _refund_lines_invalid(
+            _("Order %(order)s has no line of %(skus)s.") % {"order": order.external_id, "skus": ", ".join(unknown)},
+            "unknown_line",
+        )
+    total = Decimal("0.00")
+    kept = []
+    for sku, stated in zip(skus, lines, strict=True):
+        line = by_sku[sku]
+        amount = to_money(stated.amount, field="lines")
+        quantity = int(stated.quantity)
+        if (
+            quantity < 0
+            or line.refunded_quantity + quantity > line.quantity
+            or line.refunded_amount + amount > line.amount
+        ):
+            raise _refund_lines_invalid(
+                _(
+                    "Line %(sku)s would be refunded beyond what was bought: %(quantity)s for %(amount)s, "
+                    "already refunded %(refunded_quantity)s for %(refunded_amount)s."
+                )
+                % {
+                    "sku": sku,
+                    "quantity": line.quantity,
+                    "amount": line.amount,
+                    "refunded_quantity": line.refunded_quantity,
+                    "refunded_amount": line.refunded_amount,
+                },
+                "over_refund",
+            )
+        line.refunded_quantity += quantity
+        line.refunded_amount += amount
+        total += amount
+        kept.append(RefundLine(refund=refund, order_line=line, quantity=quantity, amount=amount))
+    if total > refund.amount:
+        raise _refund_lines_invalid(
+            _("The lines add up to %(total)s, more than the refund's %(amount)s.")
+            % {"total": total, "amount": refund.amount},
+            "lines_total",
+        )
+    OrderLine.objects.bulk_update([row.order_line for row in kept], ["refunded_quantity", "refunded_amount"])
+    return RefundLine.objects.bulk_create(kept)
+
+
+def refund_lines_same(*, refund: Refund, lines: Sequence[LineIn] | None) -> bool:
+    """Whether a retry names the lines ``refund`` was recorded with (a retry naming none is not compared)."""
+    if lines is None:
+        return True
+    recorded = sorted(
+        (row.order_line.product.sku, row.quantity, row.amount)
+        for row in RefundLine.objects.filter(refund=refund).select_related("order_line__product")
+    )
+    stated = sorted(((line.sku or "").strip(), int(line.quantity), to_money(line.amount)) for line in lines)
+    return recorded == stated
+
+
+def _refund_lines_invalid(message, code: str) -> ValidationError:
+    return ValidationError({"lines": ValidationError(message, code=code)})

@@ -182,3 +182,57 @@ def test_the_openapi_schema_documents_the_lines(db):
     assert set(line["properties"]) == {"sku", "quantity", "amount"}
     answer = operation["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert "lines" in schema["components"]["schemas"][answer]["properties"]
+
+
+# --- refunds naming lines ------------------------------------------------------------------------------
+
+
+def refund(client, body, key):
+    return client.post("/api/v1/pos/refunds", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+def refund_body(lines, amount, external_id="R-L1"):
+    return {"external_id": external_id, "order_external_id": "POS-L1", "amount": amount, "lines": lines}
+
+
+def test_a_refund_names_the_lines_it_gives_back(pos_a, member_a, catalogue):
+    # given: 2 milk teas for 30.00 and a fruit tea for 8.50
+    assert post(pos_a, order_body()).status_code == 201
+    # when: one milk tea back
+    response = refund(pos_a, refund_body([{"sku": "MT-01", "quantity": 1, "amount": "15.00"}], "15.00"), "r1")
+    # then
+    assert response.status_code == 201, response.content
+    assert response.json()["lines"] == [{"sku": "MT-01", "quantity": 1, "amount": "15.00"}]
+    line = OrderLine.objects.get(product__sku="MT-01")
+    assert (line.refunded_quantity, line.refunded_amount) == (1, Decimal("15.00"))
+    # a retry with the same lines replays (another key, same refund id); other lines are a 409
+    again = refund(pos_a, refund_body([{"sku": "MT-01", "quantity": 1, "amount": "15.00"}], "15.00"), "r2")
+    assert again.status_code == 200 and again.json()["lines"] == response.json()["lines"]
+    other = refund(pos_a, refund_body([{"sku": "FT-01", "quantity": 1, "amount": "15.00"}], "15.00"), "r3")
+    assert other.status_code == 409, other.content
+    line.refresh_from_db()
+    assert (line.refunded_quantity, line.refunded_amount) == (1, Decimal("15.00"))
+
+
+@pytest.mark.parametrize(
+    ("lines", "amount", "code"),
+    [
+        ([{"sku": "NOPE", "quantity": 1, "amount": "1.00"}], "1.00", "unknown_line"),
+        ([{"sku": "MT-01", "quantity": 3, "amount": "15.00"}], "15.00", "over_refund"),
+        ([{"sku": "FT-01", "quantity": 1, "amount": "9.00"}], "9.00", "over_refund"),
+        ([{"sku": "FT-01", "quantity": 1, "amount": "8.50"}], "5.00", "lines_total"),
+        (
+            [{"sku": "FT-01", "quantity": 1, "amount": "1.00"}, {"sku": "FT-01", "quantity": 0, "amount": "1.00"}],
+            "2.00",
+            "duplicate_product",
+        ),
+    ],
+)
+def test_refund_lines_are_checked_and_nothing_is_half_written(pos_a, member_a, catalogue, lines, amount, code):
+    assert post(pos_a, order_body()).status_code == 201
+    response = refund(pos_a, refund_body(lines, amount), "r1")
+    assert response.status_code == 400, response.content
+    assert response.json()["fields"]["lines"][0]["code"] == code
+    order = Order.objects.get(external_id="POS-L1")
+    assert order.refunded_amount == Decimal("0.00") and not order.refunds.exists()
+    assert set(OrderLine.objects.values_list("refunded_quantity", "refunded_amount")) == {(0, Decimal("0.00"))}
