@@ -86,6 +86,13 @@ SCHEDULES = (
         N_("Delete the API's stored responses to retried requests after HUIYUAN_IDEMPOTENCY_KEEP_DAYS."),
     ),
     Schedule(
+        N_(N_("Prune old interactions")),
+        "members.tasks.interactions_prune_task",
+        "45",
+        "3",
+        N_("Delete members' interactions (page views, check-ins…) older than HUIYUAN_INTERACTION_KEEP_DAYS."),
+    ),
+    Schedule(
         N_(N_("Expire coupons")),
         "campaigns.tasks.coupons_expire_task",
         "15",

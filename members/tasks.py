@@ -10,6 +10,7 @@ from celery import shared_task
 from members.clock import task_moment
 from members.services.idempotency import idempotency_records_purge
 from members.services.import_jobs import import_job_run
+from members.services.interactions import interactions_prune
 from members.services.points import points_expire
 from members.services.reconcile import balances_reconcile
 from members.services.tiers import tier_downgrade_due
@@ -50,3 +51,9 @@ def import_job_task(job_id: int) -> str | None:
     written to the job as it goes; a job no longer queued is left alone, so running twice is safe."""
     job = import_job_run(job_id=job_id)
     return None if job is None else job.status
+
+
+@shared_task(acks_late=True)
+def interactions_prune_task() -> int:
+    """Daily: delete interactions older than HUIYUAN_INTERACTION_KEEP_DAYS. Safe to run twice."""
+    return interactions_prune()

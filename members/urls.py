@@ -7,7 +7,7 @@ the POS member lookup and top-up, served there with the member's top-up offers.
 from django.conf import settings
 from django.urls import path
 
-from members.apis import auth, me, payments, pos
+from members.apis import auth, events, me, payments, pos
 
 app_name = "api-v1"
 
@@ -31,6 +31,7 @@ urlpatterns = [
         me.MemberRestrictedBonusListApi.as_view(),
         name="me-wallet-restricted-bonuses",
     ),
+    path("me/events", events.MemberEventsApi.as_view(), name="me-events"),
     path("me/referrals", me.MemberReferralListApi.as_view(), name="me-referrals"),
     path("me/data-export", me.MemberDataExportApi.as_view(), name="me-data-export"),
     path("me/erasure", me.MemberErasureApi.as_view(), name="me-erasure"),
@@ -44,6 +45,7 @@ urlpatterns = [
     # pos/members/lookup and pos/wallet/top-up: in campaigns.urls, with the member's top-up offers
     path("pos/wallet/spend", pos.PosWalletSpendApi.as_view(), name="pos-wallet-spend"),
     path("pos/points/redeem", pos.PosPointsRedeemApi.as_view(), name="pos-points-redeem"),
+    path("pos/events", events.PosEventsApi.as_view(), name="pos-events"),
 ]
 
 if settings.HUIYUAN_BENCH_FLOOR:

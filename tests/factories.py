@@ -41,6 +41,7 @@ from campaigns.models import (
 from members.models import (
     ApiIdempotencyRecord,
     ImportJob,
+    Interaction,
     LoyaltyProgram,
     Member,
     MemberPointsMultiplier,
@@ -54,6 +55,9 @@ from members.models import (
     Product,
     Referral,
     Refund,
+    RefundLine,
+    RestrictedBonus,
+    RestrictedBonusMove,
     StaffAccess,
     Store,
     StoreApiKey,
@@ -162,6 +166,18 @@ class RefundFactory(factory.django.DjangoModelFactory):
     refunded_at = factory.LazyFunction(timezone.now)
 
 
+class RefundLineFactory(factory.django.DjangoModelFactory):
+    """A refund line (the order line's refunded quantity and amount are not moved: ``refund_record`` does that)."""
+
+    class Meta:
+        model = RefundLine
+
+    order_line = factory.SubFactory(OrderLineFactory)
+    refund = factory.SubFactory(RefundFactory, order=factory.SelfAttribute("..order_line.order"))
+    quantity = 1
+    amount = Decimal("1.00")
+
+
 # --- members: stored value --------------------------------------------------------------------
 
 
@@ -190,6 +206,28 @@ class WalletEntryFactory(factory.django.DjangoModelFactory):
     reason = "top-up at the till"
     idempotency_key = factory.Sequence(lambda n: f"wallet-entry-{n}")
     request_fingerprint = factory.LazyAttribute(lambda entry: _sha256(entry.idempotency_key))
+
+
+class RestrictedBonusFactory(factory.django.DjangoModelFactory):
+    """A bonus for 唤醒商品 granted by a top-up (cached balances not moved: ``wallet_top_up`` does that)."""
+
+    class Meta:
+        model = RestrictedBonus
+
+    top_up = factory.SubFactory(WalletEntryFactory, bonus_delta=Decimal("50.00"))
+    wallet = factory.SelfAttribute("top_up.wallet")
+    tags = factory.LazyFunction(lambda: ["唤醒商品"])
+    amount = factory.SelfAttribute("top_up.bonus_delta")
+    remaining = factory.SelfAttribute("amount")
+
+
+class RestrictedBonusMoveFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RestrictedBonusMove
+
+    bonus = factory.SubFactory(RestrictedBonusFactory)
+    entry = factory.SelfAttribute("bonus.top_up")
+    delta = factory.SelfAttribute("bonus.amount")
 
 
 # --- members: the REST API's rows -------------------------------------------------------------
@@ -726,3 +764,14 @@ class ImportJobFactory(factory.django.DjangoModelFactory):
     file_name = "members.csv"
     stored_name = factory.Sequence(lambda n: f"{n:032x}")
     created_by = factory.SubFactory(StaffUserFactory)
+
+
+class InteractionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Interaction
+
+    member = factory.SubFactory(MemberFactory)
+    kind = Interaction.Kind.CHECK_IN
+    source = Interaction.Source.POS
+    occurred_at = factory.LazyFunction(timezone.now)
+    event_id = factory.Sequence(lambda n: f"event-{n}")

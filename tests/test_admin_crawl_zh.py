@@ -232,6 +232,7 @@ def build_rows(operator) -> dict:
         "members.PointsLot": factories.PointsLotFactory(source_entry=points_entry),
         "members.MemberPointsMultiplier": factories.MemberPointsMultiplierFactory(member=member, source="双倍积分日"),
         "members.Referral": factories.ReferralFactory(referrer=member, referee=other),
+        "members.Interaction": factories.InteractionFactory(member=member, store=store, detail="门店签到"),
         "members.Tier": tier,
         "members.TierRule": factories.TierRuleFactory(tier=tier),
         "members.TierChange": factories.TierChangeFactory(member=member, to_tier=tier, detail="店长调整"),

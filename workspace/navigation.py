@@ -44,6 +44,7 @@ GROUPS = (
             Entry("members.Tier", "workspace_premium"),
             Entry("members.TierChange", "swap_vert"),
             Entry("members.Referral", "share"),
+            Entry("members.Interaction", "touch_app"),
         ),
     ),
     (

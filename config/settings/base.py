@@ -254,6 +254,8 @@ REST_FRAMEWORK = {
         "payment_notify": env.str("THROTTLE_PAYMENT_NOTIFY", default="600/min"),
         "pos_lookup": env.str("THROTTLE_POS_LOOKUP", default="30/min"),  # member lookups, per store key
         "staff_report": env.str("THROTTLE_STAFF_REPORT", default="120/min"),  # effect reports, per user
+        "member_events": env.str("THROTTLE_MEMBER_EVENTS", default="60/min"),  # batches of interactions
+        "pos_events": env.str("THROTTLE_POS_EVENTS", default="600/min"),
     },
     # Reverse proxies in front of the app whose X-Forwarded-For is trusted (throttles, sign-in
     # lockout). 0: the connecting address, whatever the header says.
@@ -315,6 +317,8 @@ HUIYUAN_ORDER_MAX_AMOUNT = env.str("HUIYUAN_ORDER_MAX_AMOUNT", default="1000000.
 HUIYUAN_API_DOCS_PUBLIC = env.bool("HUIYUAN_API_DOCS_PUBLIC", default=True)
 # How long a retried API write (same Idempotency-Key) is answered with its stored first response.
 HUIYUAN_IDEMPOTENCY_KEEP_DAYS = env.int("HUIYUAN_IDEMPOTENCY_KEEP_DAYS", default=7)
+# Interactions (page views, check-ins, services used…) older than this are pruned daily; none older is accepted.
+HUIYUAN_INTERACTION_KEEP_DAYS = env.int("HUIYUAN_INTERACTION_KEEP_DAYS", default=400)
 
 # --- WeChat mini-program and WeChat Pay (v3) ---------------------------------------------------
 WECHAT_APP_ID = env.str("WECHAT_APP_ID", default="")

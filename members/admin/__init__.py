@@ -4,4 +4,4 @@
 search by phone, staff form pages); its page templates are under ``templates/admin/members/``.
 """
 
-from members.admin import api, core, points, products, tiers, wallet  # noqa: F401
+from members.admin import api, core, interactions, points, products, tiers, wallet  # noqa: F401

@@ -3,6 +3,7 @@
 from members.models.api import *  # noqa: F403
 from members.models.core import MONEY, Member, Order, Refund, Store, TimeStampedModel
 from members.models.imports import *  # noqa: F403
+from members.models.interactions import *  # noqa: F403
 from members.models.points import *  # noqa: F403
 from members.models.products import *  # noqa: F403
 from members.models.referrals import *  # noqa: F403

@@ -26,6 +26,7 @@ class ApiScope(models.TextChoices):
     MEMBERS_READ = "members:read", _("Look members up")
     WALLET = "wallet", _("Spend and top up stored value")
     POINTS = "points", _("Redeem points")
+    EVENTS = "events", _("Record member interactions")
 
 
 class StoreApiKey(TimeStampedModel):
@@ -40,7 +41,7 @@ class StoreApiKey(TimeStampedModel):
     prefix = models.CharField(_("prefix"), max_length=16, unique=True, editable=False)
     secret_hash = models.CharField(_("secret hash"), max_length=64, editable=False)
     scopes = models.CharField(
-        _("scopes"), max_length=200, help_text=_("Comma-separated: orders, members:read, wallet, points.")
+        _("scopes"), max_length=200, help_text=_("Comma-separated: orders, members:read, wallet, points, events.")
     )
     is_active = models.BooleanField(_("active"), default=True)
     last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True, editable=False)

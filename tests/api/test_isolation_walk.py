@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from campaigns.models import Coupon, CouponTemplate, TopUpOffer
 from campaigns.services.coupons import coupon_grant
 from members.models import (
+    Interaction,
     Member,
     MemberPointsMultiplier,
     Order,
@@ -121,6 +122,7 @@ def fingerprint_of(member) -> tuple:
         tuple(WalletEntry.objects.filter(wallet__member=member).values_list("id", "amount")),
         tuple(TopUpIntent.objects.filter(member=member).values_list("id", "status")),
         tuple(Coupon.objects.filter(member=member).values_list("id", "status", "redemption_key")),
+        tuple(Interaction.objects.filter(member=member).values_list("id", "event_id")),
     )
 
 
@@ -187,6 +189,11 @@ def member_plans(world):
         "me_points_multipliers_list": (
             lambda: ({}, None),
             only_mine(lambda m: MemberPointsMultiplier.objects.filter(member=m).values_list("id", flat=True)),
+        ),
+        # events are always the token's member's: a member id in the body is refused
+        "me_events_create": (
+            lambda: ({}, {"events": [{"id": "w1", "kind": "share", "occurred_at": "2026-01-05T10:00:00+08:00"}]}),
+            lambda r: r.status_code == 200 and Interaction.objects.filter(event_id="w1").get().member_id == ma.pk,
         ),
         "me_top_ups_create": (
             lambda: ({}, {"amount": "1.00", "member": mb.pk}),
@@ -266,6 +273,15 @@ def test_store_key_walk(world):
         "pos_refunds_create": ({}, {"external_id": "R-new", "order_external_id": "O-b", "amount": "1.00"}, 404),
         # members belong to the brand, not to a store: any store may look them up; spending needs their QR code
         "pos_members_lookup": ({}, {"mobile": b["member"].mobile}, lambda r: r.status_code == 200),
+        # recording B's events needs B's QR code (B at the counter) and the events scope
+        "pos_events_create": (
+            {},
+            {
+                "qr_code": qr_b[:-2] + "xx",
+                "events": [{"id": "w2", "kind": "check_in", "occurred_at": "2026-01-05T10:00:00+08:00"}],
+            },
+            lambda r: r.status_code in (400, 403),
+        ),
         "pos_wallet_spend": ({}, {"mobile": b["member"].mobile, "amount": "1.00"}, lambda r: r.status_code == 400),
         "pos_points_redeem": (
             {},

@@ -26,10 +26,11 @@ from campaigns.models import Campaign, Coupon, OutboxMessage, TriggerFiring
 from campaigns.services.outbox import message_enqueue
 from campaigns.tasks import campaigns_advance_task, coupons_expire_task, outbox_flush_task, triggers_sweep_task
 from config.periodic import SCHEDULES
-from members.models import ApiIdempotencyRecord, Member, PointsEntry, PointsLot, TierChange
+from members.models import ApiIdempotencyRecord, Interaction, Member, PointsEntry, PointsLot, TierChange
 from members.services.points import points_grant
 from members.tasks import (
     idempotency_records_purge_task,
+    interactions_prune_task,
     points_expire_task,
     reconcile_task,
     tier_downgrade_task,
@@ -57,6 +58,7 @@ JOBS = {  # in this order: the reaper first, as the recompute reaps too
     "members.tasks.tier_downgrade_task": tier_downgrade_task,
     "members.tasks.reconcile_task": reconcile_task,
     "members.tasks.idempotency_records_purge_task": idempotency_records_purge_task,
+    "members.tasks.interactions_prune_task": interactions_prune_task,
     "campaigns.tasks.coupons_expire_task": coupons_expire_task,
     "campaigns.tasks.campaigns_advance_task": campaigns_advance_task,
     "campaigns.tasks.outbox_flush_task": outbox_flush_task,
@@ -123,6 +125,10 @@ def test_two_beats_sending_every_job_at_once_do_its_work_once(default_scheme, la
     )
     old_answer = ApiIdempotencyRecordFactory()
     ApiIdempotencyRecord.objects.filter(pk=old_answer.pk).update(created_at=now - dt.timedelta(days=30))
+    Interaction.objects.bulk_create(  # one to keep, one past the retention
+        Interaction(member=saver, kind=1, source=1, occurred_at=now - dt.timedelta(days=days), event_id=f"drill-{days}")
+        for days in (1, 500)
+    )
     members = Member.objects.count()
 
     # when every job is sent by two beats at once
@@ -148,6 +154,8 @@ def test_two_beats_sending_every_job_at_once_do_its_work_once(default_scheme, la
     assert coupon.status == Coupon.Status.EXPIRED
     assert campaign.status == Campaign.Status.RUNNING
     assert not ApiIdempotencyRecord.objects.exists()
+    assert list(Interaction.objects.values_list("event_id", flat=True)) == ["drill-1"]
+    assert sorted(results["members.tasks.interactions_prune_task"]) == [0, 1]
     firing = TriggerFiring.objects.get()
     assert (firing.member_id, firing.status) == (lapsed.pk, TriggerFiring.Status.FIRED)
     assert sorted(OutboxMessage.objects.values_list("pk", "status", "attempts")) == sorted(
