@@ -76,6 +76,10 @@ orders_imported = DomainEvent(
     "orders_imported",
     "Historical orders were bulk-imported (no per-order events). Payload: count, member_ids_from, member_ids_to.",
 )
+interactions_recorded = DomainEvent(
+    "interactions_recorded",
+    "New interactions of a member were stored (page views, check-ins…). Payload: member_id, kinds.",
+)
 member_erased = DomainEvent(
     "member_erased",
     "A member's personal data was erased (PIPL); the member stays, anonymised and inactive. Higher apps "
@@ -90,4 +94,5 @@ ALL_EVENTS = (
     referral_completed,
     referral_reversed,
     orders_imported,
+    interactions_recorded,
 )

@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, TabularInline, render_fragment
 from members.formatting import count, duration, local_name, yuan
+from members.models import Interaction
 from segmentation.clv_selectors import clv_default_discount_rate, clv_default_horizon_days, last_clv_run
 from segmentation.models import ClvRun, MemberClv, MemberRfm, RfmRun, Scheme, Segment, SegmentRule, SegmentTransition
 from segmentation.scoring import score_label
@@ -111,8 +112,24 @@ class SegmentRuleInline(TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class SchemeForm(forms.ModelForm):
+    activity_kinds = forms.TypedMultipleChoiceField(
+        label=_("interactions that count for R"),
+        choices=Interaction.Kind.choices,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=Scheme._meta.get_field("activity_kinds").help_text,
+    )
+
+    class Meta:
+        model = Scheme
+        fields = ("activity_kinds",)  # the admin adds the fieldsets' others
+
+
 @admin.register(Scheme)
 class SchemeAdmin(ModelAdmin):
+    form = SchemeForm
     list_display = ("scheme_name", "mode", "window_days", "is_active", "segment_count", "preview_link")
     list_filter = ("mode", "is_active")
     search_fields = ("name", "name_en", "slug")
@@ -123,7 +140,7 @@ class SchemeAdmin(ModelAdmin):
     change_form_template = "admin/segmentation/scheme/change_form.html"
     fieldsets = (
         (None, {"fields": ("name", "name_en", "slug", "description", "description_en", "is_active", "preview_link")}),
-        (_("Scoring"), {"fields": ("mode", "window_days")}),
+        (_("Scoring"), {"fields": ("mode", "window_days", "activity_kinds")}),
         (_("Thresholds mode"), {"fields": ("r_max_days", "f_min", "m_min")}),
         (_("Quintile mode"), {"fields": ("high_score",)}),
     )

@@ -7,9 +7,10 @@ class SegmentationConfig(AppConfig):
     verbose_name = _("Segmentation")
 
     def ready(self):
-        from members.events import order_recorded, orders_imported, refund_recorded
+        from members.events import interactions_recorded, order_recorded, orders_imported, refund_recorded
         from segmentation import subscribers
 
         order_recorded.subscribe(subscribers.refresh_member_on_order)
         refund_recorded.subscribe(subscribers.refresh_member_on_refund)
         orders_imported.subscribe(subscribers.recompute_after_import)
+        interactions_recorded.subscribe(subscribers.refresh_member_on_interactions)

@@ -35,6 +35,7 @@ The definitions are PRODUCT.md's (section *RFM*); how they are computed is in
 import re
 from decimal import Decimal
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -42,7 +43,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from members.formatting import local_name
-from members.models import Member, TimeStampedModel
+from members.models import Interaction, Member, TimeStampedModel
 from segmentation.rules import CLV_TABLE, describe_rule
 
 SCORE_CONDITION_RE = re.compile(r"^(|H|L|[1-5]|[1-5]-[1-5])$")
@@ -91,6 +92,16 @@ class Scheme(TimeStampedModel):
         default=3,
         validators=[MinValueValidator(2), MaxValueValidator(5)],
         help_text=_("Quintile mode: a score counts as high (H) from this value."),
+    )
+    activity_kinds = ArrayField(
+        models.PositiveSmallIntegerField(choices=Interaction.Kind.choices),
+        verbose_name=_("interactions that count for R"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "R is the days since the last order or, when chosen, the last of these interactions (seed 001: "
+            "关键互动). F and M still count orders only; a member who never bought stays lowest."
+        ),
     )
     is_active = models.BooleanField(_("active"), default=False, editable=False)
 

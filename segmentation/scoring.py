@@ -30,6 +30,7 @@ class SchemeSpec:
     m_min: Decimal
     high_score: int
     rules: tuple[dict, ...]
+    activity_kinds: tuple[int, ...] = ()  # interaction kinds that count for R, besides orders
 
     @property
     def high_level(self) -> int:
@@ -65,6 +66,7 @@ class SchemeSpec:
             m_min=Decimal(scheme.m_min),
             high_score=scheme.high_score,
             rules=rules,
+            activity_kinds=tuple(sorted(set(scheme.activity_kinds or ()))),
         )
 
     def to_params(self) -> dict:
@@ -77,6 +79,7 @@ class SchemeSpec:
             "m_min": str(self.m_min),
             "high_score": self.high_score,
             "rules": [dict(rule) for rule in self.rules],
+            **({"activity_kinds": list(self.activity_kinds)} if self.activity_kinds else {}),
         }
 
     @classmethod
@@ -90,6 +93,7 @@ class SchemeSpec:
             m_min=Decimal(params["m_min"]),
             high_score=int(params["high_score"]),
             rules=tuple(params["rules"]),
+            activity_kinds=tuple(int(kind) for kind in params.get("activity_kinds", ())),
         )
 
 

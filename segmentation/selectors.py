@@ -122,7 +122,7 @@ def scheme_preview(*, scheme: Scheme, as_of: dt.date | None = None) -> dict:
     spec = SchemeSpec.from_scheme(scheme)
     as_of = as_of or timezone.localdate()
     window = window_for(as_of, spec.window_days)
-    sql, params = rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql(window=window))
+    sql, params = rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql(window=window, activity_kinds=spec.activity_kinds))
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT segment_id, COUNT(*) FROM ({sql}) x GROUP BY segment_id", params)  # noqa: S608
         counts = dict(cursor.fetchall())
@@ -157,7 +157,7 @@ def scheme_preview_changes(*, scheme: Scheme, as_of: dt.date | None = None, move
     spec = SchemeSpec.from_scheme(scheme)
     as_of = as_of or timezone.localdate()
     window = window_for(as_of, spec.window_days)
-    sql, params = rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql(window=window))
+    sql, params = rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql(window=window, activity_kinds=spec.activity_kinds))
     current_table = MemberRfm._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(

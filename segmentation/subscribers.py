@@ -8,6 +8,7 @@ import logging
 
 from segmentation.services import (
     batch_seconds,
+    current_activity_kinds,
     live_refresh_ask,
     live_refresh_unschedule,
     member_rfm_refresh,
@@ -28,6 +29,13 @@ def refresh_member_on_order(*, member_id: int, **_payload) -> None:
     except Exception:
         logger.warning("could not queue the live RFM refresh", exc_info=True)
         live_refresh_unschedule()
+
+
+def refresh_member_on_interactions(*, member_id: int, kinds=(), **_payload) -> None:
+    """Interactions were stored: when the scheme counts one of their kinds for R, refresh the member
+    as after an order (in the next batch)."""
+    if set(kinds) & set(current_activity_kinds()):
+        refresh_member_on_order(member_id=member_id)
 
 
 def refresh_member_on_refund(*, member_id: int, **_payload) -> None:

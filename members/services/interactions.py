@@ -8,6 +8,9 @@ no more than ``FUTURE_TOLERANCE`` ahead and not older than the retention, and an
 detail. The batch is checked whole first (errors keyed ``events.<index>.<field>``): nothing of a bad
 batch is stored. One ``INSERT … ON CONFLICT DO NOTHING RETURNING`` stores it.
 
+Stored events are published (``interactions_recorded``, after commit), so that a scheme whose R
+counts them refreshes the member's segment as after an order.
+
 ``interactions_prune`` deletes rows older than ``HUIYUAN_INTERACTION_KEEP_DAYS``, in chunks of
 ``PRUNE_CHUNK`` by id, each its own short statement (the BRIN index on ``occurred_at`` finds them).
 """
@@ -22,6 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from members.events import interactions_recorded
 from members.models import Interaction, Member, Store
 from members.services.orders import FUTURE_TOLERANCE
 from members.services.wallet import member_active_check
@@ -77,11 +81,14 @@ def interactions_record(
         cursor.execute(
             # The table name comes from the model, the placeholders from the batch's size; values are parameters.
             f"INSERT INTO {table} (member_id, kind, source, occurred_at, received_at, store_id, event_id, detail) "  # noqa: S608
-            f"VALUES {values} ON CONFLICT (member_id, event_id) DO NOTHING RETURNING id",
+            f"VALUES {values} ON CONFLICT (member_id, event_id) DO NOTHING RETURNING kind",
             params,
         )
-        accepted = len(cursor.fetchall())
-    return RecordedBatch(accepted=accepted, duplicates=len(events) - accepted)
+        stored = cursor.fetchall()
+        kinds = sorted({row[0] for row in stored})
+        if stored:  # after commit: segmentation refreshes R when its scheme counts these kinds
+            interactions_recorded.publish(member_id=member.pk, kinds=kinds)
+    return RecordedBatch(accepted=len(stored), duplicates=len(events) - len(stored))
 
 
 def _checked(events: Sequence[EventIn], *, source: int) -> dict[str, EventIn]:

@@ -1,6 +1,6 @@
 """Writes of the segmentation app: recomputes, the per-order refresh, scheme activation."""
 
-from segmentation.services.live import member_rfm_refresh, members_rfm_refresh
+from segmentation.services.live import current_activity_kinds, member_rfm_refresh, members_rfm_refresh
 from segmentation.services.live_batch import (
     batch_seconds,
     live_refresh_ask,
@@ -25,6 +25,7 @@ __all__ = [
     "RecomputeAlreadyRunning",
     "SwapLockTimeout",
     "batch_seconds",
+    "current_activity_kinds",
     "live_refresh_ask",
     "live_refresh_drain",
     "live_refresh_unschedule",

@@ -28,7 +28,7 @@ from django.db import connection
 from django.utils import timezone
 
 from members import rows
-from members.models import Member, MemberRfmScore, Order
+from members.models import Interaction, Member, MemberRfmScore, Order
 from members.services.tiers import rfm_scores_wanted, tiers_upgrade_on_score
 from segmentation.events import segment_changed
 from segmentation.models import MemberRfm, RfmRun, Segment, SegmentTransition
@@ -38,6 +38,7 @@ from segmentation.services.rfm_sql import member_score_exprs
 
 _TABLE = MemberRfm._meta.db_table
 _MEMBER_TABLE = Member._meta.db_table
+_INTERACTION_TABLE = Interaction._meta.db_table
 _SCORE_TABLE = MemberRfmScore._meta.db_table
 _RUN_TABLE = RfmRun._meta.db_table
 _TRANSITION_TABLE = SegmentTransition._meta.db_table
@@ -85,6 +86,17 @@ def _run(run_id: int) -> _Run:
     return _runs[run_id]
 
 
+def current_activity_kinds() -> tuple[int, ...]:
+    """The interaction kinds the current run's scheme counts for R (none: interactions change nothing)."""
+    run_id = _current[0] or RfmRun.objects.filter(is_current=True).values_list("id", flat=True).first()
+    if run_id is None:
+        return ()
+    try:
+        return _run(run_id).spec.activity_kinds
+    except RfmRun.DoesNotExist:
+        return ()
+
+
 def member_rfm_refresh(*, member_id: int) -> bool:
     """Recompute one member now with the current run's scoring. False when nothing was written
     (no run yet, no such member, or a concurrent refresh already wrote a fresher view)."""
@@ -118,6 +130,12 @@ def _statement(spec: SchemeSpec, cut_points: dict, *, scores: bool) -> str:
         ),"""  # noqa: S608 - a table name from model metadata
     case = segment_case_sql(spec.rules, high_level=spec.high_level, alias="s")
     counted = "o.paid_at < %(end)s AND o.refunded_amount < o.amount"
+    last = f"MAX(o.paid_at) FILTER (WHERE {counted})"
+    if spec.activity_kinds:  # R counts these interactions too, for a member who bought (as the recompute)
+        kinds = ", ".join(str(int(kind)) for kind in spec.activity_kinds)
+        last = f"""CASE WHEN {last} IS NULL THEN NULL ELSE GREATEST({last}, (
+                       SELECT MAX(i.occurred_at) FROM {_INTERACTION_TABLE} i
+                       WHERE i.member_id = ids.member_id AND i.kind IN ({kinds}) AND i.occurred_at < %(end)s)) END"""  # noqa: S608 - a table name from model metadata, kinds are ints
     return f"""
         WITH current_run AS (SELECT id FROM {_RUN_TABLE} WHERE is_current),
         ids AS (SELECT m.id AS member_id FROM {_MEMBER_TABLE} m
@@ -126,8 +144,7 @@ def _statement(spec: SchemeSpec, cut_points: dict, *, scores: bool) -> str:
                  FROM {_TABLE} r JOIN ids USING (member_id)),
         a AS (
             SELECT ids.member_id,
-                   CAST(%(as_of)s AS DATE)
-                       - CAST((MAX(o.paid_at) FILTER (WHERE {counted}) AT TIME ZONE %(tz)s) AS DATE) AS recency_days,
+                   CAST(%(as_of)s AS DATE) - CAST(({last} AT TIME ZONE %(tz)s) AS DATE) AS recency_days,
                    CAST(%(as_of)s AS DATE)
                        - CAST((MIN(o.paid_at) FILTER (WHERE {counted}) AT TIME ZONE %(tz)s) AS DATE)
                        AS first_order_days,

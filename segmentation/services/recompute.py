@@ -277,7 +277,9 @@ def segment_recompute(*, as_of: dt.date | None = None, scheme: Scheme | None = N
                 raise RecomputeAlreadyRunning(_("Another RFM recompute is running; this one did nothing."))
             _report_progress("started", run.pk)
             _tune_session()
-            aggregate = rfm_sql.aggregate_sql(window=window, previous_table=CURRENT_TABLE)
+            aggregate = rfm_sql.aggregate_sql(
+                window=window, previous_table=CURRENT_TABLE, activity_kinds=spec.activity_kinds
+            )
             _execute(run, spec, rfm_sql.scored_sql(spec, aggregate, previous=True))
             _succeed(run, clock)
     except RecomputeAlreadyRunning:
@@ -751,7 +753,9 @@ def segment_recompute_chunk(*, run_id: int, member_range: tuple[int, int]) -> in
         return 0
     spec = SchemeSpec.from_params(run.params)
     window = window_for(run.as_of, spec.window_days)
-    agg_sql, agg_params = rfm_sql.aggregate_sql(window=window, member_range=member_range)
+    agg_sql, agg_params = rfm_sql.aggregate_sql(
+        window=window, member_range=member_range, activity_kinds=spec.activity_kinds
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         _tune_session()
         cursor.execute(

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from members.models import Member, MemberRfmScore, Order
+from members.models import Interaction, Member, MemberRfmScore, Order
 from segmentation.models import RfmStagingRow
 from segmentation.rules import segment_case_sql
 from segmentation.scoring import THRESHOLDS, SchemeSpec, Window, brand_timezone
@@ -36,6 +36,7 @@ from segmentation.scoring import THRESHOLDS, SchemeSpec, Window, brand_timezone
 MEMBER_TABLE = Member._meta.db_table
 SCORE_TABLE = MemberRfmScore._meta.db_table
 ORDER_TABLE = Order._meta.db_table
+INTERACTION_TABLE = Interaction._meta.db_table
 STAGING_TABLE = RfmStagingRow._meta.db_table
 
 
@@ -55,21 +56,46 @@ def _previous_sql(previous_table: str | None, member_column: str) -> tuple[str, 
     )
 
 
+def _activity_sql(kinds: tuple[int, ...], window: Window, member_range) -> tuple[str, str, list]:
+    """The last counted interaction's time (``i.last_at``) and its join, for a scheme whose R counts
+    interactions of ``kinds``; nothing (and the plain last order) when it counts none."""
+    if not kinds:
+        return "a.last_paid_at", "", []
+    range_i, range_i_params = _range_sql("i.member_id", member_range)
+    join = f"""
+        LEFT JOIN (
+            SELECT i.member_id, MAX(i.occurred_at) AS last_at
+            FROM {INTERACTION_TABLE} i
+            WHERE i.kind = ANY(%s) AND i.occurred_at < %s{range_i}
+            GROUP BY i.member_id
+        ) i ON i.member_id = m.id"""  # noqa: S608 - a table name from model metadata
+    # A member who never bought keeps no R (and the lowest scores), whatever they did.
+    last = "CASE WHEN a.last_paid_at IS NULL THEN NULL ELSE GREATEST(a.last_paid_at, i.last_at) END"
+    return last, join, [list(kinds), window.end, *range_i_params]
+
+
 def aggregate_sql(
-    *, window: Window, member_range: tuple[int, int] | None = None, previous_table: str | None = None
+    *,
+    window: Window,
+    member_range: tuple[int, int] | None = None,
+    previous_table: str | None = None,
+    activity_kinds: tuple[int, ...] = (),
 ) -> tuple[str, list]:
     """Per member registered by the end of the as-of date: R (days), days since the first order,
     F and M (``money``, exact numeric), over orders not refunded in full; with ``previous_table``
     also the member's segment in it (``previous_segment_id``), joined here, on the members' id,
-    so that a streaming plan merges all three in member order without sorting anyone."""
+    so that a streaming plan merges all three in member order without sorting anyone. With
+    ``activity_kinds``, R is the days since the last order or counted interaction, whichever is
+    later (for members who bought)."""
     tz = str(brand_timezone())
     as_of = window.as_of.isoformat()
     range_o, range_o_params = _range_sql("o.member_id", member_range)
     range_m, range_m_params = _range_sql("m.id", member_range)
     previous_column, previous_join = _previous_sql(previous_table, "m.id")
+    last, activity_join, activity_params = _activity_sql(activity_kinds, window, member_range)
     sql = f"""
         SELECT m.id AS member_id,
-               CAST(%s AS DATE) - CAST((a.last_paid_at AT TIME ZONE %s) AS DATE) AS recency_days,
+               CAST(%s AS DATE) - CAST(({last} AT TIME ZONE %s) AS DATE) AS recency_days,
                CAST(%s AS DATE) - CAST((a.first_paid_at AT TIME ZONE %s) AS DATE) AS first_order_days,
                COALESCE(a.frequency, 0) AS frequency,
                COALESCE(a.money, 0) AS money{previous_column}
@@ -83,11 +109,11 @@ def aggregate_sql(
             FROM {ORDER_TABLE} o
             WHERE o.paid_at < %s AND o.refunded_amount < o.amount{range_o}
             GROUP BY o.member_id
-        ) a ON a.member_id = m.id{previous_join}
+        ) a ON a.member_id = m.id{activity_join}{previous_join}
         WHERE m.registered_at < %s{range_m}
     """  # noqa: S608 - table names come from model metadata, values are parameters
-    params = [as_of, tz, as_of, tz, window.start, window.start, window.end, *range_o_params, window.end]
-    return sql, [*params, *range_m_params]
+    params = [as_of, tz, as_of, tz, window.start, window.start, window.end, *range_o_params, *activity_params]
+    return sql, [*params, window.end, *range_m_params]
 
 
 def staging_sql(*, run_id: int, previous_table: str | None = None) -> tuple[str, list]:
