@@ -283,18 +283,8 @@ def points_redeem(
     def run() -> PointsEntry:
         with transaction.atomic(durable=True):
             account = points_account_lock(member_id=member.pk)
-            existing = _existing_entry(key, member_id=member.pk, kind=Kind.REDEEM, points=-points)
-            if existing is not None:
-                return existing
-            return _debit(
-                account,
-                points=points,
-                kind=Kind.REDEEM,
-                allow_debt=False,
-                reason=reason,
-                idempotency_key=key,
-                actor=actor,
-                reference=reference,
+            return points_redeem_locked(
+                account=account, points=points, idempotency_key=key, reason=reason, actor=actor, reference=reference
             )
 
     return _retrying_on_key(key, run, member_id=member.pk, kind=Kind.REDEEM, points=-points)
@@ -469,6 +459,35 @@ def points_grant_locked(
         earned_at=timezone.now(),
         reference=reference,
         actor=actor,
+    )
+
+
+def points_redeem_locked(
+    *,
+    account: PointsAccount,
+    points: int,
+    idempotency_key: str,
+    reason: str,
+    actor=None,
+    reference: str = "",
+) -> PointsEntry:
+    """``points_redeem`` inside the caller's transaction, ``account`` locked by the caller (the
+    points catalogue of ``campaigns``): the same debit — due lots expired first, then the lots that
+    expire first; refused, never below zero, with "insufficient points" on ``points``. The same key
+    returns the first entry; the same key for other points or another member is a conflict."""
+    points = _positive_points(points)
+    existing = _existing_entry(idempotency_key, member_id=account.member_id, kind=Kind.REDEEM, points=-points)
+    if existing is not None:
+        return existing
+    return _debit(
+        account,
+        points=points,
+        kind=Kind.REDEEM,
+        allow_debt=False,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        reference=reference,
     )
 
 
@@ -835,6 +854,7 @@ __all__ = [
     "points_grant",
     "points_grant_locked",
     "points_redeem",
+    "points_redeem_locked",
     "points_reverse",
     "points_reverse_locked",
 ]
