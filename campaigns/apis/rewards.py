@@ -243,6 +243,7 @@ QR_CODE_PARAMETER = OpenApiParameter(
 class PosRewardListApi(PosApi):
     required_scope = ApiScope.POINTS
     throttle_scope = "pos_lookup"
+    extra_error_statuses = (400,)  # the QR code
 
     class InputSerializer(StrictSerializer):
         qr_code = serializers.CharField(max_length=128)
