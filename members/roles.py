@@ -40,6 +40,8 @@ _STAFF = (
     "segmentation.view_segmenttransition",
     "segmentation.view_segment",
     "campaigns.view_coupon",
+    "campaigns.view_reward",
+    "campaigns.view_rewardredemption",
     "campaigns.view_campaigngrant",
     "campaigns.view_outboxmessage",
     "campaigns.view_followuptask",
@@ -84,6 +86,7 @@ _ANALYST = (
     "campaigns.view_coupontemplate",
     "campaigns.view_topupoffer",
     "campaigns.view_trigger",
+    "campaigns.view_reward",
 )
 
 
