@@ -699,6 +699,7 @@ class RewardRedemptionFactory(factory.django.DjangoModelFactory):
         kind=PointsEntry.Kind.REDEEM,
         points=-500,
         balance_after=0,
+        reason="积分兑换",
     )
     channel = RewardRedemption.Channel.MINI_PROGRAM
     status = RewardRedemption.Status.PENDING

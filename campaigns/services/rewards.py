@@ -145,8 +145,8 @@ def _priced(*, member_id: int, segment_id: int | None, tier_id: int | None) -> Q
 
 def rewards_for_member(*, member: Member, now: datetime | None = None) -> QuerySet[Reward]:
     """The active rewards open to ``member`` that have not ended, cheapest for them first, each with
-    ``member_price``, ``member_redeemed`` and the member's points as ``member_balance``: one query (and one for the member's segment).
-    ``member`` needs only ``pk`` and ``tier_id``."""
+    ``member_price``, ``member_redeemed`` and the member's points as ``member_balance``: one query
+    (and one for the member's segment). ``member`` needs only ``pk`` and ``tier_id``."""
     now = now or timezone.now()
     balance = PointsAccount.objects.filter(member_id=member.pk).values("balance")
     return (
