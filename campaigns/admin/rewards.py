@@ -1,12 +1,17 @@
-"""Admin: the points catalogue — rewards with their segment and tier prices, and the redemptions (read-only)."""
+"""Admin: the points catalogue — rewards with their segment and tier prices, and the redemptions
+(read-only; whoever may reverse them can undo a coupon redemption whose coupon is unused)."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.admin.choosers import segments_with_scheme
 from campaigns.models import Reward, RewardPrice, RewardRedemption
+from campaigns.services.rewards import reward_redemption_reverse
 from members.admin.base import MemberRowsMixin, ModelAdmin, ReadOnlyAdmin, TabularInline
 from members.formatting import in_chinese
+
+REVERSE_AT_ONCE = 100
 
 
 class RewardPriceInline(TabularInline):
@@ -77,3 +82,23 @@ class RewardRedemptionAdmin(MemberRowsMixin, ReadOnlyAdmin):
     search_fields = ("=member__mobile",)
     list_select_related = ["reward", "member", "store", "coupon"]
     raw_id_fields = ["reward", "member", "points_entry", "coupon", "store", "collected_store"]
+
+    actions = ["reverse_selected"]
+
+    def has_reverse_permission(self, request):
+        return request.user.has_perm("campaigns.reverse_rewardredemption")
+
+    @admin.action(
+        description=_("Reverse the selected coupon redemptions (points and stock given back)"), permissions=["reverse"]
+    )
+    def reverse_selected(self, request, queryset):
+        reversed_count = 0
+        for redemption in queryset.order_by("pk")[:REVERSE_AT_ONCE]:
+            try:
+                reward_redemption_reverse(redemption=redemption, actor=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"{redemption}: {' '.join(exc.messages)}", messages.ERROR)
+            else:
+                reversed_count += 1
+        if reversed_count:
+            self.message_user(request, _("%(n)s redemption(s) reversed.") % {"n": reversed_count}, messages.SUCCESS)

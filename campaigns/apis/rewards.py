@@ -124,7 +124,10 @@ class RedemptionSerializer(serializers.Serializer):
     reward = RewardBriefSerializer()
     points = serializers.IntegerField(help_text=_("The points paid."))
     status = RedemptionStatusField(
-        help_text=_("issued: the coupon is in my coupons; pending: to collect at a counter; collected."),
+        help_text=_(
+            "issued: the coupon is in my coupons; pending: to collect at a counter; collected; reversed: "
+            "undone by staff, points given back."
+        ),
     )
     coupon = RedemptionCouponSerializer(allow_null=True, help_text=_("Coupon rewards: the coupon issued."))
     channel = RedemptionChannelField()

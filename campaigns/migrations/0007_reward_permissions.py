@@ -1,6 +1,6 @@
 """The points catalogue's permissions for the shipped roles (``members.roles``): operators get all of
-them (as every permission of the app), store managers and staff may view rewards and redemptions,
-analysts rewards. Only these permissions are touched; reversing removes them from the groups."""
+them (as every permission of the app), store managers and staff may view rewards and redemptions
+(managers may also reverse a redemption), analysts may view rewards. Only these permissions are touched; reversing removes them from the groups."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
@@ -9,11 +9,11 @@ ALL = tuple(
     f"{action}_{model}"
     for model in ("reward", "rewardprice", "rewardredemption")
     for action in ("add", "change", "delete", "view")
-)
+) + ("reverse_rewardredemption",)
 STAFF = ("view_reward", "view_rewardredemption")
 GRANTS = {
     "运营 operator": ALL,
-    "店长 store manager": STAFF,
+    "店长 store manager": (*STAFF, "reverse_rewardredemption"),
     "店员 store staff": STAFF,
     "分析 analyst": ("view_reward",),
 }

@@ -9,7 +9,8 @@
   pays the lowest price that applies to them, the base price included.
 - ``RewardRedemption`` — one redemption: the points paid (and their ledger entry), the coupon
   issued or the product's collection status, where and through which channel. Its
-  ``idempotency_key`` is unique: a retry returns it.
+  ``idempotency_key`` is unique: a retry returns it. Staff may reverse a coupon redemption while
+  the coupon is unused (``reversed``: the points given back, the stock too).
 
 Writes go through ``campaigns.services.rewards``.
 """
@@ -175,6 +176,7 @@ class RewardRedemption(TimeStampedModel):
         ISSUED = "issued", _("Coupon issued")
         PENDING = "pending", _("To collect at the counter")
         COLLECTED = "collected", _("Collected")
+        REVERSED = "reversed", _("Reversed (points given back)")
 
     member = models.ForeignKey(Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="+")
     reward = models.ForeignKey(Reward, verbose_name=_("reward"), on_delete=models.PROTECT, related_name="redemptions")
@@ -199,6 +201,15 @@ class RewardRedemption(TimeStampedModel):
     collected_store = models.ForeignKey(
         Store, verbose_name=_("collected at store"), on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    reversed_at = models.DateTimeField(_("reversed at"), null=True, blank=True)
+    reversal_entry = models.OneToOneField(
+        PointsEntry,
+        verbose_name=_("points given back"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reward_redemption_reversed",
+    )
     idempotency_key = models.CharField(_("idempotency key"), max_length=200, unique=True)
     request_fingerprint = models.CharField(_("request fingerprint"), max_length=64)
 
@@ -207,11 +218,16 @@ class RewardRedemption(TimeStampedModel):
         verbose_name = _("reward redemption")
         verbose_name_plural = _("reward redemptions")
         indexes = [models.Index(fields=["member", "reward"], name="rewardredemption_member_reward")]
+        permissions = [("reverse_rewardredemption", _("Can reverse a reward redemption (points given back)"))]
         constraints = [
             models.CheckConstraint(condition=Q(points__gte=1), name="rewardredemption_points_gte_1"),
             models.CheckConstraint(
                 condition=~Q(status="collected") | Q(collected_at__isnull=False),
                 name="rewardredemption_collected_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="reversed") | Q(reversed_at__isnull=False, reversal_entry__isnull=False),
+                name="rewardredemption_reversed_has_entry",
             ),
         ]
 

@@ -30,6 +30,13 @@ Retries
     ``replayed`` set); the same key for anything else raises ``IdempotencyConflict``. Callers scope
     the client's key (``me:<member>:<key>``, ``pos:<store>:<key>``).
 
+Reversing (``reward_redemption_reverse``, staff)
+    A coupon redemption whose coupon is still unused can be undone: the coupon is revoked, the
+    points come back through the ledger (``points_return_locked``: a ``reversal`` credit naming the
+    redemption's debit), the stock goes back up and the redemption becomes ``reversed`` (it no longer
+    counts against the member's limit). Same locks and order as a redemption; reversing twice
+    returns the first reversal; a used coupon or a product redemption is refused.
+
 Collecting (``reward_redemption_collect``)
     A product redemption is ``pending`` until staff hand the product over at a counter: one
     conditional ``UPDATE`` makes it ``collected``; collecting it again at the same store changes
@@ -48,11 +55,11 @@ from django.utils.translation import gettext as _g
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Reward, RewardPrice, RewardRedemption
-from campaigns.services.coupons import CouponUnavailable, coupon_grant
+from campaigns.services.coupons import CouponUnavailable, coupon_grant, coupon_revoke
 from members.lock_objects import points_account_lock
 from members.models import Member, PointsAccount, Store
 from members.services.errors import IdempotencyConflict
-from members.services.points import points_redeem_locked
+from members.services.points import points_redeem_locked, points_return_locked
 from segmentation.models import MemberRfm
 
 __all__ = [
@@ -60,6 +67,7 @@ __all__ = [
     "member_reward_redemptions",
     "reward_redeem",
     "reward_redemption_collect",
+    "reward_redemption_reverse",
     "reward_refusal",
     "rewards_for_member",
 ]
@@ -131,6 +139,7 @@ def _priced(*, member_id: int, segment_id: int | None, tier_id: int | None) -> Q
         open_to_member = open_to_all | Exists(through.objects.filter(reward_id=OuterRef("pk"), segment_id=segment_id))
     redeemed = (
         RewardRedemption.objects.filter(reward_id=OuterRef("pk"), member_id=member_id)
+        .exclude(status=Status.REVERSED)
         .order_by()
         .values("reward_id")
         .annotate(n=Count("pk"))
@@ -342,3 +351,34 @@ def reward_redemption_collect(*, redemption: RewardRedemption, store: Store | No
     if fresh.collected_store_id != (store.pk if store else None):
         raise _invalid("redemption", _("This reward was collected already."), "already_collected")
     return fresh
+
+
+# --- reversing ---------------------------------------------------------------------------------------
+
+
+def reward_redemption_reverse(*, redemption: RewardRedemption, actor=None, reason: str = "") -> RewardRedemption:
+    """Undo a coupon redemption whose coupon is unused: coupon revoked, points and stock given back."""
+    with transaction.atomic(durable=True):
+        account = points_account_lock(member_id=redemption.member_id)
+        Reward.objects.select_for_update().filter(pk=redemption.reward_id).values_list("pk", flat=True).get()
+        fresh = RewardRedemption.objects.select_related("points_entry", "coupon", "reward").get(pk=redemption.pk)
+        if fresh.status == Status.REVERSED:
+            return fresh
+        if fresh.coupon is None:
+            raise _invalid("redemption", _("Only a coupon reward can be reversed."), "not_reversible")
+        text = reason or _g("Points reward %(reward)s reversed") % {"reward": fresh.reward.name}
+        coupon_revoke(coupon=fresh.coupon, reason=text)  # refused when the coupon was used
+        entry = points_return_locked(
+            account=account,
+            entry=fresh.points_entry,
+            idempotency_key=f"{fresh.points_entry.idempotency_key}:return"[:100],
+            reason=text,
+            actor=actor,
+        )
+        now = timezone.now()
+        Reward.objects.filter(pk=fresh.reward_id).update(redeemed_count=F("redeemed_count") - 1, updated_at=now)
+        RewardRedemption.objects.filter(pk=fresh.pk).update(
+            status=Status.REVERSED, reversed_at=now, reversal_entry=entry, updated_at=now
+        )
+        fresh.refresh_from_db()
+        return fresh

@@ -7,7 +7,13 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Sum
 
 from campaigns.models import Coupon, Reward, RewardPrice, RewardRedemption
-from campaigns.services.rewards import reward_redeem, reward_redemption_collect, rewards_for_member
+from campaigns.services.coupons import coupon_redeem
+from campaigns.services.rewards import (
+    reward_redeem,
+    reward_redemption_collect,
+    reward_redemption_reverse,
+    rewards_for_member,
+)
 from members.models import PointsAccount, PointsEntry, PointsLot
 from members.services.errors import IdempotencyConflict
 from members.services.points import points_grant
@@ -301,3 +307,45 @@ def test_one_member_racing_the_limit_and_the_same_key_redeems_once():
     assert len(won) == 1, results
     assert all(isinstance(r, RewardRedemption) or refusal_code(r) == "limit_reached" for r in results), results
     assert balance(member) == 900 and ledger_consistent(member)
+
+
+# --- reversing ---------------------------------------------------------------------------------------------
+
+
+def test_a_coupon_redemption_is_reversed_while_the_coupon_is_unused(coupon_reward):
+    # given: once per member, redeemed
+    Reward.objects.filter(pk=coupon_reward.pk).update(limit_per_member=1, stock=1)
+    member = MemberFactory()
+    give(member, 600)
+    redemption = reward_redeem(member=member, reward=coupon_reward, idempotency_key="rev", channel=MP)
+    # when
+    reversed_ = reward_redemption_reverse(redemption=redemption)
+    again = reward_redemption_reverse(redemption=redemption)
+    # then: coupon revoked, points back through the ledger, stock and limit free again
+    assert (
+        reversed_.status == RewardRedemption.Status.REVERSED and again.reversal_entry_id == reversed_.reversal_entry_id
+    )
+    assert reversed_.reversal_entry.points == 500 and reversed_.reversal_entry.reverses_id == redemption.points_entry_id
+    assert Coupon.objects.get(pk=redemption.coupon_id).status == Coupon.Status.REVOKED
+    assert balance(member) == 600 and ledger_consistent(member)
+    coupon_reward.refresh_from_db()
+    assert coupon_reward.redeemed_count == 0
+    assert reward_redeem(member=member, reward=coupon_reward, idempotency_key="rev-2", channel=MP).points == 500
+
+
+def test_a_used_coupon_or_a_product_cannot_be_reversed(coupon_reward):
+    # given: a used coupon, and a product redemption
+    member = MemberFactory()
+    give(member, 1000)
+    used = reward_redeem(member=member, reward=coupon_reward, idempotency_key="used", channel=MP)
+    coupon_redeem(member=member, coupon=used.coupon, amount="50.00", idempotency_key="use-it")
+    product = RewardFactory(kind=Reward.Kind.PRODUCT, coupon_template=None, product=ProductFactory(), points_price=100)
+    pending = reward_redeem(member=member, reward=product, idempotency_key="prod", channel=MP)
+    # when / then
+    with pytest.raises(ValidationError):
+        reward_redemption_reverse(redemption=used)
+    with pytest.raises(ValidationError) as refused:
+        reward_redemption_reverse(redemption=pending)
+    assert refusal_code(refused.value, "redemption") == "not_reversible"
+    assert balance(member) == 400 and ledger_consistent(member)
+    assert not RewardRedemption.objects.filter(status=RewardRedemption.Status.REVERSED).exists()

@@ -7,6 +7,7 @@ from django.urls import clear_url_caches, reverse
 
 from campaigns.models import Reward, RewardPrice, RewardRedemption
 from campaigns.services.rewards import reward_redeem
+from members.models import PointsAccount
 from members.services.points import points_grant
 from tests.factories import MemberFactory, RewardFactory
 
@@ -99,3 +100,22 @@ def test_the_catalogue_is_in_the_sidebar_in_chinese(staff_client, redeemed):
     clear_url_caches()
     for text in ("积分兑换商品", "积分兑换记录", "积分价格", "库存", "专属于"):
         assert text in html, text
+
+
+def test_staff_who_may_reverse_undo_a_redemption_from_the_list(staff_client, redeemed):
+    # given: a redemption with its coupon unused
+    redeemed.exclusive_segments.clear()
+    member = MemberFactory()
+    points_grant(member=member, points=1000, kind="campaign_reward", reason="t", idempotency_key="adm-3")
+    redemption = reward_redeem(member=member, reward=redeemed, idempotency_key="adm-3", channel="admin")
+    # when
+    response = staff_client.post(
+        reverse("admin:campaigns_rewardredemption_changelist"),
+        {"action": "reverse_selected", "_selected_action": [redemption.pk]},
+        follow=True,
+    )
+    # then
+    assert response.status_code == 200
+    redemption.refresh_from_db()
+    assert redemption.status == RewardRedemption.Status.REVERSED
+    assert PointsAccount.objects.get(member=member).balance == 1000
