@@ -13,7 +13,7 @@ def install(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0007_reward_permissions"),
+        ("campaigns", "0008_reward_permissions"),
         ("segmentation", "0002_default_schemes"),
     ]
 
