@@ -10,7 +10,8 @@ this app, not in the audited ones), with its own event table ``audit_<name>event
 
 - settings operators edit — tiers and their rules, the loyalty program, segment schemes, segments
   and rules, campaigns and their benefits, top-up offers, coupon templates, triggers, referral
-  reward rules, store API keys, products (their categories and tags decide offers): ``created``,
+  reward rules, store API keys, products (their categories and tags decide offers), points rewards
+  and their segment and tier prices: ``created``,
   ``changed`` (only when a tracked field changes) and
   ``deleted``, each with the row as it was after (before, for a deletion);
 - the money and points ledgers are append-only already: of them, the staff adjustments
@@ -33,7 +34,16 @@ from django.contrib.auth.models import User
 from django.utils.translation import gettext_lazy as _
 from pghistory.models import MiddlewareEvents
 
-from campaigns.models import Campaign, CampaignBenefit, CouponTemplate, ReferralRewardRule, TopUpOffer, Trigger
+from campaigns.models import (
+    Campaign,
+    CampaignBenefit,
+    CouponTemplate,
+    ReferralRewardRule,
+    Reward,
+    RewardPrice,
+    TopUpOffer,
+    Trigger,
+)
 from members.models import (
     LoyaltyProgram,
     PointsEntry,
@@ -89,6 +99,8 @@ AuditedTopUpOffer = audited(TopUpOffer, name="TopUpOffer")
 AuditedCouponTemplate = audited(CouponTemplate, exclude=["issued_count"], name="CouponTemplate")
 AuditedTrigger = audited(Trigger, name="Trigger")
 AuditedReferralRewardRule = audited(ReferralRewardRule, name="ReferralRewardRule")
+AuditedReward = audited(Reward, exclude=["redeemed_count"], name="Reward")  # the count moves on its own
+AuditedRewardPrice = audited(RewardPrice, name="RewardPrice")
 AuditedProduct = audited(Product, name="Product")  # prices live on lines; names, categories and tags here
 AuditedStoreApiKey = audited(StoreApiKey, exclude=["secret_hash", "last_used_at"], name="StoreApiKey")
 

@@ -6,7 +6,10 @@
 - seed 002's stored-value offers (new members 200→+20; champions 1000→+150 and double points for
   30 days; sleeping members 300→+50, only with the wake-up products), inactive;
 - seed 002's referral reward rules (champion referrer: both a ¥50 coupon and 1,000 points; others:
-  both a ¥20 coupon; a sleeping referrer also gets an activation pack), inactive.
+  both a ¥20 coupon; a sleeping referrer also gets an activation pack), inactive;
+- the points catalogue (seeds 001 and 002, 积分兑换): a ¥20 coupon for 500 points (400 for
+  champions) and a ¥50 coupon exclusive to champions for 1,500 points, once each, inactive
+  (``playbook_rewards_install``; ``migrations/0008_playbook_rewards`` adds them to older installs).
 
 Every name, description and note is given in Chinese and English (``name`` and ``name_en`` …);
 ``migrations/0004_bilingual_texts`` splits the rows an older install wrote as "中文 / English".
@@ -216,6 +219,27 @@ REFERRAL_RULES = {
 }
 
 
+# slug: ((中文名, English name), coupon template, base points price, {segment: price}, exclusive to, per member)
+REWARDS = {
+    "points-coupon-20": (
+        ("500 积分兑 ¥20 券(重要价值用户 400 积分)", "¥20 off for 500 points (400 for champions)"),
+        "playbook-frequency-20",
+        500,
+        {"champions": 400},
+        [],
+        None,
+    ),
+    "points-champions-50": (
+        ("重要价值用户专享:1500 积分兑 ¥50 券", "Champions only: ¥50 off for 1,500 points"),
+        "playbook-referral-50",
+        1500,
+        {},
+        ["champions"],
+        1,
+    ),
+}
+
+
 def _models(apps):
     if apps is None:
         apps = live_apps
@@ -359,12 +383,69 @@ def playbook_install(apps=None) -> dict[str, int]:
             ),
         )
         created["referral_rules"] += new
+    if _has_model(apps, "campaigns", "Reward"):  # not yet in ``0002_playbook``'s historical apps
+        created["rewards"] = playbook_rewards_install(apps)
+    return created
+
+
+def _has_model(apps, app_label: str, name: str) -> bool:
+    try:
+        (apps or live_apps).get_model(app_label, name)
+    except LookupError:
+        return False
+    return True
+
+
+def playbook_rewards_install(apps=None) -> int:
+    """Create the playbook's points rewards that are missing (inactive), with their segment prices and
+    exclusive segments, using the playbook's coupon templates. Returns how many were created."""
+    apps = apps or live_apps
+    reward_model = apps.get_model("campaigns", "Reward")
+    price_model = apps.get_model("campaigns", "RewardPrice")
+    template_model = apps.get_model("campaigns", "CouponTemplate")
+    segments = {
+        s.slug: s for s in apps.get_model("segmentation", "Segment").objects.filter(scheme__slug=DEFAULT_SCHEME)
+    }
+    created = 0
+    for slug, ((name, name_en), template_slug, price, prices, exclusive, per_member) in REWARDS.items():
+        template = template_model.objects.filter(slug=template_slug).first()
+        if template is None or any(segment not in segments for segment in [*prices, *exclusive]):
+            continue
+        reward, new = reward_model.objects.get_or_create(
+            slug=slug,
+            defaults={
+                "name": name,
+                "name_en": name_en,
+                "kind": "coupon",
+                "coupon_template": template,
+                "points_price": price,
+                "limit_per_member": per_member,
+                "is_active": False,
+            },
+        )
+        if not new:
+            continue
+        created += 1
+        for segment, points in prices.items():
+            price_model.objects.create(reward=reward, segment=segments[segment], points_price=points)
+        reward.exclusive_segments.set([segments[segment] for segment in exclusive])
     return created
 
 
 def playbook_uninstall(apps=None) -> None:
     """Remove the playbook's rows that were never used (for unapplying the data migration)."""
     m = _models(apps)
+    if _has_model(apps, "campaigns", "Reward"):
+        reward_model = (apps or live_apps).get_model("campaigns", "Reward")
+        unused_rewards = reward_model.objects.filter(
+            slug__in=list(REWARDS), is_active=False, redeemed_count=0, redemptions__isnull=True
+        )
+        (apps or live_apps).get_model("campaigns", "RewardPrice").objects.filter(
+            reward_id__in=unused_rewards.values("pk")
+        ).delete()
+        for reward in unused_rewards:
+            reward.exclusive_segments.clear()
+            reward.delete()
     campaign_slugs = [f"playbook-{slug}".replace("_", "-") for slug in CAMPAIGNS]
     unused = m["Campaign"].objects.filter(slug__in=campaign_slugs, status="draft", grants__isnull=True)
     m["CampaignBenefit"].objects.filter(campaign_id__in=unused.values("pk")).delete()
@@ -381,6 +462,9 @@ def playbook_uninstall(apps=None) -> None:
     )
     for field in ("referrer_coupon_template_id", "referee_coupon_template_id", "referrer_extra_template_id"):
         used_ids |= set(m["ReferralRewardRule"].objects.values_list(field, flat=True))
+    if _has_model(apps, "campaigns", "Reward"):
+        reward_model = (apps or live_apps).get_model("campaigns", "Reward")
+        used_ids |= set(reward_model.objects.values_list("coupon_template_id", flat=True))
     m["CouponTemplate"].objects.filter(slug__in=list(COUPON_TEMPLATES), issued_count=0).exclude(
         pk__in=[pk for pk in used_ids if pk is not None]
     ).delete()

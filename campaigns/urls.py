@@ -2,13 +2,14 @@
 
 - the member's coupons, offers and points multipliers, starting a top-up (with an offer or not),
   and redeeming a coupon at the till;
+- the points catalogue: the member's rewards and redemptions, and redeeming and collecting at the till;
 - the till's member lookup and top-up (``members.apis.pos``'s views, with top-up offers);
 - ``campaigns/...``: effect reports for dashboards (staff only).
 """
 
 from django.urls import path
 
-from campaigns.apis import coupons, effect, offers
+from campaigns.apis import coupons, effect, offers, rewards
 
 app_name = "campaigns-api"
 
@@ -18,10 +19,17 @@ urlpatterns = [
     path("me/offers", offers.MemberOfferListApi.as_view(), name="me-offers"),
     path("me/points/multipliers", offers.MemberPointsMultiplierListApi.as_view(), name="me-points-multipliers"),
     path("me/top-ups", offers.TopUpIntentCreateApi.as_view(), name="me-top-ups"),
+    path("me/rewards", rewards.MemberRewardListApi.as_view(), name="me-rewards"),
+    path("me/rewards/<int:reward_id>/redeem", rewards.MemberRewardRedeemApi.as_view(), name="me-reward-redeem"),
+    path("me/reward-redemptions", rewards.MemberRewardRedemptionListApi.as_view(), name="me-reward-redemptions"),
     # POS: redeeming coupons; the member lookup and the top-up of ``members.apis.pos``, with top-up offers
     path("pos/coupons/redeem", coupons.PosCouponRedeemApi.as_view(), name="pos-coupons-redeem"),
     path("pos/members/lookup", offers.PosMemberLookupApi.as_view(), name="pos-members-lookup"),
     path("pos/wallet/top-up", offers.PosWalletTopUpApi.as_view(), name="pos-wallet-top-up"),
+    # POS: the points catalogue
+    path("pos/rewards", rewards.PosRewardListApi.as_view(), name="pos-rewards"),
+    path("pos/rewards/redeem", rewards.PosRewardRedeemApi.as_view(), name="pos-rewards-redeem"),
+    path("pos/rewards/collect", rewards.PosRewardCollectApi.as_view(), name="pos-rewards-collect"),
     # staff reports
     path("campaigns/<int:campaign_id>/effect", effect.CampaignEffectApi.as_view(), name="campaign-effect"),
     path("campaigns/segment-report", effect.SegmentReportApi.as_view(), name="segment-report"),

@@ -40,6 +40,8 @@ _STAFF = (
     "segmentation.view_segmenttransition",
     "segmentation.view_segment",
     "campaigns.view_coupon",
+    "campaigns.view_reward",
+    "campaigns.view_rewardredemption",
     "campaigns.view_campaigngrant",
     "campaigns.view_outboxmessage",
     "campaigns.view_followuptask",
@@ -50,6 +52,7 @@ _MANAGER = (
     "members.view_full_mobile",
     "members.adjust_points",
     "members.add_refund",
+    "campaigns.reverse_rewardredemption",
     "members.view_storestaff",
     "campaigns.view_campaign",
     "campaigns.view_campaignbenefit",
@@ -84,6 +87,7 @@ _ANALYST = (
     "campaigns.view_coupontemplate",
     "campaigns.view_topupoffer",
     "campaigns.view_trigger",
+    "campaigns.view_reward",
 )
 
 
@@ -118,10 +122,16 @@ def group_display(group) -> str:
 def _model_is_later(apps, app_label: str, codename: str) -> bool:
     """Whether ``codename`` is a model permission (``view_clvrun``) of a model that ``apps`` does not
     have yet: an earlier migration installs the roles before a later one adds the model, whose own
-    migration grants its permissions then (``segmentation`` 0007)."""
+    migration grants its permissions then (``segmentation`` 0007). A model's own permission
+    (``reverse_rewardredemption``) counts too when the code defines that model and ``apps`` does not."""
+    from django.apps import apps as live_apps
+
     action, _sep, model_name = codename.partition("_")
     if action not in {"add", "change", "delete", "view"}:
-        return False
+        try:
+            live_apps.get_model(app_label, model_name)
+        except LookupError:
+            return False
     try:
         apps.get_model(app_label, model_name)
     except LookupError:

@@ -34,6 +34,9 @@ from campaigns.models import (
     OfferTopUp,
     OutboxMessage,
     ReferralRewardRule,
+    Reward,
+    RewardPrice,
+    RewardRedemption,
     TopUpOffer,
     Trigger,
     TriggerFiring,
@@ -655,6 +658,53 @@ class OfferTopUpFactory(factory.django.DjangoModelFactory):
     amount_paid = factory.SelfAttribute("offer.min_amount")
     bonus = factory.SelfAttribute("offer.bonus_amount")
     idempotency_key = factory.Sequence(lambda n: f"offer-top-up-{n}")
+
+
+class RewardFactory(factory.django.DjangoModelFactory):
+    """A ¥10 coupon for 500 points, for everyone, no stock limit."""
+
+    class Meta:
+        model = Reward
+
+    name = factory.Sequence(lambda n: f"积分换券 #{n}")
+    slug = factory.Sequence(lambda n: f"reward-{n}")
+    kind = Reward.Kind.COUPON
+    coupon_template = factory.SubFactory(CouponTemplateFactory)
+    points_price = 500
+
+
+class RewardPriceFactory(factory.django.DjangoModelFactory):
+    """400 points for the members of a tier."""
+
+    class Meta:
+        model = RewardPrice
+
+    reward = factory.SubFactory(RewardFactory)
+    tier = factory.SubFactory(TierFactory)
+    points_price = 400
+
+
+class RewardRedemptionFactory(factory.django.DjangoModelFactory):
+    """A redemption row as written (the ledger is not moved: ``reward_redeem`` does that)."""
+
+    class Meta:
+        model = RewardRedemption
+
+    member = factory.SubFactory(MemberFactory)
+    reward = factory.SubFactory(RewardFactory)
+    points = 500
+    points_entry = factory.SubFactory(
+        PointsEntryFactory,
+        member=factory.SelfAttribute("..member"),
+        kind=PointsEntry.Kind.REDEEM,
+        points=-500,
+        balance_after=0,
+        reason="积分兑换",
+    )
+    channel = RewardRedemption.Channel.MINI_PROGRAM
+    status = RewardRedemption.Status.PENDING
+    idempotency_key = factory.Sequence(lambda n: f"reward-redemption-{n}")
+    request_fingerprint = "0" * 64
 
 
 class ReferralRewardRuleFactory(factory.django.DjangoModelFactory):

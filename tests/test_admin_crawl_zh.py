@@ -184,6 +184,9 @@ def build_rows(operator) -> dict:
     campaign = factories.CampaignFactory(name="春季回购", slug="spring", description="唤醒沉睡会员")
     coupon_template = factories.CouponTemplateFactory(name="满100减10", slug="minus-10", description="满100元可用")
     offer = factories.TopUpOfferFactory(name="充100送10", code="top-100", description="新客充值礼")
+    reward = factories.RewardFactory(
+        name="积分换券", slug="points-10", description="500积分兑换10元券", coupon_template=coupon_template
+    )
     trigger = factories.TriggerFactory(name="60天未消费提醒", description="提醒沉睡会员", message_template="win_back")
     points_entry = factories.PointsEntryFactory(member=member, reason="门店补偿")
     # segments as a recompute leaves them: the default scheme's run over two members' orders
@@ -272,6 +275,8 @@ def build_rows(operator) -> dict:
         "campaigns.TopUpOffer": offer,
         "campaigns.OfferTopUp": factories.OfferTopUpFactory(offer=offer, member=member),
         "campaigns.ReferralRewardRule": factories.ReferralRewardRuleFactory(name="推荐有礼", slug="referral"),
+        "campaigns.Reward": reward,
+        "campaigns.RewardRedemption": factories.RewardRedemptionFactory(reward=reward, member=member),
         "campaigns.OutboxMessage": factories.OutboxMessageFactory(
             member=member, channel="log", template="welcome", payload={"内容": "欢迎"}
         ),

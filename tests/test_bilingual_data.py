@@ -14,8 +14,15 @@ from django.utils.html import escape
 from django.utils.translation import gettext
 from django_celery_beat.models import PeriodicTask
 
-from campaigns.models import Campaign, CouponTemplate, ReferralRewardRule, TopUpOffer, Trigger
-from campaigns.playbook import CAMPAIGNS, COUPON_TEMPLATES, REFERRAL_RULES, TOP_UP_OFFERS, playbook_install
+from campaigns.models import Campaign, CouponTemplate, ReferralRewardRule, Reward, TopUpOffer, Trigger
+from campaigns.playbook import (
+    CAMPAIGNS,
+    COUPON_TEMPLATES,
+    REFERRAL_RULES,
+    REWARDS,
+    TOP_UP_OFFERS,
+    playbook_install,
+)
 from config.periodic import SCHEDULES
 from segmentation.models import Scheme, Segment
 from tests.factories import install_default_scheme
@@ -95,6 +102,8 @@ def test_the_playbook_is_stored_in_both_languages(shipped):
     assert both(offers.get(code="sleeping-300-50"), "restriction_note")
     rules = ReferralRewardRule.objects.filter(slug__in=list(REFERRAL_RULES))
     assert rules.count() == len(REFERRAL_RULES) and all(both(rule, "name") for rule in rules)
+    rewards = Reward.objects.filter(slug__in=list(REWARDS))
+    assert rewards.count() == len(REWARDS) and all(both(reward, "name") for reward in rewards)
     campaigns = Campaign.objects.filter(slug__startswith="playbook-")
     assert campaigns.count() == len(CAMPAIGNS)
     for campaign in campaigns:

@@ -85,6 +85,8 @@ GROUPS = (
             Entry("members.PointsEntry", "format_list_numbered"),
             Entry("members.PointsLot", "inventory_2"),
             Entry("members.MemberPointsMultiplier", "trending_up"),
+            Entry("campaigns.Reward", "loyalty"),
+            Entry("campaigns.RewardRedemption", "shopping_bag"),
         ),
     ),
     (

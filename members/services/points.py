@@ -283,18 +283,8 @@ def points_redeem(
     def run() -> PointsEntry:
         with transaction.atomic(durable=True):
             account = points_account_lock(member_id=member.pk)
-            existing = _existing_entry(key, member_id=member.pk, kind=Kind.REDEEM, points=-points)
-            if existing is not None:
-                return existing
-            return _debit(
-                account,
-                points=points,
-                kind=Kind.REDEEM,
-                allow_debt=False,
-                reason=reason,
-                idempotency_key=key,
-                actor=actor,
-                reference=reference,
+            return points_redeem_locked(
+                account=account, points=points, idempotency_key=key, reason=reason, actor=actor, reference=reference
             )
 
     return _retrying_on_key(key, run, member_id=member.pk, kind=Kind.REDEEM, points=-points)
@@ -472,6 +462,67 @@ def points_grant_locked(
     )
 
 
+def points_redeem_locked(
+    *,
+    account: PointsAccount,
+    points: int,
+    idempotency_key: str,
+    reason: str,
+    actor=None,
+    reference: str = "",
+) -> PointsEntry:
+    """``points_redeem`` inside the caller's transaction, ``account`` locked by the caller (the
+    points catalogue of ``campaigns``): the same debit — due lots expired first, then the lots that
+    expire first; refused, never below zero, with "insufficient points" on ``points``. The same key
+    returns the first entry; the same key for other points or another member is a conflict."""
+    points = _positive_points(points)
+    existing = _existing_entry(idempotency_key, member_id=account.member_id, kind=Kind.REDEEM, points=-points)
+    if existing is not None:
+        return existing
+    return _debit(
+        account,
+        points=points,
+        kind=Kind.REDEEM,
+        allow_debt=False,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        reference=reference,
+    )
+
+
+def points_return_locked(
+    *, account: PointsAccount, entry: PointsEntry, idempotency_key: str, reason: str, actor=None
+) -> PointsEntry:
+    """Give back what a redemption (``entry``, kind ``redeem``) took, once: a ``reversal`` credit that
+    names it (``reverses``). Debt is repaid first, as with any credit; the rest is a lot that lives as
+    if earned when the redemption was made (so giving points back never extends their life beyond
+    that). Returning it again returns the first return. ``account`` locked by the caller."""
+    if account.member_id != entry.member_id:
+        raise ValueError("the locked account is not the entry's member's")
+    existing = _existing_entry(idempotency_key, member_id=entry.member_id, kind=Kind.REVERSAL)
+    if existing is not None:
+        if existing.reverses_id != entry.pk:
+            raise _conflict(idempotency_key)
+        return existing
+    earlier = PointsEntry.objects.filter(reverses_id=entry.pk).first()
+    if earlier is not None:
+        return earlier
+    if entry.kind != Kind.REDEEM or entry.points >= 0:
+        raise _invalid("entry", _("Only redemptions can be given back."), "not_reversible")
+    return _credit(
+        account,
+        points=-entry.points,
+        kind=Kind.REVERSAL,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        earned_at=entry.created_at,
+        actor=actor,
+        reference=entry.reference,
+        reverses=entry,
+    )
+
+
 def points_reverse_locked(
     *, account: PointsAccount, entry: PointsEntry, idempotency_key: str, reason: str, actor=None
 ) -> PointsEntry:
@@ -529,6 +580,7 @@ def _credit(
     reference: str = "",
     order: Order | None = None,
     program: LoyaltyProgram | None = None,
+    reverses: PointsEntry | None = None,
 ) -> PointsEntry:
     """Add ``points``: debt is repaid first, the rest becomes a lot. Returns the credit entry."""
     program = program or LoyaltyProgram.current()
@@ -542,6 +594,7 @@ def _credit(
         actor=actor,
         reference=reference,
         order_id=order.pk if order else None,
+        reverses=reverses,
     )
     repaid = min(account.debt, points)
     if repaid:
@@ -835,6 +888,8 @@ __all__ = [
     "points_grant",
     "points_grant_locked",
     "points_redeem",
+    "points_redeem_locked",
+    "points_return_locked",
     "points_reverse",
     "points_reverse_locked",
 ]

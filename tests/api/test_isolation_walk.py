@@ -14,8 +14,9 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from campaigns.models import Coupon, CouponTemplate, TopUpOffer
+from campaigns.models import Coupon, CouponTemplate, Reward, RewardRedemption, TopUpOffer
 from campaigns.services.coupons import coupon_grant
+from campaigns.services.rewards import reward_redeem
 from members.models import (
     Interaction,
     Member,
@@ -107,6 +108,15 @@ def world(member_a, member_b, store_a, store_b, place):
             "refresh": member_tokens_issue(member_id=member.pk)["refresh"],
         }
     data["offer_for_everyone"] = for_everyone
+    # the points catalogue: a reward for everyone that both redeemed, and one exclusive to B's segment
+    everyone = Reward.objects.create(name="积分换券", slug="walk-everyone", coupon_template=template, points_price=10)
+    for side in ("a", "b"):
+        data[side]["redemption"] = reward_redeem(
+            member=data[side]["member"], reward=everyone, idempotency_key=f"walk-{side}", channel="mini_program"
+        )
+    for_b = Reward.objects.create(name="专属", slug="walk-b", coupon_template=template, points_price=10)
+    for_b.exclusive_segments.set([data["b"]["member"].rfm.segment])
+    data["reward_for_b"] = for_b
     return data
 
 
@@ -123,6 +133,7 @@ def fingerprint_of(member) -> tuple:
         tuple(TopUpIntent.objects.filter(member=member).values_list("id", "status")),
         tuple(Coupon.objects.filter(member=member).values_list("id", "status", "redemption_key")),
         tuple(Interaction.objects.filter(member=member).values_list("id", "event_id")),
+        tuple(RewardRedemption.objects.filter(member=member).values_list("id", "status", "collected_at")),
     )
 
 
@@ -194,6 +205,16 @@ def member_plans(world):
         "me_events_create": (
             lambda: ({}, {"events": [{"id": "w1", "kind": "share", "occurred_at": "2026-01-05T10:00:00+08:00"}]}),
             lambda r: r.status_code == 200 and Interaction.objects.filter(event_id="w1").get().member_id == ma.pk,
+        ),
+        # rewards are not owned: A never sees the one exclusive to B's segment, nor can redeem it
+        "me_rewards_list": (
+            lambda: ({}, None),
+            lambda r: r.status_code == 200 and world["reward_for_b"].pk not in _ids(r) and _ids(r),
+        ),
+        "me_rewards_redeem": (lambda: ({"reward_id": world["reward_for_b"].pk}, None), 400),
+        "me_reward_redemptions_list": (
+            lambda: ({}, None),
+            only_mine(lambda m: RewardRedemption.objects.filter(member=m).values_list("id", flat=True)),
         ),
         "me_top_ups_create": (
             lambda: ({}, {"amount": "1.00", "member": mb.pk}),
@@ -293,6 +314,18 @@ def test_store_key_walk(world):
             {"mobile": b["member"].mobile, "amount": "1.00", "store": "B001"},
             lambda r: r.status_code == 400 and "store" in r.json()["fields"],
         ),
+        # the points catalogue needs the member's QR code: B's mobile or a forged code is refused
+        "pos_rewards_list": ({}, None, lambda r: r.status_code == 400 and "qr_code" in r.json()["fields"]),
+        "pos_rewards_redeem": (
+            {},
+            {"qr_code": qr_b[:-2] + "xx", "reward": world["reward_for_b"].pk},
+            lambda r: r.status_code == 400 and "qr_code" in r.json()["fields"],
+        ),
+        "pos_rewards_collect": (
+            {},
+            {"qr_code": qr_b[:-2] + "xx", "redemption": b["redemption"].pk},
+            lambda r: r.status_code == 400 and "qr_code" in r.json()["fields"],
+        ),
         # B's coupon is valid only at store B: store A cannot redeem it, even for B
         "pos_coupons_redeem": (
             {},
@@ -312,7 +345,11 @@ def test_store_key_walk(world):
             continue
         if operation_id not in plans:
             # given a store key, every member operation refuses: it needs a member's token
-            url = path.replace("{order_id}", str(b["order"].pk)).replace("{out_trade_no}", b["intent"].out_trade_no)
+            url = (
+                path.replace("{order_id}", str(b["order"].pk))
+                .replace("{out_trade_no}", b["intent"].out_trade_no)
+                .replace("{reward_id}", str(world["reward_for_b"].pk))
+            )
             response = call(client, method, url, {})
             assert response.status_code == 401, operation_id
             continue
@@ -369,7 +406,13 @@ def test_anonymous_callers_are_refused_everywhere(world):
     for operation_id, (method, path) in schema_operations().items():
         if operation_id in PUBLIC:
             continue
-        url = staff_url(path).replace("{order_id}", "1").replace("{out_trade_no}", "x").replace("{external_id}", "x")
+        url = (
+            staff_url(path)
+            .replace("{order_id}", "1")
+            .replace("{out_trade_no}", "x")
+            .replace("{external_id}", "x")
+            .replace("{reward_id}", "1")
+        )
         expected = REFUSED if operation_id.startswith(STAFF_PREFIX) else {401}
         assert call(client, method, url, {}).status_code in expected, operation_id
     assert Member.objects.count() == 4

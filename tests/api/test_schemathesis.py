@@ -31,7 +31,7 @@ from members.services.api_keys import store_api_key_create
 from members.services.tokens import member_tokens_issue
 from members.services.wallet import wallet_top_up
 from tests.api import fakes
-from tests.factories import OrderFactory
+from tests.factories import OrderFactory, RewardFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -100,6 +100,7 @@ def test_no_server_errors_and_responses_match_the_schema(member_a, store_a, sett
     percent.stores.set([store_a])
     coupon_grant(template=percent, member=member_a, source="fuzz", idempotency_key="fuzz-coupon")
     TopUpOffer.objects.create(name="储值 100 送 5", code="fuzz-100-5", min_amount="100", bonus_amount="5")
+    RewardFactory(name="积分换券", coupon_template=percent, points_price=100)
     MemberPointsMultiplier.objects.create(
         member=member_a,
         multiplier="2.00",

@@ -13,8 +13,10 @@ from django.test import override_settings
 from django.urls import clear_url_caches, reverse
 
 from audit.models import AuditedTier, AuditLogEntry
+from campaigns.services.rewards import reward_redeem
 from members.models import PointsEntry, Tier
 from members.roles import ROLE_BY_KEY
+from members.services.points import points_grant
 from tests import factories
 from tests.workspace.builders import role_user
 
@@ -73,6 +75,11 @@ def form_data(html: str, form_id: str) -> dict:
 def events(label=None):
     entries = AuditLogEntry.objects.order_by("pgh_id")
     return [entry for entry in entries if label is None or entry.pgh_model == label]
+
+
+def events_of(label, row):
+    """The events of one row (the migrations' rows, e.g. the playbook's, have theirs too)."""
+    return [entry for entry in events(label) if str(entry.pgh_obj_id) == str(row.pk)]
 
 
 @pytest.fixture
@@ -269,6 +276,8 @@ def test_a_top_up_by_staff_in_the_admin_is_recorded_with_who_and_a_till_top_up_i
         ("CampaignFactory", "audit.CampaignEvent", {"name": "换个名字"}),
         ("TopUpOfferFactory", "audit.TopUpOfferEvent", {"bonus_amount": Decimal("88.00")}),
         ("StoreApiKeyFactory", "audit.StoreApiKeyEvent", {"is_active": False}),
+        ("RewardFactory", "audit.RewardEvent", {"points_price": 300}),
+        ("RewardPriceFactory", "audit.RewardPriceEvent", {"points_price": 200}),
     ],
 )
 def test_schemes_campaigns_offers_and_api_keys_are_recorded_created_changed_and_deleted(
@@ -285,8 +294,21 @@ def test_schemes_campaigns_offers_and_api_keys_are_recorded_created_changed_and_
     except DatabaseError:  # protected by what refers to it: created and changed suffice
         deleted = False
     # then the audit log has each step, the change with the value after
-    labels = [entry.pgh_label for entry in events(event_model)]
+    labels = [entry.pgh_label for entry in events_of(event_model, row)]
     assert labels == ["created", "changed", *(["deleted"] if deleted else [])]
     field, value = next(iter(change.items()))
-    changed = events(event_model)[1].pgh_data[field]
+    changed = events_of(event_model, row)[1].pgh_data[field]
     assert str(changed) in {str(value), str(float(value)) if isinstance(value, Decimal) else str(value)}
+
+
+def test_a_redemption_moves_the_rewards_count_without_an_audit_event():
+    # given a reward, and a member with points
+    reward = factories.RewardFactory(points_price=100)
+    member = factories.MemberFactory()
+    points_grant(member=member, points=100, kind="campaign_reward", reason="t", idempotency_key="audit-reward")
+    # when the member redeems it
+    reward_redeem(member=member, reward=reward, idempotency_key="audit-reward", channel="mini_program")
+    # then the count moved, and the audit log has only the creation
+    reward.refresh_from_db()
+    assert reward.redeemed_count == 1
+    assert [entry.pgh_label for entry in events_of("audit.RewardEvent", reward)] == ["created"]

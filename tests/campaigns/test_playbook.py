@@ -3,7 +3,15 @@
 import pytest
 from django.apps import apps as django_apps
 
-from campaigns.models import Campaign, CampaignBenefit, Coupon, CouponTemplate, ReferralRewardRule, TopUpOffer
+from campaigns.models import (
+    Campaign,
+    CampaignBenefit,
+    Coupon,
+    CouponTemplate,
+    ReferralRewardRule,
+    Reward,
+    TopUpOffer,
+)
 from campaigns.playbook import playbook_install, playbook_uninstall
 from campaigns.services.campaigns import campaign_estimate, campaign_launch
 
@@ -17,14 +25,23 @@ def test_the_playbook_installs_once_and_everything_is_inactive(default_scheme):
     second = playbook_install(django_apps)
 
     # then: one draft campaign per default segment, each targeting its segment, with benefits
-    assert first == {"coupon_templates": 11, "campaigns": 9, "top_up_offers": 3, "referral_rules": 4}
-    assert second == {"coupon_templates": 0, "campaigns": 0, "top_up_offers": 0, "referral_rules": 0}
+    assert first == {"coupon_templates": 11, "campaigns": 9, "top_up_offers": 3, "referral_rules": 4, "rewards": 2}
+    assert second == {"coupon_templates": 0, "campaigns": 0, "top_up_offers": 0, "referral_rules": 0, "rewards": 0}
     segment_slugs = set(default_scheme.segments.values_list("slug", flat=True))
     campaigns = Campaign.objects.prefetch_related("segments", "benefits")
     assert {c.segments.get().slug for c in campaigns} == segment_slugs
     assert all(c.status == Campaign.Status.DRAFT and c.benefits.exists() and c.control_percent for c in campaigns)
     assert not TopUpOffer.objects.filter(is_active=True).exists()
     assert not ReferralRewardRule.objects.filter(is_active=True).exists()
+    assert not Reward.objects.filter(is_active=True).exists()
+    cheaper = Reward.objects.get(slug="points-coupon-20")
+    assert (cheaper.points_price, cheaper.prices.get().segment.slug, cheaper.prices.get().points_price) == (
+        500,
+        "champions",
+        400,
+    )
+    exclusive = Reward.objects.get(slug="points-champions-50")
+    assert [s.slug for s in exclusive.exclusive_segments.all()] == ["champions"]
     win_back = Campaign.objects.get(slug="playbook-win-back")
     assert set(win_back.benefits.values_list("kind", flat=True)) == {"coupon", "follow_up", "message"}
     champions = Campaign.objects.get(slug="playbook-champions").benefits.get(kind="points_multiplier")
@@ -66,6 +83,7 @@ def test_uninstall_removes_what_was_never_used(default_scheme):
     assert list(CouponTemplate.objects.values_list("slug", flat=True)) == ["playbook-recall-20"]
     assert not TopUpOffer.objects.exists()
     assert not ReferralRewardRule.objects.exists()
+    assert not Reward.objects.exists()
 
 
 # --- the admin, on the playbook's data -----------------------------------------------------------------
@@ -268,3 +286,4 @@ def test_a_new_installation_starts_with_the_playbook_loaded_and_inactive():
     assert set(campaigns.values_list("status", flat=True)) == {Campaign.Status.DRAFT}
     assert TopUpOffer.objects.count() == 3 and not TopUpOffer.objects.filter(is_active=True).exists()
     assert ReferralRewardRule.objects.count() == 4 and not ReferralRewardRule.objects.filter(is_active=True).exists()
+    assert Reward.objects.count() == 2 and not Reward.objects.filter(is_active=True).exists()
