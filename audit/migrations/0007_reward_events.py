@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0005_api_key_events_scope'),
+        ('audit', '0006_scheme_activity_kinds'),
         ('campaigns', '0009_playbook_rewards'),
         ('members', '0023_interaction_permissions'),
         ('pghistory', '0007_auto_20250421_0444'),
