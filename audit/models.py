@@ -33,7 +33,15 @@ from django.contrib.auth.models import User
 from django.utils.translation import gettext_lazy as _
 from pghistory.models import MiddlewareEvents
 
-from campaigns.models import Campaign, CampaignBenefit, CouponTemplate, ReferralRewardRule, TopUpOffer, Trigger
+from campaigns.models import (
+    Campaign,
+    CampaignBenefit,
+    CouponTemplate,
+    ReferralRewardRule,
+    StampCard,
+    TopUpOffer,
+    Trigger,
+)
 from members.models import (
     LoyaltyProgram,
     PointsEntry,
@@ -89,6 +97,7 @@ AuditedTopUpOffer = audited(TopUpOffer, name="TopUpOffer")
 AuditedCouponTemplate = audited(CouponTemplate, exclude=["issued_count"], name="CouponTemplate")
 AuditedTrigger = audited(Trigger, name="Trigger")
 AuditedReferralRewardRule = audited(ReferralRewardRule, name="ReferralRewardRule")
+AuditedStampCard = audited(StampCard, name="StampCard")
 AuditedProduct = audited(Product, name="Product")  # prices live on lines; names, categories and tags here
 AuditedStoreApiKey = audited(StoreApiKey, exclude=["secret_hash", "last_used_at"], name="StoreApiKey")
 

@@ -8,7 +8,7 @@
 
 from django.urls import path
 
-from campaigns.apis import coupons, effect, offers
+from campaigns.apis import coupons, effect, offers, stamps
 
 app_name = "campaigns-api"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("me/coupons", coupons.MemberCouponListApi.as_view(), name="me-coupons"),
     path("me/offers", offers.MemberOfferListApi.as_view(), name="me-offers"),
     path("me/points/multipliers", offers.MemberPointsMultiplierListApi.as_view(), name="me-points-multipliers"),
+    path("me/stamp-cards", stamps.MemberStampCardListApi.as_view(), name="me-stamp-cards"),
     path("me/top-ups", offers.TopUpIntentCreateApi.as_view(), name="me-top-ups"),
     # POS: redeeming coupons; the member lookup and the top-up of ``members.apis.pos``, with top-up offers
     path("pos/coupons/redeem", coupons.PosCouponRedeemApi.as_view(), name="pos-coupons-redeem"),

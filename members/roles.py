@@ -39,6 +39,7 @@ _STAFF = (
     "segmentation.view_segmenttransition",
     "segmentation.view_segment",
     "campaigns.view_coupon",
+    "campaigns.view_stampcompletion",
     "campaigns.view_campaigngrant",
     "campaigns.view_outboxmessage",
     "campaigns.view_followuptask",
@@ -56,6 +57,7 @@ _MANAGER = (
     "campaigns.view_coupontemplate",
     "campaigns.view_topupoffer",
     "campaigns.view_trigger",
+    "campaigns.view_stampcard",
     "campaigns.add_followuptask",
 )
 _ANALYST = (
@@ -82,6 +84,7 @@ _ANALYST = (
     "campaigns.view_coupontemplate",
     "campaigns.view_topupoffer",
     "campaigns.view_trigger",
+    "campaigns.view_stampcard",
 )
 
 

@@ -1,3 +1,13 @@
 """Admin for the campaigns app, one module per part."""
 
-from campaigns.admin import campaigns, coupons, effect, followups, offers, outbox, triggers, wallet  # noqa: F401
+from campaigns.admin import (  # noqa: F401
+    campaigns,
+    coupons,
+    effect,
+    followups,
+    offers,
+    outbox,
+    stamps,
+    triggers,
+    wallet,
+)

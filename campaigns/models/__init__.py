@@ -5,4 +5,5 @@ from campaigns.models.coupons import *  # noqa: F403
 from campaigns.models.followups import *  # noqa: F403
 from campaigns.models.offers import *  # noqa: F403
 from campaigns.models.outbox import *  # noqa: F403
+from campaigns.models.stamps import *  # noqa: F403
 from campaigns.models.triggers import *  # noqa: F403
