@@ -66,7 +66,9 @@ class StampCard(LocalTexts, TimeStampedModel):
         blank=True,
         related_name="stamp_cards",
     )
-    bonus_points = models.PositiveIntegerField(_("reward points"), default=0, help_text=_("打卡积分; 0 for none."))
+    bonus_points = models.PositiveIntegerField(
+        _("reward points"), default=0, help_text=_("Points given with the reward (打卡积分); 0 for none.")
+    )
     segments = models.ManyToManyField(
         "segmentation.Segment",
         verbose_name=_("segments"),

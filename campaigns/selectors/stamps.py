@@ -1,12 +1,12 @@
-"""Reads of stamp cards: a member's progress on each card they can collect on, in four queries
-whatever their history (the member's segment, the cards, their unused stamps, their completions)."""
+"""Reads of stamp cards: a member's progress on each card they can collect on, in three queries
+whatever their history (the cards, their unused stamps, their completions; one without a card)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from campaigns.models import Stamp, StampCard, StampCompletion
@@ -34,10 +34,10 @@ def member_stamp_cards(*, member_id: int, now: dt.datetime | None = None) -> lis
     one of them), plus any active card on which they hold stamps, each with their progress and
     their completed rewards."""
     now = now or timezone.now()
-    segment_id = MemberRfm.objects.filter(member_id=member_id).values_list("segment_id", flat=True).first()
-    eligible = Q(segments__isnull=True) | Q(stamps__member_id=member_id)
-    if segment_id is not None:
-        eligible |= Q(segments=segment_id)
+    # One query: the member's segment and stamps are subqueries.
+    in_segment = MemberRfm.objects.filter(member_id=member_id).values("segment_id")
+    holds_stamps = Exists(Stamp.objects.filter(card_id=OuterRef("pk"), member_id=member_id))
+    eligible = Q(segments__isnull=True) | Q(segments__in=in_segment) | Q(holds_stamps)
     running = (Q(starts_at__isnull=True) | Q(starts_at__lte=now)) & (Q(ends_at__isnull=True) | Q(ends_at__gt=now))
     card_ids = StampCard.objects.filter(running, eligible, is_active=True).values("pk")
     cards = list(StampCard.objects.filter(pk__in=card_ids).select_related("coupon_template").order_by("name", "id"))
