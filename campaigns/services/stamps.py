@@ -191,6 +191,8 @@ def _complete_full_cards(*, card_id: int, member_id: int, now: dt.datetime) -> l
     """Inside the caller's transaction, the member locked: turn every N unused valid stamps into a
     completion with its reward."""
     card = StampCard.objects.select_related("coupon_template").get(pk=card_id)
+    if not card.is_active:  # switched off since: stamps given back by a refund wait
+        return []
     made = []
     while True:
         stamp_ids = list(
