@@ -235,6 +235,24 @@ def test_a_partial_refund_voids_only_when_the_order_falls_under_the_minimum(djan
     assert kept and Stamp.objects.get(order=order).void_at is not None
 
 
+def test_refunding_the_only_lines_of_the_category_voids_the_stamp(django_capture_on_commit_callbacks):
+    # given: a coffee card; two orders of a latte and a tea
+    card = make_card(category="咖啡")
+    ProductFactory(sku="TEA", category="奶茶")
+    ProductFactory(sku="LATTE", category="咖啡")
+    member = MemberFactory()
+    both = [LineIn("TEA", 1, Decimal("18.00")), LineIn("LATTE", 1, Decimal("20.00"))]
+    first = buy(django_capture_on_commit_callbacks, member, lines=both)
+    second = buy(django_capture_on_commit_callbacks, member, lines=both)
+    # when: the first order's tea is given back, and the second order's latte
+    refund(django_capture_on_commit_callbacks, first, amount=Decimal("18.00"), lines=[both[0]])
+    refund(django_capture_on_commit_callbacks, second, amount=Decimal("20.00"), lines=[both[1]])
+    # then: the first still has its coffee, the second none
+    assert Stamp.objects.get(order=first).void_at is None
+    assert Stamp.objects.get(order=second).void_at is not None
+    assert progress(member, card) == 1
+
+
 def test_a_refund_after_completion_revokes_the_unused_reward_and_gives_the_stamps_back(
     django_capture_on_commit_callbacks,
 ):
