@@ -41,6 +41,7 @@ from campaigns.models import (
     ReferralRewardRule,
     Reward,
     RewardPrice,
+    StampCard,
     TopUpOffer,
     Trigger,
 )
@@ -101,6 +102,7 @@ AuditedTrigger = audited(Trigger, name="Trigger")
 AuditedReferralRewardRule = audited(ReferralRewardRule, name="ReferralRewardRule")
 AuditedReward = audited(Reward, exclude=["redeemed_count"], name="Reward")  # the count moves on its own
 AuditedRewardPrice = audited(RewardPrice, name="RewardPrice")
+AuditedStampCard = audited(StampCard, name="StampCard")
 AuditedProduct = audited(Product, name="Product")  # prices live on lines; names, categories and tags here
 AuditedStoreApiKey = audited(StoreApiKey, exclude=["secret_hash", "last_used_at"], name="StoreApiKey")
 

@@ -5,11 +5,13 @@
   of one;
 - seed 002's stored-value offers (new members 200→+20; champions 1000→+150 and double points for
   30 days; sleeping members 300→+50, only with the wake-up products), inactive;
+- seed 001's stamp card for 重要发展用户 (big spenders to grow): 满5次送1次 — the fifth order within
+  90 days gives a free-item coupon and 100 打卡积分 — inactive;
 - seed 002's referral reward rules (champion referrer: both a ¥50 coupon and 1,000 points; others:
   both a ¥20 coupon; a sleeping referrer also gets an activation pack), inactive;
 - the points catalogue (seeds 001 and 002, 积分兑换): a ¥20 coupon for 500 points (400 for
   champions) and a ¥50 coupon exclusive to champions for 1,500 points, once each, inactive
-  (``playbook_rewards_install``; ``migrations/0008_playbook_rewards`` adds them to older installs).
+  (``playbook_rewards_install``; ``migrations/0009_playbook_rewards`` adds them to older installs).
 
 Every name, description and note is given in Chinese and English (``name`` and ``name_en`` …);
 ``migrations/0004_bilingual_texts`` splits the rows an older install wrote as "中文 / English".
@@ -67,6 +69,28 @@ COUPON_TEMPLATES = {
         "0",
         30,
         ("激活礼包:唤醒商品试用装", "Activation pack: wake-up product samples"),
+    ),
+    "playbook-stamp-free-item": (
+        ("集点卡:满5次送1次", "Stamp card: the next one free"),
+        "gift_item",
+        None,
+        None,
+        None,
+        "0",
+        30,
+        ("免费兑换一份同款商品", "One item free"),
+    ),
+}
+
+# slug: ((中文名, English name), segment slug, stamps required, window days, coupon template, bonus points)
+STAMP_CARDS = {
+    "playbook-big-spenders-stamps": (
+        ("重要发展用户集点卡:满5次送1次", "Big spenders to grow: buy 5 times, get 1 free"),
+        "big_spenders",
+        5,
+        90,
+        "playbook-stamp-free-item",
+        100,
     ),
 }
 
@@ -253,7 +277,18 @@ def _models(apps):
             ("campaigns", "ReferralRewardRule"),
             ("segmentation", "Segment"),
         )
-    }
+    } | _optional_models(apps, ("campaigns", "StampCard"))
+
+
+def _optional_models(apps, *names) -> dict:
+    """Models an older migration state does not have yet (stamp cards arrived in 0007)."""
+    found = {}
+    for app, name in names:
+        try:
+            found[name] = apps.get_model(app, name)
+        except LookupError:
+            continue
+    return found
 
 
 def _fields(model, values: dict) -> dict:
@@ -266,7 +301,7 @@ def _fields(model, values: dict) -> dict:
 def playbook_install(apps=None) -> dict[str, int]:
     """Create what is missing of the playbook, inactive. Returns how many of each were created."""
     m = _models(apps)
-    created = {"coupon_templates": 0, "campaigns": 0, "top_up_offers": 0, "referral_rules": 0}
+    created = {"coupon_templates": 0, "campaigns": 0, "top_up_offers": 0, "referral_rules": 0, "stamp_cards": 0}
     segments = {s.slug: s for s in m["Segment"].objects.filter(scheme__slug=DEFAULT_SCHEME)}
 
     templates = {}
@@ -383,6 +418,27 @@ def playbook_install(apps=None) -> dict[str, int]:
             ),
         )
         created["referral_rules"] += new
+
+    for slug, ((name, name_en), seg_slug, required, window, template, points) in STAMP_CARDS.items():
+        if "StampCard" not in m or seg_slug not in segments:
+            continue
+        card, new = m["StampCard"].objects.get_or_create(
+            slug=slug,
+            defaults={
+                "name": name,
+                "name_en": name_en,
+                "description": segments[seg_slug].strategy,
+                "description_en": getattr(segments[seg_slug], "strategy_en", ""),
+                "stamps_required": required,
+                "window_days": window,
+                "coupon_template": templates[template],
+                "bonus_points": points,
+                "is_active": False,
+            },
+        )
+        if new:
+            card.segments.set([segments[seg_slug]])
+            created["stamp_cards"] += 1
     if _has_model(apps, "campaigns", "Reward"):  # not yet in ``0002_playbook``'s historical apps
         created["rewards"] = playbook_rewards_install(apps)
     return created
@@ -451,6 +507,8 @@ def playbook_uninstall(apps=None) -> None:
     m["CampaignBenefit"].objects.filter(campaign_id__in=unused.values("pk")).delete()
     unused.delete()
     m["ReferralRewardRule"].objects.filter(slug__in=list(REFERRAL_RULES), is_active=False).delete()
+    if "StampCard" in m:
+        m["StampCard"].objects.filter(slug__in=list(STAMP_CARDS), is_active=False, stamps__isnull=True).delete()
     offered = set(
         m["CampaignBenefit"].objects.filter(top_up_offer__isnull=False).values_list("top_up_offer_id", flat=True)
     )
@@ -465,6 +523,8 @@ def playbook_uninstall(apps=None) -> None:
     if _has_model(apps, "campaigns", "Reward"):
         reward_model = (apps or live_apps).get_model("campaigns", "Reward")
         used_ids |= set(reward_model.objects.values_list("coupon_template_id", flat=True))
+    if "StampCard" in m:
+        used_ids |= set(m["StampCard"].objects.values_list("coupon_template_id", flat=True))
     m["CouponTemplate"].objects.filter(slug__in=list(COUPON_TEMPLATES), issued_count=0).exclude(
         pk__in=[pk for pk in used_ids if pk is not None]
     ).delete()

@@ -8,6 +8,10 @@
   ``campaign_grants_for_transition``).
 - ``order_recorded`` → ``on_order_recorded_schedule_triggers``: write the pending after-order
   firings (fired later by a task, or the sweep).
+- ``order_recorded`` → ``on_order_recorded_collect_stamps``: an active stamp card exists (cached,
+  ``campaigns.services.stamps.active_stamp_cards``): queue ``stamp_order_task``.
+- ``refund_recorded`` → ``on_refund_recorded_reverse_stamps``: the order has stamps: queue
+  ``stamp_refund_task`` (voids the stamps the order no longer earns, takes back unused rewards).
 - ``referral_completed`` → ``referral_rewards_task``: the referral rule of the referrer's segment
   (coupons, extra points); ``referral_reversed`` → ``referral_rewards_revoke_task`` takes them back.
 - ``member_erased`` → ``on_member_erased_forget_texts``: the member's messages lose their payloads
@@ -23,17 +27,20 @@ hourly ``triggers_sweep_task`` finds for triggers.
 
 from django.utils import timezone
 
-from campaigns.models import FollowUpTask, OutboxMessage
+from campaigns.models import FollowUpTask, OutboxMessage, Stamp
 from campaigns.services.campaigns import watched_transition_segment_ids
+from campaigns.services.stamps import active_stamp_cards
 from campaigns.services.triggers import any_after_order_trigger, triggers_schedule_for_order, watched_segment_ids
 from campaigns.tasks import (
     campaign_transition_task,
     referral_rewards_revoke_task,
     referral_rewards_task,
+    stamp_order_task,
+    stamp_refund_task,
     trigger_firings_follow_up,
     trigger_transition_task,
 )
-from members.events import member_erased, order_recorded, referral_completed, referral_reversed
+from members.events import member_erased, order_recorded, referral_completed, referral_reversed, refund_recorded
 from segmentation.events import segment_changed
 
 
@@ -60,6 +67,19 @@ def on_order_recorded_schedule_triggers(*, order_id: int, **_payload) -> None:
     trigger_firings_follow_up(firings, now=now)
 
 
+def on_order_recorded_collect_stamps(*, order_id: int, **_payload) -> None:
+    """An order was recorded: stamp it on the active stamp cards it counts for (nothing when none is active)."""
+    if not active_stamp_cards():
+        return
+    stamp_order_task.delay(order_id)
+
+
+def on_refund_recorded_reverse_stamps(*, order_id: int, **_payload) -> None:
+    """A refund was recorded: an order with stamps may no longer earn them."""
+    if Stamp.objects.filter(order_id=order_id, void_at__isnull=True).exists():
+        stamp_refund_task.delay(order_id)
+
+
 def on_referral_completed_give_rule_rewards(*, referral_id: int, **_payload) -> None:
     referral_rewards_task.delay(referral_id)
 
@@ -83,6 +103,8 @@ def connect() -> None:
     segment_changed.subscribe(on_segment_changed_fire_triggers)
     segment_changed.subscribe(on_segment_changed_grant_transition_campaigns)
     order_recorded.subscribe(on_order_recorded_schedule_triggers)
+    order_recorded.subscribe(on_order_recorded_collect_stamps)
+    refund_recorded.subscribe(on_refund_recorded_reverse_stamps)
     referral_completed.subscribe(on_referral_completed_give_rule_rewards)
     referral_reversed.subscribe(on_referral_reversed_take_rule_rewards_back)
     member_erased.subscribe(on_member_erased_forget_texts)

@@ -29,6 +29,7 @@ from campaigns.services.campaigns import campaign_grants_for_transition, campaig
 from campaigns.services.coupons import coupons_expire
 from campaigns.services.offers import referral_rewards_grant, referral_rewards_revoke
 from campaigns.services.outbox import outbox_deliver, outbox_flush
+from campaigns.services.stamps import stamps_collect_for_order, stamps_reverse_for_order
 from campaigns.services.triggers import (
     firing_message_ids,
     trigger_fire_pending,
@@ -180,3 +181,16 @@ def referral_rewards_task(referral_id: int) -> list[str]:
 def referral_rewards_revoke_task(referral_id: int) -> int:
     """A referral was reversed: take back what its rule gave."""
     return referral_rewards_revoke(referral_id=referral_id)
+
+
+@shared_task(acks_late=True)
+def stamp_order_task(order_id: int) -> list[int]:
+    """Stamp a new order on the active stamp cards it counts for. Safe to run twice (one stamp per
+    card and order; rewards keyed by their completion)."""
+    return [completion.pk for completion in stamps_collect_for_order(order_id=order_id)]
+
+
+@shared_task(acks_late=True)
+def stamp_refund_task(order_id: int) -> int:
+    """An order with stamps was refunded: void the stamps it no longer earns. Safe to run twice."""
+    return stamps_reverse_for_order(order_id=order_id)

@@ -9,7 +9,7 @@
 
 from django.urls import path
 
-from campaigns.apis import coupons, effect, offers, rewards
+from campaigns.apis import coupons, effect, offers, rewards, stamps
 
 app_name = "campaigns-api"
 
@@ -18,6 +18,7 @@ urlpatterns = [
     path("me/coupons", coupons.MemberCouponListApi.as_view(), name="me-coupons"),
     path("me/offers", offers.MemberOfferListApi.as_view(), name="me-offers"),
     path("me/points/multipliers", offers.MemberPointsMultiplierListApi.as_view(), name="me-points-multipliers"),
+    path("me/stamp-cards", stamps.MemberStampCardListApi.as_view(), name="me-stamp-cards"),
     path("me/top-ups", offers.TopUpIntentCreateApi.as_view(), name="me-top-ups"),
     path("me/rewards", rewards.MemberRewardListApi.as_view(), name="me-rewards"),
     path("me/rewards/<int:reward_id>/redeem", rewards.MemberRewardRedeemApi.as_view(), name="me-reward-redeem"),

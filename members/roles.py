@@ -42,6 +42,7 @@ _STAFF = (
     "campaigns.view_coupon",
     "campaigns.view_reward",
     "campaigns.view_rewardredemption",
+    "campaigns.view_stampcompletion",
     "campaigns.view_campaigngrant",
     "campaigns.view_outboxmessage",
     "campaigns.view_followuptask",
@@ -60,6 +61,7 @@ _MANAGER = (
     "campaigns.view_coupontemplate",
     "campaigns.view_topupoffer",
     "campaigns.view_trigger",
+    "campaigns.view_stampcard",
     "campaigns.add_followuptask",
 )
 _ANALYST = (
@@ -88,6 +90,7 @@ _ANALYST = (
     "campaigns.view_topupoffer",
     "campaigns.view_trigger",
     "campaigns.view_reward",
+    "campaigns.view_stampcard",
 )
 
 

@@ -41,6 +41,7 @@ from django_celery_beat.models import (
 )
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from campaigns.models import StampCard, StampCompletion
 from segmentation.models import (
     ClvRun,
     MemberClv,
@@ -189,6 +190,9 @@ def build_rows(operator) -> dict:
     )
     trigger = factories.TriggerFactory(name="60天未消费提醒", description="提醒沉睡会员", message_template="win_back")
     points_entry = factories.PointsEntryFactory(member=member, reason="门店补偿")
+    stamp_card = StampCard.objects.create(
+        name="满5次送1次", slug="stamps-5", description="集满五次送一杯", coupon_template=coupon_template
+    )
     # segments as a recompute leaves them: the default scheme's run over two members' orders
     scheme = install_default_scheme()
     segment_with_orders(other)
@@ -282,6 +286,10 @@ def build_rows(operator) -> dict:
         ),
         "campaigns.Trigger": trigger,
         "campaigns.TriggerFiring": factories.TriggerFiringFactory(trigger=trigger, member=member),
+        "campaigns.StampCard": stamp_card,
+        "campaigns.StampCompletion": StampCompletion.objects.create(
+            card=stamp_card, member=member, completed_at=now, note="集满奖励"
+        ),
         "auth.User": operator,
         "auth.Group": Group.objects.get(name="运营 operator"),
     }

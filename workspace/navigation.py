@@ -68,6 +68,8 @@ GROUPS = (
             Entry("campaigns.CouponTemplate", "confirmation_number"),
             Entry("campaigns.Coupon", "local_activity"),
             Entry("campaigns.ReferralRewardRule", "redeem"),
+            Entry("campaigns.StampCard", "loyalty"),
+            Entry("campaigns.StampCompletion", "approval"),
             Entry("campaigns.CampaignGrant", "card_giftcard"),
             Entry("campaigns.TriggerFiring", "history"),
         ),

@@ -18,6 +18,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from campaigns.models import Coupon, FollowUpTask, OutboxMessage, TopUpOffer
+from campaigns.selectors.stamps import StampProgress, member_stamp_cards
 from campaigns.services.offers import member_top_up_offers
 from members.apis.selectors import MemberProfile, member_profile, related_or_none
 from members.models import Member, Order, Referral, RestrictedBonus, Wallet
@@ -55,6 +56,7 @@ class Member360:
     clv: dict | None  # segmentation.clv_selectors.member_clv: P(alive), expected value, explanation
     coupons: list[Coupon]  # issued and valid now, the soonest to expire first
     offers: list[TopUpOffer]  # each with ``uses_left``
+    stamp_cards: list[StampProgress]  # active cards they collect on: stamps k/N, when the oldest expires
     restricted_bonuses: list[RestrictedBonus]  # bonus in the wallet limited to some products, with some left
     referrals_made: list[Referral]
     messages: list[OutboxMessage]  # newest first
@@ -95,6 +97,7 @@ def member_360(*, member_id: int) -> Member360:
             .order_by("valid_until", "id")[:USABLE_COUPONS]
         ),
         offers=member_top_up_offers(member_id=member_id),
+        stamp_cards=member_stamp_cards(member_id=member_id, now=now),
         restricted_bonuses=(
             wallet_restricted_bonuses(wallet_id=member.wallet.pk)
             if related_or_none(member, "wallet") and member.wallet.bonus

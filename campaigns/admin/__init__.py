@@ -8,6 +8,7 @@ from campaigns.admin import (  # noqa: F401
     offers,
     outbox,
     rewards,
+    stamps,
     triggers,
     wallet,
 )

@@ -14,7 +14,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from campaigns.models import Coupon, CouponTemplate, Reward, RewardRedemption, TopUpOffer
+from campaigns.models import Coupon, CouponTemplate, Reward, RewardRedemption, Stamp, StampCard, TopUpOffer
 from campaigns.services.coupons import coupon_grant
 from campaigns.services.rewards import reward_redeem
 from members.models import (
@@ -74,6 +74,7 @@ def staff_url(path: str) -> str:
 def world(member_a, member_b, store_a, store_b, place):
     data = {}
     for_everyone = TopUpOffer.objects.create(name="储值 100 送 5", code="all-100-5", min_amount="100", bonus_amount="5")
+    stamps_for_everyone = StampCard.objects.create(name="集点卡", slug="stamps-all", bonus_points=1)
     for side, member, store, segment in (("a", member_a, store_a, "champions"), ("b", member_b, store_b, "lost")):
         order = OrderFactory(external_id=f"O-{side}", member=member, store=store, amount=Decimal("50.00"))
         RefundFactory(order=order, external_id=f"R-{side}", amount=Decimal("5.00"))
@@ -91,6 +92,9 @@ def world(member_a, member_b, store_a, store_b, place):
         place(member, segment)
         offer = TopUpOffer.objects.create(name=f"储值 {side}", code=f"offer-{side}", min_amount="50", bonus_amount="5")
         offer.segments.set([member.rfm.segment])
+        stamp_card = StampCard.objects.create(name=f"集点卡 {side}", slug=f"stamps-{side}", bonus_points=1)
+        stamp_card.segments.set([member.rfm.segment])
+        Stamp.objects.create(card=stamp_card, member=member, order=order, paid_at=order.paid_at)
         MemberPointsMultiplier.objects.create(
             member=member,
             multiplier=Decimal("2.00"),
@@ -105,6 +109,7 @@ def world(member_a, member_b, store_a, store_b, place):
             "intent": intent,
             "coupon": coupon,
             "offer": offer,
+            "stamp_card": stamp_card,
             "refresh": member_tokens_issue(member_id=member.pk)["refresh"],
         }
     data["offer_for_everyone"] = for_everyone
@@ -117,6 +122,7 @@ def world(member_a, member_b, store_a, store_b, place):
     for_b = Reward.objects.create(name="专属", slug="walk-b", coupon_template=template, points_price=10)
     for_b.exclusive_segments.set([data["b"]["member"].rfm.segment])
     data["reward_for_b"] = for_b
+    data["stamps_for_everyone"] = stamps_for_everyone
     return data
 
 
@@ -196,6 +202,14 @@ def member_plans(world):
         "me_offers_list": (
             lambda: ({}, None),
             lambda r: set(_ids(r)) == {a["offer"].pk, world["offer_for_everyone"].pk},
+        ),
+        # stamp cards are not owned: A sees the card of A's segment (with A's stamp) and the one for everyone
+        "me_stamp_cards": (
+            lambda: ({}, None),
+            lambda r: (
+                {row["id"]: row["stamps"] for row in r.json()}
+                == {a["stamp_card"].pk: 1, world["stamps_for_everyone"].pk: 0}
+            ),
         ),
         "me_points_multipliers_list": (
             lambda: ({}, None),

@@ -10,6 +10,7 @@ from campaigns.models import (
     CouponTemplate,
     ReferralRewardRule,
     Reward,
+    StampCard,
     TopUpOffer,
 )
 from campaigns.playbook import playbook_install, playbook_uninstall
@@ -25,8 +26,22 @@ def test_the_playbook_installs_once_and_everything_is_inactive(default_scheme):
     second = playbook_install(django_apps)
 
     # then: one draft campaign per default segment, each targeting its segment, with benefits
-    assert first == {"coupon_templates": 11, "campaigns": 9, "top_up_offers": 3, "referral_rules": 4, "rewards": 2}
-    assert second == {"coupon_templates": 0, "campaigns": 0, "top_up_offers": 0, "referral_rules": 0, "rewards": 0}
+    assert first == {
+        "coupon_templates": 12,
+        "campaigns": 9,
+        "top_up_offers": 3,
+        "referral_rules": 4,
+        "stamp_cards": 1,
+        "rewards": 2,
+    }
+    assert second == {
+        "coupon_templates": 0,
+        "campaigns": 0,
+        "top_up_offers": 0,
+        "referral_rules": 0,
+        "stamp_cards": 0,
+        "rewards": 0,
+    }
     segment_slugs = set(default_scheme.segments.values_list("slug", flat=True))
     campaigns = Campaign.objects.prefetch_related("segments", "benefits")
     assert {c.segments.get().slug for c in campaigns} == segment_slugs
@@ -42,6 +57,10 @@ def test_the_playbook_installs_once_and_everything_is_inactive(default_scheme):
     )
     exclusive = Reward.objects.get(slug="points-champions-50")
     assert [s.slug for s in exclusive.exclusive_segments.all()] == ["champions"]
+    stamp_card = StampCard.objects.get(slug="playbook-big-spenders-stamps")
+    assert (stamp_card.is_active, stamp_card.stamps_required, stamp_card.bonus_points) == (False, 5, 100)
+    assert [s.slug for s in stamp_card.segments.all()] == ["big_spenders"]
+    assert stamp_card.coupon_template.slug == "playbook-stamp-free-item"
     win_back = Campaign.objects.get(slug="playbook-win-back")
     assert set(win_back.benefits.values_list("kind", flat=True)) == {"coupon", "follow_up", "message"}
     champions = Campaign.objects.get(slug="playbook-champions").benefits.get(kind="points_multiplier")
