@@ -37,6 +37,9 @@ from campaigns.models import (
     Reward,
     RewardPrice,
     RewardRedemption,
+    Stamp,
+    StampCard,
+    StampCompletion,
     TopUpOffer,
     Trigger,
     TriggerFiring,
@@ -825,3 +828,41 @@ class InteractionFactory(factory.django.DjangoModelFactory):
     source = Interaction.Source.POS
     occurred_at = factory.LazyFunction(timezone.now)
     event_id = factory.Sequence(lambda n: f"event-{n}")
+
+
+# --- campaigns: stamp cards -------------------------------------------------------------------
+
+
+class StampCardFactory(factory.django.DjangoModelFactory):
+    """满5次送1次: five orders within 90 days give 100 points (inactive until switched on)."""
+
+    class Meta:
+        model = StampCard
+
+    name = factory.Sequence(lambda n: f"集点卡 {n}")
+    slug = factory.Sequence(lambda n: f"stamp-card-{n}")
+    stamps_required = 5
+    window_days = 90
+    bonus_points = 100
+    is_active = False
+
+
+class StampCompletionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StampCompletion
+
+    card = factory.SubFactory(StampCardFactory)
+    member = factory.SubFactory(MemberFactory)
+    completed_at = factory.LazyFunction(timezone.now)
+
+
+class StampFactory(factory.django.DjangoModelFactory):
+    """An unused stamp of an order of the member."""
+
+    class Meta:
+        model = Stamp
+
+    card = factory.SubFactory(StampCardFactory)
+    order = factory.SubFactory(OrderFactory)
+    member = factory.SelfAttribute("order.member")
+    paid_at = factory.SelfAttribute("order.paid_at")
