@@ -6,7 +6,10 @@
 - seed 002's stored-value offers (new members 200→+20; champions 1000→+150 and double points for
   30 days; sleeping members 300→+50, only with the wake-up products), inactive;
 - seed 002's referral reward rules (champion referrer: both a ¥50 coupon and 1,000 points; others:
-  both a ¥20 coupon; a sleeping referrer also gets an activation pack), inactive.
+  both a ¥20 coupon; a sleeping referrer also gets an activation pack), inactive;
+- seeds 000/002's "recommend related products 3 days after a champion buys": an after-order
+  trigger for 重要价值用户, three days later, whose message carries ``related_products`` (the names
+  of the products related to that order, ``campaigns.services.triggers``), inactive.
 
 Every name, description and note is given in Chinese and English (``name`` and ``name_en`` …);
 ``migrations/0004_bilingual_texts`` splits the rows an older install wrote as "中文 / English".
@@ -216,6 +219,26 @@ REFERRAL_RULES = {
 }
 
 
+# slug: ((中文名, English name), (中文说明, English description), kind, segment slug, delay days,
+#        message template, (cap count, cap days))
+TRIGGERS = {
+    "playbook-champions-related-products": (
+        ("重要价值用户下单3天后推荐关联商品", "Champions: related products 3 days after an order"),
+        (
+            "重要价值用户下单3天后,推送与该订单商品关联的商品(常被同一批会员一起购买):"
+            "消息模板可使用 {related_products}(关联商品名称)。",
+            "Three days after a champion's order, send the products bought together with it by the same "
+            "members: the message template may use {related_products} (the related products' names).",
+        ),
+        "after_order",
+        "champions",
+        3,
+        "champions_related_products",
+        (1, 30),
+    ),
+}
+
+
 def _models(apps):
     if apps is None:
         apps = live_apps
@@ -227,6 +250,7 @@ def _models(apps):
             ("campaigns", "CampaignBenefit"),
             ("campaigns", "TopUpOffer"),
             ("campaigns", "ReferralRewardRule"),
+            ("campaigns", "Trigger"),
             ("segmentation", "Segment"),
         )
     }
@@ -242,7 +266,7 @@ def _fields(model, values: dict) -> dict:
 def playbook_install(apps=None) -> dict[str, int]:
     """Create what is missing of the playbook, inactive. Returns how many of each were created."""
     m = _models(apps)
-    created = {"coupon_templates": 0, "campaigns": 0, "top_up_offers": 0, "referral_rules": 0}
+    created = {"coupon_templates": 0, "campaigns": 0, "top_up_offers": 0, "referral_rules": 0, "triggers": 0}
     segments = {s.slug: s for s in m["Segment"].objects.filter(scheme__slug=DEFAULT_SCHEME)}
 
     templates = {}
@@ -359,12 +383,52 @@ def playbook_install(apps=None) -> dict[str, int]:
             ),
         )
         created["referral_rules"] += new
+    created["triggers"] = _install_triggers(m, segments)
+    return created
+
+
+def playbook_install_triggers(apps=None) -> int:
+    """Create the playbook's triggers that are missing (for an installation that has the rest)."""
+    m = _models(apps)
+    return _install_triggers(m, {s.slug: s for s in m["Segment"].objects.filter(scheme__slug=DEFAULT_SCHEME)})
+
+
+def _install_triggers(m, segments) -> int:
+    """The playbook's triggers, inactive; found by their name (a trigger has no slug). Not from the
+    first data migration (its historical trigger has no English texts yet): ``0008`` adds them."""
+    if "name_en" not in {field.name for field in m["Trigger"]._meta.get_fields()}:
+        return 0
+    created = 0
+    for (name, name_en), (description, description_en), kind, seg_slug, delay, template, cap in TRIGGERS.values():
+        if seg_slug not in segments or m["Trigger"].objects.filter(name=name).exists():
+            continue
+        m["Trigger"].objects.create(
+            **_fields(
+                m["Trigger"],
+                {
+                    "name": name,
+                    "name_en": name_en,
+                    "description": description,
+                    "description_en": description_en,
+                    "kind": kind,
+                    "segment": segments[seg_slug],
+                    "delay_days": delay,
+                    "message_template": template,
+                    "cap_count": cap[0],
+                    "cap_days": cap[1],
+                    "is_active": False,
+                },
+            )
+        )
+        created += 1
     return created
 
 
 def playbook_uninstall(apps=None) -> None:
     """Remove the playbook's rows that were never used (for unapplying the data migration)."""
     m = _models(apps)
+    trigger_names = [name for (name, _name_en), *_rest in TRIGGERS.values()]
+    m["Trigger"].objects.filter(name__in=trigger_names, is_active=False, firings__isnull=True).delete()
     campaign_slugs = [f"playbook-{slug}".replace("_", "-") for slug in CAMPAIGNS]
     unused = m["Campaign"].objects.filter(slug__in=campaign_slugs, status="draft", grants__isnull=True)
     m["CampaignBenefit"].objects.filter(campaign_id__in=unused.values("pk")).delete()

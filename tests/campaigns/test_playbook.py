@@ -3,7 +3,15 @@
 import pytest
 from django.apps import apps as django_apps
 
-from campaigns.models import Campaign, CampaignBenefit, Coupon, CouponTemplate, ReferralRewardRule, TopUpOffer
+from campaigns.models import (
+    Campaign,
+    CampaignBenefit,
+    Coupon,
+    CouponTemplate,
+    ReferralRewardRule,
+    TopUpOffer,
+    Trigger,
+)
 from campaigns.playbook import playbook_install, playbook_uninstall
 from campaigns.services.campaigns import campaign_estimate, campaign_launch
 
@@ -17,14 +25,17 @@ def test_the_playbook_installs_once_and_everything_is_inactive(default_scheme):
     second = playbook_install(django_apps)
 
     # then: one draft campaign per default segment, each targeting its segment, with benefits
-    assert first == {"coupon_templates": 11, "campaigns": 9, "top_up_offers": 3, "referral_rules": 4}
-    assert second == {"coupon_templates": 0, "campaigns": 0, "top_up_offers": 0, "referral_rules": 0}
+    assert first == {"coupon_templates": 11, "campaigns": 9, "top_up_offers": 3, "referral_rules": 4, "triggers": 1}
+    assert second == {"coupon_templates": 0, "campaigns": 0, "top_up_offers": 0, "referral_rules": 0, "triggers": 0}
     segment_slugs = set(default_scheme.segments.values_list("slug", flat=True))
     campaigns = Campaign.objects.prefetch_related("segments", "benefits")
     assert {c.segments.get().slug for c in campaigns} == segment_slugs
     assert all(c.status == Campaign.Status.DRAFT and c.benefits.exists() and c.control_percent for c in campaigns)
     assert not TopUpOffer.objects.filter(is_active=True).exists()
     assert not ReferralRewardRule.objects.filter(is_active=True).exists()
+    recommend = Trigger.objects.get(message_template="champions_related_products")
+    assert (recommend.kind, recommend.delay_days, recommend.segment.slug) == ("after_order", 3, "champions")
+    assert not recommend.is_active and recommend.name and recommend.name_en
     win_back = Campaign.objects.get(slug="playbook-win-back")
     assert set(win_back.benefits.values_list("kind", flat=True)) == {"coupon", "follow_up", "message"}
     champions = Campaign.objects.get(slug="playbook-champions").benefits.get(kind="points_multiplier")
