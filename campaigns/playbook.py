@@ -12,6 +12,9 @@
 - the points catalogue (seeds 001 and 002, 积分兑换): a ¥20 coupon for 500 points (400 for
   champions) and a ¥50 coupon exclusive to champions for 1,500 points, once each, inactive
   (``playbook_rewards_install``; ``migrations/0009_playbook_rewards`` adds them to older installs).
+- seeds 000/002's "recommend related products 3 days after a champion buys": an after-order
+  trigger for 重要价值用户, three days later, whose message carries ``related_products`` (the names
+  of the products related to that order, ``campaigns.services.triggers``), inactive.
 
 Every name, description and note is given in Chinese and English (``name`` and ``name_en`` …);
 ``migrations/0004_bilingual_texts`` splits the rows an older install wrote as "中文 / English".
@@ -263,6 +266,25 @@ REWARDS = {
     ),
 }
 
+# slug: ((中文名, English name), (中文说明, English description), kind, segment slug, delay days,
+#        message template, (cap count, cap days))
+TRIGGERS = {
+    "playbook-champions-related-products": (
+        ("重要价值用户下单3天后推荐关联商品", "Champions: related products 3 days after an order"),
+        (
+            "重要价值用户下单3天后,推送与该订单商品关联的商品(常被同一批会员一起购买):"
+            "消息模板可使用 {related_products}(关联商品名称)。",
+            "Three days after a champion's order, send the products bought together with it by the same "
+            "members: the message template may use {related_products} (the related products' names).",
+        ),
+        "after_order",
+        "champions",
+        3,
+        "champions_related_products",
+        (1, 30),
+    ),
+}
+
 
 def _models(apps):
     if apps is None:
@@ -275,6 +297,7 @@ def _models(apps):
             ("campaigns", "CampaignBenefit"),
             ("campaigns", "TopUpOffer"),
             ("campaigns", "ReferralRewardRule"),
+            ("campaigns", "Trigger"),
             ("segmentation", "Segment"),
         )
     } | _optional_models(apps, ("campaigns", "StampCard"))
@@ -301,7 +324,14 @@ def _fields(model, values: dict) -> dict:
 def playbook_install(apps=None) -> dict[str, int]:
     """Create what is missing of the playbook, inactive. Returns how many of each were created."""
     m = _models(apps)
-    created = {"coupon_templates": 0, "campaigns": 0, "top_up_offers": 0, "referral_rules": 0, "stamp_cards": 0}
+    created = {
+        "coupon_templates": 0,
+        "campaigns": 0,
+        "top_up_offers": 0,
+        "referral_rules": 0,
+        "stamp_cards": 0,
+        "triggers": 0,
+    }
     segments = {s.slug: s for s in m["Segment"].objects.filter(scheme__slug=DEFAULT_SCHEME)}
 
     templates = {}
@@ -439,6 +469,7 @@ def playbook_install(apps=None) -> dict[str, int]:
         if new:
             card.segments.set([segments[seg_slug]])
             created["stamp_cards"] += 1
+    created["triggers"] = _install_triggers(m, segments)
     if _has_model(apps, "campaigns", "Reward"):  # not yet in ``0002_playbook``'s historical apps
         created["rewards"] = playbook_rewards_install(apps)
     return created
@@ -488,6 +519,43 @@ def playbook_rewards_install(apps=None) -> int:
     return created
 
 
+def playbook_install_triggers(apps=None) -> int:
+    """Create the playbook's triggers that are missing (for an installation that has the rest)."""
+    m = _models(apps)
+    return _install_triggers(m, {s.slug: s for s in m["Segment"].objects.filter(scheme__slug=DEFAULT_SCHEME)})
+
+
+def _install_triggers(m, segments) -> int:
+    """The playbook's triggers, inactive; found by their name (a trigger has no slug). Not from the
+    first data migration (its historical trigger has no English texts yet): ``0013`` adds them."""
+    if "name_en" not in {field.name for field in m["Trigger"]._meta.get_fields()}:
+        return 0
+    created = 0
+    for (name, name_en), (description, description_en), kind, seg_slug, delay, template, cap in TRIGGERS.values():
+        if seg_slug not in segments or m["Trigger"].objects.filter(name=name).exists():
+            continue
+        m["Trigger"].objects.create(
+            **_fields(
+                m["Trigger"],
+                {
+                    "name": name,
+                    "name_en": name_en,
+                    "description": description,
+                    "description_en": description_en,
+                    "kind": kind,
+                    "segment": segments[seg_slug],
+                    "delay_days": delay,
+                    "message_template": template,
+                    "cap_count": cap[0],
+                    "cap_days": cap[1],
+                    "is_active": False,
+                },
+            )
+        )
+        created += 1
+    return created
+
+
 def playbook_uninstall(apps=None) -> None:
     """Remove the playbook's rows that were never used (for unapplying the data migration)."""
     m = _models(apps)
@@ -502,6 +570,8 @@ def playbook_uninstall(apps=None) -> None:
         for reward in unused_rewards:
             reward.exclusive_segments.clear()
             reward.delete()
+    trigger_names = [name for (name, _name_en), *_rest in TRIGGERS.values()]
+    m["Trigger"].objects.filter(name__in=trigger_names, is_active=False, firings__isnull=True).delete()
     campaign_slugs = [f"playbook-{slug}".replace("_", "-") for slug in CAMPAIGNS]
     unused = m["Campaign"].objects.filter(slug__in=campaign_slugs, status="draft", grants__isnull=True)
     m["CampaignBenefit"].objects.filter(campaign_id__in=unused.values("pk")).delete()

@@ -41,6 +41,16 @@ SCHEDULES = (
         ),
     ),
     Schedule(
+        N_(N_("Compute product preferences")),
+        "segmentation.tasks.product_preferences_task",
+        "0",
+        "2",
+        N_(
+            "Nightly, set-based: every member's favourite product categories and every product's related "
+            "products (bought by the same members), over the last 365 days."
+        ),
+    ),
+    Schedule(
         N_(N_("Drain live RFM refreshes")),
         "segmentation.tasks.segment_live_refresh_task",
         "*/10",

@@ -28,10 +28,11 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce, Right
+from django.db.models.functions import Coalesce, NullIf, Right
 from django.utils import timezone
 
 from members import rows
@@ -195,17 +196,30 @@ def member_top_categories(
 ) -> list[CategoryShare]:
     """The member's favourite categories: net spend on order lines paid in the last ``days`` days,
     by category, largest first, the first ``limit`` — one query. A line's net is its amount less
-    what refunds gave back, taken pro rata from its order's refunded share (a refund that does not
-    name lines takes back from each line alike). Empty when the member's orders have no lines."""
+    what refunds naming it gave back, less its share of the refunds that named no line (taken from
+    what each line has left alike): ``(amount − refunded) × (order − order refunded) ÷ (order − Σ
+    lines refunded)`` — the nightly ``segmentation.MemberCategory`` nets the same way. Empty when
+    the member's orders have no lines."""
     since = (now or timezone.now()) - timedelta(days=days)
+    named = (
+        OrderLine.objects.filter(order_id=OuterRef("order_id"))
+        .order_by()
+        .values("order_id")
+        .annotate(total=Sum("refunded_amount"))
+        .values("total")
+    )
     net = ExpressionWrapper(
-        F("amount") * (F("order__amount") - F("order__refunded_amount")) / F("order__amount"),
+        (F("amount") - F("refunded_amount"))
+        * (F("order__amount") - F("order__refunded_amount"))
+        / NullIf(F("order__amount") - Subquery(named), _ZERO),
         output_field=DecimalField(**MONEY),
     )
     # Every category of the member (a catalogue has a few dozen): the total needs them all.
     by_category = [
         (category, amount)
-        for category, amount in OrderLine.objects.filter(order__member_id=member_id, order__paid_at__gte=since)
+        for category, amount in OrderLine.objects.filter(
+            order__member_id=member_id, order__paid_at__gte=since, order__refunded_amount__lt=F("order__amount")
+        )
         .values_list("product__category")
         .annotate(net_amount=Sum(net))
         .order_by("-net_amount", "product__category")

@@ -30,6 +30,9 @@ The definitions are PRODUCT.md's (section *RFM*); how they are computed is in
   (``selectors.segment_migration_matrix``).
 - ``SegmentTransition`` — every member whose segment changed: by a run (``source=run``) or by the
   per-order refresh (``source=live``). Each one is published once as ``segment_changed``.
+- ``MemberCategory`` and ``RelatedProduct`` — product preference, computed by the nightly run of
+  ``segmentation.services.products`` (set-based): each member's top three product categories by
+  net spend, and each product's top related products by co-purchase. Replaced whole each night.
 """
 
 import re
@@ -43,7 +46,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from members.formatting import local_name
-from members.models import Interaction, Member, TimeStampedModel
+from members.models import Interaction, Member, Product, TimeStampedModel
 from segmentation.rules import CLV_TABLE, describe_rule
 
 SCORE_CONDITION_RE = re.compile(r"^(|H|L|[1-5]|[1-5]-[1-5])$")
@@ -600,3 +603,69 @@ class MemberClv(models.Model):
 
     def __str__(self):
         return f"{self.member_id}: {self.p_alive:.0%} / ¥{self.clv}"
+
+
+class MemberCategory(models.Model):
+    """One of a member's favourite product categories (rank 1 is *the* favourite): net spend on
+    order lines paid in the last 365 days (refunds netted), top three, from the nightly run
+    (``segmentation.services.products.member_categories_recompute``). Rows change only when a
+    member's ranking does; a member without lines in the window has none. The member foreign key
+    is not a database constraint, for the reason ``MemberRfm``'s is not (the only writer copies ids
+    it has just read)."""
+
+    member = models.ForeignKey(
+        Member,
+        verbose_name=_("member"),
+        on_delete=models.CASCADE,
+        related_name="favourite_categories",
+        db_constraint=False,
+        db_index=False,
+    )
+    rank = models.PositiveSmallIntegerField(_("rank"), help_text=_("1 is the favourite."))
+    category = models.CharField(_("category"), max_length=50)
+    net_amount = models.DecimalField(_("net spend (yuan)"), max_digits=14, decimal_places=2)
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        ordering = ["member_id", "rank"]
+        verbose_name = _("favourite category")
+        verbose_name_plural = _("favourite categories")
+        indexes = [models.Index(fields=["category", "rank"], name="membercategory_category_rank")]
+        constraints = [
+            models.UniqueConstraint(fields=["member", "rank"], name="membercategory_member_rank"),
+            models.CheckConstraint(condition=Q(rank__gte=1), name="membercategory_rank_gte_1"),
+        ]
+
+    def __str__(self):
+        return f"{self.member_id} #{self.rank}: {self.category}"
+
+
+class RelatedProduct(models.Model):
+    """``related`` is one of the products most bought by the members who bought ``product`` (within
+    the last 365 days, refunded lines left out): ``support`` such members, ``lift`` how much more
+    often than chance (support × buyers ÷ (buyers of the product × buyers of the related one));
+    ranked by lift, then support. From the nightly run
+    (``segmentation.services.products.related_products_recompute``), top K per product with at least
+    a minimum support."""
+
+    product = models.ForeignKey(
+        Product, verbose_name=_("product"), on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    rank = models.PositiveSmallIntegerField(_("rank"))
+    related = models.ForeignKey(Product, verbose_name=_("related product"), on_delete=models.CASCADE, related_name="+")
+    support = models.PositiveIntegerField(_("members who bought both"))
+    lift = models.FloatField(_("lift"))
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        ordering = ["product_id", "rank"]
+        verbose_name = _("related product")
+        verbose_name_plural = _("related products")
+        constraints = [
+            models.UniqueConstraint(fields=["product", "rank"], name="relatedproduct_product_rank"),
+            models.CheckConstraint(condition=Q(rank__gte=1), name="relatedproduct_rank_gte_1"),
+            models.CheckConstraint(condition=~Q(related=models.F("product")), name="relatedproduct_not_itself"),
+        ]
+
+    def __str__(self):
+        return f"{self.product_id} #{self.rank}: {self.related_id}"

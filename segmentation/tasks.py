@@ -4,6 +4,7 @@ Nightly schedule (``config/periodic.py``)::
 
     Schedule("Recompute RFM segments", "segmentation.tasks.segment_recompute_task", "30", "2",
              "Recompute every member's RFM scores and segment (as of today)."),
+    Schedule("Compute product preferences", "segmentation.tasks.product_preferences_task", "0", "2", …)
 """
 
 import datetime as dt
@@ -18,6 +19,7 @@ from segmentation.services import (
     RecomputeAlreadyRunning,
     SwapLockTimeout,
     live_refresh_drain,
+    product_preferences_recompute,
     recompute_reap_stale,
     segment_recompute,
     segment_recompute_chunk,
@@ -92,3 +94,12 @@ def segment_live_refresh_task(self) -> int:
         return live_refresh_drain()
     except Exception as exc:
         raise self.retry(exc=exc) from exc
+
+
+@shared_task(acks_late=True)
+def product_preferences_task() -> dict:
+    """The nightly favourite categories and related products (``segmentation.services.products``).
+    Safe to run twice: a second run rewrites nothing that has not changed."""
+    counts = product_preferences_recompute()
+    logger.info("Product preferences: %s members with a favourite category, %s related products", *counts)
+    return counts._asdict()

@@ -224,6 +224,7 @@ def test_the_playbook_pages_show_the_users_language_and_segment_names(
 
 def test_the_trigger_list_names_the_segment_in_the_users_language(staff, shipped):
     segment = Segment.objects.get(scheme__slug="rfm-default", slug="win_back")
+    Trigger.objects.all().delete()  # only this one in the list (not the playbook's)
     Trigger.objects.create(
         name="进入重要挽留",
         name_en="Entered win back",

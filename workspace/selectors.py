@@ -32,7 +32,8 @@ from members.selectors import (
     wallet_restricted_bonuses,
 )
 from segmentation.clv_selectors import member_clv
-from segmentation.models import SegmentTransition
+from segmentation.models import MemberCategory, SegmentTransition
+from segmentation.product_selectors import Recommendation, member_favourite_categories, member_recommended_products
 from segmentation.selectors import segment_explain
 
 PERSONAL_DATA_PERMISSION = "members.view_personal_data"  # names and birthdays (analysts have not)
@@ -51,6 +52,8 @@ class Member360:
     order_summary: OrderSummary
     recent_orders: list[Order]
     top_categories: list[CategoryShare]  # by net spend on order lines over the last 365 days, top 3
+    favourite_categories: list[MemberCategory]  # the same, as of the nightly run (what campaigns target)
+    recommended_products: list[Recommendation]  # related to recent purchases, not bought yet
     segment: dict  # segmentation.selectors.segment_explain
     segment_history: list[SegmentTransition]  # newest first
     clv: dict | None  # segmentation.clv_selectors.member_clv: P(alive), expected value, explanation
@@ -82,6 +85,8 @@ def member_360(*, member_id: int) -> Member360:
         order_summary=summary,
         recent_orders=list(member_recent_orders(member_id=member_id, limit=RECENT_ORDERS)) if summary.count else [],
         top_categories=member_top_categories(member_id=member_id, now=now) if summary.count else [],
+        favourite_categories=member_favourite_categories(member_id=member_id) if summary.count else [],
+        recommended_products=member_recommended_products(member_id=member_id, now=now) if summary.count else [],
         segment=segment_explain(member=member),
         segment_history=list(
             SegmentTransition.objects.filter(member_id=member_id)

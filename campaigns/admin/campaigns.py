@@ -177,6 +177,7 @@ class CampaignBuilderForm(forms.ModelForm):
             "p_alive_below",
             "p_alive_at_least",
             "clv_at_least",
+            "favourite_categories",
             "budget_money",
             "budget_count",
             "per_member_cap",
@@ -288,6 +289,7 @@ class EstimateChoicesForm(forms.Form):
     p_alive_below = forms.DecimalField(min_value=0, max_value=1, max_digits=4, decimal_places=3, required=False)
     p_alive_at_least = forms.DecimalField(min_value=0, max_value=1, max_digits=4, decimal_places=3, required=False)
     clv_at_least = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2, required=False)
+    favourite_categories = forms.CharField(max_length=200, required=False)
     control_percent = forms.IntegerField(min_value=0, max_value=50, required=False)
     budget_money = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2, required=False)
     budget_count = forms.IntegerField(min_value=0, required=False)
@@ -360,6 +362,7 @@ def draft_estimate(data, saved: Campaign | None = None) -> CampaignEstimate:
         p_alive_below=value("p_alive_below"),
         p_alive_at_least=value("p_alive_at_least"),
         clv_at_least=value("clv_at_least"),
+        favourite_categories=value("favourite_categories") or "",
         control_percent=value("control_percent") or 0,
         budget_money=value("budget_money"),
         budget_count=value("budget_count"),
@@ -437,6 +440,7 @@ class CampaignAdmin(ModelAdmin):
                         ("stores", "tiers"),
                         ("registered_after", "registered_before"),
                         ("p_alive_below", "p_alive_at_least", "clv_at_least"),
+                        "favourite_categories",
                     ]
                 },
             ),

@@ -1,8 +1,9 @@
 """Campaigns (精准营销): who is targeted, when, with what budget, and what they get.
 
 - ``Campaign`` — targets one or more segments, or a *transition* into a segment, optionally narrowed
-  by home store, tier, registration date and the member's current CLV scores (P(alive), CLV; a
-  member without scores is left out when such a narrowing is set); runs in a window; carries a budget (money and/or
+  by home store, tier, registration date, the member's current CLV scores (P(alive), CLV; a
+  member without scores is left out when such a narrowing is set) and favourite product category
+  (``segmentation.MemberCategory`` rank 1, from the nightly run); runs in a window; carries a budget (money and/or
   count, with ``spent_*`` counters backed by ``CheckConstraint``) and a per-member cap; holds out a
   control group (a percentage, stable per member and campaign) that gets nothing.
 - ``CampaignBenefit`` — what a treated member gets: a coupon, points, a points multiplier for some
@@ -122,6 +123,15 @@ class Campaign(LocalTexts, TimeStampedModel):
         validators=[MinValueValidator(Decimal("0.00"))],
         help_text=_("Only members whose CLV from the current CLV run is at least this. Empty: any."),
         **MONEY,
+    )
+    favourite_categories = models.CharField(
+        _("favourite product category"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "Comma-separated categories, e.g. 果茶, 奶茶: only members whose favourite category (from the "
+            "nightly run) is one of them. Empty: any."
+        ),
     )
     budget_money = models.DecimalField(
         _("budget (yuan)"), null=True, blank=True, validators=[MinValueValidator(Decimal("0.00"))], **MONEY

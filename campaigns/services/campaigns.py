@@ -8,7 +8,7 @@ it, in order:
    unique, so a retried task or two racing workers grant once);
 2. checks the campaign is running and in its window, and that the member is targeted: in one of the
    segments (or, for a transition campaign, now in the segment entered), and within the narrowing
-   (home store, tier, registration date);
+   (home store, tier, registration date, CLV scores, favourite product category);
 3. in one transaction: takes the member's points account lock when points are given (lock order:
    points account, then the campaign row, then coupon templates), counts the member's grants and
    writes the next ``sequence`` — unique per (campaign, member) and at most ``per_member_cap``, so
@@ -66,7 +66,7 @@ from campaigns.services.outbox import message_enqueue
 from members.advisory_locks import namespace_key, session_lock
 from members.caching import ProcessCache
 from members.lock_objects import points_account_lock
-from members.models import Member, MemberPointsMultiplier, PointsEntry
+from members.models import Member, MemberPointsMultiplier, PointsEntry, split_labels
 from members.services.points import points_grant_locked
 from segmentation.models import SegmentTransition
 
@@ -194,6 +194,10 @@ def _narrowing(plan: _Plan, prefix: str = "") -> Q:
         q &= Q(**{f"{prefix}clv__p_alive__gte": float(campaign.p_alive_at_least)})
     if campaign.clv_at_least is not None:
         q &= Q(**{f"{prefix}clv__clv__gte": campaign.clv_at_least})
+    categories = split_labels(campaign.favourite_categories)
+    if categories:
+        # (member, rank) is unique: the join adds no rows.
+        q &= Q(**{f"{prefix}favourite_categories__rank": 1, f"{prefix}favourite_categories__category__in": categories})
     return q
 
 

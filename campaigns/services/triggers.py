@@ -14,6 +14,11 @@
    (``coupon_grant`` key ``trigger:<firing>``), the message (``message_enqueue`` key
    ``trigger:<firing>:msg``, left out when the coupon it announces could not be issued) and the
    follow-up task for the member's home store (``followup_create`` key ``trigger:<firing>:task``);
+   the message's payload — the placeholders a channel's template fills — carries ``member_name``,
+   the coupon's ``coupon_code``, ``coupon_name`` and ``coupon_valid_until`` and ``related_products``:
+   the names of up to three products related to the order (after an order; otherwise the member's
+   last order) that the member has not bought yet, joined with 、
+   (``segmentation.product_selectors.order_related_product_names``; empty when there are none);
 5. marks the firing fired with what it gave.
 
 Every key derives from the firing row, which is unique per cause, so nothing is given twice.
@@ -61,6 +66,7 @@ from members.caching import ProcessCache
 from members.lock_objects import member_lock
 from members.models import Member, Order
 from segmentation.models import MemberRfm, SegmentTransition
+from segmentation.product_selectors import order_related_product_names
 
 Kind = Trigger.Kind
 Status = TriggerFiring.Status
@@ -215,7 +221,14 @@ def _act(trigger: Trigger, firing: TriggerFiring, *, member: Member, now: dt.dat
             firing.coupon = coupon
             granted["coupon"] = coupon.pk
     if trigger.message_template and (coupon is not None or not trigger.coupon_template_id):
-        payload = {"trigger_id": trigger.pk, "trigger": trigger.name, "member_name": member.name}
+        payload = {
+            "trigger_id": trigger.pk,
+            "trigger": trigger.name,
+            "member_name": member.name,
+            "related_products": order_related_product_names(
+                member_id=member.pk, order_id=_order_of(firing.cause_key), now=now
+            ),
+        }
         if coupon is not None:
             payload.update(
                 coupon_code=coupon.code,
@@ -243,6 +256,13 @@ def _act(trigger: Trigger, firing: TriggerFiring, *, member: Member, now: dt.dat
         firing.followup = task
         granted["followup"] = task.pk
     firing.granted = granted
+
+
+def _order_of(cause_key: str) -> int | None:
+    """The order an after-order firing is about (``order:<id>``); None for other causes (the
+    message then names the products related to the member's last order)."""
+    kind, _sep, rest = cause_key.partition(":")
+    return int(rest) if kind == "order" and rest.isdigit() else None
 
 
 def firing_message_ids(firings: Iterable[TriggerFiring | None]) -> list[int]:

@@ -7,6 +7,7 @@ from segmentation.services.live_batch import (
     live_refresh_drain,
     live_refresh_unschedule,
 )
+from segmentation.services.products import PreferenceCounts, product_preferences_recompute
 from segmentation.services.recompute import (
     NoActiveScheme,
     RecomputeAlreadyRunning,
@@ -22,6 +23,7 @@ from segmentation.services.schemes import scheme_activate
 
 __all__ = [
     "NoActiveScheme",
+    "PreferenceCounts",
     "RecomputeAlreadyRunning",
     "SwapLockTimeout",
     "batch_seconds",
@@ -31,6 +33,7 @@ __all__ = [
     "live_refresh_unschedule",
     "member_rfm_refresh",
     "members_rfm_refresh",
+    "product_preferences_recompute",
     "recompute_reap_stale",
     "run_transitions_publish",
     "scheme_activate",

@@ -12,6 +12,7 @@ from campaigns.models import (
     Reward,
     StampCard,
     TopUpOffer,
+    Trigger,
 )
 from campaigns.playbook import playbook_install, playbook_uninstall
 from campaigns.services.campaigns import campaign_estimate, campaign_launch
@@ -32,6 +33,7 @@ def test_the_playbook_installs_once_and_everything_is_inactive(default_scheme):
         "top_up_offers": 3,
         "referral_rules": 4,
         "stamp_cards": 1,
+        "triggers": 1,
         "rewards": 2,
     }
     assert second == {
@@ -40,6 +42,7 @@ def test_the_playbook_installs_once_and_everything_is_inactive(default_scheme):
         "top_up_offers": 0,
         "referral_rules": 0,
         "stamp_cards": 0,
+        "triggers": 0,
         "rewards": 0,
     }
     segment_slugs = set(default_scheme.segments.values_list("slug", flat=True))
@@ -61,6 +64,9 @@ def test_the_playbook_installs_once_and_everything_is_inactive(default_scheme):
     assert (stamp_card.is_active, stamp_card.stamps_required, stamp_card.bonus_points) == (False, 5, 100)
     assert [s.slug for s in stamp_card.segments.all()] == ["big_spenders"]
     assert stamp_card.coupon_template.slug == "playbook-stamp-free-item"
+    recommend = Trigger.objects.get(message_template="champions_related_products")
+    assert (recommend.kind, recommend.delay_days, recommend.segment.slug) == ("after_order", 3, "champions")
+    assert not recommend.is_active and recommend.name and recommend.name_en
     win_back = Campaign.objects.get(slug="playbook-win-back")
     assert set(win_back.benefits.values_list("kind", flat=True)) == {"coupon", "follow_up", "message"}
     champions = Campaign.objects.get(slug="playbook-champions").benefits.get(kind="points_multiplier")

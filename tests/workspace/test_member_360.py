@@ -282,8 +282,9 @@ def test_the_360_costs_the_same_queries_for_a_long_history(
         counts[member.pk] = len(queries)
     # then
     assert counts[short.pk] == counts[long.pk]
-    # session, user, permissions, scope, the 360 (with its CLV scores and the top categories)
-    with django_assert_max_num_queries(24):
+    # session, user, permissions, scope, the 360 (with its CLV scores, the top categories, the
+    # nightly favourite categories and the products to recommend)
+    with django_assert_max_num_queries(26):
         client.get(member_url(long))
 
 

@@ -50,6 +50,7 @@ from members.services.orders import refund_record
 from members.services.points import ADJUST_PERMISSION
 from members.services.staff import REVEAL_PERMISSION, member_counter_lookup, member_mobile_reveal
 from segmentation.models import RfmRun, Segment, SegmentSnapshot
+from segmentation.product_selectors import favourite_category_choices
 from workspace.forms import FollowUpOutcomeForm, PointsAdjustForm, RefundForm
 from workspace.resources import MemberResource
 from workspace.selectors import PERSONAL_DATA_PERMISSION, member_360
@@ -94,6 +95,22 @@ class SegmentFilter(admin.SimpleListFilter):
         if self.value() is None:
             return queryset
         return queryset.filter(rfm__segment_id=self.value())
+
+
+class FavouriteCategoryFilter(admin.SimpleListFilter):
+    """Members whose favourite product category (the nightly run's rank 1) is this one:
+    ``?favourite_category=果茶``."""
+
+    title = _("favourite product category")
+    parameter_name = "favourite_category"
+
+    def lookups(self, request, model_admin):
+        return [(category, category) for category in favourite_category_choices()]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(favourite_categories__rank=1, favourite_categories__category=self.value())
 
 
 class RfmRangeFilter(RangeNumericListFilter):
@@ -284,6 +301,7 @@ class StaffMemberAdmin(MemberAdmin):
     list_select_related = ("home_store", "tier", "rfm__segment")
     list_filter = (
         SegmentFilter,
+        FavouriteCategoryFilter,
         RecencyFilter,
         FrequencyFilter,
         MonetaryFilter,
@@ -531,6 +549,8 @@ class StaffMemberAdmin(MemberAdmin):
             # What the members app's change form shows (members.admin.core.MemberAdmin.render_change_form).
             "order_summary": data.order_summary,
             "top_categories": data.top_categories,
+            "favourite_categories": data.favourite_categories,
+            "recommended_products": data.recommended_products,
             "restricted_bonuses": data.restricted_bonuses,
             "recent_orders": data.recent_orders,
             "all_orders_url": links.get("orders", ""),
