@@ -10,6 +10,7 @@ champion" in one line without building a year of orders.
 from decimal import Decimal
 
 import pytest
+from celery._state import _set_task_join_will_block
 from django.urls import clear_url_caches
 from django.utils import timezone, translation
 
@@ -27,6 +28,16 @@ def _default_language(settings):
     # The URL resolver keeps its reverse map per language; built while a test had changed
     # LANGUAGE_CODE, it would give later tests the wrong prefix (/en/admin/… for the default).
     clear_url_caches()
+
+
+@pytest.fixture(autouse=True)
+def _task_joins_allowed():
+    """Celery keeps "a task is running here, so do not wait for results" in one global, not per
+    thread: two threads queueing eager tasks at once (a concurrency test's orders) can leave it set,
+    and a later test's ``.get()`` would be refused. Each test starts and ends with it cleared."""
+    _set_task_join_will_block(False)
+    yield
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture

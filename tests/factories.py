@@ -78,8 +78,10 @@ from members.models import (
 from members.services.orders import order_record
 from segmentation.models import (
     ClvRun,
+    MemberCategory,
     MemberClv,
     MemberRfm,
+    RelatedProduct,
     RfmRun,
     RfmStagingRow,
     Scheme,
@@ -866,3 +868,33 @@ class StampFactory(factory.django.DjangoModelFactory):
     order = factory.SubFactory(OrderFactory)
     member = factory.SelfAttribute("order.member")
     paid_at = factory.SelfAttribute("order.paid_at")
+
+
+# --- segmentation: product preference -----------------------------------------------------------
+
+
+class MemberCategoryFactory(factory.django.DjangoModelFactory):
+    """A member's favourite category, as the nightly step writes it."""
+
+    class Meta:
+        model = MemberCategory
+
+    member = factory.SubFactory(MemberFactory)
+    rank = 1
+    category = "奶茶"
+    net_amount = Decimal("120.00")
+    computed_at = factory.LazyFunction(timezone.now)
+
+
+class RelatedProductFactory(factory.django.DjangoModelFactory):
+    """B is often bought by those who buy A."""
+
+    class Meta:
+        model = RelatedProduct
+
+    product = factory.SubFactory(ProductFactory)
+    rank = 1
+    related = factory.SubFactory(ProductFactory)
+    support = 3
+    lift = 2.5
+    computed_at = factory.LazyFunction(timezone.now)

@@ -67,6 +67,9 @@ JOBS = {  # in this order: the reaper first, as the recompute reaps too
 NOT_DRILLED_HERE = {  # and why
     "segmentation.tasks.segment_live_refresh_task": "a Redis-backed drain, with its own concurrency tests",
     "segmentation.clv_tasks.clv_fit_task": "a PyMC fit, too slow for the suite (a session advisory lock guards it)",
+    "segmentation.tasks.product_preferences_task": (
+        "one transaction under an advisory lock: a second beat's run waits, then rewrites nothing unchanged"
+    ),
 }
 
 
