@@ -8,7 +8,8 @@ brand's tills, staff, mini-program and scheduler would, so every ledger and repo
 * **go-live** (the evening before the first live day): seed 002's tier ladder (普通会员 → 银卡 →
   金卡, which an RFM score also opens → 黑金卡), the loyalty program, the playbook's segment offers
   and referral rules switched on, seed 002's four automations as triggers (entering 重要挽留用户
-  → a win-back coupon and a staff follow-up switched on, the other three ready to switch on); the
+  → a win-back coupon and a staff follow-up switched on; 30 days without a purchase, high frequency
+  with low spend, and the playbook's related products after a champion's order ready to switch on); the
   first RFM run; every imported member given the tier their history earns; balances carried over from the old
   membership card (dated when they were earned, so that some expire during the three weeks);
 * **every day**: new members register (through a referral code where the history says so, and
@@ -87,6 +88,7 @@ from members.models import (
     Wallet,
     WalletEntry,
 )
+from members.selectors import wallet_restricted_bonuses
 from members.services.members import member_register
 from members.services.orders import order_record, refund_record
 from members.services.points import points_adjust, points_expire, points_redeem
@@ -309,14 +311,6 @@ class DemoBrand:
                 message_template="we_miss_you",
             ),
             Trigger(
-                name="高价值会员购买后 3 天:关联推荐",
-                name_en="Champion bought: related products 3 days later",
-                kind=Trigger.Kind.AFTER_ORDER,
-                segment=segments["champions"],
-                delay_days=3,
-                message_template="related_recommendation",
-            ),
-            Trigger(
                 name="高频低额:套餐推荐",
                 name_en="High frequency, low spend: bundle offer",
                 kind=Trigger.Kind.PATTERN,
@@ -424,7 +418,14 @@ class DemoBrand:
     def _pay_and_redeem(self, member: Member, order: Order) -> None:
         if member.pk in self.topped_up:
             wallet = Wallet.objects.filter(member=member).first()
-            if wallet is not None and wallet.total >= order.amount:
+            # A bonus limited to some products (the sleeping offer's, for 唤醒商品) cannot pay an order
+            # recorded without lines: only the principal and the unrestricted bonus can.
+            restricted = (
+                sum((bonus.remaining for bonus in wallet_restricted_bonuses(wallet_id=wallet.pk)), Decimal(0))
+                if wallet
+                else 0
+            )
+            if wallet is not None and wallet.total - restricted >= order.amount:
                 wallet_spend(
                     member=member,
                     amount=order.amount,
