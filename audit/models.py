@@ -47,6 +47,7 @@ from campaigns.models import (
 )
 from members.models import (
     LoyaltyProgram,
+    MemberTag,
     PointsEntry,
     Product,
     StoreApiKey,
@@ -103,6 +104,7 @@ AuditedReferralRewardRule = audited(ReferralRewardRule, name="ReferralRewardRule
 AuditedReward = audited(Reward, exclude=["redeemed_count"], name="Reward")  # the count moves on its own
 AuditedRewardPrice = audited(RewardPrice, name="RewardPrice")
 AuditedStampCard = audited(StampCard, name="StampCard")
+AuditedMemberTag = audited(MemberTag, name="MemberTag")  # who tagged or untagged a member, when
 AuditedProduct = audited(Product, name="Product")  # prices live on lines; names, categories and tags here
 AuditedStoreApiKey = audited(StoreApiKey, exclude=["secret_hash", "last_used_at"], name="StoreApiKey")
 

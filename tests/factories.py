@@ -52,6 +52,7 @@ from members.models import (
     Member,
     MemberPointsMultiplier,
     MemberRfmScore,
+    MemberTag,
     MemberTierStatus,
     Order,
     OrderLine,
@@ -898,3 +899,11 @@ class RelatedProductFactory(factory.django.DjangoModelFactory):
     support = 3
     lift = 2.5
     computed_at = factory.LazyFunction(timezone.now)
+
+
+class MemberTagFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MemberTag
+
+    member = factory.SubFactory(MemberFactory)
+    name = factory.Sequence(lambda n: f"标签{n}")

@@ -21,7 +21,7 @@ from campaigns.models import Coupon, FollowUpTask, OutboxMessage, TopUpOffer
 from campaigns.selectors.stamps import StampProgress, member_stamp_cards
 from campaigns.services.offers import member_top_up_offers
 from members.apis.selectors import MemberProfile, member_profile, related_or_none
-from members.models import Member, Order, Referral, RestrictedBonus, Wallet
+from members.models import Member, MemberTag, Order, Referral, RestrictedBonus, Wallet
 from members.selectors import (
     CategoryShare,
     OrderSummary,
@@ -61,6 +61,7 @@ class Member360:
     offers: list[TopUpOffer]  # each with ``uses_left``
     stamp_cards: list[StampProgress]  # active cards they collect on: stamps k/N, when the oldest expires
     restricted_bonuses: list[RestrictedBonus]  # bonus in the wallet limited to some products, with some left
+    tags: list[MemberTag]  # staff's tags, by name, with who added them
     referrals_made: list[Referral]
     messages: list[OutboxMessage]  # newest first
     open_tasks: list[FollowUpTask]  # due first
@@ -103,6 +104,7 @@ def member_360(*, member_id: int) -> Member360:
         ),
         offers=member_top_up_offers(member_id=member_id),
         stamp_cards=member_stamp_cards(member_id=member_id, now=now),
+        tags=list(MemberTag.objects.filter(member_id=member_id).select_related("added_by").order_by("name")),
         restricted_bonuses=(
             wallet_restricted_bonuses(wallet_id=member.wallet.pk)
             if related_or_none(member, "wallet") and member.wallet.bonus

@@ -178,6 +178,7 @@ class CampaignBuilderForm(forms.ModelForm):
             "p_alive_at_least",
             "clv_at_least",
             "favourite_categories",
+            "member_tags",
             "budget_money",
             "budget_count",
             "per_member_cap",
@@ -290,6 +291,7 @@ class EstimateChoicesForm(forms.Form):
     p_alive_at_least = forms.DecimalField(min_value=0, max_value=1, max_digits=4, decimal_places=3, required=False)
     clv_at_least = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2, required=False)
     favourite_categories = forms.CharField(max_length=200, required=False)
+    member_tags = forms.CharField(max_length=200, required=False)
     control_percent = forms.IntegerField(min_value=0, max_value=50, required=False)
     budget_money = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2, required=False)
     budget_count = forms.IntegerField(min_value=0, required=False)
@@ -363,6 +365,7 @@ def draft_estimate(data, saved: Campaign | None = None) -> CampaignEstimate:
         p_alive_at_least=value("p_alive_at_least"),
         clv_at_least=value("clv_at_least"),
         favourite_categories=value("favourite_categories") or "",
+        member_tags=value("member_tags") or "",
         control_percent=value("control_percent") or 0,
         budget_money=value("budget_money"),
         budget_count=value("budget_count"),
@@ -440,7 +443,7 @@ class CampaignAdmin(ModelAdmin):
                         ("stores", "tiers"),
                         ("registered_after", "registered_before"),
                         ("p_alive_below", "p_alive_at_least", "clv_at_least"),
-                        "favourite_categories",
+                        ("favourite_categories", "member_tags"),
                     ]
                 },
             ),

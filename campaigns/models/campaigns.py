@@ -133,6 +133,14 @@ class Campaign(LocalTexts, TimeStampedModel):
             "nightly run) is one of them. Empty: any."
         ),
     )
+    member_tags = models.CharField(
+        _("member tags"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "Comma-separated tags staff gave members, e.g. 企业客户: only members with one of them. Empty: any."
+        ),
+    )
     budget_money = models.DecimalField(
         _("budget (yuan)"), null=True, blank=True, validators=[MinValueValidator(Decimal("0.00"))], **MONEY
     )

@@ -66,7 +66,7 @@ from campaigns.services.outbox import message_enqueue
 from members.advisory_locks import namespace_key, session_lock
 from members.caching import ProcessCache
 from members.lock_objects import points_account_lock
-from members.models import Member, MemberPointsMultiplier, PointsEntry, split_labels
+from members.models import Member, MemberPointsMultiplier, MemberTag, PointsEntry, split_labels
 from members.services.points import points_grant_locked
 from segmentation.models import SegmentTransition
 
@@ -198,6 +198,10 @@ def _narrowing(plan: _Plan, prefix: str = "") -> Q:
     if categories:
         # (member, rank) is unique: the join adds no rows.
         q &= Q(**{f"{prefix}favourite_categories__rank": 1, f"{prefix}favourite_categories__category__in": categories})
+    tags = split_labels(campaign.member_tags)
+    if tags:
+        # A subquery, not a join: a member with two of the tags is still one member.
+        q &= Q(**{f"{prefix}pk__in": MemberTag.objects.filter(name__in=tags).values("member_id")})
     return q
 
 

@@ -8,6 +8,7 @@ from members.models.points import *  # noqa: F403
 from members.models.products import *  # noqa: F403
 from members.models.referrals import *  # noqa: F403
 from members.models.staff import *  # noqa: F403
+from members.models.tags import *  # noqa: F403
 from members.models.tiers import *  # noqa: F403
 from members.models.wallet import *  # noqa: F403
 

@@ -283,8 +283,8 @@ def test_the_360_costs_the_same_queries_for_a_long_history(
     # then
     assert counts[short.pk] == counts[long.pk]
     # session, user, permissions, scope, the 360 (with its CLV scores, the top categories, the
-    # nightly favourite categories and the products to recommend)
-    with django_assert_max_num_queries(26):
+    # nightly favourite categories, the products to recommend and the member's tags)
+    with django_assert_max_num_queries(27):
         client.get(member_url(long))
 
 

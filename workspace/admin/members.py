@@ -44,11 +44,12 @@ from campaigns.services.followups import followup_complete
 from members.admin.core import MemberAdmin
 from members.formatting import local_name
 from members.mobile import mask_mobile
-from members.models import Member, Order
+from members.models import Member, MemberTag, Order
 from members.selectors import member_search, members_in_scope, mobile_shown, name_shown
 from members.services.orders import refund_record
 from members.services.points import ADJUST_PERMISSION
 from members.services.staff import REVEAL_PERMISSION, member_counter_lookup, member_mobile_reveal
+from members.services.tags import member_tag_add, member_tag_remove, member_tags_names
 from segmentation.models import RfmRun, Segment, SegmentSnapshot
 from segmentation.product_selectors import favourite_category_choices
 from workspace.forms import FollowUpOutcomeForm, PointsAdjustForm, RefundForm
@@ -59,6 +60,7 @@ from workspace.wording import segment_name, segment_sentence, tier_steps
 COUNTER_SESSION_KEY = "workspace_counter_members"  # member id → until when (epoch seconds)
 COUNTER_ACCESS_SECONDS = 30 * 60
 COUNTER_REMEMBERED = 20
+TAG_CHOICES = 50  # the most used tags offered in the member list's filter
 COMPLETE_TASK_PERMISSION = "campaigns.change_followuptask"
 REFUND_PERMISSION = "members.add_refund"
 TOP_UP_PERMISSION = "members.top_up_wallet"
@@ -111,6 +113,21 @@ class FavouriteCategoryFilter(admin.SimpleListFilter):
         if self.value() is None:
             return queryset
         return queryset.filter(favourite_categories__rank=1, favourite_categories__category=self.value())
+
+
+class MemberTagFilter(admin.SimpleListFilter):
+    """Members with this tag: ``?tag=企业客户``."""
+
+    title = _("tag")
+    parameter_name = "tag"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in member_tags_names()[:TAG_CHOICES]]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(pk__in=MemberTag.objects.filter(name=self.value()).values("member_id"))
 
 
 class RfmRangeFilter(RangeNumericListFilter):
@@ -302,6 +319,7 @@ class StaffMemberAdmin(MemberAdmin):
     list_filter = (
         SegmentFilter,
         FavouriteCategoryFilter,
+        MemberTagFilter,
         RecencyFilter,
         FrequencyFilter,
         MonetaryFilter,
@@ -380,6 +398,7 @@ class StaffMemberAdmin(MemberAdmin):
             ),
             path("<int:member_id>/adjust-points/", view(self.adjust_points_view), name="members_member_adjust_points"),
             path("<int:member_id>/refund/", view(self.refund_view), name="members_member_refund"),
+            path("<int:member_id>/tags/", view(self.tags_view), name="members_member_tags"),
             *super().get_urls(),
         ]
 
@@ -429,6 +448,27 @@ class StaffMemberAdmin(MemberAdmin):
                 messages.success(request, _("Recorded: %(reason)s.") % {"reason": task.reason})
             return HttpResponseRedirect(self._360_url(member) + "#member-tasks")
         return self._render_360(request, member, task_form=(task.pk, form))
+
+    def tags_view(self, request, member_id: int):
+        """Add a tag (``add``) or take one off (``remove``), then back to the 360's tags."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        member = self._member_or_404(request, member_id)
+        if "remove" in request.POST:
+            if not request.user.has_perm("members.delete_membertag"):
+                raise PermissionDenied
+            if member_tag_remove(member=member, name=request.POST["remove"]):
+                messages.success(request, _("Tag %(tag)s removed.") % {"tag": request.POST["remove"]})
+        else:
+            if not request.user.has_perm("members.add_membertag"):
+                raise PermissionDenied
+            try:
+                tag = member_tag_add(member=member, name=request.POST.get("tag", ""), actor=request.user)
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+            else:
+                messages.success(request, _("Tagged %(tag)s.") % {"tag": tag.name})
+        return HttpResponseRedirect(self._360_url(member) + "#member-tags")
 
     def adjust_points_view(self, request, member_id: int):
         if request.method != "POST":
@@ -552,6 +592,10 @@ class StaffMemberAdmin(MemberAdmin):
             "favourite_categories": data.favourite_categories,
             "recommended_products": data.recommended_products,
             "restricted_bonuses": data.restricted_bonuses,
+            "member_tags": data.tags,
+            "can_add_tags": user.has_perm("members.add_membertag"),
+            "can_remove_tags": user.has_perm("members.delete_membertag"),
+            "tags_url": reverse("admin:members_member_tags", args=[member.pk]),
             "recent_orders": data.recent_orders,
             "all_orders_url": links.get("orders", ""),
             "points_entries_url": links.get("points", ""),
