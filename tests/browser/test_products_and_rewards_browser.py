@@ -1,7 +1,8 @@
 """Products, rewards and the counter in a real browser (Debian Chromium, Playwright), in Chinese:
 the member 360 shows the ¥50 bonus that pays only for 唤醒商品, the stamp card's progress and the
-products to recommend; operators reach the points catalogue and stamp cards from the sidebar.
-Screenshots are saved under ``var/test-artifacts/`` (not committed) for people to look at."""
+products to recommend, and a clerk tags the member there; operators reach the points catalogue and
+stamp cards from the sidebar. Screenshots are saved under ``var/test-artifacts/`` (not committed)
+for people to look at."""
 
 import datetime as dt
 from decimal import Decimal
@@ -90,6 +91,11 @@ def test_the_360_shows_restricted_bonus_stamps_and_recommendations_in_chinese(br
     stamps = page.locator("#member-stamp-cards")
     assert "满5次送1次 3/5" in stamps.inner_text()
     assert "芝士蛋糕" in page.locator("#member-recommended-products").inner_text()
+    # and the clerk tags the member
+    page.fill("#member-tags input[name=tag]", "爱喝少糖")
+    page.click("#member-tags .member-tag-add button")
+    page.wait_for_url("**#member-tags")
+    assert "爱喝少糖" in page.locator("#member-tags .member-tag").inner_text()
     page.screenshot(path=str(ARTIFACTS / "member-360-products-rewards-zh-hans.png"), full_page=True)
     context.close()
 
