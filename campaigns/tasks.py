@@ -183,14 +183,14 @@ def referral_rewards_revoke_task(referral_id: int) -> int:
     return referral_rewards_revoke(referral_id=referral_id)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def stamp_order_task(order_id: int) -> list[int]:
     """Stamp a new order on the active stamp cards it counts for. Safe to run twice (one stamp per
     card and order; rewards keyed by their completion)."""
     return [completion.pk for completion in stamps_collect_for_order(order_id=order_id)]
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def stamp_refund_task(order_id: int) -> int:
     """An order with stamps was refunded: void the stamps it no longer earns. Safe to run twice."""
     return stamps_reverse_for_order(order_id=order_id)

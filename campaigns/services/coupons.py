@@ -209,7 +209,7 @@ def coupon_redeem(
     else:
         amount = to_money(amount)
     priced = _priced(lines, amount=amount)
-    named = [[line.sku, str(line.amount)] for line in priced]
+    named = sorted([line.sku, str(line.amount)] for line in priced)  # in any order, the same lines
     if found.redemption_key == key:
         return _same_redemption_or_conflict(found, key, order=order, amount=amount, lines=named)
     eligible = _eligible_amount(found.template, priced)

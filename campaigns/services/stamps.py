@@ -210,6 +210,8 @@ def _complete(card: StampCard, *, member_id: int, stamp_ids: list[int], now: dt.
     notes = []
     try:
         with transaction.atomic():
+            # The points account before the coupon template, as campaign grants and rewards lock them.
+            account = points_account_lock(member_id=member_id) if card.bonus_points else None
             completion = StampCompletion.objects.create(card=card, member_id=member_id, completed_at=now)
             Stamp.objects.filter(pk__in=stamp_ids).update(completion=completion, updated_at=now)
             reason = _g("Stamp card %(card)s completed") % {"card": card.name}
@@ -225,7 +227,7 @@ def _complete(card: StampCard, *, member_id: int, stamp_ids: list[int], now: dt.
                     notes.append(_g("The coupon could not be issued any more."))
             if card.bonus_points:
                 completion.points_entry = points_grant_locked(
-                    account=points_account_lock(member_id=member_id),
+                    account=account,
                     points=card.bonus_points,
                     kind=PointsEntry.Kind.CAMPAIGN_REWARD,
                     reason=reason,

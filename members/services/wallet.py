@@ -246,7 +246,8 @@ def wallet_spend(
         arguments={
             "member": member.pk,
             "amount": str(amount),
-            **({"lines": [[line.sku, str(line.amount)] for line in priced]} if priced else {}),
+            # Sorted: the same lines in another order are the same request.
+            **({"lines": sorted([line.sku, str(line.amount)] for line in priced)} if priced else {}),
         },
     )
 

@@ -198,6 +198,12 @@ def test_lines_are_checked_and_part_of_the_request(pos_a, member_a, products):
     assert (first.status_code, again.status_code, other.status_code) == (201, 201, 422)
     assert again.json() == first.json()
     assert wallet_of(member_a) == (D("100.00"), D("30.00"), D("30.00"))
+    # the same lines in another order are the same request
+    two = [("FT-01", "5.00"), ("MT-01", "5.00")]
+    once = spend(pos_a, member_a, "10.00", two, key="k2")
+    reordered = spend(pos_a, member_a, "10.00", list(reversed(two)), key="k2")
+    assert (once.status_code, reordered.status_code) == (201, 201)
+    assert reordered.json() == once.json()
 
 
 # --- refunds -----------------------------------------------------------------------------------------------
