@@ -18,6 +18,7 @@ line has left to refund, together at most the refund's amount; errors keyed ``li
 Importing the catalogue and lines from CSV files is ``members.services.product_imports``.
 """
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,6 +34,7 @@ __all__ = [
     "LineIn",
     "PaidLine",
     "PricedLine",
+    "lines_invalid",
     "order_lines_resolve",
     "order_lines_same",
     "paid_lines_price",
@@ -71,19 +73,15 @@ def paid_lines_price(lines: Sequence[PaidLine], *, field: str = "lines") -> tupl
     else a ``ValidationError`` on ``field``. One query."""
     cleaned = [PaidLine(sku=(sku or "").strip(), amount=to_money(amount, field=field)) for sku, amount in lines]
     skus = [line.sku for line in cleaned]
-    duplicates = sorted({sku for sku in skus if skus.count(sku) > 1})
-    if duplicates:
-        raise _paid_lines_invalid(
-            field, _("Each product once: %(skus)s named twice.") % {"skus": ", ".join(duplicates)}, "duplicate_product"
-        )
+    _each_product_once(skus, field=field)
     products = {
         sku: (category, tags)
         for sku, category, tags in Product.objects.filter(sku__in=skus).values_list("sku", "category", "tags")
     }
     unknown = [sku for sku in skus if sku not in products]
     if unknown:
-        raise _paid_lines_invalid(
-            field, _("Unknown products: %(skus)s.") % {"skus": ", ".join(unknown)}, "unknown_product"
+        raise lines_invalid(
+            _("Unknown products: %(skus)s.") % {"skus": ", ".join(unknown)}, "unknown_product", field=field
         )
     return tuple(
         PricedLine(sku=line.sku, amount=line.amount, category=products[line.sku][0], tags=tuple(products[line.sku][1]))
@@ -91,7 +89,19 @@ def paid_lines_price(lines: Sequence[PaidLine], *, field: str = "lines") -> tupl
     )
 
 
-def _paid_lines_invalid(field: str, message, code: str) -> ValidationError:
+def _each_product_once(skus: Sequence[str], *, field: str = "lines") -> None:
+    """Refuse lines naming a product twice (a line is identified by its product)."""
+    duplicates = sorted(sku for sku, times in Counter(skus).items() if times > 1)
+    if duplicates:
+        raise lines_invalid(
+            _("Each product once: %(skus)s named twice.") % {"skus": ", ".join(duplicates)},
+            "duplicate_product",
+            field=field,
+        )
+
+
+def lines_invalid(message, code: str, *, field: str = "lines") -> ValidationError:
+    """The error of a payment's or refund's lines, on ``field``."""
     return ValidationError({field: ValidationError(message, code=code)})
 
 
@@ -157,15 +167,11 @@ def refund_lines_apply(*, refund: Refund, order: Order, lines: Sequence[LineIn])
     """Give back ``lines`` of ``order`` with ``refund``: check them, move each order line's refunded
     quantity and amount, keep the refund's lines. Call under the order's lock. Two queries and a write."""
     skus = [(line.sku or "").strip() for line in lines]
-    duplicates = sorted({sku for sku in skus if skus.count(sku) > 1})
-    if duplicates:
-        raise _refund_lines_invalid(
-            _("Each product once: %(skus)s named twice.") % {"skus": ", ".join(duplicates)}, "duplicate_product"
-        )
+    _each_product_once(skus)
     by_sku = {line.product.sku: line for line in OrderLine.objects.filter(order=order).select_related("product")}
     unknown = [sku for sku in skus if sku not in by_sku]
     if unknown:
-        raise _refund_lines_invalid(
+        raise lines_invalid(
             _("Order %(order)s has no line of %(skus)s.") % {"order": order.external_id, "skus": ", ".join(unknown)},
             "unknown_line",
         )
@@ -180,7 +186,7 @@ def refund_lines_apply(*, refund: Refund, order: Order, lines: Sequence[LineIn])
             or line.refunded_quantity + quantity > line.quantity
             or line.refunded_amount + amount > line.amount
         ):
-            raise _refund_lines_invalid(
+            raise lines_invalid(
                 _(
                     "Line %(sku)s would be refunded beyond what was bought: %(quantity)s for %(amount)s, "
                     "already refunded %(refunded_quantity)s for %(refunded_amount)s."
@@ -199,7 +205,7 @@ def refund_lines_apply(*, refund: Refund, order: Order, lines: Sequence[LineIn])
         total += amount
         kept.append(RefundLine(refund=refund, order_line=line, quantity=quantity, amount=amount))
     if total > refund.amount:
-        raise _refund_lines_invalid(
+        raise lines_invalid(
             _("The lines add up to %(total)s, more than the refund's %(amount)s.")
             % {"total": total, "amount": refund.amount},
             "lines_total",
@@ -218,7 +224,3 @@ def refund_lines_same(*, refund: Refund, lines: Sequence[LineIn] | None) -> bool
     )
     stated = sorted(((line.sku or "").strip(), int(line.quantity), to_money(line.amount)) for line in lines)
     return recorded == stated
-
-
-def _refund_lines_invalid(message, code: str) -> ValidationError:
-    return ValidationError({"lines": ValidationError(message, code=code)})

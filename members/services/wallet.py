@@ -77,8 +77,9 @@ from members.models import (
     WalletEntry,
 )
 from members.money import CENT, to_money
+from members.selectors import wallet_restricted_bonuses
 from members.services.errors import IdempotencyConflict
-from members.services.products import PaidLine, PricedLine, paid_lines_price
+from members.services.products import PaidLine, PricedLine, lines_invalid, paid_lines_price
 
 __all__ = [
     "IdempotencyConflict",
@@ -252,7 +253,7 @@ def wallet_spend(
     )
 
     def movement(wallet: Wallet) -> _Movement:
-        restricted = _restricted_left(wallet)
+        restricted = wallet_restricted_bonuses(wallet_id=wallet.pk)  # read under the wallet's lock
         taken = _allocate(priced, restricted)
         from_restricted = sum(taken.values(), ZERO)
         unrestricted = wallet.bonus - sum((bonus.remaining for bonus in restricted), ZERO)
@@ -274,21 +275,12 @@ def _priced_lines(lines: Sequence[PaidLine], *, amount: Decimal) -> tuple[Priced
     priced = paid_lines_price(lines)
     total = sum((line.amount for line in priced), ZERO)
     if total != amount:
-        raise ValidationError(
-            {
-                "lines": ValidationError(
-                    _("The lines add up to %(total)s, the spend is %(amount)s: they must be equal.")
-                    % {"total": total, "amount": amount},
-                    code="lines_total",
-                )
-            }
+        raise lines_invalid(
+            _("The lines add up to %(total)s, the spend is %(amount)s: they must be equal.")
+            % {"total": total, "amount": amount},
+            "lines_total",
         )
     return priced
-
-
-def _restricted_left(wallet: Wallet) -> list[RestrictedBonus]:
-    """The wallet's restricted bonuses with something left, oldest first (read under the wallet's lock)."""
-    return list(RestrictedBonus.objects.filter(wallet_id=wallet.pk, remaining__gt=0).order_by("pk"))
 
 
 def _allocate(lines: Sequence[PricedLine], bonuses: list[RestrictedBonus]) -> dict[RestrictedBonus, Decimal]:
