@@ -12,9 +12,12 @@
 - the points catalogue (seeds 001 and 002, 积分兑换): a ¥20 coupon for 500 points (400 for
   champions) and a ¥50 coupon exclusive to champions for 1,500 points, once each, inactive
   (``playbook_rewards_install``; ``migrations/0009_playbook_rewards`` adds them to older installs).
-- seeds 000/002's "recommend related products 3 days after a champion buys": an after-order
-  trigger for 重要价值用户, three days later, whose message carries ``related_products`` (the names
-  of the products related to that order, ``campaigns.services.triggers``), inactive.
+- seed 002's four automations and seed 001's birthday care, as triggers, inactive (``TRIGGERS``):
+  entering 重要挽留用户 gives a ¥50 win-back coupon and a staff follow-up; 30 days without a
+  purchase gives a ¥15 "我们想你了" coupon; three days after a champion's order, the products
+  related to it (the message carries ``related_products``, ``campaigns.services.triggers``); F high
+  and M low gets the bundle coupon; 重要保持用户 get a birthday greeting with a ¥30 coupon three
+  days before their birthday.
 
 Every name, description and note is given in Chinese and English (``name`` and ``name_en`` …);
 ``migrations/0004_bilingual_texts`` splits the rows an older install wrote as "中文 / English".
@@ -60,6 +63,8 @@ COUPON_TEMPLATES = {
     "playbook-win-back-50": (("挽回券 ¥50", "Win-back ¥50 off"), "fixed_amount", "50", None, None, "200", 30, ""),
     "playbook-bundle-15pct": (("套餐85折", "Bundle 15% off"), "percentage", None, 15, "30", "150", 30, ""),
     "playbook-wake-up-15": (("唤醒券 ¥15", "Wake-up ¥15 off"), "fixed_amount", "15", None, None, "80", 21, ""),
+    "playbook-miss-you-15": (("我们想你了 ¥15", "We miss you ¥15 off"), "fixed_amount", "15", None, None, "60", 14, ""),
+    "playbook-birthday-30": (("生日券 ¥30", "Birthday ¥30 off"), "fixed_amount", "30", None, None, "100", 14, ""),
     "playbook-recall-20": (("召回券 ¥20", "Recall ¥20 off"), "fixed_amount", "20", None, None, "100", 30, ""),
     "playbook-referral-50": (("推荐奖励 ¥50", "Referral ¥50 off"), "fixed_amount", "50", None, None, "100", 60, ""),
     "playbook-referral-20": (("推荐奖励 ¥20", "Referral ¥20 off"), "fixed_amount", "20", None, None, "50", 60, ""),
@@ -266,24 +271,91 @@ REWARDS = {
     ),
 }
 
-# slug: ((中文名, English name), (中文说明, English description), kind, segment slug, delay days,
-#        message template, (cap count, cap days))
+# The triggers, all inactive; found by their Chinese name (a trigger has no slug). Each: names and
+# descriptions in Chinese and English, the kind, and the fields of ``Trigger`` it sets; ``segment``
+# and ``coupon_template`` name a default-scheme segment and a coupon template above by slug.
+# Scores in the pattern are the default scheme's (thresholds: 1 high, 0 low).
 TRIGGERS = {
-    "playbook-champions-related-products": (
-        ("重要价值用户下单3天后推荐关联商品", "Champions: related products 3 days after an order"),
-        (
+    "playbook-win-back-entered": {
+        "names": ("进入重要挽留:挽回券 + 店员跟进", "Entered win back: win-back coupon and staff follow-up"),
+        "descriptions": (
+            "会员进入「重要挽留用户」时(曾经高消费、久未到店),立即发放 ¥50 挽回券并通知,"
+            "同时给会员所属门店建一条店员跟进任务(3 天内电话关怀,了解流失原因)。",
+            "When a member enters 'High value to win back' (spent a lot, has not come for long), give a ¥50 "
+            "win-back coupon with a message, and open a follow-up task for their home store (call within 3 "
+            "days and learn why they left).",
+        ),
+        "kind": "entered_segment",
+        "segment": "win_back",
+        "coupon_template": "playbook-win-back-50",
+        "message_template": "win_back_coupon",
+        "create_followup": True,
+        "followup_due_days": 3,
+        "followup_reason": "进入重要挽留用户:电话关怀,了解流失原因",
+        "cap": (1, 90),
+    },
+    "playbook-miss-you-30": {
+        "names": ("30 天未购:「我们想你了」券", "30 days without a purchase: 'we miss you' coupon"),
+        "descriptions": (
+            "会员最近一次购买已满 30 天(且未退款),发放 ¥15「我们想你了」券并通知;再次购买后又满 30 天会再次触发,"
+            "每 60 天最多一次。",
+            "A member's last purchase is 30 days old: give a ¥15 'we miss you' coupon with a message. A member "
+            "who buys again and lapses again gets it again, at most once in 60 days.",
+        ),
+        "kind": "inactivity",
+        "inactivity_days": 30,
+        "coupon_template": "playbook-miss-you-15",
+        "message_template": "we_miss_you",
+        "cap": (1, 60),
+    },
+    "playbook-champions-related-products": {
+        "names": ("重要价值用户下单3天后推荐关联商品", "Champions: related products 3 days after an order"),
+        "descriptions": (
             "重要价值用户下单3天后,推送与该订单商品关联的商品(常被同一批会员一起购买):"
             "消息模板可使用 {related_products}(关联商品名称)。",
             "Three days after a champion's order, send the products bought together with it by the same "
             "members: the message template may use {related_products} (the related products' names).",
         ),
-        "after_order",
-        "champions",
-        3,
-        "champions_related_products",
-        (1, 30),
-    ),
+        "kind": "after_order",
+        "segment": "champions",
+        "delay_days": 3,
+        "message_template": "champions_related_products",
+        "cap": (1, 30),
+    },
+    "playbook-frequent-low-spend-bundle": {
+        "names": ("高频低额:推荐套餐", "Frequent, low spend: bundle offer"),
+        "descriptions": (
+            "每次重算后,购买频次高但金额低的会员(F 高、M 低)收到套餐 85 折券和套餐推荐,提升客单价;每 30 天最多一次。",
+            "After each recompute, members who buy often but spend little (F high, M low) get a 15%-off "
+            "bundle coupon and a bundle suggestion, to raise the basket size; at most once in 30 days.",
+        ),
+        "kind": "pattern",
+        "f_min_score": 1,
+        "m_max_score": 0,
+        "coupon_template": "playbook-bundle-15pct",
+        "message_template": "loyal_low_spend_bundle",
+        "cap": (1, 30),
+    },
+    "playbook-birthday-loyal-at-risk": {
+        "names": ("重要保持用户生日关怀", "Loyal at risk: birthday greeting"),
+        "descriptions": (
+            "「重要保持用户」生日前 3 天发送生日祝福和 ¥30 生日券(14 天有效),每年一次。清空「分群」即可问候所有会员。",
+            "Three days before the birthday of a member in 'Loyal at risk', send a birthday greeting with a "
+            "¥30 birthday coupon (valid 14 days), once a year. Clear the segment to greet every member.",
+        ),
+        "kind": "birthday",
+        "segment": "loyal_at_risk",
+        "birthday_days_before": 3,
+        "coupon_template": "playbook-birthday-30",
+        "message_template": "birthday_greeting",
+        "cap": (1, 365),
+    },
 }
+
+
+def playbook_trigger_names() -> list[str]:
+    """The playbook's triggers' Chinese names (how they are found)."""
+    return [spec["names"][0] for spec in TRIGGERS.values()]
 
 
 def _models(apps):
@@ -334,30 +406,7 @@ def playbook_install(apps=None) -> dict[str, int]:
     }
     segments = {s.slug: s for s in m["Segment"].objects.filter(scheme__slug=DEFAULT_SCHEME)}
 
-    templates = {}
-    for slug, ((name, name_en), kind, amount, percent, cap, min_spend, days, gift) in COUPON_TEMPLATES.items():
-        gift_zh, gift_en = gift or ("", "")
-        templates[slug], new = m["CouponTemplate"].objects.get_or_create(
-            slug=slug,
-            defaults=_fields(
-                m["CouponTemplate"],
-                {
-                    "name": name,
-                    "name_en": name_en,
-                    "kind": kind,
-                    "amount": Decimal(amount) if amount else None,
-                    "percent_off": percent,
-                    "max_discount": Decimal(cap) if cap else None,
-                    "min_spend": Decimal(min_spend),
-                    "validity": "days_after_grant",
-                    "valid_days": days,
-                    "gift_description": gift_zh,
-                    "gift_description_en": gift_en,
-                    "is_active": True,  # issues only through campaigns and rules, which start inactive
-                },
-            ),
-        )
-        created["coupon_templates"] += new
+    templates, created["coupon_templates"] = _install_coupon_templates(m)
 
     offers = {}
     for code, ((name, name_en), seg_slugs, min_amount, bonus, multiplier, days, note, tags) in TOP_UP_OFFERS.items():
@@ -475,6 +524,35 @@ def playbook_install(apps=None) -> dict[str, int]:
     return created
 
 
+def _install_coupon_templates(m) -> tuple[dict, int]:
+    """The playbook's coupon templates by slug, creating the missing ones; and how many were new."""
+    templates, created = {}, 0
+    for slug, ((name, name_en), kind, amount, percent, cap, min_spend, days, gift) in COUPON_TEMPLATES.items():
+        gift_zh, gift_en = gift or ("", "")
+        templates[slug], new = m["CouponTemplate"].objects.get_or_create(
+            slug=slug,
+            defaults=_fields(
+                m["CouponTemplate"],
+                {
+                    "name": name,
+                    "name_en": name_en,
+                    "kind": kind,
+                    "amount": Decimal(amount) if amount else None,
+                    "percent_off": percent,
+                    "max_discount": Decimal(cap) if cap else None,
+                    "min_spend": Decimal(min_spend),
+                    "validity": "days_after_grant",
+                    "valid_days": days,
+                    "gift_description": gift_zh,
+                    "gift_description_en": gift_en,
+                    "is_active": True,  # issues only through campaigns and rules, which start inactive
+                },
+            ),
+        )
+        created += new
+    return templates, created
+
+
 def _has_model(apps, app_label: str, name: str) -> bool:
     try:
         (apps or live_apps).get_model(app_label, name)
@@ -520,37 +598,42 @@ def playbook_rewards_install(apps=None) -> int:
 
 
 def playbook_install_triggers(apps=None) -> int:
-    """Create the playbook's triggers that are missing (for an installation that has the rest)."""
+    """Create the playbook's triggers that are missing, with the coupon templates they give (for an
+    installation that has the rest)."""
     m = _models(apps)
     return _install_triggers(m, {s.slug: s for s in m["Segment"].objects.filter(scheme__slug=DEFAULT_SCHEME)})
 
 
 def _install_triggers(m, segments) -> int:
     """The playbook's triggers, inactive; found by their name (a trigger has no slug). Not from the
-    first data migration (its historical trigger has no English texts yet): ``0013`` adds them."""
-    if "name_en" not in {field.name for field in m["Trigger"]._meta.get_fields()}:
+    first data migration (its historical trigger has no English texts yet): ``0013`` adds them, and
+    ``0016`` the ones a trigger kind of ``0015`` (birthday) or a coupon template was missing for. A
+    trigger whose segment is not in the default scheme (an operator removed it) is left out."""
+    fields = {field.name for field in m["Trigger"]._meta.get_fields()}
+    if "name_en" not in fields:
         return 0
+    templates, _new = _install_coupon_templates(m)
     created = 0
-    for (name, name_en), (description, description_en), kind, seg_slug, delay, template, cap in TRIGGERS.values():
-        if seg_slug not in segments or m["Trigger"].objects.filter(name=name).exists():
+    for spec in TRIGGERS.values():
+        spec = dict(spec)
+        (name, name_en), (description, description_en) = spec.pop("names"), spec.pop("descriptions")
+        cap_count, cap_days = spec.pop("cap")
+        seg_slug, template_slug = spec.pop("segment", None), spec.pop("coupon_template", None)
+        if (seg_slug and seg_slug not in segments) or not set(spec) <= fields:
+            continue
+        if m["Trigger"].objects.filter(name=name).exists():
             continue
         m["Trigger"].objects.create(
-            **_fields(
-                m["Trigger"],
-                {
-                    "name": name,
-                    "name_en": name_en,
-                    "description": description,
-                    "description_en": description_en,
-                    "kind": kind,
-                    "segment": segments[seg_slug],
-                    "delay_days": delay,
-                    "message_template": template,
-                    "cap_count": cap[0],
-                    "cap_days": cap[1],
-                    "is_active": False,
-                },
-            )
+            **spec,
+            name=name,
+            name_en=name_en,
+            description=description,
+            description_en=description_en,
+            segment=segments[seg_slug] if seg_slug else None,
+            coupon_template=templates[template_slug] if template_slug else None,
+            cap_count=cap_count,
+            cap_days=cap_days,
+            is_active=False,
         )
         created += 1
     return created
@@ -570,8 +653,7 @@ def playbook_uninstall(apps=None) -> None:
         for reward in unused_rewards:
             reward.exclusive_segments.clear()
             reward.delete()
-    trigger_names = [name for (name, _name_en), *_rest in TRIGGERS.values()]
-    m["Trigger"].objects.filter(name__in=trigger_names, is_active=False, firings__isnull=True).delete()
+    m["Trigger"].objects.filter(name__in=playbook_trigger_names(), is_active=False, firings__isnull=True).delete()
     campaign_slugs = [f"playbook-{slug}".replace("_", "-") for slug in CAMPAIGNS]
     unused = m["Campaign"].objects.filter(slug__in=campaign_slugs, status="draft", grants__isnull=True)
     m["CampaignBenefit"].objects.filter(campaign_id__in=unused.values("pk")).delete()

@@ -32,6 +32,7 @@ class TriggerAdmin(ModelAdmin):
                     "segment",
                     "inactivity_days",
                     "delay_days",
+                    "birthday_days_before",
                     ("r_min_score", "r_max_score"),
                     ("f_min_score", "f_max_score"),
                     ("m_min_score", "m_max_score"),
@@ -83,6 +84,13 @@ class TriggerAdmin(ModelAdmin):
             return _("%(n)s days without a purchase") % {"n": obj.inactivity_days}
         if obj.kind == Trigger.Kind.AFTER_ORDER:
             text = _("%(n)s days after an order") % {"n": obj.delay_days}
+            return f"{text} ({obj.segment.name})" if obj.segment_id else text
+        if obj.kind == Trigger.Kind.BIRTHDAY:
+            text = (
+                _("%(n)s days before the birthday") % {"n": obj.birthday_days_before}
+                if obj.birthday_days_before
+                else _("on the birthday")
+            )
             return f"{text} ({obj.segment.name})" if obj.segment_id else text
         signs = {"gte": "≥", "lte": "≤"}
         return ", ".join(

@@ -12,9 +12,9 @@ def install(apps, schema_editor):
 
 
 def uninstall(apps, schema_editor):
-    from campaigns.playbook import TRIGGERS
+    from campaigns.playbook import playbook_trigger_names
 
-    names = [name for (name, _name_en), *_rest in TRIGGERS.values()]
+    names = playbook_trigger_names()
     apps.get_model("campaigns", "Trigger").objects.filter(
         name__in=names, is_active=False, firings__isnull=True
     ).delete()

@@ -1,15 +1,17 @@
 """Triggers: automatic rules that act on one member when something happens to them.
 
 - ``Trigger`` — when (``kind``): a member *enters a segment*; has *not bought for N days*; bought
-  (*after an order*, acting ``delay_days`` later, optionally only for members of a segment); or
-  their current R/F/M scores match a *pattern* (e.g. F high and M low). What: a coupon, a message,
+  (*after an order*, acting ``delay_days`` later, optionally only for members of a segment); their
+  current R/F/M scores match a *pattern* (e.g. F high and M low); or their *birthday* is
+  ``birthday_days_before`` days away (seed 001's 生日关怀; optionally only for a segment). What: a coupon, a message,
   a staff follow-up task, and/or a grant through a campaign (so the campaign's control group and
   effect report apply). At most ``cap_count`` firings per member in ``cap_days`` days.
 - ``TriggerFiring`` — one firing for one *cause*: ``(trigger, cause_key)`` is unique, so a cause
   fires once however often a task is retried and whichever worker gets there first. Cause keys:
   ``transition:<SegmentTransition id>``, ``lapse:<id of the last order before the lapse>`` (a member
   who buys again and lapses again fires again), ``order:<Order id>``, and
-  ``pattern:<RfmRun id>:<member id>`` (at most once per recompute; the cap spaces them further).
+  ``pattern:<RfmRun id>:<member id>`` (at most once per recompute; the cap spaces them further) and
+  ``birthday:<year>:<member id>`` (once a year, for the birthday of that year).
   After-order firings are written ``pending`` with the time they are due, so a sweep fires them
   even if the delayed task was lost.
 
@@ -38,6 +40,7 @@ class Trigger(LocalTexts, TimeStampedModel):
         INACTIVITY = "inactivity", _("No purchase for N days")
         AFTER_ORDER = "after_order", _("After an order (with a delay)")
         PATTERN = "pattern", _("R/F/M pattern")
+        BIRTHDAY = "birthday", _("Birthday")
 
     name = models.CharField(_("name"), max_length=200)
     name_en = english_name()
@@ -55,8 +58,8 @@ class Trigger(LocalTexts, TimeStampedModel):
         blank=True,
         related_name="+",
         help_text=_(
-            "Entered a segment: the segment entered. After an order and pattern: only members currently in it "
-            "(optional)."
+            "Entered a segment: the segment entered. After an order, pattern and birthday: only members "
+            "currently in it (optional)."
         ),
     )
     inactivity_days = models.PositiveSmallIntegerField(
@@ -64,6 +67,15 @@ class Trigger(LocalTexts, TimeStampedModel):
     )
     delay_days = models.PositiveSmallIntegerField(
         _("delay (days)"), null=True, blank=True, help_text=_("After an order: act this many days after it was paid.")
+    )
+    birthday_days_before = models.PositiveSmallIntegerField(
+        _("days before the birthday"),
+        default=0,
+        validators=[MaxValueValidator(30)],
+        help_text=_(
+            "Birthday: act this many days before it (0: on the day). A member born on 29 February is greeted "
+            "on 28 February in other years."
+        ),
     )
     r_min_score = models.PositiveSmallIntegerField(
         _("R score at least"), null=True, blank=True, validators=SCORE_VALIDATORS
@@ -151,6 +163,11 @@ class Trigger(LocalTexts, TimeStampedModel):
                 | Q(m_max_score__isnull=False),
                 name="trigger_pattern_has_condition",
                 violation_error_message=_("A pattern needs at least one score condition."),
+            ),
+            models.CheckConstraint(
+                condition=Q(birthday_days_before__lte=30),
+                name="trigger_birthday_days_before_30",
+                violation_error_message=_("At most 30 days before the birthday."),
             ),
             models.CheckConstraint(
                 condition=Q(cap_count__isnull=True, cap_days__isnull=True) | Q(cap_count__gte=1, cap_days__gte=1),

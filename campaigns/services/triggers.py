@@ -34,7 +34,10 @@ Evaluation:
   order was paid (``triggers_schedule_for_order``, in the order's transaction's aftermath, without
   the broker) and the subscriber queues a task with that countdown; the sweep fires pending firings
   that are due, so a lost task only delays them.
-- *inactivity* and *pattern* — ``triggers_due`` selects candidates set-based (one query per chunk
+- *birthday* — the member's next birthday (29 February: 28 February in other years) is at most
+  ``birthday_days_before`` days away in the brand's local date; the cause is that birthday's year,
+  so a sweep that missed a day still greets before the day, and once a year.
+- *inactivity*, *pattern* and *birthday* — ``triggers_due`` selects candidates set-based (one query per chunk
   of member ids) and yields them in chunks of ``SWEEP_CHUNK``, which ``triggers_sweep_task`` fires
   in Celery tasks. It holds an advisory lock (``members.advisory_locks``, namespace
   ``campaigns.triggers_sweep``) while it yields, so two sweeps never overlap.
@@ -51,7 +54,7 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import CharField, Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
@@ -176,6 +179,12 @@ def _skip_reason(trigger: Trigger, *, member: Member, cause_key: str, now: dt.da
         order_id = int(cause_key.split(":", 1)[1])
         if not Order.objects.filter(pk=order_id, refunded_amount__lt=F("amount")).exists():
             return "order refunded"
+    elif trigger.kind == Kind.BIRTHDAY:
+        if member.birthday is None or not member.is_active:
+            return "no birthday" if member.birthday is None else "member inactive"
+        in_segment = MemberRfm.objects.filter(member_id=member.pk, segment_id=trigger.segment_id)
+        if trigger.segment_id and not in_segment.exists():
+            return "no longer in the segment"
     if trigger.cap_count and trigger.cap_days:
         recent = TriggerFiring.objects.filter(
             trigger=trigger,
@@ -397,6 +406,58 @@ def transition_candidates(trigger: Trigger, *, now: dt.datetime, after: int = 0,
     return [(member_id, f"transition:{transition_id}", transition_id) for transition_id, member_id in rows]
 
 
+def _birthday_in(year: str) -> str:
+    """SQL: the member's birthday in ``year`` (an SQL integer expression); 29 February falls on
+    28 February in a year that has none."""
+    leap = f"(mod({year}, 4) = 0 AND (mod({year}, 100) <> 0 OR mod({year}, 400) = 0))"
+    month, day = "EXTRACT(MONTH FROM m.birthday)::int", "EXTRACT(DAY FROM m.birthday)::int"
+    return f"make_date({year}, {month}, CASE WHEN {month} = 2 AND {day} = 29 AND NOT {leap} THEN 28 ELSE {day} END)"
+
+
+def birthday_candidates(trigger: Trigger, *, now: dt.datetime, after: int = 0, limit: int = SWEEP_CHUNK):
+    """``(member_id, cause_key)`` of active members whose next birthday (today included, in the
+    brand's local date) is at most ``birthday_days_before`` days away and who were not greeted for
+    it yet (and are in the trigger's segment, when set). One query, member-id order."""
+    today = timezone.localdate(now)
+    this_year, next_year = _birthday_in("%(year)s::int"), _birthday_in("(%(year)s::int + 1)")
+    segment_join = (
+        f"JOIN {MemberRfm._meta.db_table} r ON r.member_id = b.member_id AND r.segment_id = %(segment)s"
+        if trigger.segment_id
+        else ""
+    )
+    sql = f"""
+        WITH b AS (
+            SELECT m.id AS member_id,
+                   CASE WHEN {this_year} >= %(today)s::date THEN {this_year} ELSE {next_year} END AS next_birthday
+            FROM {Member._meta.db_table} m
+            WHERE m.birthday IS NOT NULL AND m.is_active AND m.id > %(after)s
+        )
+        SELECT b.member_id, EXTRACT(YEAR FROM b.next_birthday)::int
+        FROM b {segment_join}
+        WHERE b.next_birthday - %(today)s::date <= %(days)s
+          AND NOT EXISTS (
+              SELECT 1 FROM {TriggerFiring._meta.db_table} f
+              WHERE f.trigger_id = %(trigger)s
+                AND f.cause_key = 'birthday:' || EXTRACT(YEAR FROM b.next_birthday)::int || ':' || b.member_id
+          )
+        ORDER BY b.member_id
+        LIMIT %(limit)s
+    """  # noqa: S608 — table names from the models, values as parameters
+    params = {
+        "today": today,
+        "year": today.year,
+        "after": after,
+        "segment": trigger.segment_id,
+        "days": trigger.birthday_days_before,
+        "trigger": trigger.pk,
+        "limit": limit,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [(member_id, f"birthday:{year}:{member_id}") for member_id, year in rows]
+
+
 class DueChunk(NamedTuple):
     """A chunk of work the sweep found: pending firings to fire (``trigger_id`` None, ``causes`` their
     ids), or ``[member_id, cause_key]`` pairs to fire ``trigger_id`` for."""
@@ -408,7 +469,7 @@ class DueChunk(NamedTuple):
 
 def triggers_due(*, now: dt.datetime | None = None, chunk_size: int = SWEEP_CHUNK) -> Iterator[DueChunk]:
     """Every cause due to fire, in chunks: the pending (after-order) firings that came due, then per
-    active trigger the inactivity, pattern and missed transition causes. The caller fires each chunk
+    active trigger the inactivity, pattern, birthday and missed transition causes. The caller fires each chunk
     (``triggers_sweep_task`` queues a task per chunk). Yields nothing when another sweep is running:
     the lock is held until the iteration ends. Firing is idempotent, so selecting twice is safe."""
     now = now or timezone.now()
@@ -431,6 +492,10 @@ def triggers_due(*, now: dt.datetime | None = None, chunk_size: int = SWEEP_CHUN
                     causes = batch
                 elif trigger.kind == Kind.PATTERN:
                     batch = pattern_candidates(trigger, after=after, limit=chunk_size)
+                    after = batch[-1][0] if batch else after
+                    causes = batch
+                elif trigger.kind == Kind.BIRTHDAY:
+                    batch = birthday_candidates(trigger, now=now, after=after, limit=chunk_size)
                     after = batch[-1][0] if batch else after
                     causes = batch
                 else:

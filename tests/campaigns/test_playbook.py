@@ -28,12 +28,12 @@ def test_the_playbook_installs_once_and_everything_is_inactive(default_scheme):
 
     # then: one draft campaign per default segment, each targeting its segment, with benefits
     assert first == {
-        "coupon_templates": 12,
+        "coupon_templates": 14,
         "campaigns": 9,
         "top_up_offers": 3,
         "referral_rules": 4,
         "stamp_cards": 1,
-        "triggers": 1,
+        "triggers": 5,
         "rewards": 2,
     }
     assert second == {
