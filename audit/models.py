@@ -52,6 +52,7 @@ from members.models import (
     Product,
     StoreApiKey,
     StoreStaff,
+    TagRule,
     Tier,
     TierRule,
     WalletEntry,
@@ -104,7 +105,17 @@ AuditedReferralRewardRule = audited(ReferralRewardRule, name="ReferralRewardRule
 AuditedReward = audited(Reward, exclude=["redeemed_count"], name="Reward")  # the count moves on its own
 AuditedRewardPrice = audited(RewardPrice, name="RewardPrice")
 AuditedStampCard = audited(StampCard, name="StampCard")
-AuditedMemberTag = audited(MemberTag, name="MemberTag")  # who tagged or untagged a member, when
+# who tagged or untagged a member, when; the nightly run's rule tags are left out (their rule is in)
+AuditedMemberTag = audited(
+    MemberTag,
+    name="MemberTag",
+    trackers=[
+        pghistory.InsertEvent("created", condition=pghistory.Q(new__rule__isnull=True)),
+        pghistory.UpdateEvent("changed"),
+        pghistory.DeleteEvent("deleted", condition=pghistory.Q(old__rule__isnull=True)),
+    ],
+)
+AuditedTagRule = audited(TagRule, exclude=["member_count", "computed_at"], name="TagRule")
 AuditedProduct = audited(Product, name="Product")  # prices live on lines; names, categories and tags here
 AuditedStoreApiKey = audited(StoreApiKey, exclude=["secret_hash", "last_used_at"], name="StoreApiKey")
 

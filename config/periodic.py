@@ -51,6 +51,16 @@ SCHEDULES = (
         ),
     ),
     Schedule(
+        N_(N_("Compute rule tags")),
+        "segmentation.tasks.rule_tags_task",
+        "20",
+        "2",
+        N_(
+            "Nightly, set-based: give every active tag rule's tag (生日月, 高客单, 周末客, favourite category) to "
+            "the members who qualify and take it off those who no longer do (after the product preferences)."
+        ),
+    ),
+    Schedule(
         N_(N_("Drain live RFM refreshes")),
         "segmentation.tasks.segment_live_refresh_task",
         "*/10",

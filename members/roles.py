@@ -80,6 +80,7 @@ _ANALYST = (
     "segmentation.view_segment",
     "members.view_interaction",
     "members.view_membertag",
+    "members.view_tagrule",
     "segmentation.view_segmentrule",
     "segmentation.view_rfmrun",
     "segmentation.view_memberrfm",

@@ -5,6 +5,7 @@ Nightly schedule (``config/periodic.py``)::
     Schedule("Recompute RFM segments", "segmentation.tasks.segment_recompute_task", "30", "2",
              "Recompute every member's RFM scores and segment (as of today)."),
     Schedule("Compute product preferences", "segmentation.tasks.product_preferences_task", "0", "2", …)
+    Schedule("Compute rule tags", "segmentation.tasks.rule_tags_task", "20", "2", …)
 """
 
 import datetime as dt
@@ -21,6 +22,7 @@ from segmentation.services import (
     live_refresh_drain,
     product_preferences_recompute,
     recompute_reap_stale,
+    rule_tags_recompute,
     segment_recompute,
     segment_recompute_chunk,
     segment_recompute_finish,
@@ -102,4 +104,13 @@ def product_preferences_task() -> dict:
     Safe to run twice: a second run rewrites nothing that has not changed."""
     counts = product_preferences_recompute()
     logger.info("Product preferences: %s members with a favourite category, %s related products", *counts)
+    return counts._asdict()
+
+
+@shared_task(acks_late=True)
+def rule_tags_task() -> dict:
+    """The nightly rule tags (``segmentation.services.rule_tags``), after the product preference that
+    the favourite-category rule reads. Safe to run twice: a second run changes nothing."""
+    counts = rule_tags_recompute()
+    logger.info("Rule tags: %s rules, %s tags given, %s taken off", *counts)
     return counts._asdict()

@@ -69,6 +69,7 @@ from members.models import (
     Store,
     StoreApiKey,
     StoreStaff,
+    TagRule,
     Tier,
     TierChange,
     TierRule,
@@ -899,6 +900,17 @@ class RelatedProductFactory(factory.django.DjangoModelFactory):
     support = 3
     lift = 2.5
     computed_at = factory.LazyFunction(timezone.now)
+
+
+class TagRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TagRule
+
+    name = factory.Sequence(lambda n: f"高客单{n}")
+    kind = TagRule.Kind.HIGH_AVERAGE_ORDER
+    average_at_least = Decimal("80.00")
+    min_orders = 2
+    is_active = True
 
 
 class MemberTagFactory(factory.django.DjangoModelFactory):

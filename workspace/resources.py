@@ -5,17 +5,35 @@
 without ``members.view_personal_data`` (analysts). The rows are the admin list's, so the store
 scope and the search apply as well. The class keeps its name, so that the export form's fields
 (``memberresource_mobile``…) stay what scripts and tests post.
+
+The export adds the member's ``tags`` (staff's and the rules', joined by ``|`` as the product
+import reads tags), read with the rows in one query (a correlated array per member).
 """
+
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import OuterRef
+from import_export import fields
 
 from members import resources
 from members.mobile import mask_mobile
+from members.models import MemberTag
+from members.resources import MEMBER_COLUMNS, TagsWidget
 from members.selectors import mobile_shown
 from workspace.selectors import PERSONAL_DATA_PERMISSION
 
 PERSONAL_FIELDS = ("name", "birthday")
 
 
+EXPORT_COLUMNS = (*MEMBER_COLUMNS, "tags")
+
+
 class MemberResource(resources.MemberResource):
+    tags = fields.Field(attribute="tag_names", column_name="tags", widget=TagsWidget(), readonly=True)
+
+    class Meta(resources.MemberResource.Meta):
+        fields = EXPORT_COLUMNS
+        export_order = EXPORT_COLUMNS
+
     def __init__(self, *, user=None, **kwargs):
         super().__init__(**kwargs)
         self.user = user  # None (the export form's listing of the columns): nothing personal
@@ -30,3 +48,7 @@ class MemberResource(resources.MemberResource):
         if name in PERSONAL_FIELDS and not self.personal_data:
             return ""
         return super().export_field(field, instance, **kwargs)
+
+    def filter_export(self, queryset, **kwargs):
+        names = MemberTag.objects.filter(member_id=OuterRef("pk")).order_by("name").values("name")
+        return super().filter_export(queryset, **kwargs).annotate(tag_names=ArraySubquery(names))

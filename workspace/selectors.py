@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from campaigns.models import Coupon, FollowUpTask, OutboxMessage, TopUpOffer
@@ -61,7 +61,7 @@ class Member360:
     offers: list[TopUpOffer]  # each with ``uses_left``
     stamp_cards: list[StampProgress]  # active cards they collect on: stamps k/N, when the oldest expires
     restricted_bonuses: list[RestrictedBonus]  # bonus in the wallet limited to some products, with some left
-    tags: list[MemberTag]  # staff's tags, by name, with who added them
+    tags: list[MemberTag]  # staff's tags by name, with who added them; then the rules' tags
     referrals_made: list[Referral]
     messages: list[OutboxMessage]  # newest first
     open_tasks: list[FollowUpTask]  # due first
@@ -104,7 +104,11 @@ def member_360(*, member_id: int) -> Member360:
         ),
         offers=member_top_up_offers(member_id=member_id),
         stamp_cards=member_stamp_cards(member_id=member_id, now=now),
-        tags=list(MemberTag.objects.filter(member_id=member_id).select_related("added_by").order_by("name")),
+        tags=list(
+            MemberTag.objects.filter(member_id=member_id)
+            .select_related("added_by", "rule")
+            .order_by(F("rule_id").asc(nulls_first=True), "name")
+        ),
         restricted_bonuses=(
             wallet_restricted_bonuses(wallet_id=member.wallet.pk)
             if related_or_none(member, "wallet") and member.wallet.bonus

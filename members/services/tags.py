@@ -1,7 +1,9 @@
 """Member tags: staff add and remove them (``members.add_membertag`` / ``delete_membertag``).
 
-Adding is idempotent (a tag the member has already is left as it was, with its first author);
-removing a tag the member does not have changes nothing. A name is trimmed, at most 32 characters,
+Adding is idempotent (a tag the member has already is left as it was, with its first author; a tag
+a rule gave becomes the staff member's, so the nightly run no longer takes it off); removing a tag
+the member does not have changes nothing (a rule's tag comes back in the next run while the member
+qualifies). A name is trimmed, at most 32 characters,
 without , ; or | (which separate tags when typed in a list)."""
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -35,6 +37,9 @@ def _clean(name: str) -> str:
 def member_tag_add(*, member: Member, name: str, actor: AbstractBaseUser | None = None) -> MemberTag:
     """Tag ``member`` with ``name`` (by ``actor``); the existing tag when they have it already."""
     tag, _created = MemberTag.objects.get_or_create(member=member, name=_clean(name), defaults={"added_by": actor})
+    if tag.rule_id is not None:
+        tag.rule, tag.added_by = None, actor
+        tag.save(update_fields=["rule", "added_by", "updated_at"])
     return tag
 
 

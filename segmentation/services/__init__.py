@@ -19,12 +19,14 @@ from segmentation.services.recompute import (
     segment_recompute_finish,
     segment_recompute_split,
 )
+from segmentation.services.rule_tags import RuleTagCounts, rule_tags_recompute
 from segmentation.services.schemes import scheme_activate
 
 __all__ = [
     "NoActiveScheme",
     "PreferenceCounts",
     "RecomputeAlreadyRunning",
+    "RuleTagCounts",
     "SwapLockTimeout",
     "batch_seconds",
     "current_activity_kinds",
@@ -35,6 +37,7 @@ __all__ = [
     "members_rfm_refresh",
     "product_preferences_recompute",
     "recompute_reap_stale",
+    "rule_tags_recompute",
     "run_transitions_publish",
     "scheme_activate",
     "segment_recompute",

@@ -10,7 +10,7 @@ by unfold through ``UNFOLD["DASHBOARD_CALLBACK"]``).
 
 from django.contrib import admin
 
-from workspace.admin import dashboard, followups, members, staff, system  # noqa: F401
+from workspace.admin import dashboard, followups, members, staff, system, tag_rules  # noqa: F401
 
 admin.site.index_template = "admin/workspace/index.html"
 
