@@ -7,9 +7,10 @@ brand's tills, staff, mini-program and scheduler would, so every ledger and repo
 
 * **go-live** (the evening before the first live day): seed 002's tier ladder (普通会员 → 银卡 →
   金卡, which an RFM score also opens → 黑金卡), the loyalty program, the playbook's segment offers
-  and referral rules switched on, seed 002's four automations as triggers (entering 重要挽留用户
-  → a win-back coupon and a staff follow-up switched on; 30 days without a purchase, high frequency
-  with low spend, and the playbook's related products after a champion's order ready to switch on); the
+  and referral rules switched on, the playbook's automations (entering 重要挽留用户 → a win-back
+  coupon and a staff follow-up switched on; 30 days without a purchase, high frequency with low
+  spend, related products after a champion's order and the birthday greeting ready to switch on) and
+  its tag rules (生日月, 高客单, 周末客, favourite category) switched on; the
   first RFM run; every imported member given the tier their history earns; balances carried over from the old
   membership card (dated when they were earned, so that some expire during the three weeks);
 * **every day**: new members register (through a referral code where the history says so, and
@@ -23,9 +24,10 @@ brand's tills, staff, mini-program and scheduler would, so every ledger and repo
   members who got a coupon may come back for it — on top of the orders they would have placed anyway — so the effect
   reports measure a real uplift against the control group. A VIP campaign for champions starts
   two weeks in (piloted in Hangzhou) and is still running;
-* **every night**: the periodic jobs (points expiry, coupon expiry, campaign windows, tier
-  downgrades, trigger sweep, outbox), and a weekly RFM recompute, so segments move and the
-  migration matrix and segment history have something to compare.
+* **every night**: the periodic jobs (points expiry, coupon expiry, rule tags, campaign windows,
+  tier downgrades, trigger sweep, outbox), and a weekly RFM recompute, so segments move and the
+  migration matrix and segment history have something to compare. The orders' lines are written at
+  the end (``seed_demo``), then the product preference and the rule tags that read it.
 
 What operators name (the automations) carries a Chinese and an English name; what the brand's
 staff write down (follow-up reasons and outcomes, ledger reasons) is in Chinese, as they would.
@@ -59,7 +61,6 @@ from campaigns.models import (
     Campaign,
     CampaignGrant,
     Coupon,
-    CouponTemplate,
     FollowUpTask,
     OutboxMessage,
     ReferralRewardRule,
@@ -67,6 +68,7 @@ from campaigns.models import (
     Trigger,
     TriggerFiring,
 )
+from campaigns.playbook import playbook_trigger_names
 from campaigns.services.campaigns import campaign_end, campaign_launch, campaigns_advance
 from campaigns.services.coupons import coupon_redeem, coupons_expire
 from campaigns.services.followups import followup_complete
@@ -82,6 +84,7 @@ from members.models import (
     PointsLot,
     Referral,
     Store,
+    TagRule,
     Tier,
     TierChange,
     TierRule,
@@ -95,8 +98,8 @@ from members.services.points import points_adjust, points_expire, points_redeem
 from members.services.referrals import referral_register
 from members.services.tiers import tier_downgrade_due, tiers_assign_missing
 from members.services.wallet import wallet_spend, wallet_top_up
-from segmentation.models import RfmRun, Segment
-from segmentation.services import segment_recompute
+from segmentation.models import RfmRun
+from segmentation.services import rule_tags_recompute, segment_recompute
 
 LIVE_DAYS = 21  # the weeks played through the services, ending on the as-of date
 RECOMPUTE_EVERY_DAYS = 7
@@ -287,43 +290,14 @@ class DemoBrand:
             rule.save(update_fields=["is_active", "updated_at"])
 
     def _switch_automations_on(self) -> None:
-        """Seed 002's automations (自动化营销的精准触发), after the first run: entering a segment
-        from then on fires, not the initial placing of everyone."""
-        segments = {s.slug: s for s in Segment.objects.filter(scheme__slug="rfm-default")}
-        templates = {t.slug: t for t in CouponTemplate.objects.all()}
-        triggers = [
-            Trigger(
-                name="进入重要挽留:挽回券 + 店员跟进",
-                name_en="Entered win back: coupon and staff follow-up",
-                kind=Trigger.Kind.ENTERED_SEGMENT,
-                segment=segments["win_back"],
-                coupon_template=templates["playbook-win-back-50"],
-                message_template="win_back_coupon",
-                create_followup=True,
-                followup_reason="进入重要挽留用户:请电话关怀",
-            ),
-            Trigger(
-                name="30 天未购:我们想你了",
-                name_en="30 days without a purchase: we miss you",
-                kind=Trigger.Kind.INACTIVITY,
-                inactivity_days=30,
-                coupon_template=templates["playbook-wake-up-15"],
-                message_template="we_miss_you",
-            ),
-            Trigger(
-                name="高频低额:套餐推荐",
-                name_en="High frequency, low spend: bundle offer",
-                kind=Trigger.Kind.PATTERN,
-                f_min_score=1,
-                m_max_score=0,
-                coupon_template=templates["playbook-bundle-15pct"],
-                message_template="bundle_offer",
-            ),
-        ]
-        Trigger.objects.filter(name__in=[trigger.name for trigger in triggers]).delete()  # a replayed story
-        for trigger in triggers:
+        """Seed 002's automations (自动化营销的精准触发) as the playbook ships them, after the first
+        run: entering a segment from then on fires, not the initial placing of everyone. The others
+        stay ready to switch on. The playbook's tag rules (生日月, 高客单, 周末客, favourite category)
+        are switched on, and the nightly run tags members."""
+        for trigger in Trigger.objects.filter(name__in=playbook_trigger_names()):
             trigger.is_active = trigger.kind in ACTIVE_TRIGGER_KINDS
             trigger_save(trigger=trigger)
+        TagRule.objects.update(is_active=True)
 
     def _carry_over_old_card_points(self, go_live: dt.datetime) -> None:
         """Balances from the old membership card, each dated when it was earned there: the ones
@@ -507,6 +481,7 @@ class DemoBrand:
             self.at(night + dt.timedelta(minutes=90))
             segment_recompute(as_of=self.calendar.dates[day])
         self.at(night + dt.timedelta(hours=2))
+        rule_tags_recompute(now=timezone.now())
         tier_downgrade_due(as_of=timezone.now())
         campaigns_advance(now=timezone.now())
         triggers_sweep_task()

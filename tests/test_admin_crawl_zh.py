@@ -227,7 +227,7 @@ def build_rows(operator) -> dict:
             product__tags=["唤醒商品"],
         ).product,
         "members.Wallet": wallet,
-        "members.TagRule": factories.TagRuleFactory(name="高客单"),
+        "members.TagRule": factories.TagRuleFactory(name="大额客"),
         "members.WalletEntry": factories.WalletEntryFactory(wallet=wallet, reason="门店充值"),
         "members.StoreApiKey": factories.StoreApiKeyFactory(store=store, name="静安收银机", scopes="orders"),
         "members.TopUpIntent": factories.TopUpIntentFactory(member=member),

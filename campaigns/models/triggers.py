@@ -48,6 +48,13 @@ class Trigger(LocalTexts, TimeStampedModel):
     description_en = english_description()
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     is_active = models.BooleanField(_("active"), default=False)
+    activated_at = models.DateTimeField(
+        _("switched on at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When it was last switched on: the sweep catches up on missed transitions from then on."),
+    )
 
     # --- when ---
     segment = models.ForeignKey(

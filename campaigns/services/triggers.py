@@ -118,8 +118,12 @@ def catchup() -> dt.timedelta:
 
 
 def trigger_save(*, trigger: Trigger) -> Trigger:
-    """Validate and save a trigger an operator edited; events see the change at once (this process)."""
+    """Validate and save a trigger an operator edited; events see the change at once (this process).
+    Switching it on (or creating it on) stamps ``activated_at``."""
     trigger.full_clean()
+    was_active = trigger.pk is not None and Trigger.objects.filter(pk=trigger.pk, is_active=True).exists()
+    if trigger.is_active and not was_active:
+        trigger.activated_at = timezone.now()
     trigger.save()
     forget_active_triggers()
     return trigger
@@ -128,10 +132,12 @@ def trigger_save(*, trigger: Trigger) -> Trigger:
 def trigger_set_active(*, trigger_ids: Iterable[int], active: bool) -> int:
     """Switch the triggers on (``active``) or off. Returns how many changed. A trigger switched off
     fires no more: a pending firing of it is skipped when it comes due."""
+    now = timezone.now()
+    stamp = {"activated_at": now} if active else {}
     changed = (
         Trigger.objects.filter(pk__in=list(trigger_ids))
         .exclude(is_active=active)
-        .update(is_active=active, updated_at=timezone.now())
+        .update(is_active=active, updated_at=now, **stamp)
     )
     forget_active_triggers()
     return changed
@@ -394,9 +400,10 @@ def pattern_candidates(trigger: Trigger, *, after: int = 0, limit: int = SWEEP_C
 
 
 def transition_candidates(trigger: Trigger, *, now: dt.datetime, after: int = 0, limit: int = SWEEP_CHUNK):
-    """Transitions into the trigger's segment in the catch-up period (and since the trigger exists)
-    that have no firing: the events the subscriber missed."""
-    since = max(now - catchup(), trigger.created_at)
+    """Transitions into the trigger's segment in the catch-up period (and since the trigger was
+    switched on: a playbook trigger installed long ago does not fire for the week before) that have
+    no firing: the events the subscriber missed."""
+    since = max(now - catchup(), trigger.activated_at or trigger.created_at)
     rows = (
         SegmentTransition.objects.filter(to_segment_id=trigger.segment_id, created_at__gte=since, pk__gt=after)
         .filter(_no_firing(trigger, Concat(Value("transition:"), _as_text(OuterRef("pk")))))

@@ -102,6 +102,9 @@ def counts(conninfo: dict) -> dict[str, int]:
         "RFM runs": "SELECT COUNT(*) FROM segmentation_rfmrun WHERE status = 'succeeded'",
         "days between the first and last run": "SELECT MAX(as_of) - MIN(as_of) FROM segmentation_rfmrun",
         "transitions": "SELECT COUNT(*) FROM segmentation_segmenttransition",
+        "favourite categories": "SELECT COUNT(*) FROM segmentation_membercategory",
+        "rule tags": "SELECT COUNT(*) FROM members_membertag WHERE rule_id IS NOT NULL",
+        "tag rules with members": "SELECT COUNT(*) FROM members_tagrule WHERE member_count > 0",
     }
     with psycopg.connect(**conninfo) as conn:
         return {label: conn.execute(sql).fetchone()[0] for label, sql in queries.items()}

@@ -31,6 +31,13 @@ NOW = dt.datetime(2026, 6, 10, 3, 0, tzinfo=LOCAL)  # a Wednesday night in June
 Kind = TagRule.Kind
 
 
+@pytest.fixture(autouse=True)
+def no_shipped_rules(db):
+    """The rules a new installation ships (``members/0028``, inactive) out of the way: each test
+    defines its own."""
+    TagRule.objects.all().delete()
+
+
 def tagged(name: str) -> set[int]:
     return set(MemberTag.objects.filter(name=name).values_list("member_id", flat=True))
 
@@ -267,3 +274,20 @@ def test_the_member_export_carries_every_tag(client):
     with CaptureQueriesContext(connection) as many:
         client.post(reverse("admin:members_member_export"), data)
     assert len(many) == len(few)
+
+
+@pytest.mark.django_db
+def test_a_new_installation_ships_four_rules_switched_off():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    import_module("members.migrations.0028_default_tag_rules").install(apps, None)
+    shipped = {rule.name: (rule.kind, rule.is_active) for rule in TagRule.objects.all()}
+    assert shipped == {
+        "生日月": (Kind.BIRTHDAY_MONTH, False),
+        "高客单": (Kind.HIGH_AVERAGE_ORDER, False),
+        "周末客": (Kind.WEEKEND, False),
+        "偏好·": (Kind.FAVOURITE_CATEGORY, False),
+    }
+    assert rule_tags_recompute(now=NOW).rules == 0

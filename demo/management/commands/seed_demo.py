@@ -39,6 +39,7 @@ from members.demo_data import PAID, DemoData, DemoMember, DemoOrder, DemoRefund
 from members.events import orders_imported
 from members.models import Member, Order, OrderLine, Product, Refund, Store
 from segmentation.models import RfmRun
+from segmentation.services import product_preferences_recompute, rule_tags_recompute
 
 #: The demo brand's tea-shop catalogue: sku, name, category, tags.
 CATALOGUE = (
@@ -189,6 +190,10 @@ class Command(BaseCommand):
         with transaction.atomic():
             lines = _write_order_lines()
         lap(_("catalogue and order lines written (%(lines)s lines)") % {"lines": lines})
+        if live_from is not None:  # the night after: favourite categories, then the tags that read them
+            product_preferences_recompute()
+            rule_tags_recompute()
+            lap(_("product preferences and rule tags computed"))
 
         if verbosity:
             never = sum(1 for member in data.members() if not member.order_count)
