@@ -73,6 +73,30 @@ class EffectGroupSerializer(serializers.Serializer):
     revenue_variance = _money()
 
 
+class EngagementFiguresSerializer(serializers.Serializer):
+    messages = serializers.IntegerField(help_text=_("Messages the treated grants wrote."))
+    sent = serializers.IntegerField()
+    delivered = serializers.IntegerField(
+        help_text=_("Reported delivered by the channel (not every channel reports it).")
+    )
+    opened = serializers.IntegerField(help_text=_("Opened at least once (a tracked link followed counts)."))
+    clicked = serializers.IntegerField(help_text=_("A tracked link followed at least once."))
+    open_rate = _rate(help_text=_("Opened / sent."))
+    click_rate = _rate(help_text=_("Clicked / sent."))
+
+
+class SegmentEngagementSerializer(EngagementFiguresSerializer):
+    segment_id = serializers.IntegerField(allow_null=True, help_text=_("The member's segment when granted."))
+    slug = serializers.CharField()
+    name_zh = serializers.CharField()
+    name_en = serializers.CharField()
+
+
+class EngagementSerializer(EngagementFiguresSerializer):
+    rate_base = serializers.CharField(help_text=_("What the rates are over: the messages sent."))
+    segments = SegmentEngagementSerializer(many=True)
+
+
 class CampaignRefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -146,6 +170,7 @@ class CampaignEffectApi(StaffReportApi):
         cost = _money()
         incremental_revenue = _money()
         roi = _rate(help_text=_("(incremental revenue − cost) / cost; 1.5 means 150%."))
+        engagement = EngagementSerializer(help_text=_("The campaign's messages: delivered, opened, clicked."))
 
     @extend_schema(
         operation_id="staff_campaign_effect",
