@@ -48,6 +48,9 @@ PUBLIC = {
     "auth_dev_login": "development only (HUIYUAN_DEV_LOGIN), off in production",
     "auth_refresh": "needs the refresh token itself",
     "payments_wechat_notify": "needs WeChat Pay's signature",
+    "messages_wechat_push_check": "needs WeChat's signature of our push token",
+    "messages_wechat_push": "needs WeChat's signature of our push token; names messages by WeChat's msgid",
+    "messages_sms_receipts": "needs the SMS gateway's HMAC signature under our secret",
 }
 
 # Staff-only operations (Django staff users, by session or HTTP Basic): members and stores get 401/403.
