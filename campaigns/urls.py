@@ -24,6 +24,7 @@ urlpatterns = [
     path("me/top-ups", offers.TopUpIntentCreateApi.as_view(), name="me-top-ups"),
     path("me/rewards", rewards.MemberRewardListApi.as_view(), name="me-rewards"),
     path("me/rewards/<int:reward_id>/redeem", rewards.MemberRewardRedeemApi.as_view(), name="me-reward-redeem"),
+    path("me/messages/<int:message_id>/opened", engagement.MemberMessageOpenedApi.as_view(), name="me-message-opened"),
     path("me/reward-redemptions", rewards.MemberRewardRedemptionListApi.as_view(), name="me-reward-redemptions"),
     # POS: redeeming coupons; the member lookup and the top-up of ``members.apis.pos``, with top-up offers
     path("pos/coupons/redeem", coupons.PosCouponRedeemApi.as_view(), name="pos-coupons-redeem"),

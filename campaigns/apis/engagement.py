@@ -8,6 +8,9 @@
 - ``GET/POST /api/v1/messages/wechat/push`` — the mini-program's message push: ``GET`` is WeChat's
   URL check (echoes ``echostr``), ``POST`` carries ``subscribe_msg_sent_event`` send results.
   Both must carry WeChat's signature of our push token, else 401 (``campaigns.channels.wechat``).
+- ``POST /api/v1/me/messages/<id>/opened`` — the mini-program reports that the member opened one
+  of their messages (a subscription message's page carries ``message_id``): 204; another
+  member's or an unknown message → 404. Throttled with the member's interaction events.
 - ``POST /api/v1/messages/sms/receipts`` — the SMS gateway's delivery receipts, HMAC-signed like
   our requests to it (``campaigns.channels.sms``), else 401.
 
@@ -29,7 +32,7 @@ from django.views.decorators.http import require_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, Throttled, ValidationError
+from rest_framework.exceptions import APIException, NotFound, Throttled, ValidationError
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
@@ -41,9 +44,10 @@ from campaigns.services.engagement import (
     BadTrackedLink,
     message_click_record,
     message_delivery_record,
+    message_open_record,
     tracked_link_read,
 )
-from members.apis.base import PublicApi
+from members.apis.base import MemberApi, PublicApi
 
 DEFAULT_RATES = {"tracked_link": "120/min", "message_callback": "600/min"}
 
@@ -90,6 +94,30 @@ def tracked_link_follow(request, token: str):
     response["Referrer-Policy"] = "no-referrer"  # the token stays with us
     response["X-Robots-Tag"] = "noindex"
     return response
+
+
+# --- the mini-program ---------------------------------------------------------------------------
+
+
+class MemberMessageOpenedApi(MemberApi):
+    throttle_scope = "member_events"
+    extra_error_statuses = (404,)
+
+    @extend_schema(
+        operation_id="me_messages_opened",
+        request=None,
+        responses={204: None},
+        tags=["me"],
+        summary="I opened one of my messages",
+        description=_(
+            "The page a subscription message opens carries its `message_id`. Repeating the call is "
+            "harmless: the message counts as opened once."
+        ),
+    )
+    def post(self, request, message_id: int):
+        if not message_open_record(message_id=message_id, member_id=self.principal.member_id):
+            raise NotFound()
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- provider callbacks ----------------------------------------------------------------------------

@@ -18,7 +18,9 @@ Settings (or the channel's ``OPTIONS``: ``appid``, ``secret``, ``templates``...)
     }
     HUIYUAN_WECHAT_MINIPROGRAM_STATE = "formal"   # or "trial" / "developer"
 
-A message may also carry the WeChat fields itself: ``payload["wechat"] = {"template_id": ...,
+The page gets ``message_id=<outbox id>`` added to its query, so the mini-program can report the
+open (``POST /api/v1/me/messages/{id}/opened``). A message may also carry the WeChat fields
+itself: ``payload["wechat"] = {"template_id": ...,
 "page": ..., "data": {"thing1": "..."}}``.
 
 Error codes: 40001/40014/42001 (invalid or expired token) → refresh the token once and retry;
@@ -145,7 +147,9 @@ class WeChatSubscribeChannel(BaseChannel):
         }
         page = inline.get("page") or config.get("page")
         if page:
-            body["page"] = page
+            # The page opened from the message learns which message it was, and reports the open
+            # (``POST /api/v1/me/messages/{id}/opened``).
+            body["page"] = f"{page}{'&' if '?' in page else '?'}message_id={message.pk}"
         return body
 
     def send(self, message: OutboxMessage) -> SendResult:

@@ -138,11 +138,15 @@ def message_click_record(*, message_id: int, now: dt.datetime | None = None) -> 
     )
 
 
-def message_open_record(*, message_id: int, now: dt.datetime | None = None) -> bool:
-    """The message was seen (a client reporting it): one more open; the first one dated."""
+def message_open_record(*, message_id: int, member_id: int | None = None, now: dt.datetime | None = None) -> bool:
+    """The message was seen (the mini-program reporting it, for ``member_id``'s own message): one
+    more open; the first one dated. Returns whether there was such a message."""
     now = now or timezone.now()
+    messages = OutboxMessage.objects.filter(pk=message_id)
+    if member_id is not None:
+        messages = messages.filter(member_id=member_id)
     return bool(
-        OutboxMessage.objects.filter(pk=message_id).update(
+        messages.update(
             open_count=F("open_count") + 1,
             first_opened_at=Coalesce("first_opened_at", Value(now)),
             updated_at=now,

@@ -105,8 +105,8 @@ def outbox_deliver(
     if not claimed:
         return None
     message = OutboxMessage.objects.select_related("member").get(pk=message_id)
-    message.payload = payload_with_tracked_links(message.payload, message_id=message.pk)  # not saved
     try:
+        message.payload = payload_with_tracked_links(message.payload, message_id=message.pk)  # not saved
         result = channel_get(message.channel, transport=transport).send(message)
     except ChannelError as exc:
         return _record_failure(message, now=now, error=str(exc) or exc.__class__.__name__, retryable=exc.retryable)

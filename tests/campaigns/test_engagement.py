@@ -23,6 +23,7 @@ from campaigns.models import Campaign, CampaignBenefit, OutboxMessage
 from campaigns.services.campaigns import campaign_launch, campaign_run_batch
 from campaigns.services.engagement import tracked_link_read, tracked_link_token
 from campaigns.services.outbox import message_enqueue, outbox_deliver
+from tests.api.conftest import member_client
 from tests.campaigns.test_outbox import OK, TOKEN, FakeTransport
 from tests.factories import MemberFactory
 
@@ -298,6 +299,28 @@ def test_a_wechat_push_with_a_doctype_is_refused(client):
     xml = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Event>&a;</Event></xml>'
     response = client.post(f"/api/v1/messages/wechat/push?{push_query()}", xml, content_type="text/xml")
     assert response.status_code == 400
+
+
+def test_the_mini_program_reports_opens_of_wechat_messages(wechat_messages, transport, staff_client):
+    campaign, by_msgid = wechat_messages
+    message = by_msgid["9101"]
+    # given: the page the message opens names the message
+    pages = {request.body["page"] for request in transport.sends()}
+    assert f"pages/index?message_id={message.pk}" in pages
+    # when: the member opens it, twice
+    client = member_client(message.member)
+    for _ in range(2):
+        assert client.post(f"/api/v1/me/messages/{message.pk}/opened").status_code == 204
+    # then: opened once for the rate, twice in the count; nothing clicked
+    message.refresh_from_db()
+    assert message.open_count == 2 and message.first_opened_at is not None and message.click_count == 0
+    report = effect(staff_client, campaign)
+    assert (report["opened"], report["clicked"], report["open_rate"]) == (1, 0, "0.3333")
+    # and another member cannot report it: not found
+    other = by_msgid["9102"]
+    assert client.post(f"/api/v1/me/messages/{other.pk}/opened").status_code == 404
+    other.refresh_from_db()
+    assert other.open_count == 0
 
 
 # --- SMS: delivery receipts --------------------------------------------------------------------------
