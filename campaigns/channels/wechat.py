@@ -31,7 +31,8 @@ everything else are retryable.
 **Send results** come back through the mini-program's message push (消息推送): configure its URL as
 ``/api/v1/messages/wechat/push``, its token as ``HUIYUAN_WECHAT_PUSH_TOKEN`` (or the channel's
 ``push_token`` option), plain-text mode (明文模式), JSON or XML. WeChat signs every call with
-``signature`` = SHA-1 of the sorted ``[token, timestamp, nonce]`` (``push_signature_valid``); the
+``signature`` = SHA-1 of the sorted ``[token, timestamp, nonce]`` (``push_signature_valid``, which
+also refuses a timestamp more than ``HUIYUAN_WECHAT_PUSH_MAX_AGE`` seconds (300) away); the
 ``subscribe_msg_sent_event`` lists ``MsgID`` (the ``msgid`` the send answered), ``ErrorCode`` and
 ``ErrorStatus`` (``parse_sent_events``): 0 delivered, anything else not delivered.
 """
@@ -42,6 +43,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -85,12 +87,20 @@ class WeChatSubscribeChannel(BaseChannel):
         self.lang = self.option("lang", "HUIYUAN_WECHAT_LANG", "zh_CN")
         self.token_margin = int(self.option("token_margin", "HUIYUAN_WECHAT_TOKEN_MARGIN", 300))
         self.push_token = self.option("push_token", "HUIYUAN_WECHAT_PUSH_TOKEN", "")
+        self.push_max_age = int(self.option("push_max_age", "HUIYUAN_WECHAT_PUSH_MAX_AGE", 300))
 
     # --- the message push (send results) ---
 
-    def push_signature_valid(self, *, signature: str, timestamp: str, nonce: str) -> bool:
-        """Whether WeChat signed this push with our token (False when no token is configured)."""
+    def push_signature_valid(self, *, signature: str, timestamp: str, nonce: str, now: float | None = None) -> bool:
+        """Whether WeChat signed this push with our token, recently (False when no token is
+        configured). In plain-text mode the signature does not cover the body, so the timestamp's
+        age (``push_max_age`` seconds) bounds how long a captured signed address could be replayed."""
         if not self.push_token or not signature or not timestamp or not nonce:
+            return False
+        try:
+            if abs((now or time.time()) - int(timestamp)) > self.push_max_age:
+                return False
+        except ValueError:
             return False
         expected = hashlib.sha1("".join(sorted([self.push_token, timestamp, nonce])).encode()).hexdigest()  # noqa: S324
         return hmac.compare_digest(expected, signature.lower())

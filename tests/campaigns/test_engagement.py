@@ -211,7 +211,8 @@ def test_the_effect_report_reads_engagement_in_one_statement_and_bounded_queries
 # --- WeChat: send results ----------------------------------------------------------------------------
 
 
-def push_query(token: str = PUSH_TOKEN, *, timestamp: str = "1700000000", nonce: str = "n0nce") -> str:
+def push_query(token: str = PUSH_TOKEN, *, timestamp: str = "", nonce: str = "n0nce") -> str:
+    timestamp = timestamp or str(int(time.time()))
     signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
     return f"signature={signature}&timestamp={timestamp}&nonce={nonce}"
 
@@ -283,7 +284,13 @@ def test_wechat_send_results_mark_messages_delivered_or_failed(wechat_messages, 
 def test_a_wechat_push_without_our_signature_is_refused(wechat_messages, client):
     _campaign, _by_msgid = wechat_messages
     body = sent_event_json(("9101", "0", "success"))
-    for query in (push_query("another-token"), "", "signature=abc&timestamp=1&nonce=2"):
+    an_hour_ago = str(int(time.time()) - 3600)
+    for query in (
+        push_query("another-token"),
+        "",
+        "signature=abc&timestamp=1&nonce=2",
+        push_query(timestamp=an_hour_ago),
+    ):
         response = client.post(f"/api/v1/messages/wechat/push?{query}", body, content_type="application/json")
         assert response.status_code == 401
     assert not OutboxMessage.objects.filter(delivered_at__isnull=False).exists()
