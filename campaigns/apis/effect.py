@@ -3,7 +3,9 @@ the admin (the Django session; no password is ever taken here, so none can be gu
 admin's sign-in is guarded by django-axes), throttled per user (``staff_report``). ``?format=csv``
 answers the same report as CSV.
 
-- ``GET /api/v1/campaigns/<id>/effect?days=14`` — ``campaigns.selectors.effect.campaign_effect``
+- ``GET /api/v1/campaigns/<id>/effect?days=14`` — ``campaigns.selectors.effect.campaign_effect``,
+  with ``engagement``: the campaign's messages sent, delivered, opened and clicked, open and click
+  rates over sent, in total and per segment when granted
 - ``GET /api/v1/campaigns/segment-report?from_run=<id>&to_run=<id>[&lapsed_days=N]`` —
   ``campaigns.selectors.effect.segment_report``
 
