@@ -4,7 +4,7 @@
   the signed token (``campaigns.services.engagement.tracked_link_read``), records the click (and
   the open) and answers 302 to the URL inside the token. A token that is not ours → 404: the
   redirect only ever goes where a token we signed says. ``HEAD`` (link previews) redirects
-  without counting. Throttled per client address (``tracked_link``, default 120/min) → 429.
+  without counting. Throttled per client address (``tracked_link``, default 300/min) → 429.
 - ``GET/POST /api/v1/messages/wechat/push`` — the mini-program's message push: ``GET`` is WeChat's
   URL check (echoes ``echostr``), ``POST`` carries ``subscribe_msg_sent_event`` send results.
   Both must carry WeChat's signature of our push token, else 401 (``campaigns.channels.wechat``).
@@ -49,7 +49,8 @@ from campaigns.services.engagement import (
 )
 from members.apis.base import MemberApi, PublicApi
 
-DEFAULT_RATES = {"tracked_link": "120/min", "message_callback": "600/min"}
+# Per client address. Mobile carriers put many members behind one address (CGNAT): generous.
+DEFAULT_RATES = {"tracked_link": "300/min", "message_callback": "600/min"}
 
 
 class ClientThrottle(SimpleRateThrottle):
