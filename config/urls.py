@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from campaigns.apis.engagement import tracked_link_follow
 from config.health import healthz
 from config.security import staff_only_unless_public
 from config.two_factor import StaffLoginForm, two_factor_setup
@@ -17,6 +18,7 @@ admin.site.unregister(TOTPDevice)  # authenticators are set up by their owner at
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("t/<str:token>", tracked_link_follow, name="tracked-link"),  # links in messages to members
     path("api/v1/", include("members.urls")),
     path("api/v1/", include("campaigns.urls")),
     # public unless HUIYUAN_API_DOCS_PUBLIC is off (production's default): then staff only

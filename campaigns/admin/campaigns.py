@@ -260,6 +260,7 @@ class CampaignBenefitInline(StackedInline):
                     ("kind", "coupon_template", "unit_cost"),
                     ("points", "multiplier", "multiplier_days", "top_up_offer"),
                     ("follow_up_reason", "follow_up_due_days", "message_template", "message_channel"),
+                    ("message_link",),
                 ]
             },
         )

@@ -2,8 +2,10 @@
 
 "Campaign effects" lists the campaigns with their targeted and held-out counts; each links to its
 report page (conversion window in days as a parameter, CSV download): the uplift with its 95%
-confidence interval, incremental revenue, cost and ROI in yuan and percentages, and bar charts of
-treated vs control (conversion rate, revenue per member). The segment report compares
+confidence interval, incremental revenue, cost and ROI in yuan and percentages, bar charts of
+treated vs control (conversion rate, revenue per member), and the engagement of the campaign's
+messages — sent, delivered, opened, clicked, open and click rates over sent — in total and per
+segment. The segment report compares
 two RFM runs picked on the page (per-segment figures and the migration matrix, CSV download).
 """
 
@@ -152,6 +154,7 @@ class CampaignEffectAdmin(ReadOnlyAdmin):
                 form=form,
                 days=days,
                 figures=_effect_figures(report),
+                engagement_rows=_segment_rows(report["engagement"]["segments"]),
                 campaign_url=reverse("admin:campaigns_campaign_change", args=[campaign.pk]),
                 **_effect_charts(report),
             ),

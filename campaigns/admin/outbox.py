@@ -1,5 +1,6 @@
 """Admin: the message outbox, read-only (messages are written by grants and triggers, delivered by
-Celery); "retry" gives failed or dead messages a new set of attempts (``outbox_requeue``) and queues
+Celery), with what the channels reported back (delivered, first opened and clicked, counts);
+"retry" gives failed or dead messages a new set of attempts (``outbox_requeue``) and queues
 their delivery."""
 
 from django.contrib import admin, messages
@@ -14,7 +15,19 @@ from members.admin.base import MemberRowsMixin, ReadOnlyAdmin, SuperuserOnlyMixi
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(SuperuserOnlyMixin, MemberRowsMixin, ReadOnlyAdmin):
-    list_display = ("created_at", "member", "channel", "template", "status", "attempts", "sent_at", "error")
+    list_display = (
+        "created_at",
+        "member",
+        "channel",
+        "template",
+        "status",
+        "attempts",
+        "sent_at",
+        "delivered_at",
+        "first_opened_at",
+        "first_clicked_at",
+        "error",
+    )
     list_filter = ("status", "channel", "template")
     list_select_related = ("member",)
     search_fields = ("member__mobile", "dedupe_key", "template")
@@ -31,6 +44,11 @@ class OutboxMessageAdmin(SuperuserOnlyMixin, MemberRowsMixin, ReadOnlyAdmin):
         "claimed_at",
         "sent_at",
         "provider_message_id",
+        "delivered_at",
+        "first_opened_at",
+        "open_count",
+        "first_clicked_at",
+        "click_count",
         "last_error",
         "dedupe_key",
         "created_at",

@@ -3,7 +3,9 @@ the admin (the Django session; no password is ever taken here, so none can be gu
 admin's sign-in is guarded by django-axes), throttled per user (``staff_report``). ``?format=csv``
 answers the same report as CSV.
 
-- ``GET /api/v1/campaigns/<id>/effect?days=14`` — ``campaigns.selectors.effect.campaign_effect``
+- ``GET /api/v1/campaigns/<id>/effect?days=14`` — ``campaigns.selectors.effect.campaign_effect``,
+  with ``engagement``: the campaign's messages sent, delivered, opened and clicked, open and click
+  rates over sent, in total and per segment when granted
 - ``GET /api/v1/campaigns/segment-report?from_run=<id>&to_run=<id>[&lapsed_days=N]`` —
   ``campaigns.selectors.effect.segment_report``
 
@@ -71,6 +73,30 @@ class EffectGroupSerializer(serializers.Serializer):
     revenue = _money()
     revenue_per_member = _money()
     revenue_variance = _money()
+
+
+class EngagementFiguresSerializer(serializers.Serializer):
+    messages = serializers.IntegerField(help_text=_("Messages the treated grants wrote."))
+    sent = serializers.IntegerField()
+    delivered = serializers.IntegerField(
+        help_text=_("Reported delivered by the channel (not every channel reports it).")
+    )
+    opened = serializers.IntegerField(help_text=_("Opened at least once (a tracked link followed counts)."))
+    clicked = serializers.IntegerField(help_text=_("A tracked link followed at least once."))
+    open_rate = _rate(help_text=_("Opened / sent."))
+    click_rate = _rate(help_text=_("Clicked / sent."))
+
+
+class SegmentEngagementSerializer(EngagementFiguresSerializer):
+    segment_id = serializers.IntegerField(allow_null=True, help_text=_("The member's segment when granted."))
+    slug = serializers.CharField()
+    name_zh = serializers.CharField()
+    name_en = serializers.CharField()
+
+
+class EngagementSerializer(EngagementFiguresSerializer):
+    rate_base = serializers.CharField(help_text=_("What the rates are over: the messages sent."))
+    segments = SegmentEngagementSerializer(many=True)
 
 
 class CampaignRefSerializer(serializers.Serializer):
@@ -146,6 +172,7 @@ class CampaignEffectApi(StaffReportApi):
         cost = _money()
         incremental_revenue = _money()
         roi = _rate(help_text=_("(incremental revenue − cost) / cost; 1.5 means 150%."))
+        engagement = EngagementSerializer(help_text=_("The campaign's messages: delivered, opened, clicked."))
 
     @extend_schema(
         operation_id="staff_campaign_effect",

@@ -37,6 +37,7 @@ __all__ = [
     "SendResult",
     "channel_get",
     "channel_names",
+    "channels_of_kind",
     "default_channel_name",
 ]
 
@@ -53,3 +54,14 @@ def channel_get(name: str | None = None, *, transport: Transport | None = None) 
         backend, options = entry["BACKEND"], dict(entry.get("OPTIONS") or {})
     channel_class = import_string(backend)
     return channel_class(transport=transport, **options)
+
+
+def channels_of_kind(kind: type[BaseChannel]) -> dict[str, BaseChannel]:
+    """The configured channels (name → instance) whose backend is ``kind`` or a subclass: the ones a
+    provider's callback (WeChat's push, an SMS receipt) can be about."""
+    found = {}
+    for name in channel_names():
+        channel = channel_get(name)
+        if isinstance(channel, kind):
+            found[name] = channel
+    return found

@@ -19,6 +19,12 @@ Error handling: ``OK`` is success; codes in ``PERMANENT_CODES`` (a bad number, a
 number, a bad template or signature, missing parameters) fail the message at once; a 4xx answer
 without a code is permanent too, except 401/403 (our credentials). Everything else (``isp.*``
 system errors, rate limits, an empty balance), HTTP 429 and 5xx and no answer at all are retried.
+
+**Delivery receipts**: the gateway posts them to ``/api/v1/messages/sms/receipts``, signed like
+our requests (the same four headers, the same HMAC under the account's secret, the API key naming
+the account; ``receipt_signature_valid`` also refuses a timestamp more than
+``HUIYUAN_SMS_RECEIPT_MAX_AGE`` seconds (300) away). The body is a JSON list of receipts
+(Aliyun's ``SmsReport``): ``{"out_id", "biz_id", "success", "err_code", "err_msg", "report_time"}``.
 """
 
 from __future__ import annotations
@@ -71,7 +77,22 @@ class SmsChannel(BaseChannel):
         self.sign_name = self.option("sign_name", "HUIYUAN_SMS_SIGN_NAME", "")
         self.templates = self.option("templates", "HUIYUAN_SMS_TEMPLATES", {}) or {}
         self.timeout = float(self.option("timeout", "HUIYUAN_SMS_TIMEOUT", 5))
+        self.receipt_max_age = int(self.option("receipt_max_age", "HUIYUAN_SMS_RECEIPT_MAX_AGE", 300))
         self.permanent_codes = frozenset(self.option("permanent_codes", "HUIYUAN_SMS_PERMANENT_CODES", PERMANENT_CODES))
+
+    def receipt_signature_valid(self, *, headers, body: bytes, now: float | None = None) -> bool:
+        """Whether a receipt was signed with this account's secret, recently."""
+        if not self.api_key or not self.api_secret or headers.get("X-Api-Key", "") != self.api_key:
+            return False
+        timestamp, nonce = headers.get("X-Timestamp", ""), headers.get("X-Nonce", "")
+        try:
+            age = abs((now or time.time()) - int(timestamp))
+        except ValueError:
+            return False
+        if age > self.receipt_max_age or not nonce:
+            return False
+        expected = sign(self.api_secret, timestamp, nonce, body)
+        return hmac.compare_digest(expected, headers.get("X-Signature", "").lower())
 
     def build_body(self, message: OutboxMessage) -> dict:
         mobile = message.member.mobile

@@ -18,18 +18,34 @@ Settings (or the channel's ``OPTIONS``: ``appid``, ``secret``, ``templates``...)
     }
     HUIYUAN_WECHAT_MINIPROGRAM_STATE = "formal"   # or "trial" / "developer"
 
-A message may also carry the WeChat fields itself: ``payload["wechat"] = {"template_id": ...,
+The page gets ``message_id=<outbox id>`` added to its query, so the mini-program can report the
+open (``POST /api/v1/me/messages/{id}/opened``). A message may also carry the WeChat fields
+itself: ``payload["wechat"] = {"template_id": ...,
 "page": ..., "data": {"thing1": "..."}}``.
 
 Error codes: 40001/40014/42001 (invalid or expired token) → refresh the token once and retry;
 43101 (the user refused or has no subscription left), 40003 (bad openid), 40037 (bad template),
 41030 (bad page) and 47003 (bad data) are permanent; -1 (system busy), 45009 (daily quota) and
 everything else are retryable.
+
+**Send results** come back through the mini-program's message push (消息推送): configure its URL as
+``/api/v1/messages/wechat/push``, its token as ``HUIYUAN_WECHAT_PUSH_TOKEN`` (or the channel's
+``push_token`` option), plain-text mode (明文模式), JSON or XML. WeChat signs every call with
+``signature`` = SHA-1 of the sorted ``[token, timestamp, nonce]`` (``push_signature_valid``, which
+also refuses a timestamp more than ``HUIYUAN_WECHAT_PUSH_MAX_AGE`` seconds (300) away); the
+``subscribe_msg_sent_event`` lists ``MsgID`` (the ``msgid`` the send answered), ``ErrorCode`` and
+``ErrorStatus`` (``parse_sent_events``): 0 delivered, anything else not delivered.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from campaigns.channels.base import (
@@ -70,6 +86,24 @@ class WeChatSubscribeChannel(BaseChannel):
         self.miniprogram_state = self.option("miniprogram_state", "HUIYUAN_WECHAT_MINIPROGRAM_STATE", "formal")
         self.lang = self.option("lang", "HUIYUAN_WECHAT_LANG", "zh_CN")
         self.token_margin = int(self.option("token_margin", "HUIYUAN_WECHAT_TOKEN_MARGIN", 300))
+        self.push_token = self.option("push_token", "HUIYUAN_WECHAT_PUSH_TOKEN", "")
+        self.push_max_age = int(self.option("push_max_age", "HUIYUAN_WECHAT_PUSH_MAX_AGE", 300))
+
+    # --- the message push (send results) ---
+
+    def push_signature_valid(self, *, signature: str, timestamp: str, nonce: str, now: float | None = None) -> bool:
+        """Whether WeChat signed this push with our token, recently (False when no token is
+        configured). In plain-text mode the signature does not cover the body, so the timestamp's
+        age (``push_max_age`` seconds) bounds how long a captured signed address could be replayed."""
+        if not self.push_token or not signature or not timestamp or not nonce:
+            return False
+        try:
+            if abs((now or time.time()) - int(timestamp)) > self.push_max_age:
+                return False
+        except ValueError:
+            return False
+        expected = hashlib.sha1("".join(sorted([self.push_token, timestamp, nonce])).encode()).hexdigest()  # noqa: S324
+        return hmac.compare_digest(expected, signature.lower())
 
     # --- access token ---
 
@@ -123,7 +157,9 @@ class WeChatSubscribeChannel(BaseChannel):
         }
         page = inline.get("page") or config.get("page")
         if page:
-            body["page"] = page
+            # The page opened from the message learns which message it was, and reports the open
+            # (``POST /api/v1/me/messages/{id}/opened``).
+            body["page"] = f"{page}{'&' if '?' in page else '?'}message_id={message.pk}"
         return body
 
     def send(self, message: OutboxMessage) -> SendResult:
@@ -160,3 +196,65 @@ class WeChatSubscribeChannel(BaseChannel):
         if not isinstance(data, dict):
             raise RetryableChannelError(f"WeChat {what}: unexpected answer", code="bad_json")
         return data
+
+
+# --- send results from the message push ------------------------------------------------------------
+
+
+class BadPush(ValueError):
+    """The push body is neither JSON nor plain XML."""
+
+
+@dataclass(frozen=True)
+class SentEvent:
+    msg_id: str
+    error_code: int
+    error_status: str
+
+    @property
+    def delivered(self) -> bool:
+        return self.error_code == 0
+
+
+def _xml_document(body: bytes) -> dict:
+    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+        raise BadPush("XML with a DOCTYPE is refused")
+    try:
+        root = ET.fromstring(body)  # noqa: S314 (no DOCTYPE, so no entities to expand)
+    except ET.ParseError as exc:
+        raise BadPush(str(exc)) from exc
+    event = root.find("SubscribeMsgSentEvent")
+    lists = [] if event is None else event.findall("List")
+    items = [{child.tag: (child.text or "") for child in item} for item in lists]
+    return {
+        "MsgType": root.findtext("MsgType", ""),
+        "Event": root.findtext("Event", ""),
+        "SubscribeMsgSentEvent": {"List": items},
+    }
+
+
+def parse_sent_events(body: bytes) -> list[SentEvent]:
+    """The send results in a push body (JSON or XML); an empty list for any other event."""
+    text = body.strip()
+    if text.startswith(b"<"):
+        document = _xml_document(text)
+    else:
+        try:
+            document = json.loads(text.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadPush("not JSON") from exc
+    if not isinstance(document, dict) or document.get("Event") != "subscribe_msg_sent_event":
+        return []
+    items = (document.get("SubscribeMsgSentEvent") or {}).get("List") or []
+    if isinstance(items, dict):
+        items = [items]
+    events = []
+    for item in items:
+        if not isinstance(item, dict) or not str(item.get("MsgID") or "").strip():
+            continue
+        try:
+            code = int(str(item.get("ErrorCode", "")).strip() or 0)
+        except ValueError:
+            code = -1
+        events.append(SentEvent(str(item["MsgID"]).strip()[:100], code, str(item.get("ErrorStatus") or "")[:200]))
+    return events

@@ -262,6 +262,15 @@ class CampaignBenefit(TimeStampedModel):
         _("message template"), max_length=100, blank=True, help_text=_("The name of the outbox message template.")
     )
     message_channel = models.CharField(_("channel"), max_length=30, blank=True, help_text=_("Empty: the default."))
+    message_link = models.URLField(
+        _("message link"),
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "A page the message points to (<code>link</code> in its payload). Sent as a tracked link: "
+            "opens and clicks show in the effect report."
+        ),
+    )
     unit_cost = models.DecimalField(
         _("cost per member (yuan)"),
         null=True,

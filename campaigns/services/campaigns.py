@@ -517,6 +517,7 @@ def _give_benefits(plan: _Plan, *, member: Member, grant: CampaignGrant, account
                     "coupon_codes": coupon_codes,
                     "points": sum(b.points or 0 for b in plan.benefits if b.kind == Kind.POINTS),
                     "offer_ids": given["offers"],
+                    **({"link": benefit.message_link} if benefit.message_link else {}),
                 },
                 dedupe_key=key,
                 channel=benefit.message_channel or None,

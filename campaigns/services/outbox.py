@@ -10,7 +10,8 @@ Delivery:
    status='pending' AND next_attempt_at <= now``: one statement, so of two workers holding the
    same message (a retried task, the periodic flush, an ``acks_late`` redelivery) exactly one
    gets the row; the other does nothing. No lock is held while the provider answers.
-2. **send** through the channel (``campaigns.channels``).
+2. **send** through the channel (``campaigns.channels``) — the web addresses in the payload's texts
+   rewritten to tracked links (``campaigns.services.engagement``), in the copy sent only.
 3. **record** — ``sent``; or, for a retryable error, back to ``pending`` with
    ``next_attempt_at`` = now + base × 2^(attempts−1) (capped), which ``outbox_deliver_task`` uses
    as the countdown of its retry; after ``HUIYUAN_OUTBOX_MAX_ATTEMPTS`` attempts ``dead``; a
@@ -38,6 +39,7 @@ from django.utils.translation import gettext_lazy as _
 from campaigns.channels import ChannelError, channel_get, channel_names, default_channel_name
 from campaigns.channels.base import Transport
 from campaigns.models import OutboxMessage
+from campaigns.services.engagement import payload_with_tracked_links
 from members.models import Member
 
 logger = logging.getLogger(__name__)
@@ -104,6 +106,7 @@ def outbox_deliver(
         return None
     message = OutboxMessage.objects.select_related("member").get(pk=message_id)
     try:
+        message.payload = payload_with_tracked_links(message.payload, message_id=message.pk)  # not saved
         result = channel_get(message.channel, transport=transport).send(message)
     except ChannelError as exc:
         return _record_failure(message, now=now, error=str(exc) or exc.__class__.__name__, retryable=exc.retryable)

@@ -14,8 +14,18 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from campaigns.models import Coupon, CouponTemplate, Reward, RewardRedemption, Stamp, StampCard, TopUpOffer
+from campaigns.models import (
+    Coupon,
+    CouponTemplate,
+    OutboxMessage,
+    Reward,
+    RewardRedemption,
+    Stamp,
+    StampCard,
+    TopUpOffer,
+)
 from campaigns.services.coupons import coupon_grant
+from campaigns.services.outbox import message_enqueue
 from campaigns.services.rewards import reward_redeem
 from members.models import (
     Interaction,
@@ -48,6 +58,9 @@ PUBLIC = {
     "auth_dev_login": "development only (HUIYUAN_DEV_LOGIN), off in production",
     "auth_refresh": "needs the refresh token itself",
     "payments_wechat_notify": "needs WeChat Pay's signature",
+    "messages_wechat_push_check": "needs WeChat's signature of our push token",
+    "messages_wechat_push": "needs WeChat's signature of our push token; names messages by WeChat's msgid",
+    "messages_sms_receipts": "needs the SMS gateway's HMAC signature under our secret",
 }
 
 # Staff-only operations (Django staff users, by session or HTTP Basic): members and stores get 401/403.
@@ -226,6 +239,14 @@ def member_plans(world):
             lambda r: r.status_code == 200 and world["reward_for_b"].pk not in _ids(r) and _ids(r),
         ),
         "me_rewards_redeem": (lambda: ({"reward_id": world["reward_for_b"].pk}, None), 400),
+        # B's message: not found for A, and not counted as opened
+        "me_messages_opened": (
+            lambda: (
+                {"message_id": message_enqueue(member=mb, template="t", payload={}, dedupe_key="walk-b").pk},
+                None,
+            ),
+            lambda r: r.status_code == 404 and not OutboxMessage.objects.filter(member=mb, open_count__gt=0).exists(),
+        ),
         "me_reward_redemptions_list": (
             lambda: ({}, None),
             only_mine(lambda m: RewardRedemption.objects.filter(member=m).values_list("id", flat=True)),
@@ -363,6 +384,7 @@ def test_store_key_walk(world):
                 path.replace("{order_id}", str(b["order"].pk))
                 .replace("{out_trade_no}", b["intent"].out_trade_no)
                 .replace("{reward_id}", str(world["reward_for_b"].pk))
+                .replace("{message_id}", "1")
             )
             response = call(client, method, url, {})
             assert response.status_code == 401, operation_id
@@ -426,6 +448,7 @@ def test_anonymous_callers_are_refused_everywhere(world):
             .replace("{out_trade_no}", "x")
             .replace("{external_id}", "x")
             .replace("{reward_id}", "1")
+            .replace("{message_id}", "1")
         )
         expected = REFUSED if operation_id.startswith(STAFF_PREFIX) else {401}
         assert call(client, method, url, {}).status_code in expected, operation_id

@@ -1,6 +1,7 @@
 """The operator builds a campaign in a real browser on a 1366 px screen: picks segments and a benefit
 and watches the estimated reach and cost change before saving, saves, launches it through the
-confirmation dialog, and opens effect reports.
+confirmation dialog, and opens effect reports — one of them with its messages' engagement: the
+operator follows a member's tracked link in the browser, and the report counts it.
 
 Headless Debian Chromium driven by Playwright against pytest-django's live server (see
 ``conftest.py``). Screenshots of the builder and of an effect report in both languages are saved
@@ -12,8 +13,11 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.test import Client
 
-from campaigns.models import Campaign, CouponTemplate
+from campaigns.models import Campaign, CampaignGrant, CouponTemplate, OutboxMessage
+from campaigns.services.engagement import message_delivery_record, tracked_link_url
+from campaigns.services.outbox import message_enqueue
 from tests.browser.conftest import BROWSER_TEST, TIMEOUT_MS, log_in
 from tests.campaigns.test_effect import scenario  # noqa: F401  (a campaign with a measured effect)
 from tests.factories import MemberFactory
@@ -153,3 +157,54 @@ def test_the_operator_reads_an_effect_report_in_both_languages(operator_page, sc
     assert "人均增量" in page.locator("#campaign-uplift").inner_text()
     page.wait_for_function("document.querySelectorAll('#effect-charts canvas').length === 2")
     snapshot(page, "effect-report-zh-hans.png")
+
+
+@pytest.fixture
+def engaged(scenario, place, live_server):  # noqa: F811
+    """The scenario's ten treated members (six lost, four champions when granted) each got a
+    message with a link, all sent, eight reported delivered; returns the campaign and the tracked
+    links (paths on this server) in grant order, pointing at this server's health check."""
+    links = {}
+    grants = list(CampaignGrant.objects.filter(campaign=scenario, is_control=False).order_by("pk"))
+    for index, grant in enumerate(grants):
+        place(grant.member, "lost" if index < 6 else "champions")
+        target = f"{live_server.url}/healthz"
+        message = message_enqueue(
+            member=grant.member, template="spring", payload={"link": target}, dedupe_key=f"browser-{grant.pk}"
+        )
+        OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxMessage.Status.SENT, sent_at=grant.granted_at)
+        grant.details = {**grant.details, "message": message.pk}
+        grant.save(update_fields=["details"])
+        if index < 8:
+            message_delivery_record(channels=["log"], message_id=message.pk, delivered=True)
+        links[grant.member_id] = tracked_link_url(message_id=message.pk, url=target)
+    return scenario, [links[grant.member_id] for grant in grants]
+
+
+def test_the_operator_sees_open_and_click_rates_after_members_follow_tracked_links(operator_page, engaged):
+    page = operator_page
+    campaign, links = engaged
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # given: a member follows the link of their message in a browser, and lands on the page it names
+    page.goto(links[0])
+    assert page.url.endswith("/healthz")
+    # and three more members follow theirs (one of them twice)
+    member = Client()
+    for link in [links[1], links[6], links[7], links[7]]:
+        assert member.get(link).status_code == 302
+    # when: the operator opens the effect report in Chinese
+    page.goto(f"/zh-hans/admin/campaigns/campaigneffect/{campaign.pk}/report/?days=14")
+    # then: 10 sent, 8 delivered, 4 opened and clicked: 40% over sent
+    engagement = page.locator("#message-engagement")
+    assert "消息互动" in page.content()
+    assert page.locator("#engagement-sent").inner_text() == "10"
+    assert page.locator("#engagement-delivered").inner_text() == "8"
+    assert page.locator("#engagement-open-rate").inner_text() == "40.0%"
+    assert page.locator("#engagement-click-rate").inner_text() == "40.0%"
+    assert "占已发送消息" in engagement.inner_text()
+    # and per segment when granted: lost 2 of 6 (33.3%), champions 2 of 4 (50.0%)
+    rows = page.locator("#engagement-segments tbody tr").all_inner_texts()
+    assert any("33.3%" in row for row in rows) and any("50.0%" in row for row in rows), rows
+    page.wait_for_function("document.querySelectorAll('#effect-charts canvas').length === 2")
+    assert page.evaluate("document.documentElement.scrollWidth") <= SCREEN["width"]
+    snapshot(page, "effect-report-engagement-zh-hans.png")

@@ -332,6 +332,7 @@ def test_admin_effect_pages_render_with_bounded_queries(
     # uplift, its interval and the ROI, for people: yuan and a signed percentage
     assert "+¥50.00" in page and "¥8.17 … ¥91.83" in page and "+455.6%" in page
     assert 'data-type="bar"' in page  # the treated vs control charts
+    assert "The campaign sent no messages" in page  # and no engagement to show
     response = staff_client.get(f"/admin/campaigns/campaigneffect/{scenario.pk}/report/", {"format": "csv"})
     assert response["Content-Type"].startswith("text/csv")
     assert "roi,4.5556" in response.content.decode("utf-8-sig")

@@ -208,7 +208,7 @@ def test_a_busy_wechat_is_retried_with_backoff_and_the_message_delivered_once(
     assert "access_token=TOKEN-1" in sent.url
     assert sent.body["touser"] == message.member.openid
     assert sent.body["template_id"] == "TPL-WINBACK"
-    assert sent.body["page"] == "pages/coupons/index"
+    assert sent.body["page"] == f"pages/coupons/index?message_id={message.pk}"  # the page reports the open
     assert sent.body["data"] == {"thing1": {"value": "我们想你了"}, "time2": {"value": "2025-07-31"}}
     # and delivering again (a retried task) sends nothing more
     assert outbox_deliver(message_id=message.pk, now=start + dt.timedelta(hours=1)) is None
