@@ -256,6 +256,9 @@ REST_FRAMEWORK = {
         "staff_report": env.str("THROTTLE_STAFF_REPORT", default="120/min"),  # effect reports, per user
         "member_events": env.str("THROTTLE_MEMBER_EVENTS", default="60/min"),  # batches of interactions
         "pos_events": env.str("THROTTLE_POS_EVENTS", default="600/min"),
+        # tracked links, per client address (carriers put many members behind one address)
+        "tracked_link": env.str("THROTTLE_TRACKED_LINK", default="300/min"),
+        "message_callback": env.str("THROTTLE_MESSAGE_CALLBACK", default="600/min"),  # WeChat push, SMS receipts
     },
     # Reverse proxies in front of the app whose X-Forwarded-For is trusted (throttles, sign-in
     # lockout). 0: the connecting address, whatever the header says.
@@ -375,6 +378,9 @@ HUIYUAN_SMS_API_KEY = env.str("HUIYUAN_SMS_API_KEY", default="")
 HUIYUAN_SMS_API_SECRET = env.str("HUIYUAN_SMS_API_SECRET", default="")
 HUIYUAN_SMS_SIGN_NAME = env.str("HUIYUAN_SMS_SIGN_NAME", default="")
 HUIYUAN_SMS_TEMPLATES = env.json("HUIYUAN_SMS_TEMPLATES", default={})
+# The public origin members' tracked links point at (https://club.example.com); empty: bare paths
+# (/t/<token>), which only work inside the mini-program's web view (campaigns.services.engagement).
+HUIYUAN_TRACKED_LINK_BASE = env.str("HUIYUAN_TRACKED_LINK_BASE", default="")
 HUIYUAN_TRIGGER_CATCHUP_DAYS = env.int("HUIYUAN_TRIGGER_CATCHUP_DAYS", default=7)
 # The nightly CLV run's horizon (days of expected spend added up) and annual discount rate; also the
 # admin's "fit now" defaults.
