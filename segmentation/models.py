@@ -268,7 +268,7 @@ class Segment(TimeStampedModel):
 
 def validate_score_condition(value: str) -> None:
     if not SCORE_CONDITION_RE.match(value or ""):
-        raise ValidationError(_("Leave empty for any, or write H, L, a score 1–5 or a range such as 2-4."))
+        raise ValidationError(_("Leave empty for any, or write H, M (medium), L, a score 1–5 or a range such as 2-4."))
     if "-" in value:
         low, high = (int(part) for part in value.split("-"))
         if low > high:

@@ -78,7 +78,7 @@ def segment_explain(*, member: Member) -> dict:
         }
         for dim, (limit, text) in middles.items():
             if limit is not None:
-                criteria[dim] = f"{criteria[dim]}{_(', ')}{text % {'n': limit}}"
+                criteria[dim] = f"{criteria[dim]} · {text % {'n': limit}}"
     else:
         cuts = run.cut_points or {}
         criteria = {
