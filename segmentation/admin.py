@@ -104,13 +104,28 @@ class SegmentRuleInline(TabularInline):
         "f",
         "m",
         "value",
+        "tag",
+        "segment",
+        # conditions on the CLV scores, rarely used: last, so the segment stays in view
         "p_alive_below",
         "p_alive_at_least",
         "clv_at_least",
-        "tag",
-        "segment",
     )
     verbose_name_plural = _("rules (tried by priority; the first that holds gives the segment)")
+    # Narrow conditions, wide choices: the kind and the segment read in full on a laptop screen.
+    WIDTHS = {"priority": "4.5rem", "r": "4rem", "f": "4rem", "m": "4rem", "value": "4.5rem", "tag": "7rem"}
+    MIN_WIDTHS = {"kind": "13rem", "segment": "11rem"}
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        fields = formset.form.base_fields
+        for name, width in self.WIDTHS.items():
+            if name in fields:
+                fields[name].widget.attrs["style"] = f"width:{width};min-width:{width}"
+        for name, width in self.MIN_WIDTHS.items():
+            if name in fields:
+                fields[name].widget.attrs["style"] = f"min-width:{width}"
+        return formset
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "segment":

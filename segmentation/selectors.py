@@ -111,7 +111,7 @@ def segment_explain(*, member: Member) -> dict:
         "levels": {
             dim: {
                 "level": spec.level(dim, values[f"{dim}_score"]),
-                "name": LEVEL_NAMES[spec.level(dim, values[f"{dim}_score"])],
+                "name": str(LEVEL_NAMES[spec.level(dim, values[f"{dim}_score"])]),
             }
             for dim in ("r", "f", "m")
         },

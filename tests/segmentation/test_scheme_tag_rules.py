@@ -79,5 +79,5 @@ def test_a_tag_with_quotes_and_backslashes_is_a_literal_not_sql(default_scheme):
     # then: only the member carrying exactly that tag
     assert slug(tagged) == "odd"
     assert slug(plain) == "promising"
-    assert TAG_TABLE == MemberTag._meta.db_table
+    assert MemberTag._meta.db_table == TAG_TABLE
     assert "E'O''Brien\\\\'' OR 1=1 --'" in rule_sql({"kind": "everyone_else", "tag": name}, high_level=1)
