@@ -28,7 +28,7 @@ from members.formatting import count, duration, local_name, yuan
 from members.models import Interaction
 from segmentation.clv_selectors import clv_default_discount_rate, clv_default_horizon_days, last_clv_run
 from segmentation.models import ClvRun, MemberClv, MemberRfm, RfmRun, Scheme, Segment, SegmentRule, SegmentTransition
-from segmentation.scoring import score_label
+from segmentation.scoring import SchemeSpec, score_label
 from segmentation.selectors import (
     ABSENT,
     current_run,
@@ -38,6 +38,15 @@ from segmentation.selectors import (
 )
 from segmentation.services import scheme_activate
 from segmentation.tasks import segment_recompute_task
+
+
+def _level_text(spec: SchemeSpec, dim: str, score: int | None) -> str:
+    """A stored score as operators read it: 高/中/低 (high/medium/low) in thresholds mode, 1–5 else."""
+    if score is None:
+        return "—"
+    if spec.mode != "thresholds":
+        return str(score)
+    return str({"H": _("high"), "M": _("medium"), "L": _("low")}[spec.level(dim, score)])
 
 
 def segment_name(segment: Segment | None) -> str:
@@ -95,12 +104,28 @@ class SegmentRuleInline(TabularInline):
         "f",
         "m",
         "value",
+        "tag",
+        "segment",
+        # conditions on the CLV scores, rarely used: last, so the segment stays in view
         "p_alive_below",
         "p_alive_at_least",
         "clv_at_least",
-        "segment",
     )
     verbose_name_plural = _("rules (tried by priority; the first that holds gives the segment)")
+    # Narrow conditions, wide choices: the kind and the segment read in full on a laptop screen.
+    WIDTHS = {"priority": "4.5rem", "r": "4rem", "f": "4rem", "m": "4rem", "value": "4.5rem", "tag": "7rem"}
+    MIN_WIDTHS = {"kind": "13rem", "segment": "11rem"}
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        fields = formset.form.base_fields
+        for name, width in self.WIDTHS.items():
+            if name in fields:
+                fields[name].widget.attrs["style"] = f"width:{width};min-width:{width}"
+        for name, width in self.MIN_WIDTHS.items():
+            if name in fields:
+                fields[name].widget.attrs["style"] = f"min-width:{width}"
+        return formset
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "segment":
@@ -140,8 +165,17 @@ class SchemeAdmin(ModelAdmin):
     change_form_template = "admin/segmentation/scheme/change_form.html"
     fieldsets = (
         (None, {"fields": ("name", "name_en", "slug", "description", "description_en", "is_active", "preview_link")}),
-        (_("Scoring"), {"fields": ("mode", "window_days", "activity_kinds")}),
-        (_("Thresholds mode"), {"fields": ("r_max_days", "f_min", "m_min")}),
+        (_("Scoring"), {"fields": ("mode", "window_days", "f_window_days", "m_window_days", "activity_kinds")}),
+        (
+            _("Thresholds mode"),
+            {
+                "fields": (("r_max_days", "r_mid_days"), ("f_min", "f_mid_min"), ("m_min", "m_mid_min")),
+                "description": _(
+                    "Each of R, F, M is high (高) or low (低); give a medium limit too and it is high, medium (中) "
+                    "or low, and rules can say H, M or L for it."
+                ),
+            },
+        ),
         (_("Quintile mode"), {"fields": ("high_score",)}),
     )
 
@@ -433,11 +467,18 @@ class RfmRunAdmin(ReadOnlyAdmin):
         if not cuts:
             params = obj.params or {}
             if params.get("mode") == "thresholds":
-                return _("Thresholds: R ≤ %(r)s days, F ≥ %(f)s, M ≥ %(m)s") % {
+                text = _("Thresholds: R ≤ %(r)s days, F ≥ %(f)s, M ≥ %(m)s") % {
                     "r": params.get("r_max_days"),
                     "f": params.get("f_min"),
                     "m": yuan(params.get("m_min")),
                 }
+                if any(params.get(key) is not None for key in ("r_mid_days", "f_mid_min", "m_mid_min")):
+                    text += str(_("; medium: R ≤ %(r)s days, F ≥ %(f)s, M ≥ %(m)s")) % {
+                        "r": params.get("r_mid_days") or "—",
+                        "f": params.get("f_mid_min") or "—",
+                        "m": yuan(params["m_mid_min"]) if params.get("m_mid_min") else "—",
+                    }
+                return text
             return "—"
         return render_fragment(
             "admin/segmentation/rfmrun/cut_points.html",
@@ -601,8 +642,14 @@ class MemberRfmAdmin(MemberRowsMixin, ReadOnlyAdmin):
 
     @admin.display(description=_("R / F / M"))
     def scores(self, obj):
-        mode = (obj.run.params or {}).get("mode", "thresholds")
-        return " / ".join(score_label(score, mode) or "—" for score in (obj.r_score, obj.f_score, obj.m_score))
+        spec = SchemeSpec.from_params(obj.run.params) if obj.run.params else None
+        if spec is None:
+            return " / ".join(
+                score_label(score, "thresholds") or "—" for score in (obj.r_score, obj.f_score, obj.m_score)
+            )
+        return " / ".join(
+            _level_text(spec, dim, score) for dim, score in (("r", obj.r_score), ("f", obj.f_score), ("m", obj.m_score))
+        )
 
     @admin.display(description=_("why this segment"))
     def explanation(self, obj):

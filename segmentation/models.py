@@ -47,9 +47,10 @@ from django.utils.translation import gettext_lazy as _
 
 from members.formatting import local_name
 from members.models import Interaction, Member, Product, TimeStampedModel
+from members.models.tags import TAG_NAME_MAX_LENGTH
 from segmentation.rules import CLV_TABLE, describe_rule
 
-SCORE_CONDITION_RE = re.compile(r"^(|H|L|[1-5]|[1-5]-[1-5])$")
+SCORE_CONDITION_RE = re.compile(r"^(|H|M|L|[1-5]|[1-5]-[1-5])$")
 
 
 class Scheme(TimeStampedModel):
@@ -73,14 +74,45 @@ class Scheme(TimeStampedModel):
         validators=[MinValueValidator(1), MaxValueValidator(3650)],
         help_text=_("F and M count orders paid in the last N days up to the as-of date."),
     )
+    f_window_days = models.PositiveSmallIntegerField(
+        _("F window (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_("F counts the orders paid in the last N days (seed 001: 30). Empty: the window above."),
+    )
+    m_window_days = models.PositiveSmallIntegerField(
+        _("M window (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_("M adds up the spend of the last N days (seed 001: 365). Empty: the window above."),
+    )
     r_max_days = models.PositiveSmallIntegerField(
         _("R high at most (days)"), default=30, help_text=_("Thresholds mode: R is high when R ≤ this.")
+    )
+    r_mid_days = models.PositiveSmallIntegerField(
+        _("R medium at most (days)"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Thresholds mode, optional: R is medium (中) when it is not high and R ≤ this. Empty: high/low only."
+        ),
     )
     f_min = models.PositiveSmallIntegerField(
         _("F high from (orders)"),
         default=3,
         validators=[MinValueValidator(1)],
         help_text=_("Thresholds mode: F is high when F ≥ this."),
+    )
+    f_mid_min = models.PositiveSmallIntegerField(
+        _("F medium from (orders)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_(
+            "Thresholds mode, optional: F is medium (中) when it is not high and F ≥ this. Empty: high/low only."
+        ),
     )
     m_min = models.DecimalField(
         _("M high from (yuan)"),
@@ -89,6 +121,17 @@ class Scheme(TimeStampedModel):
         default=Decimal("500.00"),
         validators=[MinValueValidator(Decimal("0.01"))],
         help_text=_("Thresholds mode: M is high when M ≥ this."),
+    )
+    m_mid_min = models.DecimalField(
+        _("M medium from (yuan)"),
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text=_(
+            "Thresholds mode, optional: M is medium (中) when it is not high and M ≥ this. Empty: high/low only."
+        ),
     )
     high_score = models.PositiveSmallIntegerField(
         _("high from score"),
@@ -123,6 +166,18 @@ class Scheme(TimeStampedModel):
             models.CheckConstraint(condition=Q(f_min__gte=1), name="scheme_f_min_positive"),
             models.CheckConstraint(condition=Q(m_min__gt=0), name="scheme_m_min_positive"),
             models.CheckConstraint(condition=Q(high_score__gte=2, high_score__lte=5), name="scheme_high_score_2_5"),
+            models.CheckConstraint(
+                condition=Q(r_mid_days__isnull=True) | Q(r_mid_days__gt=models.F("r_max_days")),
+                name="scheme_r_mid_above_high",
+            ),
+            models.CheckConstraint(
+                condition=Q(f_mid_min__isnull=True) | Q(f_mid_min__gte=1, f_mid_min__lt=models.F("f_min")),
+                name="scheme_f_mid_below_high",
+            ),
+            models.CheckConstraint(
+                condition=Q(m_mid_min__isnull=True) | Q(m_mid_min__gt=0, m_mid_min__lt=models.F("m_min")),
+                name="scheme_m_mid_below_high",
+            ),
         ]
 
     def __str__(self):
@@ -139,8 +194,24 @@ class Scheme(TimeStampedModel):
 
     @property
     def high_level(self) -> int:
-        """The lowest stored score that counts as high (H)."""
+        """The lowest stored score that counts as high (H) on a two-level dimension."""
         return 1 if self.mode == self.Mode.THRESHOLDS else self.high_score
+
+    def has_middle(self, dim: str) -> bool:
+        """Whether dimension ``dim`` (r, f or m) scores 高/中/低 (thresholds mode with its middle limit)."""
+        limit = {"r": self.r_mid_days, "f": self.f_mid_min, "m": self.m_mid_min}[dim]
+        return self.mode == self.Mode.THRESHOLDS and limit is not None
+
+    def clean(self):
+        errors = {}
+        if self.r_mid_days is not None and self.r_max_days is not None and self.r_mid_days <= self.r_max_days:
+            errors["r_mid_days"] = _("Medium R must allow more days than high R.")
+        if self.f_mid_min is not None and self.f_min is not None and self.f_mid_min >= self.f_min:
+            errors["f_mid_min"] = _("Medium F must start below high F.")
+        if self.m_mid_min is not None and self.m_min is not None and self.m_mid_min >= self.m_min:
+            errors["m_mid_min"] = _("Medium M must start below high M.")
+        if errors:
+            raise ValidationError(errors)
 
 
 class Segment(TimeStampedModel):
@@ -197,7 +268,7 @@ class Segment(TimeStampedModel):
 
 def validate_score_condition(value: str) -> None:
     if not SCORE_CONDITION_RE.match(value or ""):
-        raise ValidationError(_("Leave empty for any, or write H, L, a score 1–5 or a range such as 2-4."))
+        raise ValidationError(_("Leave empty for any, or write H, M (medium), L, a score 1–5 or a range such as 2-4."))
     if "-" in value:
         low, high = (int(part) for part in value.split("-"))
         if low > high:
@@ -215,7 +286,9 @@ class SegmentRule(TimeStampedModel):
     - ``everyone_else`` — always holds (use it last, as a catch-all).
 
     A condition on R, F or M is empty (any), ``H`` or ``L`` (score at or above / below the high
-    level), a score ``1``–``5`` or a range ``2-4`` (quintile mode only).
+    level), ``M`` (中, medium: thresholds mode, on a dimension with a medium limit), a score
+    ``1``–``5`` or a range ``2-4`` (quintile mode only). ``tag``, when given, also requires the
+    member to carry that manual tag (``members.MemberTag``).
     """
 
     class Kind(models.TextChoices):
@@ -263,6 +336,13 @@ class SegmentRule(TimeStampedModel):
         blank=True,
         help_text=_("Only members whose CLV from the current CLV run is at least this."),
     )
+    tag = models.CharField(
+        _("member tag"),
+        max_length=TAG_NAME_MAX_LENGTH,
+        blank=True,
+        validators=[RegexValidator(r"^[^,，;；|]*$", _("A tag cannot hold , ; or |."))],
+        help_text=_("Only members who carry this tag (added by staff). Empty: any member."),
+    )
 
     class Meta:
         ordering = ["scheme", "priority", "id"]
@@ -291,6 +371,7 @@ class SegmentRule(TimeStampedModel):
                 "p_alive_below": self.p_alive_below,
                 "p_alive_at_least": self.p_alive_at_least,
                 "clv_at_least": self.clv_at_least,
+                "tag": self.tag,
             }
         )
 
@@ -302,8 +383,15 @@ class SegmentRule(TimeStampedModel):
             errors["value"] = _("This kind of rule needs N (1 or more).")
         if self.scheme_id and self.scheme.mode == Scheme.Mode.THRESHOLDS:
             for name in ("r", "f", "m"):
-                if getattr(self, name) not in ("", "H", "L"):
-                    errors[name] = _("In thresholds mode a condition is H, L or empty.")
+                condition = getattr(self, name)
+                if condition not in ("", "H", "M", "L"):
+                    errors[name] = _("In thresholds mode a condition is H, M (medium), L or empty.")
+                elif condition == "M" and not self.scheme.has_middle(name):
+                    errors[name] = _("M (medium) needs the scheme's medium limit for this dimension.")
+        elif self.scheme_id and "M" in (self.r, self.f, self.m):
+            for name in ("r", "f", "m"):
+                if getattr(self, name) == "M":
+                    errors[name] = _("M (medium) is for thresholds mode; in quintile mode write a score range.")
         if self.kind in (self.Kind.NO_PURCHASE, self.Kind.EVERYONE_ELSE) and (self.r or self.f or self.m):
             errors["kind"] = _("This kind of rule takes no R/F/M conditions.")
         if errors:

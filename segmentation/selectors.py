@@ -9,12 +9,13 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from members.formatting import local_name
-from members.models import Member
+from members.models import Member, MemberTag
 from segmentation.models import MemberClv, MemberRfm, RfmRun, Scheme, Segment, SegmentSnapshot
-from segmentation.rules import describe_rule, rule_holds, rule_uses_clv
-from segmentation.scoring import THRESHOLDS, SchemeSpec, score_label, window_for
+from segmentation.rules import describe_rule, rule_holds, rule_uses_clv, rule_uses_tags
+from segmentation.scoring import THRESHOLDS, SchemeSpec
 from segmentation.services import rfm_sql
 
 
@@ -48,10 +49,12 @@ def segment_explain(*, member: Member) -> dict:
     if any(rule_uses_clv(rule) for rule in spec.rules):  # one more query, only for schemes that need it
         scores = MemberClv.objects.filter(member_id=member.pk).values("p_alive", "clv").first() or {}
         values.update(p_alive=scores.get("p_alive"), clv=scores.get("clv"))
+    if any(rule_uses_tags(rule) for rule in spec.rules):  # likewise, the member's tags
+        values["tags"] = set(MemberTag.objects.filter(member_id=member.pk).values_list("name", flat=True))
     segments = {segment.pk: segment for segment in Segment.objects.filter(scheme_id=spec.scheme_id)}
     rules, matched = [], None
     for rule in spec.rules:
-        holds = rule_holds(rule, values, high_level=spec.high_level)
+        holds = rule_holds(rule, values, high_level=spec.levels)
         segment = segments.get(rule["segment_id"])
         entry = {
             "priority": rule["priority"],
@@ -68,6 +71,14 @@ def segment_explain(*, member: Member) -> dict:
             "f": _("high when F ≥ %(n)s orders") % {"n": spec.f_min},
             "m": _("high when M ≥ %(n)s yuan") % {"n": spec.m_min},
         }
+        middles = {
+            "r": (spec.r_mid_days, _("medium when R ≤ %(n)s days")),
+            "f": (spec.f_mid_min, _("medium when F ≥ %(n)s orders")),
+            "m": (spec.m_mid_min, _("medium when M ≥ %(n)s yuan")),
+        }
+        for dim, (limit, text) in middles.items():
+            if limit is not None:
+                criteria[dim] = f"{criteria[dim]} · {text % {'n': limit}}"
     else:
         cuts = run.cut_points or {}
         criteria = {
@@ -85,17 +96,34 @@ def segment_explain(*, member: Member) -> dict:
         "as_of": row.as_of,
         "refreshed_by_order": row.source_version is not None,
         "window_days": spec.window_days,
+        "f_window_days": spec.f_days,
+        "m_window_days": spec.m_days,
         "values": {k: values[k] for k in ("recency_days", "first_order_days", "frequency", "monetary")},
         "scores": {
             dim: {
                 "score": values[f"{dim}_score"],
-                "label": score_label(values[f"{dim}_score"], spec.mode),
-                "high": values[f"{dim}_score"] is not None and values[f"{dim}_score"] >= spec.high_level,
+                "label": spec.label(dim, values[f"{dim}_score"]),
+                "high": spec.level(dim, values[f"{dim}_score"]) == "H",
+            }
+            for dim in ("r", "f", "m")
+        },
+        # H, M (中) or L per dimension, and its name in the page's language (高/中/低)
+        "levels": {
+            dim: {
+                "level": spec.level(dim, values[f"{dim}_score"]),
+                "name": str(LEVEL_NAMES[spec.level(dim, values[f"{dim}_score"])]),
             }
             for dim in ("r", "f", "m")
         },
         "criteria": criteria,
-        "thresholds": {"r_max_days": spec.r_max_days, "f_min": spec.f_min, "m_min": spec.m_min},
+        "thresholds": {
+            "r_max_days": spec.r_max_days,
+            "f_min": spec.f_min,
+            "m_min": spec.m_min,
+            "r_mid_days": spec.r_mid_days,
+            "f_mid_min": spec.f_mid_min,
+            "m_mid_min": spec.m_mid_min,
+        },
         "cut_points": run.cut_points or {},
         "rules": rules,
         "matched_rule": matched,
@@ -112,8 +140,19 @@ def segment_explain(*, member: Member) -> dict:
     }
 
 
+LEVEL_NAMES = {"H": _lazy("high (高)"), "M": _lazy("medium (中)"), "L": _lazy("low (低)"), "": ""}
+
+
 def _cuts(values) -> str:
     return " / ".join("—" if value is None else str(value) for value in (values or [])) or "—"
+
+
+def _aggregate(spec: SchemeSpec, as_of: dt.date) -> tuple[str, list]:
+    """The per-member aggregates of ``spec`` as of ``as_of`` (its own windows for F and M)."""
+    window, f_window, m_window = spec.windows(as_of)
+    return rfm_sql.aggregate_sql(
+        window=window, activity_kinds=spec.activity_kinds, f_window=f_window, m_window=m_window
+    )
 
 
 def scheme_preview(*, scheme: Scheme, as_of: dt.date | None = None) -> dict:
@@ -121,8 +160,7 @@ def scheme_preview(*, scheme: Scheme, as_of: dt.date | None = None) -> dict:
     written. (Quintile cut points need everyone's values, so this costs about a recompute's reading.)"""
     spec = SchemeSpec.from_scheme(scheme)
     as_of = as_of or timezone.localdate()
-    window = window_for(as_of, spec.window_days)
-    sql, params = rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql(window=window, activity_kinds=spec.activity_kinds))
+    sql, params = rfm_sql.scored_sql(spec, _aggregate(spec, as_of))
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT segment_id, COUNT(*) FROM ({sql}) x GROUP BY segment_id", params)  # noqa: S608
         counts = dict(cursor.fetchall())
@@ -156,8 +194,7 @@ def scheme_preview_changes(*, scheme: Scheme, as_of: dt.date | None = None, move
     Members without a current result (never computed) are counted apart, not as changes."""
     spec = SchemeSpec.from_scheme(scheme)
     as_of = as_of or timezone.localdate()
-    window = window_for(as_of, spec.window_days)
-    sql, params = rfm_sql.scored_sql(spec, rfm_sql.aggregate_sql(window=window, activity_kinds=spec.activity_kinds))
+    sql, params = rfm_sql.scored_sql(spec, _aggregate(spec, as_of))
     current_table = MemberRfm._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -263,7 +300,7 @@ def rfm_export_rows(*, chunk_size: int = 5000) -> tuple[RfmRun, Iterator[tuple]]
     active = Scheme.objects.filter(is_active=True).first()
     if run is None or active is None or run.scheme_id != active.pk:
         raise LookupError(_("The active scheme has no current run yet: run recompute_rfm first."))
-    mode = SchemeSpec.from_params(run.params).mode
+    spec = SchemeSpec.from_params(run.params)
     rows = (
         MemberRfm.objects.order_by("member_id")
         .values_list(
@@ -279,9 +316,9 @@ def rfm_export_rows(*, chunk_size: int = 5000) -> tuple[RfmRun, Iterator[tuple]]
                 "" if recency is None else recency,
                 frequency,
                 f"{monetary:.2f}",
-                score_label(r_score, mode),
-                score_label(f_score, mode),
-                score_label(m_score, mode),
+                spec.label("r", r_score),
+                spec.label("f", f_score),
+                spec.label("m", m_score),
                 slug or "",
             )
 

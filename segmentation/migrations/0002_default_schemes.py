@@ -122,6 +122,11 @@ def create_schemes(apps, schema_editor):
         # A later state of the models (tests re-installing the schemes with the live registry):
         # give the texts both languages as 0005 does.
         importlib.import_module("segmentation.migrations.0005_bilingual_texts").split_languages(apps, schema_editor)
+    if any(field.name == "tag" for field in SegmentRule._meta.get_fields()):
+        # Later still: the five layers as 0011 fixed them (新客 by first order, before the cells).
+        importlib.import_module("segmentation.migrations.0011_five_layers_new_customers_first").fix_five_layers(
+            apps, schema_editor
+        )
 
 
 def delete_schemes(apps, schema_editor):

@@ -33,7 +33,7 @@ from members.services.tiers import rfm_scores_wanted, tiers_upgrade_on_score
 from segmentation.events import segment_changed
 from segmentation.models import MemberRfm, RfmRun, Segment, SegmentTransition
 from segmentation.rules import segment_case_sql
-from segmentation.scoring import SchemeSpec, brand_timezone, window_for
+from segmentation.scoring import SchemeSpec, brand_timezone
 from segmentation.services.rfm_sql import member_score_exprs
 
 _TABLE = MemberRfm._meta.db_table
@@ -128,7 +128,7 @@ def _statement(spec: SchemeSpec, cut_points: dict, *, scores: bool) -> str:
         unscored AS (
             DELETE FROM {_SCORE_TABLE} WHERE member_id IN (SELECT member_id FROM up WHERE rfm_score IS NULL)
         ),"""  # noqa: S608 - a table name from model metadata
-    case = segment_case_sql(spec.rules, high_level=spec.high_level, alias="s")
+    case = segment_case_sql(spec.rules, high_level=spec.levels, alias="s")
     counted = "o.paid_at < %(end)s AND o.refunded_amount < o.amount"
     last = f"MAX(o.paid_at) FILTER (WHERE {counted})"
     if spec.activity_kinds:  # R counts these interactions too, for a member who bought (as the recompute)
@@ -148,8 +148,8 @@ def _statement(spec: SchemeSpec, cut_points: dict, *, scores: bool) -> str:
                    CAST(%(as_of)s AS DATE)
                        - CAST((MIN(o.paid_at) FILTER (WHERE {counted}) AT TIME ZONE %(tz)s) AS DATE)
                        AS first_order_days,
-                   COUNT(o.id) FILTER (WHERE {counted} AND o.paid_at >= %(start)s) AS frequency,
-                   COALESCE(SUM(o.amount - o.refunded_amount) FILTER (WHERE {counted} AND o.paid_at >= %(start)s), 0)
+                   COUNT(o.id) FILTER (WHERE {counted} AND o.paid_at >= %(f_start)s) AS frequency,
+                   COALESCE(SUM(o.amount - o.refunded_amount) FILTER (WHERE {counted} AND o.paid_at >= %(m_start)s), 0)
                        AS money,
                    MAX(o.updated_at) AS version
             FROM ids LEFT JOIN {Order._meta.db_table} o ON o.member_id = ids.member_id
@@ -200,7 +200,7 @@ def _refresh(member_ids: list[int]) -> int:
             _current[0] = None
             continue
         as_of = max(timezone.localdate(), run.as_of)
-        window = window_for(as_of, run.spec.window_days)
+        window, f_window, m_window = run.spec.windows(as_of)  # F and M may have windows of their own
         # On its own (the usual case: after the order committed) the commit need not wait for the disk.
         async_commit = "" if connection.in_atomic_block else "set_config('synchronous_commit', 'off', true),"
         params = {
@@ -208,7 +208,8 @@ def _refresh(member_ids: list[int]) -> int:
             "run": run_id,
             "as_of": as_of,
             "tz": str(brand_timezone()),
-            "start": window.start,
+            "f_start": f_window.start,
+            "m_start": m_window.start,
             "end": window.end,
             "now": timezone.now(),  # the platform's clock, as every other timestamp
         }

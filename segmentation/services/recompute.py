@@ -3,7 +3,8 @@
 **What** (PRODUCT.md, *RFM*): as of a local date D (settings.TIME_ZONE) with the scheme's window of W
 days — paid dates in (D − W, D] — for every member registered on or before D: R = days from the
 local date of the last paid order ever (on or before D) to D; F = paid orders in the window; M =
-their ``amount − refunded_amount``. Orders refunded in full count nowhere. Refunds are taken as
+their ``amount − refunded_amount`` (F and M each over a window of its own when the scheme gives
+one: ``SchemeSpec.windows``). Orders refunded in full count nowhere. Refunds are taken as
 they are now (``Order.refunded_amount``), also for a past D. Scores and segments: see
 ``segmentation.services.rfm_sql`` (the exact quintile formula is there) and ``segmentation.rules``.
 
@@ -107,7 +108,7 @@ from segmentation.models import (
     SegmentSnapshot,
     SegmentTransition,
 )
-from segmentation.scoring import QUINTILES, SchemeSpec, window_for
+from segmentation.scoring import QUINTILES, SchemeSpec
 from segmentation.services import rfm_sql
 
 logger = logging.getLogger(__name__)
@@ -268,7 +269,7 @@ def segment_recompute(*, as_of: dt.date | None = None, scheme: Scheme | None = N
     scheme = scheme or active_scheme()
     as_of = as_of or timezone.localdate()
     spec = SchemeSpec.from_scheme(scheme)
-    window = window_for(as_of, spec.window_days)
+    window, f_window, m_window = spec.windows(as_of)
     clock = time.monotonic()
     run = _start_run(scheme=scheme, as_of=as_of, spec=spec)
     try:
@@ -278,7 +279,11 @@ def segment_recompute(*, as_of: dt.date | None = None, scheme: Scheme | None = N
             _report_progress("started", run.pk)
             _tune_session()
             aggregate = rfm_sql.aggregate_sql(
-                window=window, previous_table=CURRENT_TABLE, activity_kinds=spec.activity_kinds
+                window=window,
+                previous_table=CURRENT_TABLE,
+                activity_kinds=spec.activity_kinds,
+                f_window=f_window,
+                m_window=m_window,
             )
             _execute(run, spec, rfm_sql.scored_sql(spec, aggregate, previous=True))
             _succeed(run, clock)
@@ -662,7 +667,7 @@ def _summarise(cursor, run: RfmRun, spec: SchemeSpec) -> None:
     """Counts and averages per segment, cut points, and the snapshot of this run (from the next table)."""
     slugs = dict(Segment.objects.filter(pk__in=[rule["segment_id"] for rule in spec.rules]).values_list("pk", "slug"))
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    cursor.execute(rfm_sql.stats_and_snapshot_sql(NEXT_TABLE, SNAPSHOT_TABLE), [run.pk, now, now])
+    cursor.execute(rfm_sql.stats_and_snapshot_sql(NEXT_TABLE, SNAPSHOT_TABLE, spec), [run.pk, now, now])
     stats, members, buyers = {}, 0, 0
     for segment_id, count, avg_r, avg_f, avg_m, segment_buyers in cursor.fetchall():
         stats[slugs.get(segment_id, "") if segment_id else ""] = {
@@ -675,11 +680,11 @@ def _summarise(cursor, run: RfmRun, spec: SchemeSpec) -> None:
         members += count
         buyers += segment_buyers or 0
     run.segment_stats, run.member_count, run.buyer_count = stats, members, buyers
-    run.cut_points = _cut_points(cursor, NEXT_TABLE) if spec.mode == QUINTILES else {}
+    run.cut_points = _cut_points(cursor, NEXT_TABLE, spec) if spec.mode == QUINTILES else {}
 
 
-def _cut_points(cursor, table: str) -> dict:
-    cursor.execute(rfm_sql.cut_points_sql(table))
+def _cut_points(cursor, table: str, spec: SchemeSpec) -> dict:
+    cursor.execute(rfm_sql.cut_points_sql(table, spec))
     row = cursor.fetchone()
     r, f, m = row[0:4], row[4:8], row[8:12]
     return {
@@ -752,9 +757,13 @@ def segment_recompute_chunk(*, run_id: int, member_range: tuple[int, int]) -> in
     if run.status != RfmRun.Status.RUNNING:
         return 0
     spec = SchemeSpec.from_params(run.params)
-    window = window_for(run.as_of, spec.window_days)
+    window, f_window, m_window = spec.windows(run.as_of)
     agg_sql, agg_params = rfm_sql.aggregate_sql(
-        window=window, member_range=member_range, activity_kinds=spec.activity_kinds
+        window=window,
+        member_range=member_range,
+        activity_kinds=spec.activity_kinds,
+        f_window=f_window,
+        m_window=m_window,
     )
     with transaction.atomic(), connection.cursor() as cursor:
         _tune_session()

@@ -18,6 +18,12 @@ smallest F or M). So a value scores by the share of buyers strictly worse than i
 thresholds mode the scores are 1 (H) or 0 (L): R ≤ r_max_days, F ≥ f_min, M ≥ m_min; F = 0 gives
 L everywhere.
 
+**Windows and levels** (``SchemeSpec``): F counts the orders of F's window and M the spend of M's
+(each ``window_days`` unless the scheme gives it its own): still one pass over each member's
+orders, with one ``FILTER`` per window. With separate windows "bought in the window" (who is
+ranked, who is scored) means an order in F's or M's window (``bought_sql``). In thresholds mode a
+dimension with a medium limit scores 2 (高), 1 (中) or 0 (低) (``threshold_exprs``).
+
 A run's cut points (``cut_points_sql``) let the per-order refresh score one member as the run
 scored everyone (``member_score_exprs``: ``1 + the number of cut points reached``).
 ``member_rfm_score_sql`` copies R + F + M of the current results into ``MemberRfmScore``, the
@@ -80,9 +86,12 @@ def aggregate_sql(
     member_range: tuple[int, int] | None = None,
     previous_table: str | None = None,
     activity_kinds: tuple[int, ...] = (),
+    f_window: Window | None = None,
+    m_window: Window | None = None,
 ) -> tuple[str, list]:
     """Per member registered by the end of the as-of date: R (days), days since the first order,
-    F and M (``money``, exact numeric), over orders not refunded in full; with ``previous_table``
+    F and M (``money``, exact numeric), over orders not refunded in full — F over ``f_window`` and
+    M over ``m_window`` when given (their own windows, same as-of date), else ``window``; with ``previous_table``
     also the member's segment in it (``previous_segment_id``), joined here, on the members' id,
     so that a streaming plan merges all three in member order without sorting anyone. With
     ``activity_kinds``, R is the days since the last order or counted interaction, whichever is
@@ -112,7 +121,9 @@ def aggregate_sql(
         ) a ON a.member_id = m.id{activity_join}{previous_join}
         WHERE m.registered_at < %s{range_m}
     """  # noqa: S608 - table names come from model metadata, values are parameters
-    params = [as_of, tz, as_of, tz, window.start, window.start, window.end, *range_o_params, *activity_params]
+    f_start = (f_window or window).start
+    m_start = (m_window or window).start
+    params = [as_of, tz, as_of, tz, f_start, m_start, window.end, *range_o_params, *activity_params]
     return sql, [*params, window.end, *range_m_params]
 
 
@@ -131,30 +142,55 @@ def _decimal_literal(value: Decimal) -> str:
     return format(Decimal(value), "f")
 
 
+def bought_sql(spec: SchemeSpec, alias: str = "a", *, money: str = "money") -> str:
+    """Whether a row's member bought in the window — who is ranked in quintile mode, and who is
+    scored at all: with one window F ≥ 1 (as always); when F or M has a window of its own, an
+    order in either (F ≥ 1 or M > 0: an order counted at all has a positive net amount)."""
+    if not spec.split_windows:
+        return f"{alias}.frequency > 0"
+    return f"({alias}.frequency > 0 OR {alias}.{money} > 0)"
+
+
+def threshold_exprs(spec: SchemeSpec, alias: str = "a") -> tuple[str, str, str]:
+    """R, F, M scores in thresholds mode over ``recency_days``, ``frequency``, ``money``: high
+    (1, or 2 on a dimension with a medium level), medium (1) or low (0). A member who did not
+    buy in the window is low everywhere."""
+    a = alias
+    bought = bought_sql(spec, a)
+    top = {dim: 2 if spec.has_middle(dim) else 1 for dim in ("r", "f", "m")}
+    r_mid = f" WHEN {a}.recency_days <= {int(spec.r_mid_days)} THEN 1" if spec.has_middle("r") else ""
+    f_mid = f" WHEN {a}.frequency >= {int(spec.f_mid_min)} THEN 1" if spec.has_middle("f") else ""
+    m_mid = f" WHEN {bought} AND {a}.money >= {_decimal_literal(spec.m_mid_min)} THEN 1" if spec.has_middle("m") else ""
+    return (
+        f"CASE WHEN NOT {bought} THEN 0 WHEN {a}.recency_days <= {int(spec.r_max_days)} THEN {top['r']}{r_mid} "
+        f"ELSE 0 END",
+        f"CASE WHEN {a}.frequency >= {int(spec.f_min)} THEN {top['f']}{f_mid} ELSE 0 END",
+        f"CASE WHEN {bought} AND {a}.money >= {_decimal_literal(spec.m_min)} THEN {top['m']}{m_mid} ELSE 0 END",
+    )
+
+
 def scored_sql(spec: SchemeSpec, aggregate: tuple[str, list], *, previous: bool = False) -> tuple[str, list]:
     """Scores and segment of every row of ``aggregate`` (see the module docstring); ``previous``:
     pass its ``previous_segment_id`` through."""
     agg_sql, agg_params = aggregate
     passed = ", s.previous_segment_id" if previous else ""
     passed_inner = ", a.previous_segment_id" if previous else ""
-    m_min = _decimal_literal(spec.m_min)
     if spec.mode == THRESHOLDS:
-        r_expr = f"CASE WHEN a.frequency = 0 THEN 0 WHEN a.recency_days <= {int(spec.r_max_days)} THEN 1 ELSE 0 END"
-        f_expr = f"CASE WHEN a.frequency >= {int(spec.f_min)} THEN 1 ELSE 0 END"
-        m_expr = f"CASE WHEN a.frequency > 0 AND a.money >= {m_min} THEN 1 ELSE 0 END"
+        r_expr, f_expr, m_expr = threshold_exprs(spec, "a")
     else:
-        buyers = "PARTITION BY CASE WHEN a.frequency > 0 THEN 1 ELSE 0 END"
+        bought = bought_sql(spec, "a")
+        buyers = f"PARTITION BY CASE WHEN {bought} THEN 1 ELSE 0 END"
 
         def quintile(order_by: str) -> str:
             return (
-                f"CASE WHEN a.frequency = 0 THEN 1 ELSE "
+                f"CASE WHEN NOT {bought} THEN 1 ELSE "
                 f"1 + (5 * (RANK() OVER ({buyers} ORDER BY {order_by}) - 1)) / (COUNT(*) OVER ({buyers})) END"
             )
 
         r_expr = quintile("a.recency_days DESC")
         f_expr = quintile("a.frequency ASC")
         m_expr = quintile("a.money ASC")
-    case = segment_case_sql(spec.rules, high_level=spec.high_level, alias="s")
+    case = segment_case_sql(spec.rules, high_level=spec.levels, alias="s")
     # PostgreSQL would otherwise pull the subqueries up and evaluate every score (and every local
     # date) once per reference in the segment CASE; OFFSET 0 computes each once per member.
     sql = f"""
@@ -169,24 +205,27 @@ def scored_sql(spec: SchemeSpec, aggregate: tuple[str, list], *, previous: bool 
     return sql, list(agg_params)
 
 
-def cut_points_sql(table: str) -> str:
-    """One row: for s = 2..5 the least good R, F and M that still score ≥ s, the buyer count."""
+def cut_points_sql(table: str, spec: SchemeSpec | None = None) -> str:
+    """One row: for s = 2..5 the least good R, F and M that still score ≥ s, the buyer count
+    (buyers: ``bought_sql`` of ``spec``; F ≥ 1 without one)."""
     parts = []
     for dim, column, agg in (("r", "recency_days", "MAX"), ("f", "frequency", "MIN"), ("m", "monetary", "MIN")):
         parts += [f"{agg}(CASE WHEN {dim}_score >= {s} THEN {column} END)" for s in range(2, 6)]
-    return f"SELECT {', '.join(parts)}, COUNT(*) FROM {table} WHERE frequency > 0"  # noqa: S608
+    bought = bought_sql(spec, table, money="monetary") if spec is not None else "frequency > 0"
+    return f"SELECT {', '.join(parts)}, COUNT(*) FROM {table} WHERE {bought}"  # noqa: S608
 
 
-def stats_and_snapshot_sql(table: str, snapshot_table: str) -> str:
+def stats_and_snapshot_sql(table: str, snapshot_table: str, spec: SchemeSpec | None = None) -> str:
     """Count, average R, F and M and buyers per segment of ``table``, and in the same pass one
     snapshot row per segment: run, segment, count, JSON array of member ids (the set is what
     counts; the ids are in no particular order — sorting them would cost a sort of everyone; built
     with ``string_agg``, a third faster than ``json_agg`` at 3M members, and compact).
     Parameters: run id, created_at, updated_at."""
+    bought = bought_sql(spec, table, money="monetary") if spec is not None else "frequency > 0"
     return f"""
         WITH g AS (
             SELECT segment_id, COUNT(*) AS members, AVG(recency_days) AS avg_r, AVG(frequency) AS avg_f,
-                   AVG(monetary) AS avg_m, SUM(CASE WHEN frequency > 0 THEN 1 ELSE 0 END) AS buyers,
+                   AVG(monetary) AS avg_m, SUM(CASE WHEN {bought} THEN 1 ELSE 0 END) AS buyers,
                    '[' || string_agg(CAST(member_id AS TEXT), ',') || ']' AS ids
             FROM {table} GROUP BY segment_id
         ), snapshot AS (
@@ -203,17 +242,14 @@ def member_score_exprs(spec: SchemeSpec, cut_points: dict, *, alias: str = "a") 
     Over columns ``recency_days``, ``frequency`` and ``money`` (exact numeric) of ``alias``."""
     a = alias
     if spec.mode == THRESHOLDS:
-        return (
-            f"CASE WHEN {a}.frequency = 0 THEN 0 WHEN {a}.recency_days <= {int(spec.r_max_days)} THEN 1 ELSE 0 END",
-            f"CASE WHEN {a}.frequency >= {int(spec.f_min)} THEN 1 ELSE 0 END",
-            f"CASE WHEN {a}.frequency > 0 AND {a}.money >= {_decimal_literal(spec.m_min)} THEN 1 ELSE 0 END",
-        )
+        return threshold_exprs(spec, a)
+    bought = bought_sql(spec, a)
 
     def reached(column: str, cuts, operator: str, literal) -> str:
         steps = [
             f"CASE WHEN {a}.{column} {operator} {literal(cut)} THEN 1 ELSE 0 END" for cut in cuts if cut is not None
         ]
-        return f"CASE WHEN {a}.frequency = 0 THEN 1 ELSE {' + '.join(['1', *steps])} END"
+        return f"CASE WHEN NOT {bought} THEN 1 ELSE {' + '.join(['1', *steps])} END"
 
     return (
         reached("recency_days", cut_points.get("r", []), "<=", int),

@@ -104,6 +104,38 @@ def test_the_operator_sees_the_segment_sizes_change_before_saving(operator_page,
         assert scheme.r_max_days == 30  # nothing was saved
 
 
+def test_the_operator_gives_f_its_own_window_and_r_a_medium_level(operator_page, customers):
+    """Issue #19: F over 30 days while M stays over the year, and R 高/中/低 — the new fields sit
+    with the ones they refine, and the live preview follows them before saving."""
+    scheme = customers["scheme"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for locale, shot, label in (
+        ("zh-CN", "scheme-windows-levels-zh-hans.png", "F 统计周期"),
+        ("en-US", "scheme-windows-levels-en.png", "F window"),
+    ):
+        page = operator_page(locale)
+        page.goto(f"/admin/segmentation/scheme/{scheme.pk}/change/")
+        page.wait_for_selector("#scheme-live-preview-body .scheme-preview")
+        assert label in page.inner_text("body")
+        # when: F counts the last 30 days, R is medium up to 90 days, not saved
+        page.fill("#id_f_window_days", "30")
+        page.fill("#id_r_mid_days", "90")
+        page.press("#id_r_mid_days", "Tab")
+        page.wait_for_selector(".scheme-preview-unsaved")
+        # then: the fields are on screen next to the limits they refine, without a horizontal scroll
+        assert page.is_visible("#id_m_window_days") and page.is_visible("#id_f_mid_min")
+        assert page.evaluate("document.documentElement.scrollWidth") <= SCREEN["width"]
+        page.evaluate("document.querySelector('#id_window_days').scrollIntoView({block: 'start'})")
+        page.screenshot(path=str(ARTIFACTS / shot))
+        # and each rule may require a member tag (a column of the rules)
+        rules = page.locator("#rules-group")
+        assert ("会员标签" if locale == "zh-CN" else "member tag") in rules.inner_text().lower()
+        rules.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / shot.replace("windows-levels", "rules")))
+        scheme.refresh_from_db()
+        assert (scheme.f_window_days, scheme.r_mid_days) == (None, None)  # nothing was saved
+
+
 @pytest.fixture
 def slow_worker(monkeypatch):
     """Jobs run in a thread of their own, as in a worker, and the check pauses after its first batch
