@@ -38,8 +38,9 @@ class TriggerAdmin(ModelAdmin):
                     ("m_min_score", "m_max_score"),
                 ),
                 "description": _(
-                    "Scores: 1–5 in quintile mode; in thresholds mode 1 is high (H) and 0 low (L). "
-                    "F high and M low in thresholds mode: F at least 1, M at most 0."
+                    "Scores: 1–5 in quintile mode; in thresholds mode 1 is high (H) and 0 low (L), or, on a "
+                    "dimension with a medium level, 2 high, 1 medium and 0 low. F high and M low in thresholds "
+                    "mode: F at least 1 (2 with a medium level), M at most 0."
                 ),
             },
         ),

@@ -8,8 +8,9 @@
   rule is). A manual tag of the same name wins: the run never overwrites it, and staff adding a tag
   a rule gave makes it theirs.
 
-Tags of both kinds narrow campaigns and the member list, may be required by a segment rule, and go
-out with the member export."""
+Tags of both kinds narrow campaigns and the member list, may be required by a segment rule
+(``SegmentRule.tag``: rule tags computed at night are read by the next recompute or the member's
+next order), and go out with the member export."""
 
 from decimal import Decimal
 
