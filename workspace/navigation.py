@@ -45,6 +45,7 @@ GROUPS = (
             Entry("members.TierChange", "swap_vert"),
             Entry("members.Referral", "share"),
             Entry("members.Interaction", "touch_app"),
+            Entry("members.TagRule", "sell"),
         ),
     ),
     (
