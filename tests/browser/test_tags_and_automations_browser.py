@@ -5,8 +5,10 @@ Screenshots are saved under ``var/test-artifacts/`` (not committed) for people t
 
 import datetime as dt
 from decimal import Decimal
+from importlib import import_module
 
 import pytest
+from django.apps import apps as django_apps
 from django.utils import timezone
 
 from campaigns.playbook import playbook_install
@@ -33,7 +35,9 @@ def member(transactional_db):
     OrderFactory(
         member=member, store=stores.ours, amount=Decimal("120.00"), paid_at=timezone.now() - dt.timedelta(days=2)
     )
-    TagRule.objects.update(is_active=True)  # the shipped rules (members/0028)
+    # the shipped rules (members/0028; a transactional test before this one may have flushed them)
+    import_module("members.migrations.0028_default_tag_rules").install(django_apps, None)
+    TagRule.objects.update(is_active=True)
     TagRule.objects.filter(name="高客单").update(average_at_least=Decimal("20.00"), min_orders=1)
     rule_tags_recompute()
     clerk = role_user("staff", stores.ours, username="clerk")
