@@ -1,0 +1,138 @@
+"""Activity metrics (issue #19): daily and weekly active members (an order or any interaction),
+the next-day / 7-day / 30-day retention of new members, per current segment and over time."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import InteractionFactory, MemberFactory, MemberRfmFactory, OrderFactory, RfmRunFactory
+from workspace.activity import activity_report, daily_active, retention, weekly_active
+
+pytestmark = pytest.mark.django_db
+
+TODAY = dt.date(2026, 11, 18)  # a Wednesday
+
+
+def at(day: dt.date, hour: int = 12) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time(hour)), timezone.get_default_timezone())
+
+
+def day(n: int) -> dt.date:
+    """``n`` days before TODAY."""
+    return TODAY - dt.timedelta(days=n)
+
+
+def by_start(buckets) -> dict:
+    return {bucket.start: bucket for bucket in buckets}
+
+
+def test_dau_counts_a_member_with_only_a_check_in():
+    # given: one member checked in yesterday (no order), another paid an order yesterday and
+    # checked in too; a third paid an order that was refunded in full
+    checked_in, buyer, refunded = (MemberFactory() for _ in range(3))
+    InteractionFactory(member=checked_in, occurred_at=at(day(1), 9))
+    OrderFactory(member=buyer, paid_at=at(day(1), 10))
+    InteractionFactory(member=buyer, occurred_at=at(day(1), 11))
+    OrderFactory(
+        member=refunded, paid_at=at(day(1)), amount=Decimal("30.00"), refunded_amount=Decimal("30.00"), status="refunded"
+    )
+    # when
+    series = by_start(daily_active(days=7, today=TODAY))
+    # then: the check-in counts; the buyer counts once; the refunded order does not count
+    assert series[day(1)].active == 2
+    assert series[day(2)].active == 0
+    assert len(series) == 7 and min(series) == day(6) and max(series) == TODAY
+
+
+def test_days_are_local_calendar_days():
+    # given: an order at 23:30 and a check-in at 00:30 the next day, local time (Asia/Shanghai)
+    member = MemberFactory()
+    OrderFactory(member=member, paid_at=at(day(2), 23).replace(minute=30))
+    InteractionFactory(member=member, occurred_at=at(day(1), 0).replace(minute=30))
+    series = by_start(daily_active(days=7, today=TODAY))
+    assert (series[day(2)].active, series[day(1)].active) == (1, 1)
+
+
+def test_wau_counts_a_member_once_per_week_and_per_segment():
+    # given: a member of segment S active on Monday, Tuesday and Wednesday of this week; another
+    # without a current segment active last Friday
+    run = RfmRunFactory()
+    loyal = MemberRfmFactory(run=run).member
+    segment_id = loyal.rfm.segment_id
+    monday = TODAY - dt.timedelta(days=TODAY.weekday())
+    for n in range(3):
+        InteractionFactory(member=loyal, occurred_at=at(monday + dt.timedelta(days=n)))
+    other = MemberFactory()
+    OrderFactory(member=other, paid_at=at(monday - dt.timedelta(days=3)))
+    # when
+    weeks = by_start(weekly_active(weeks=4, today=TODAY))
+    # then
+    assert weeks[monday].active == 1
+    assert weeks[monday].by_segment == {segment_id: 1}
+    assert weeks[monday - dt.timedelta(days=7)].by_segment == {None: 1}
+    assert len(weeks) == 4
+
+
+def test_a_new_member_who_comes_back_the_next_day_is_retained_next_day():
+    # given: registered and ordered the day before yesterday, back (ordered) yesterday
+    back = MemberFactory(registered_at=at(day(2), 10))
+    OrderFactory(member=back, paid_at=at(day(2), 10))
+    OrderFactory(member=back, paid_at=at(day(1), 15))
+    # and: registered the same day, ordered that day only
+    gone = MemberFactory(registered_at=at(day(2), 11))
+    OrderFactory(member=gone, paid_at=at(day(2), 11))
+    # and: registered the same day, came back only three days later (7-day, not next-day)
+    late = MemberFactory(registered_at=at(day(5), 9))
+    InteractionFactory(member=late, occurred_at=at(day(2), 9))
+    # when
+    report = retention(days=10, today=TODAY)
+    cohorts = {cohort.key: cohort for cohort in report["days"]}
+    # then
+    assert cohorts[day(2)].new == 2
+    assert cohorts[day(2)].retained[1] == 1
+    assert cohorts[day(2)].rate(1) == Decimal("0.5000")
+    assert cohorts[day(5)].retained[1] == 0
+    assert cohorts[day(5)].retained.get(7) is None  # day(5) + 7 has not begun: not shown yet
+    assert cohorts[day(5)].rate(7) is None
+
+
+def test_ordered_yesterday_and_back_today_counts_as_next_day_retained():
+    member = MemberFactory(registered_at=at(day(1), 9))
+    OrderFactory(member=member, paid_at=at(day(1), 9))
+    InteractionFactory(member=member, occurred_at=at(TODAY, 9))
+    report = retention(days=3, today=TODAY)
+    cohort = next(cohort for cohort in report["days"] if cohort.key == day(1))
+    assert (cohort.new, cohort.retained[1]) == (1, 1)
+    assert report["total"].rate(1) == Decimal("1.0000")
+
+
+def test_retention_windows_and_segments_over_the_period():
+    # given: three members registered 40 days ago in two segments
+    run = RfmRunFactory()
+    a = MemberRfmFactory(run=run, member=MemberFactory(registered_at=at(day(40)))).member
+    segment = a.rfm.segment
+    b = MemberRfmFactory(run=run, member=MemberFactory(registered_at=at(day(40))), segment=segment).member
+    c = MemberFactory(registered_at=at(day(40)))  # no current segment
+    InteractionFactory(member=a, occurred_at=at(day(39)))  # next day: 1, 7, 30
+    OrderFactory(member=b, paid_at=at(day(34)))  # day 6: 7 and 30
+    OrderFactory(member=c, paid_at=at(day(15)))  # day 25: 30 only
+    OrderFactory(member=c, paid_at=at(day(40)))  # the registration day itself does not count
+    # when
+    report = retention(days=45, today=TODAY)
+    # then
+    total = report["total"]
+    assert total.new == 3
+    assert (total.retained[1], total.retained[7], total.retained[30]) == (1, 2, 3)
+    assert report["segments"][segment.pk].rate(7) == Decimal("1.0000")
+    assert report["segments"][None].rate(7) == Decimal("0.0000")
+    assert report["segments"][None].rate(30) == Decimal("1.0000")
+
+
+def test_the_report_reads_in_three_statements(django_assert_max_num_queries):
+    member = MemberFactory(registered_at=at(day(3)))
+    InteractionFactory(member=member, occurred_at=at(day(2)))
+    with django_assert_max_num_queries(3):
+        report = activity_report(days=30, weeks=12, today=TODAY)
+    assert len(report["daily"]) == 30 and len(report["weekly"]) == 12

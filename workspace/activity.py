@@ -1,0 +1,232 @@
+"""Activity metrics for operators (issue #19): daily and weekly active members and the retention of
+new members, overall and per segment, read live in a few set-based statements.
+
+Definitions (the report page and the dashboard card say the same in words):
+
+- **Active** on a day: the member paid an order that day that was not refunded in full, *or* had
+  any interaction that day (``members.Interaction``: page view, share, check-in/签到, service used,
+  activity joined — every kind counts, whichever the scheme lets R count). Days are calendar days
+  in ``settings.TIME_ZONE``. **DAU** is the number of members active on a day; **WAU** the number
+  active on at least one day of a calendar week (Monday to Sunday) — a member active on three days
+  of a week counts once in its WAU.
+- **New members** of day D: the members who *registered* on D (``Member.registered_at``). The
+  registration is the first contact the product records for every member, whatever the channel; a
+  member imported with an old registration date is not new.
+- **Retention** of D's new members: *next-day* (次日留存) — active on D + 1; *7-day* — active on
+  at least one day from D + 1 to D + 7; *30-day* — from D + 1 to D + 30. Activity on the day of
+  registration itself does not count. A cohort's figure is shown once its last day has begun
+  (today's activity counts as far as it has gone, so the latest figures can still rise); before
+  that it is None. The rate over a period adds the retained and the new members of the cohorts
+  whose figure is shown.
+- **Per segment**: the member's *current* segment (``MemberRfm``, as the member list filters);
+  members without a current result are counted under None ("no segment").
+
+Cost: one statement for the daily series, one for the weekly, one for the cohorts. Orders are
+read through ``order_paid_at`` (by day) and ``order_member_paid_at_cover`` (per cohort member),
+interactions through their BRIN index on ``occurred_at`` and their unique (member, event id)
+index. ``bench/activity.py`` measures them; the dashboard keeps the card's figures in the cache
+for ``CACHE_SECONDS``. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
+
+from members.models import Interaction, Member, Order
+from segmentation.models import MemberRfm
+
+DEFAULT_DAYS = 30
+DEFAULT_WEEKS = 12
+MAX_DAYS = 366
+MAX_WEEKS = 104
+RETENTION_DAYS = (1, 7, 30)
+CACHE_SECONDS = 10 * 60
+RATE = Decimal("0.0001")
+
+_ORDER = Order._meta.db_table
+_INTERACTION = Interaction._meta.db_table
+_MEMBER = Member._meta.db_table
+_RFM = MemberRfm._meta.db_table
+
+
+def _rate(part: int, whole: int) -> Decimal | None:
+    if not whole:
+        return None
+    return (Decimal(part) / Decimal(whole)).quantize(RATE, rounding=ROUND_HALF_UP)
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min), timezone.get_default_timezone())
+
+
+@dataclass
+class Bucket:
+    """One day (or week, starting on its Monday) of the series: active members, in all and per
+    current segment id (None: no segment)."""
+
+    start: dt.date
+    active: int = 0
+    by_segment: dict = field(default_factory=dict)
+
+
+def _active_sql(unit: str) -> str:
+    """Active members per (day or week, current segment) between ``%(start)s`` and ``%(end)s``.
+    The UNION removes a member's repeated activities of a day before anything is counted."""
+    counted = "COUNT(*)" if unit == "day" else "COUNT(DISTINCT a.member_id)"
+    return f"""
+        WITH acts AS (
+            SELECT o.member_id, CAST(o.paid_at AT TIME ZONE %(tz)s AS DATE) AS day
+            FROM {_ORDER} o
+            WHERE o.paid_at >= %(start)s AND o.paid_at < %(end)s AND o.refunded_amount < o.amount
+            UNION
+            SELECT i.member_id, CAST(i.occurred_at AT TIME ZONE %(tz)s AS DATE) AS day
+            FROM {_INTERACTION} i
+            WHERE i.occurred_at >= %(start)s AND i.occurred_at < %(end)s
+        )
+        SELECT CAST(date_trunc('{unit}', a.day) AS DATE) AS bucket, r.segment_id, {counted}
+        FROM acts a LEFT JOIN {_RFM} r ON r.member_id = a.member_id
+        GROUP BY 1, 2
+    """  # noqa: S608
+
+
+def _series(unit: str, first: dt.date, last: dt.date, step: int) -> list[Bucket]:
+    buckets = {}
+    day = first
+    while day <= last:  # one bucket per day or week of the range, empty ones too
+        buckets[day] = Bucket(start=day)
+        day += dt.timedelta(days=step)
+    params = {
+        "tz": settings.TIME_ZONE,
+        "start": _day_start(first),
+        "end": _day_start(last + dt.timedelta(days=step)),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_active_sql(unit), params)
+        for start, segment_id, n in cursor.fetchall():
+            bucket = buckets.get(start)
+            if bucket is None:
+                continue
+            bucket.active += n
+            bucket.by_segment[segment_id] = bucket.by_segment.get(segment_id, 0) + n
+    return list(buckets.values())
+
+
+def daily_active(*, days: int = DEFAULT_DAYS, today: dt.date | None = None) -> list[Bucket]:
+    """DAU for each of the last ``days`` days, today included (so far), oldest first."""
+    today = today or timezone.localdate()
+    return _series("day", today - dt.timedelta(days=days - 1), today, 1)
+
+
+def weekly_active(*, weeks: int = DEFAULT_WEEKS, today: dt.date | None = None) -> list[Bucket]:
+    """WAU for each of the last ``weeks`` calendar weeks (Monday first), this week included (so far)."""
+    today = today or timezone.localdate()
+    monday = today - dt.timedelta(days=today.weekday())
+    return _series("week", monday - dt.timedelta(weeks=weeks - 1), monday, 7)
+
+
+_RETENTION_SQL = f"""
+    WITH cohort AS (
+        SELECT m.id AS member_id, CAST(m.registered_at AT TIME ZONE %(tz)s AS DATE) AS day, r.segment_id
+        FROM {_MEMBER} m LEFT JOIN {_RFM} r ON r.member_id = m.id
+        WHERE m.registered_at >= %(start)s AND m.registered_at < %(end)s
+    )
+    SELECT c.day, c.segment_id, COUNT(*),
+           COUNT(*) FILTER (WHERE back.first_day = c.day + 1),
+           COUNT(*) FILTER (WHERE back.first_day <= c.day + 7),
+           COUNT(*) FILTER (WHERE back.first_day <= c.day + 30)
+    FROM cohort c
+    LEFT JOIN LATERAL (
+        SELECT MIN(x.day) AS first_day FROM (
+            SELECT CAST(MIN(o.paid_at) AT TIME ZONE %(tz)s AS DATE) AS day
+            FROM {_ORDER} o
+            WHERE o.member_id = c.member_id AND o.refunded_amount < o.amount
+              AND o.paid_at >= CAST(c.day + 1 AS TIMESTAMP) AT TIME ZONE %(tz)s
+              AND o.paid_at < CAST(c.day + 31 AS TIMESTAMP) AT TIME ZONE %(tz)s
+            UNION ALL
+            SELECT CAST(MIN(i.occurred_at) AT TIME ZONE %(tz)s AS DATE)
+            FROM {_INTERACTION} i
+            WHERE i.member_id = c.member_id
+              AND i.occurred_at >= CAST(c.day + 1 AS TIMESTAMP) AT TIME ZONE %(tz)s
+              AND i.occurred_at < CAST(c.day + 31 AS TIMESTAMP) AT TIME ZONE %(tz)s
+        ) x
+    ) back ON TRUE
+    GROUP BY c.day, c.segment_id
+"""  # noqa: S608 — the first day back after registration decides all three figures
+
+
+@dataclass
+class Cohort:
+    """The new members of one day (or of one segment over the period) and how many came back:
+    ``retained[n]`` for n in ``RETENTION_DAYS``, None while the cohort's day + n has not begun."""
+
+    key: object  # the day, or the segment id
+    new: int = 0
+    retained: dict = field(default_factory=dict)
+    observed: dict = field(default_factory=dict)  # n → new members whose +n figure is shown
+
+    def rate(self, n: int) -> Decimal | None:
+        if self.retained.get(n) is None:
+            return None
+        return _rate(self.retained[n], self.observed[n])
+
+
+def retention(*, days: int = DEFAULT_DAYS, today: dt.date | None = None) -> dict:
+    """The retention of the members who registered on each of the last ``days`` days (today
+    excluded: no day after it has begun): per day, per current segment and in all."""
+    today = today or timezone.localdate()
+    first, last = today - dt.timedelta(days=days), today - dt.timedelta(days=1)
+    params = {"tz": settings.TIME_ZONE, "start": _day_start(first), "end": _day_start(today)}
+    with connection.cursor() as cursor:
+        cursor.execute(_RETENTION_SQL, params)
+        rows = cursor.fetchall()
+    by_day = {first + dt.timedelta(days=i): Cohort(key=first + dt.timedelta(days=i)) for i in range(days)}
+    by_segment: dict = {}
+    total = Cohort(key="total")
+    for day, segment_id, new, *back in rows:
+        segment = by_segment.setdefault(segment_id, Cohort(key=segment_id))
+        for cohort in (by_day[day], segment, total):
+            cohort.new += new
+        for n, kept in zip(RETENTION_DAYS, back, strict=True):
+            if day + dt.timedelta(days=n) > today:
+                continue
+            for cohort in (by_day[day], segment, total):
+                cohort.retained[n] = cohort.retained.get(n, 0) + kept
+                cohort.observed[n] = cohort.observed.get(n, 0) + new
+    for cohort in by_day.values():  # a cohort without new members: 0 of 0 once observable
+        for n in RETENTION_DAYS:
+            if cohort.key + dt.timedelta(days=n) <= today:
+                cohort.retained.setdefault(n, 0)
+                cohort.observed.setdefault(n, 0)
+    return {"first": first, "last": last, "days": list(by_day.values()), "segments": by_segment, "total": total}
+
+
+def activity_report(*, days: int = DEFAULT_DAYS, weeks: int = DEFAULT_WEEKS, today: dt.date | None = None) -> dict:
+    """What the report page and the API show: DAU, WAU and retention (three statements)."""
+    today = today or timezone.localdate()
+    return {
+        "today": today,
+        "days": days,
+        "weeks": weeks,
+        "daily": daily_active(days=days, today=today),
+        "weekly": weekly_active(weeks=weeks, today=today),
+        "retention": retention(days=days, today=today),
+    }
+
+
+def dashboard_activity(*, days: int = DEFAULT_DAYS) -> dict:
+    """The dashboard card's figures, kept ``CACHE_SECONDS`` in the cache (the three statements read
+    a month of orders and interactions and three of interactions' weeks)."""
+    today = timezone.localdate()
+    key = f"workspace:dashboard:activity:{today.isoformat()}:{days}"
+    data = cache.get(key)
+    if data is None:
+        data = activity_report(days=days, weeks=DEFAULT_WEEKS, today=today)
+        cache.set(key, data, CACHE_SECONDS)
+    return data
