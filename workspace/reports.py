@@ -89,7 +89,9 @@ def growth_report(*, from_run: RfmRun, to_run: RfmRun) -> dict:
     """Per segment (of B's scheme first, in its order; then A's other segments; then "no
     segment"), the figures at A and B with their changes and growth rates."""
     a, b = _run_figures(from_run), _run_figures(to_run)
-    ordered = list(Segment.objects.filter(scheme_id__in={to_run.scheme_id, from_run.scheme_id}).order_by("ordering", "pk"))
+    ordered = list(
+        Segment.objects.filter(scheme_id__in={to_run.scheme_id, from_run.scheme_id}).order_by("ordering", "pk")
+    )
     ordered.sort(key=lambda segment: segment.scheme_id != to_run.scheme_id)  # B's scheme first, stable
     segments, seen = [], set()
     for segment in ordered:
@@ -228,7 +230,9 @@ def referral_report(*, start: dt.date, end: dt.date) -> dict:
                 "referrers": int(referrers),
                 "referred": int(referred),
                 "buyers": int(buyers),
-                "conversion_rate": (Decimal(buyers) / referred).quantize(RATE, rounding=ROUND_HALF_UP) if referred else None,
+                "conversion_rate": (Decimal(buyers) / referred).quantize(RATE, rounding=ROUND_HALF_UP)
+                if referred
+                else None,
                 "first_order_value": first_value,
                 "average_first_order": _money(first_value / buyers) if buyers else None,
                 "spend": spend,

@@ -36,7 +36,11 @@ def test_dau_counts_a_member_with_only_a_check_in():
     OrderFactory(member=buyer, paid_at=at(day(1), 10))
     InteractionFactory(member=buyer, occurred_at=at(day(1), 11))
     OrderFactory(
-        member=refunded, paid_at=at(day(1)), amount=Decimal("30.00"), refunded_amount=Decimal("30.00"), status="refunded"
+        member=refunded,
+        paid_at=at(day(1)),
+        amount=Decimal("30.00"),
+        refunded_amount=Decimal("30.00"),
+        status="refunded",
     )
     # when
     series = by_start(daily_active(days=7, today=TODAY))

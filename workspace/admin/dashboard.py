@@ -366,6 +366,51 @@ def _heatmap(matrix: dict | None) -> dict | None:
     }
 
 
+def _activity_card(run: RfmRun | None) -> dict:
+    """The activity card: DAU over the last 30 days and WAU over the last 12 weeks (all members),
+    and the retention of the new members of the last 30 days (``workspace.activity``)."""
+    from workspace import activity
+    from workspace.admin.activity_figures import activity_context
+
+    report = activity.dashboard_activity(run_id=run.pk if run else None)
+    daily, weekly = report["daily"], report["weekly"]
+
+    def line(buckets, label, colour):
+        return json.dumps(
+            {
+                "labels": [f"{bucket.start:%m-%d}" for bucket in buckets],
+                "datasets": [
+                    {
+                        "label": label,
+                        "data": [bucket.active for bucket in buckets],
+                        "borderColor": colour,
+                        "backgroundColor": colour,
+                        "pointRadius": 2,
+                        "tension": 0.2,
+                    }
+                ],
+            },
+            ensure_ascii=False,
+        )
+
+    context = activity_context(report)
+    return {
+        "days": report["days"],
+        "weeks": report["weeks"],
+        "today_active": context["today_active"],
+        "dau_average": context["dau_average"],
+        "wau_last": context["wau_last"],
+        "new": context["total"]["new"],
+        "retention": [
+            {"days": n, "rate": percent(rate) if rate is not None else "—"}
+            for n, rate in zip(activity.RETENTION_DAYS, context["total"]["rates"], strict=True)
+        ],
+        "daily_chart": line(daily, _("Daily active"), "#dc2626"),
+        "weekly_chart": line(weekly, _("Weekly active"), "#2563eb"),
+        "url": _url("admin:workspace_report_activity"),
+    }
+
+
 def _campaign_rows(campaigns: list[dict]) -> list[dict]:
     rows = []
     for item in campaigns:
@@ -422,6 +467,7 @@ def dashboard_context(request) -> dict:
         "campaigns_url": _url("admin:campaigns_campaign_changelist", query={"status__exact": "running"}),
         "recompute": _status_context(request, after=last.pk if last else 0, polling=False),
         "clv": _clv_context(data["clv"]),
+        "activity": _activity_card(data["run"]),
     }
 
 
