@@ -6,8 +6,10 @@
 Fills the (migrated, otherwise empty) database of ``DATABASE_URL`` by ``INSERT … SELECT
 generate_series`` — members registered over two years (a tenth in the last 90 days), orders and
 interactions spread over the last 90 days, a current result (``MemberRfm``) for every member in
-one of five segments — then times ``workspace.activity``'s three statements (daily series over 30
-days, weekly over 12 weeks, retention of 30 days' cohorts) and the growth and referral reports,
+one of five segments — then times ``workspace.activity``'s three live statements (daily series over 30
+days, weekly over 12 weeks, retention of 30 days' cohorts), the nightly rollup
+(``workspace.activity_rollup``; a 90-day backfill once, then the nightly 2 days), the report read
+from the rollup (what the pages and the dashboard do) and the referral report,
 ``--rounds`` times each after a warm-up, and prints the medians. ``--skip-build`` reuses the data.
 """
 
@@ -69,8 +71,9 @@ def build(members: int, orders: int, interactions: int) -> None:
         )
         cursor.execute(
             """
-            INSERT INTO segmentation_memberrfm (created_at, updated_at, member_id, run_id, as_of, recency_days, first_order_days, frequency,
-                                                monetary, r_score, f_score, m_score, segment_id)
+            INSERT INTO segmentation_memberrfm (created_at, updated_at, member_id, run_id, as_of, recency_days,
+                                                first_order_days, frequency, monetary, r_score, f_score, m_score,
+                                                segment_id)
             SELECT now(), now(), id, %s, CURRENT_DATE, 10, 100, 1, 38.00, 1, 1, 1,
                    (ARRAY[%s, %s, %s, %s, %s])[1 + id %% 5]
             FROM members_member
@@ -106,6 +109,7 @@ def main() -> None:
     from django.utils import timezone
 
     from workspace import activity, reports
+    from workspace.activity_rollup import activity_rollup
 
     if not args.skip_build:
         started = time.perf_counter()
@@ -113,7 +117,12 @@ def main() -> None:
             build(args.members, args.orders, args.interactions)
         print(f"built in {time.perf_counter() - started:.1f} s")
     today = timezone.localdate()
+    started = time.perf_counter()
+    activity_rollup(days=90, today=today)
+    print(f"rollup of 90 days (a first install's backfill): {time.perf_counter() - started:.1f} s")
     results = {
+        "nightly rollup (2 days)": timed(lambda: activity_rollup(days=2, today=today), args.rounds),
+        "report from the rollup": timed(lambda: activity.activity_report(days=30, weeks=12, today=today), args.rounds),
         "daily (30 days)": timed(lambda: activity.daily_active(days=30, today=today), args.rounds),
         "weekly (12 weeks)": timed(lambda: activity.weekly_active(weeks=12, today=today), args.rounds),
         "retention (30 days of cohorts)": timed(lambda: activity.retention(days=30, today=today), args.rounds),

@@ -37,6 +37,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from members.models import Interaction, Member, Order
@@ -96,7 +97,9 @@ def _active_sql(unit: str) -> str:
     """  # noqa: S608
 
 
-def _series(unit: str, first: dt.date, last: dt.date, step: int) -> list[Bucket]:
+def _series(unit: str, first: dt.date, last: dt.date, step: int, *, until: dt.date | None = None) -> list[Bucket]:
+    """Buckets from ``first`` to ``last`` (their starts), counting activity before ``until`` (a
+    day; by default the end of the last bucket)."""
     buckets = {}
     day = first
     while day <= last:  # one bucket per day or week of the range, empty ones too
@@ -105,7 +108,7 @@ def _series(unit: str, first: dt.date, last: dt.date, step: int) -> list[Bucket]
     params = {
         "tz": settings.TIME_ZONE,
         "start": _day_start(first),
-        "end": _day_start(last + dt.timedelta(days=step)),
+        "end": _day_start(min(until or last + dt.timedelta(days=step), last + dt.timedelta(days=step))),
     }
     with connection.cursor() as cursor:
         cursor.execute(_active_sql(unit), params)
@@ -148,13 +151,13 @@ _RETENTION_SQL = f"""
             FROM {_ORDER} o
             WHERE o.member_id = c.member_id AND o.refunded_amount < o.amount
               AND o.paid_at >= CAST(c.day + 1 AS TIMESTAMP) AT TIME ZONE %(tz)s
-              AND o.paid_at < CAST(c.day + 31 AS TIMESTAMP) AT TIME ZONE %(tz)s
+              AND o.paid_at < CAST(c.day + 31 AS TIMESTAMP) AT TIME ZONE %(tz)s AND o.paid_at < %(until)s
             UNION ALL
             SELECT CAST(MIN(i.occurred_at) AT TIME ZONE %(tz)s AS DATE)
             FROM {_INTERACTION} i
             WHERE i.member_id = c.member_id
               AND i.occurred_at >= CAST(c.day + 1 AS TIMESTAMP) AT TIME ZONE %(tz)s
-              AND i.occurred_at < CAST(c.day + 31 AS TIMESTAMP) AT TIME ZONE %(tz)s
+              AND i.occurred_at < CAST(c.day + 31 AS TIMESTAMP) AT TIME ZONE %(tz)s AND i.occurred_at < %(until)s
         ) x
     ) back ON TRUE
     GROUP BY c.day, c.segment_id
@@ -177,16 +180,36 @@ class Cohort:
         return _rate(self.retained[n], self.observed[n])
 
 
-def retention(*, days: int = DEFAULT_DAYS, today: dt.date | None = None) -> dict:
-    """The retention of the members who registered on each of the last ``days`` days (today
-    excluded: no day after it has begun): per day, per current segment and in all."""
-    today = today or timezone.localdate()
-    first, last = today - dt.timedelta(days=days), today - dt.timedelta(days=1)
-    params = {"tz": settings.TIME_ZONE, "start": _day_start(first), "end": _day_start(today)}
+def retention_rows(*, first: dt.date, last: dt.date, observed_until: dt.date) -> list[tuple]:
+    """``(day, segment id, new, back next day, back within 7, back within 30)`` for the members who
+    registered from ``first`` to ``last``, counting activity up to the end of ``observed_until``."""
+    params = {
+        "tz": settings.TIME_ZONE,
+        "start": _day_start(first),
+        "end": _day_start(last + dt.timedelta(days=1)),
+        "until": _day_start(observed_until + dt.timedelta(days=1)),
+    }
     with connection.cursor() as cursor:
         cursor.execute(_RETENTION_SQL, params)
-        rows = cursor.fetchall()
+        return cursor.fetchall()
+
+
+def retention(*, days: int = DEFAULT_DAYS, today: dt.date | None = None) -> dict:
+    """The retention of the members who registered on each of the last ``days`` days (today
+    excluded: no day after it has begun): per day, per current segment and in all; read live."""
+    today = today or timezone.localdate()
+    first, last = today - dt.timedelta(days=days), today - dt.timedelta(days=1)
+    rows = retention_rows(first=first, last=last, observed_until=today)
+    return cohorts(rows, first=first, days=days, observed_until=today)
+
+
+def cohorts(rows, *, first: dt.date, days: int, observed_until: dt.date) -> dict:
+    """``retention_rows``' rows (or the rollup's) as ``Cohort``s per day, per segment and in all;
+    a +n figure counts once day + n is at most ``observed_until``."""
+    today = observed_until
+    last = first + dt.timedelta(days=days - 1)
     by_day = {first + dt.timedelta(days=i): Cohort(key=first + dt.timedelta(days=i)) for i in range(days)}
+    rows = [row for row in rows if row[0] in by_day]
     by_segment: dict = {}
     total = Cohort(key="total")
     for day, segment_id, new, *back in rows:
@@ -207,8 +230,9 @@ def retention(*, days: int = DEFAULT_DAYS, today: dt.date | None = None) -> dict
     return {"first": first, "last": last, "days": list(by_day.values()), "segments": by_segment, "total": total}
 
 
-def activity_report(*, days: int = DEFAULT_DAYS, weeks: int = DEFAULT_WEEKS, today: dt.date | None = None) -> dict:
-    """What the report page and the API show: DAU, WAU and retention (three statements)."""
+def live_activity_report(*, days: int = DEFAULT_DAYS, weeks: int = DEFAULT_WEEKS, today: dt.date | None = None) -> dict:
+    """DAU, WAU and retention read live from orders and interactions (three statements; seconds
+    at scale — what the nightly rollup runs, and what tests compare it with)."""
     today = today or timezone.localdate()
     return {
         "today": today,
@@ -217,6 +241,61 @@ def activity_report(*, days: int = DEFAULT_DAYS, weeks: int = DEFAULT_WEEKS, tod
         "daily": daily_active(days=days, today=today),
         "weekly": weekly_active(weeks=weeks, today=today),
         "retention": retention(days=days, today=today),
+        "rolled_up_at": None,
+    }
+
+
+def activity_report(*, days: int = DEFAULT_DAYS, weeks: int = DEFAULT_WEEKS, today: dt.date | None = None) -> dict:
+    """What the report page, the dashboard and the API show, in four small statements: the days
+    and weeks that have ended and the cohorts from the nightly rollup (``workspace.models``), and
+    today's DAU read live (one day of orders and interactions). The current week counts its
+    days up to yesterday; retention counts activity up to the rollup's last day."""
+    from workspace.models import ActivityRollup, RetentionRollup
+
+    today = today or timezone.localdate()
+    yesterday = today - dt.timedelta(days=1)
+    first_day = today - dt.timedelta(days=days - 1)
+    monday = today - dt.timedelta(days=today.weekday())
+    first_week = monday - dt.timedelta(weeks=weeks - 1)
+    daily = {first_day + dt.timedelta(days=i): Bucket(start=first_day + dt.timedelta(days=i)) for i in range(days)}
+    weekly = {
+        first_week + dt.timedelta(weeks=i): Bucket(start=first_week + dt.timedelta(weeks=i)) for i in range(weeks)
+    }
+    stamps = []
+    rows = ActivityRollup.objects.filter(
+        Q(period=ActivityRollup.Period.DAY, start__gte=first_day, start__lte=yesterday)
+        | Q(period=ActivityRollup.Period.WEEK, start__gte=first_week, start__lte=monday)
+    ).values_list("period", "start", "segment_id", "active", "computed_at")
+    for period, start, segment_id, active, computed_at in rows:
+        bucket = (daily if period == ActivityRollup.Period.DAY else weekly).get(start)
+        if bucket is not None:
+            bucket.active += active
+            bucket.by_segment[segment_id] = bucket.by_segment.get(segment_id, 0) + active
+            stamps.append(computed_at)
+    daily[today] = _series("day", today, today, 1)[0]
+    first_cohort = today - dt.timedelta(days=days)
+    kept = list(
+        RetentionRollup.objects.filter(day__gte=first_cohort, day__lte=yesterday).values_list(
+            "day",
+            "segment_id",
+            "new_members",
+            "retained_1",
+            "retained_7",
+            "retained_30",
+            "observed_until",
+            "computed_at",
+        )
+    )
+    observed_until = max((row[6] for row in kept), default=yesterday)
+    stamps += [row[7] for row in kept]
+    return {
+        "today": today,
+        "days": days,
+        "weeks": weeks,
+        "daily": list(daily.values()),
+        "weekly": list(weekly.values()),
+        "retention": cohorts([row[:6] for row in kept], first=first_cohort, days=days, observed_until=observed_until),
+        "rolled_up_at": max(stamps, default=None),
     }
 
 

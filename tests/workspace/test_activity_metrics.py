@@ -8,7 +8,9 @@ import pytest
 from django.utils import timezone
 
 from tests.factories import InteractionFactory, MemberFactory, MemberRfmFactory, OrderFactory, RfmRunFactory
-from workspace.activity import activity_report, daily_active, retention, weekly_active
+from workspace.activity import activity_report, daily_active, live_activity_report, retention, weekly_active
+from workspace.activity_rollup import activity_rollup
+from workspace.models import ActivityRollup, RetentionRollup
 
 pytestmark = pytest.mark.django_db
 
@@ -134,9 +136,89 @@ def test_retention_windows_and_segments_over_the_period():
     assert report["segments"][None].rate(30) == Decimal("1.0000")
 
 
-def test_the_report_reads_in_three_statements(django_assert_max_num_queries):
+def test_the_live_report_reads_in_three_statements(django_assert_max_num_queries):
     member = MemberFactory(registered_at=at(day(3)))
     InteractionFactory(member=member, occurred_at=at(day(2)))
     with django_assert_max_num_queries(3):
-        report = activity_report(days=30, weeks=12, today=TODAY)
+        report = live_activity_report(days=30, weeks=12, today=TODAY)
     assert len(report["daily"]) == 30 and len(report["weekly"]) == 12
+
+
+def figures(report) -> tuple:
+    kept = report["retention"]
+    return (
+        [(b.start, b.active, b.by_segment) for b in report["daily"][:-1]],  # the days that ended
+        [(c.key, c.new, c.retained) for c in kept["days"]],
+        {key: (c.new, c.retained) for key, c in kept["segments"].items()},
+    )
+
+
+def test_the_rollup_gives_the_live_figures_of_the_days_that_ended_and_twice_the_same_rows(
+    django_assert_max_num_queries,
+):
+    # given: activity over the last 40 days, in a segment and without one
+    run = RfmRunFactory()
+    members = [MemberRfmFactory(run=run, member=MemberFactory(registered_at=at(day(35 - n)))).member for n in range(3)]
+    members += [MemberFactory(registered_at=at(day(n))) for n in (2, 9, 20)]
+    for n, member in enumerate(members):
+        OrderFactory(member=member, paid_at=at(day(34 - 5 * n)))
+        InteractionFactory(member=member, occurred_at=at(day(30 - 5 * n)))
+        InteractionFactory(member=member, occurred_at=at(day(1)))
+    InteractionFactory(member=members[0], occurred_at=at(TODAY, 8))  # today: read live
+    # when: the rollup of the last 40 days, run twice
+    activity_rollup(days=40, today=TODAY)
+    rows = list(
+        ActivityRollup.objects.order_by("period", "start", "segment_id").values_list(
+            "period", "start", "segment_id", "active"
+        )
+    )
+    cohorts = list(
+        RetentionRollup.objects.order_by("day", "segment_id").values_list(
+            "day", "segment_id", "new_members", "retained_1", "retained_7", "retained_30"
+        )
+    )
+    activity_rollup(days=40, today=TODAY)
+    # then: the same rows, and the report from them matches the live figures of the ended days
+    assert (
+        list(
+            ActivityRollup.objects.order_by("period", "start", "segment_id").values_list(
+                "period", "start", "segment_id", "active"
+            )
+        )
+        == rows
+    )
+    assert (
+        list(
+            RetentionRollup.objects.order_by("day", "segment_id").values_list(
+                "day", "segment_id", "new_members", "retained_1", "retained_7", "retained_30"
+            )
+        )
+        == cohorts
+    )
+    with django_assert_max_num_queries(4):
+        report = activity_report(days=30, weeks=4, today=TODAY)
+    live = live_activity_report(days=30, weeks=4, today=day(1))  # as of the rollup: activity until yesterday
+    assert [(b.start, b.active) for b in report["daily"][:-1]] == [(b.start, b.active) for b in live["daily"][1:]]
+    assert report["daily"][-1].active == 1  # today, live
+    assert report["daily"][-2].active == 6  # yesterday: all six checked in
+    ended_weeks = [(b.start, b.active, b.by_segment) for b in report["weekly"]]
+    assert ended_weeks == [(b.start, b.active, b.by_segment) for b in live["weekly"]]
+    rolled, fresh = report["retention"], retention(days=30, today=day(1))
+    live_cohorts = {c.key: (c.new, c.retained) for c in fresh["days"]}
+    overlap = [c for c in rolled["days"] if c.key in live_cohorts]
+    assert len(overlap) == 29
+    assert [(c.new, c.retained) for c in overlap] == [live_cohorts[c.key] for c in overlap]
+    assert sum(c.new for c in overlap) == 3
+    assert rolled["total"].new == sum(c.new for c in rolled["days"])
+    assert report["rolled_up_at"] is not None
+
+
+def test_the_rollup_counts_a_member_who_came_back_the_next_day():
+    member = MemberFactory(registered_at=at(day(3), 10))
+    OrderFactory(member=member, paid_at=at(day(3), 10))
+    InteractionFactory(member=member, occurred_at=at(day(2), 20), kind=3)  # check-in
+    activity_rollup(days=5, today=TODAY)
+    report = activity_report(days=7, today=TODAY)
+    cohort = next(c for c in report["retention"]["days"] if c.key == day(3))
+    assert (cohort.new, cohort.retained[1], cohort.rate(1)) == (1, 1, Decimal("1.0000"))
+    assert next(b for b in report["daily"] if b.start == day(2)).active == 1

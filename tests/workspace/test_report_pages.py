@@ -21,6 +21,7 @@ from tests.factories import (
     SchemeFactory,
     SegmentFactory,
 )
+from workspace.activity_rollup import activity_rollup
 
 pytestmark = pytest.mark.django_db
 
@@ -79,26 +80,34 @@ def test_the_dashboard_shows_a_member_who_only_checked_in_today_as_active(client
 
 
 def test_the_activity_report_in_chinese_and_its_csv(client, make_user):
-    # given: a member registered yesterday who ordered yesterday and checked in today
+    # given: a member registered three days ago who ordered that day and checked in the next day,
+    # and the nightly rollup
     now = timezone.localtime()
-    member = MemberFactory(registered_at=now - dt.timedelta(days=1))
-    OrderFactory(member=member, paid_at=now - dt.timedelta(days=1))
-    InteractionFactory(member=member, occurred_at=now)
+    member = MemberFactory(registered_at=now - dt.timedelta(days=3))
+    OrderFactory(member=member, paid_at=now - dt.timedelta(days=3))
+    InteractionFactory(member=member, occurred_at=now - dt.timedelta(days=2))
+    activity_rollup(days=5)
     client.force_login(make_user("analyst"))
     # when
     response = zh_get(client, reverse(ACTIVITY), days=14, weeks=6)
     # then
     assert response.status_code == 200
     html = response.content.decode()
-    assert "日活跃会员" in html and "次日留存" in html
+    assert "日活跃会员" in html and "次日留存" in html and "今日活跃为实时数据" in html
     assert response.context["total"]["rates"][0] == Decimal("1.0000")
     assert len(response.context["report"]["daily"]) == 14
     # and: the CSV has the day series and the cohorts
     rows = csv_rows(client.get(reverse(ACTIVITY), {"days": 14, "weeks": 6, "format": "csv"}))
     assert rows[0] == ["series", "start", "segment", "active"]
-    yesterday = str(timezone.localdate() - dt.timedelta(days=1))
-    assert ["day", yesterday, "*", "1"] in rows
-    assert [yesterday, "1", "1.0000", "", ""] in rows
+    two_days_ago = str(timezone.localdate() - dt.timedelta(days=2))
+    assert ["day", two_days_ago, "*", "1"] in rows
+    assert [str(timezone.localdate() - dt.timedelta(days=3)), "1", "1.0000", "", ""] in rows
+
+
+def test_before_the_first_rollup_the_page_says_how_to_fill_it(client, make_user):
+    client.force_login(make_user("operator"))
+    html = zh_get(client, reverse(ACTIVITY)).content.decode()
+    assert "rollup_activity --days 90" in html
 
 
 def test_the_growth_report_shows_plus_fifty_percent(client, make_user, runs):
