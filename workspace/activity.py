@@ -14,10 +14,12 @@ Definitions (the report page and the dashboard card say the same in words):
   member imported with an old registration date is not new.
 - **Retention** of D's new members: *next-day* (次日留存) — active on D + 1; *7-day* — active on
   at least one day from D + 1 to D + 7; *30-day* — from D + 1 to D + 30. Activity on the day of
-  registration itself does not count. A cohort's figure is shown once its last day has begun
-  (today's activity counts as far as it has gone, so the latest figures can still rise); before
-  that it is None. The rate over a period adds the retained and the new members of the cohorts
-  whose figure is shown.
+  registration itself does not count. A cohort's figure is shown once its last day has been
+  observed (read live: once it has begun, today counting as far as it has gone; from the rollup:
+  up to yesterday); before that it is None. The rate over a period of N days adds the retained
+  and the new members of the N latest cohorts whose figure is shown — for the next-day rate the N
+  days up to the day before the last observed one, for the 30-day rate the N days ending 30 days
+  before it — so that every rate is complete and the 30-day one is not empty (``cohorts``).
 - **Per segment**: the member's *current* segment (``MemberRfm``, as the member list filters);
   members without a current result are counted under None ("no segment").
 
@@ -42,6 +44,7 @@ from django.utils import timezone
 
 from members.models import Interaction, Member, Order
 from segmentation.models import MemberRfm
+from workspace.models import ActivityRollup, RetentionRollup
 
 DEFAULT_DAYS = 30
 DEFAULT_WEEKS = 12
@@ -194,37 +197,53 @@ def retention_rows(*, first: dt.date, last: dt.date, observed_until: dt.date) ->
         return cursor.fetchall()
 
 
+def cohort_span(days: int) -> int:
+    """How many registration days a report of ``days`` days reads: each rate covers ``days``
+    days of cohorts, the 30-day one the ``days`` days that ended 30 days before the others'."""
+    return days + max(RETENTION_DAYS)
+
+
 def retention(*, days: int = DEFAULT_DAYS, today: dt.date | None = None) -> dict:
-    """The retention of the members who registered on each of the last ``days`` days (today
-    excluded: no day after it has begun): per day, per current segment and in all; read live."""
+    """Retention read live, counting activity up to now (today included): see ``cohorts``."""
     today = today or timezone.localdate()
-    first, last = today - dt.timedelta(days=days), today - dt.timedelta(days=1)
+    first, last = today - dt.timedelta(days=cohort_span(days)), today - dt.timedelta(days=1)
     rows = retention_rows(first=first, last=last, observed_until=today)
-    return cohorts(rows, first=first, days=days, observed_until=today)
+    return cohorts(rows, first=first, last=last, days=days, observed_until=today)
 
 
-def cohorts(rows, *, first: dt.date, days: int, observed_until: dt.date) -> dict:
-    """``retention_rows``' rows (or the rollup's) as ``Cohort``s per day, per segment and in all;
-    a +n figure counts once day + n is at most ``observed_until``."""
-    today = observed_until
-    last = first + dt.timedelta(days=days - 1)
-    by_day = {first + dt.timedelta(days=i): Cohort(key=first + dt.timedelta(days=i)) for i in range(days)}
+def cohorts(rows, *, first: dt.date, last: dt.date, days: int, observed_until: dt.date) -> dict:
+    """``retention_rows``' rows (or the rollup's) as ``Cohort``s: per registration day from
+    ``first`` to ``last`` (a +n figure shown once day + n is at most ``observed_until``), and per
+    segment and in all, where each rate covers the ``days`` latest registration days whose +n
+    figure is shown — the next-day rate the days up to ``observed_until`` − 1, the 30-day rate
+    those up to ``observed_until`` − 30 — and ``new`` counts the members registered in the
+    ``days`` days up to ``last``."""
+    span = (last - first).days + 1
+    by_day = {first + dt.timedelta(days=i): Cohort(key=first + dt.timedelta(days=i)) for i in range(span)}
     rows = [row for row in rows if row[0] in by_day]
     by_segment: dict = {}
     total = Cohort(key="total")
+    newest = last - dt.timedelta(days=days)
     for day, segment_id, new, *back in rows:
         segment = by_segment.setdefault(segment_id, Cohort(key=segment_id))
-        for cohort in (by_day[day], segment, total):
-            cohort.new += new
+        cohort = by_day[day]
+        cohort.new += new
+        if day > newest:
+            segment.new += new
+            total.new += new
         for n, kept in zip(RETENTION_DAYS, back, strict=True):
-            if day + dt.timedelta(days=n) > today:
+            observable = observed_until - dt.timedelta(days=n)
+            if day > observable:
                 continue
-            for cohort in (by_day[day], segment, total):
-                cohort.retained[n] = cohort.retained.get(n, 0) + kept
-                cohort.observed[n] = cohort.observed.get(n, 0) + new
+            cohort.retained[n] = cohort.retained.get(n, 0) + kept
+            cohort.observed[n] = cohort.observed.get(n, 0) + new
+            if day > observable - dt.timedelta(days=days):
+                for group in (segment, total):
+                    group.retained[n] = group.retained.get(n, 0) + kept
+                    group.observed[n] = group.observed.get(n, 0) + new
     for cohort in by_day.values():  # a cohort without new members: 0 of 0 once observable
         for n in RETENTION_DAYS:
-            if cohort.key + dt.timedelta(days=n) <= today:
+            if cohort.key + dt.timedelta(days=n) <= observed_until:
                 cohort.retained.setdefault(n, 0)
                 cohort.observed.setdefault(n, 0)
     return {"first": first, "last": last, "days": list(by_day.values()), "segments": by_segment, "total": total}
@@ -250,8 +269,6 @@ def activity_report(*, days: int = DEFAULT_DAYS, weeks: int = DEFAULT_WEEKS, tod
     and weeks that have ended and the cohorts from the nightly rollup (``workspace.models``), and
     today's DAU read live (one day of orders and interactions). The current week counts its
     days up to yesterday; retention counts activity up to the rollup's last day."""
-    from workspace.models import ActivityRollup, RetentionRollup
-
     today = today or timezone.localdate()
     yesterday = today - dt.timedelta(days=1)
     first_day = today - dt.timedelta(days=days - 1)
@@ -273,7 +290,7 @@ def activity_report(*, days: int = DEFAULT_DAYS, weeks: int = DEFAULT_WEEKS, tod
             bucket.by_segment[segment_id] = bucket.by_segment.get(segment_id, 0) + active
             stamps.append(computed_at)
     daily[today] = _series("day", today, today, 1)[0]
-    first_cohort = today - dt.timedelta(days=days)
+    first_cohort = today - dt.timedelta(days=cohort_span(days))
     kept = list(
         RetentionRollup.objects.filter(day__gte=first_cohort, day__lte=yesterday).values_list(
             "day",
@@ -294,7 +311,9 @@ def activity_report(*, days: int = DEFAULT_DAYS, weeks: int = DEFAULT_WEEKS, tod
         "weeks": weeks,
         "daily": list(daily.values()),
         "weekly": list(weekly.values()),
-        "retention": cohorts([row[:6] for row in kept], first=first_cohort, days=days, observed_until=observed_until),
+        "retention": cohorts(
+            [row[:6] for row in kept], first=first_cohort, last=yesterday, days=days, observed_until=observed_until
+        ),
         "rolled_up_at": max(stamps, default=None),
     }
 

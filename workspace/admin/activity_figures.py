@@ -41,7 +41,8 @@ def line_chart(labels: list[str], series: list[dict], *, unit: str = "") -> dict
                 "backgroundColor": item["colour"],
                 "borderWidth": 3 if index == 0 else 1.5,
                 "pointRadius": 2,
-                "tension": 0.2,
+                "tension": 0,
+                "cubicInterpolationMode": "default",
             }
             for index, item in enumerate(series)
         ],

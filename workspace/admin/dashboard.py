@@ -5,7 +5,10 @@
   (``DASHBOARD_PERMISSIONS``). Store staff and managers keep the counter's search and their tasks.
   The figures are ``workspace.dashboard.dashboard_data``; this module turns them into what the
   template shows: formatted cards, Chart.js datasets and, for every number, the address of the
-  filtered member list behind it (the filters are in ``workspace.admin.members``).
+  filtered member list behind it (the filters are in ``workspace.admin.members``). The activity
+  card (DAU/WAU trends and new members' retention) reads ``workspace.activity.dashboard_activity``
+  — the nightly rollup and today's DAU, kept in the cache for ten minutes — and links to the
+  activity report (``workspace.admin.reports``).
 - ``recompute_start_view`` (POST ``/admin/workspace/recompute/``) queues
   ``segment_recompute_task`` and answers with the status box; ``recompute_status_view``
   (GET ``/admin/workspace/recompute/status/?after=<run id>``) is that box, which htmx polls every
@@ -35,7 +38,9 @@ from segmentation.models import RfmRun, Segment
 from segmentation.selectors import ABSENT
 from segmentation.services.recompute import recompute_progress
 from segmentation.tasks import segment_recompute_task
+from workspace import activity
 from workspace import dashboard as figures
+from workspace.admin.activity_figures import activity_context
 
 logger = logging.getLogger(__name__)
 
@@ -369,9 +374,6 @@ def _heatmap(matrix: dict | None) -> dict | None:
 def _activity_card(run: RfmRun | None) -> dict:
     """The activity card: DAU over the last 30 days and WAU over the last 12 weeks (all members),
     and the retention of the new members of the last 30 days (``workspace.activity``)."""
-    from workspace import activity
-    from workspace.admin.activity_figures import activity_context
-
     report = activity.dashboard_activity(run_id=run.pk if run else None)
     daily, weekly = report["daily"], report["weekly"]
 
@@ -386,7 +388,8 @@ def _activity_card(run: RfmRun | None) -> dict:
                         "borderColor": colour,
                         "backgroundColor": colour,
                         "pointRadius": 2,
-                        "tension": 0.2,
+                        "tension": 0,
+                        "cubicInterpolationMode": "default",
                     }
                 ],
             },

@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from unfold.widgets import UnfoldAdminDateWidget, UnfoldAdminIntegerFieldWidget, UnfoldAdminSelectWidget
 
+from campaigns.apis.effect import CsvRenderer
 from segmentation.models import RfmRun, Segment
 from workspace import activity, reports
 from workspace.admin.activity_figures import activity_context
@@ -37,8 +38,7 @@ MAX_REFERRAL_DAYS = 3 * 366
 
 
 def _csv(rows: list[list], filename: str) -> HttpResponse:
-    from campaigns.apis.effect import CsvRenderer  # the API's CSV: UTF-8 with a BOM for spreadsheets
-
+    """The API's CSV (``campaigns.apis.effect.CsvRenderer``: UTF-8 with a BOM for spreadsheets)."""
     response = HttpResponse(CsvRenderer().render(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
