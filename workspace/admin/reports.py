@@ -175,6 +175,8 @@ def growth_view(request):
         from_run, to_run = form.cleaned_data.get("from_run"), form.cleaned_data.get("to_run")
     if not form.is_bound or (form.is_valid() and from_run is None):
         from_run, to_run = reports.default_runs()
+        if not form.is_bound and from_run is not None:  # show which runs the default compares
+            form = GrowthForm(initial={"from_run": from_run.pk, "to_run": to_run.pk})
     if from_run is not None and to_run is not None:
         report = reports.growth_report(from_run=from_run, to_run=to_run)
         if request.GET.get("format") == "csv":
@@ -219,6 +221,7 @@ def referral_view(request):
             start, end = form.cleaned_data["start"], form.cleaned_data["end"]
         else:
             start, end = reports.referral_period()
+            form = ReferralForm(initial={"start": start, "end": end})
         report = reports.referral_report(start=start, end=end)
         if request.GET.get("format") == "csv":
             return _csv(reports.referral_csv_rows(report), f"referrals-{start}-{end}.csv")
