@@ -14,11 +14,15 @@ from workspace import activity
 
 
 def _segment_names(segment_ids) -> dict:
-    """segment id → (name in the page's language, colour); None is "no segment"."""
+    """segment id → (name in the page's language, colour); None is "no segment". One query
+    whatever the ids (none too: the dashboard's query count stays the same on any data); the
+    segments of the schemes involved are few."""
     names = {None: (_("(no segment)"), "#9e9e9e")}
-    ids = [segment_id for segment_id in segment_ids if segment_id is not None]
-    for segment in Segment.objects.filter(pk__in=ids).order_by("ordering", "pk"):
-        names[segment.pk] = (local_name(segment.name_zh, segment.name_en, segment.slug), segment.colour)
+    ids = {segment_id for segment_id in segment_ids if segment_id is not None}
+    schemes = Segment.objects.filter(pk__in=ids or [0]).values("scheme_id")
+    for segment in Segment.objects.filter(scheme_id__in=schemes).order_by("ordering", "pk"):
+        if segment.pk in ids:
+            names[segment.pk] = (local_name(segment.name_zh, segment.name_en, segment.slug), segment.colour)
     return names
 
 
