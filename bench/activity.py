@@ -11,6 +11,11 @@ days, weekly over 12 weeks, retention of 30 days' cohorts), the nightly rollup
 (``workspace.activity_rollup``; a 90-day backfill once, then the nightly 2 days), the report read
 from the rollup (what the pages and the dashboard do) and the referral report,
 ``--rounds`` times each after a warm-up, and prints the medians. ``--skip-build`` reuses the data.
+
+Measured (2026-12-06, 2 shared cores, PostgreSQL 15, defaults; interactions and orders laid out in
+time order as they arrive): live DAU of 30 days 4.2 s, live WAU of 12 weeks 11.8 s, live retention
+of 30 days' cohorts 6.6 s; the rollup's 90-day backfill 34 s, the nightly 2-day rollup 4.4 s, the
+report read from the rollup 0.2 s (most of it today's live DAU); the referral report 3 ms.
 """
 
 from __future__ import annotations
@@ -80,6 +85,11 @@ def build(members: int, orders: int, interactions: int) -> None:
             """,
             [run.pk, *(segment.pk for segment in segments)],
         )
+        # Rows arrive in time order in production (BRIN on occurred_at relies on it): lay them out so.
+        cursor.execute("CREATE INDEX bench_occurred ON members_interaction (occurred_at)")
+        cursor.execute("CLUSTER members_interaction USING bench_occurred")
+        cursor.execute("DROP INDEX bench_occurred")
+        cursor.execute("CLUSTER members_order USING order_paid_at")
         cursor.execute("ANALYZE")
 
 
