@@ -38,7 +38,7 @@ def stats(count: int, frequency: str, monetary: str) -> dict:
     return {"count": count, "avg_frequency": frequency, "avg_monetary": monetary}
 
 
-def test_growth_of_a_segment_from_10_to_15_members_is_fifty_percent(operator_client):
+def test_growth_of_a_segment_from_10_to_15_members_is_fifty_percent(operator_client, django_assert_max_num_queries):
     scheme = SchemeFactory()
     SegmentFactory(scheme=scheme, slug="loyal", name_zh="重要价值客户", name_en="Loyal")
     now = timezone.now()
@@ -48,7 +48,8 @@ def test_growth_of_a_segment_from_10_to_15_members_is_fifty_percent(operator_cli
     b = RfmRunFactory(
         scheme=scheme, started_at=now, is_current=True, segment_stats={"loyal": stats(15, "2.40", "420.50")}
     )
-    body = operator_client.get(GROWTH).json()
+    with django_assert_max_num_queries(8):  # session and user, the two runs, the segments
+        body = operator_client.get(GROWTH).json()
     assert (body["from_run"]["id"], body["to_run"]["id"]) == (a.pk, b.pk)
     loyal = next(row for row in body["segments"] if row["slug"] == "loyal")
     assert (loyal["size_growth"], loyal["spend_b"], loyal["new"]) == ("0.5000", "6307.50", False)
@@ -85,12 +86,13 @@ def test_activity_counts_a_check_in_and_its_queries_do_not_grow(operator_client)
     assert operator_client.get(ACTIVITY, {"days": 3}).status_code == 400
 
 
-def test_referrals_by_the_referrers_segment(operator_client):
+def test_referrals_by_the_referrers_segment(operator_client, django_assert_max_num_queries):
     run = RfmRunFactory(is_current=True)
     referrer = MemberRfmFactory(run=run).member
     referee = ReferralFactory(referrer=referrer, referee=MemberFactory(registered_at=timezone.now())).referee
     OrderFactory(member=referee, amount=Decimal("66.00"))
-    body = operator_client.get(REFERRALS).json()
+    with django_assert_max_num_queries(8):  # session and user, the figures, the current run's segments
+        body = operator_client.get(REFERRALS).json()
     row = next(item for item in body["segments"] if item["slug"] == referrer.rfm.segment.slug)
     assert (row["referred"], row["buyers"], row["first_order_value"]) == (1, 1, "66.00")
     today = timezone.localdate()
