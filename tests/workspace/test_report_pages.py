@@ -77,6 +77,7 @@ def test_the_dashboard_shows_a_member_who_only_checked_in_today_as_active(client
     assert 'id="dashboard-activity"' in html and "活跃与留存" in html
     assert "次日留存" in html
     assert reverse(ACTIVITY) in html
+    assert "rollup_activity --days 90" in html  # no rollup yet: the card says how to fill the history
 
 
 def test_the_activity_report_in_chinese_and_its_csv(client, make_user):

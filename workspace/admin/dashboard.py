@@ -411,6 +411,7 @@ def _activity_card(run: RfmRun | None) -> dict:
         "daily_chart": line(daily, _("Daily active"), "#dc2626"),
         "weekly_chart": line(weekly, _("Weekly active"), "#2563eb"),
         "url": _url("admin:workspace_report_activity"),
+        "rolled_up": report["rolled_up_at"] is not None,
     }
 
 
