@@ -61,6 +61,16 @@ SCHEDULES = (
         ),
     ),
     Schedule(
+        N_(N_("Roll up activity and retention")),
+        "workspace.tasks.activity_rollup_task",
+        "15",
+        "3",
+        N_(
+            "Nightly, set-based: daily and weekly active members and the retention of new members for the "
+            "days that ended, per segment, for the reports and the dashboard."
+        ),
+    ),
+    Schedule(
         N_(N_("Drain live RFM refreshes")),
         "segmentation.tasks.segment_live_refresh_task",
         "*/10",

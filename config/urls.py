@@ -21,6 +21,7 @@ urlpatterns = [
     path("t/<str:token>", tracked_link_follow, name="tracked-link"),  # links in messages to members
     path("api/v1/", include("members.urls")),
     path("api/v1/", include("campaigns.urls")),
+    path("api/v1/", include("workspace.urls")),
     # public unless HUIYUAN_API_DOCS_PUBLIC is off (production's default): then staff only
     path("api/schema/", staff_only_unless_public(SpectacularAPIView.as_view()), name="schema"),
     path("api/docs/", staff_only_unless_public(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),

@@ -919,3 +919,29 @@ class MemberTagFactory(factory.django.DjangoModelFactory):
 
     member = factory.SubFactory(MemberFactory)
     name = factory.Sequence(lambda n: f"标签{n}")
+
+
+# --- workspace: the activity rollup -----------------------------------------------------------
+
+
+class ActivityRollupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "workspace.ActivityRollup"
+
+    period = "day"
+    start = factory.LazyFunction(lambda: timezone.localdate() - dt.timedelta(days=1))
+    active = 3
+    computed_at = factory.LazyFunction(timezone.now)
+
+
+class RetentionRollupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "workspace.RetentionRollup"
+
+    day = factory.LazyFunction(lambda: timezone.localdate() - dt.timedelta(days=2))
+    new_members = 4
+    retained_1 = 2
+    retained_7 = 3
+    retained_30 = 3
+    observed_until = factory.LazyFunction(lambda: timezone.localdate() - dt.timedelta(days=1))
+    computed_at = factory.LazyFunction(timezone.now)

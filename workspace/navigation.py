@@ -2,7 +2,7 @@
 
 ``sidebar(request)`` (``UNFOLD["SIDEBAR"]["navigation"]``) lists, in each group, the models the
 user may view, linking to their lists, plus the pages that are not a model's list (the dashboard,
-the migration matrix). A group the user can see nothing of is left out. The technical tables
+the migration matrix, the reports). A group the user can see nothing of is left out. The technical tables
 (tokens, idempotency records, the outbox, the raw schedules) are for superusers only: their admins
 refuse everyone else (``members.admin.base.SuperuserOnlyMixin``), so they are not listed either.
 """
@@ -27,13 +27,21 @@ class Page:
     url_name: str
     title: str
     icon: str
-    permission: str  # "app_label.codename"
+    permission: str | tuple[str, ...]  # "app_label.codename", or several that are all needed
 
+
+# The reports of ``workspace.admin.reports`` read every store's figures, as the dashboard does.
+REPORT_PERMISSIONS = ("members.view_all_stores", "segmentation.view_rfmrun")
 
 GROUPS = (
     (
         _("Overview"),
-        (Page("admin:index", _("Dashboard"), "dashboard", ""),),
+        (
+            Page("admin:index", _("Dashboard"), "dashboard", ""),
+            Page("admin:workspace_report_activity", _("Activity and retention"), "monitoring", REPORT_PERMISSIONS),
+            Page("admin:workspace_report_growth", _("Segment growth"), "trending_up", REPORT_PERMISSIONS),
+            Page("admin:workspace_report_referrals", _("Referrals by segment"), "group_add", REPORT_PERMISSIONS),
+        ),
     ),
     (
         _("Members"),
@@ -140,7 +148,8 @@ def _entry_item(entry: Entry, request, registry) -> dict | None:
 
 
 def _page_item(page: Page, request) -> dict | None:
-    if page.permission and not request.user.has_perm(page.permission):
+    needed = (page.permission,) if isinstance(page.permission, str) else page.permission
+    if page.permission and not request.user.has_perms(needed):
         return None
     return {"title": page.title, "icon": page.icon, "link": reverse(page.url_name)}
 

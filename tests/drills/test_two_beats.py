@@ -65,6 +65,10 @@ JOBS = {  # in this order: the reaper first, as the recompute reaps too
     "campaigns.tasks.triggers_sweep_task": triggers_sweep_task,
 }
 NOT_DRILLED_HERE = {  # and why
+    "workspace.tasks.activity_rollup_task": (
+        "one transaction under an advisory lock deletes and rewrites the same rows "
+        "(tests/workspace/test_activity_metrics.py)"
+    ),
     "segmentation.tasks.segment_live_refresh_task": "a Redis-backed drain, with its own concurrency tests",
     "segmentation.clv_tasks.clv_fit_task": "a PyMC fit, too slow for the suite (a session advisory lock guards it)",
     "segmentation.tasks.product_preferences_task": (

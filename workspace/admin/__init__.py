@@ -10,17 +10,18 @@ by unfold through ``UNFOLD["DASHBOARD_CALLBACK"]``).
 
 from django.contrib import admin
 
-from workspace.admin import dashboard, followups, members, staff, system, tag_rules  # noqa: F401
+from workspace.admin import dashboard, followups, members, reports, staff, system, tag_rules  # noqa: F401
 
 admin.site.index_template = "admin/workspace/index.html"
 
-# The dashboard's recompute button and its status box (``workspace.admin.dashboard``), beside any
+# The dashboard's recompute button and its status box (``workspace.admin.dashboard``) and the
+# operators' reports (``workspace.admin.reports``), beside any
 # other page registered on the site itself (unfold's ``extra_urls`` hook).
 _other_urls = getattr(admin.site, "extra_urls", None)
 
 
 def _extra_urls() -> list:
-    return [*dashboard.dashboard_urls(), *(_other_urls() if callable(_other_urls) else [])]
+    return [*dashboard.dashboard_urls(), *reports.report_urls(), *(_other_urls() if callable(_other_urls) else [])]
 
 
 admin.site.extra_urls = _extra_urls

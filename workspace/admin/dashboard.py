@@ -5,7 +5,10 @@
   (``DASHBOARD_PERMISSIONS``). Store staff and managers keep the counter's search and their tasks.
   The figures are ``workspace.dashboard.dashboard_data``; this module turns them into what the
   template shows: formatted cards, Chart.js datasets and, for every number, the address of the
-  filtered member list behind it (the filters are in ``workspace.admin.members``).
+  filtered member list behind it (the filters are in ``workspace.admin.members``). The activity
+  card (DAU/WAU trends and new members' retention) reads ``workspace.activity.dashboard_activity``
+  — the nightly rollup and today's DAU, kept in the cache for ten minutes — and links to the
+  activity report (``workspace.admin.reports``).
 - ``recompute_start_view`` (POST ``/admin/workspace/recompute/``) queues
   ``segment_recompute_task`` and answers with the status box; ``recompute_status_view``
   (GET ``/admin/workspace/recompute/status/?after=<run id>``) is that box, which htmx polls every
@@ -35,7 +38,9 @@ from segmentation.models import RfmRun, Segment
 from segmentation.selectors import ABSENT
 from segmentation.services.recompute import recompute_progress
 from segmentation.tasks import segment_recompute_task
+from workspace import activity
 from workspace import dashboard as figures
+from workspace.admin.activity_figures import activity_context
 
 logger = logging.getLogger(__name__)
 
@@ -366,6 +371,50 @@ def _heatmap(matrix: dict | None) -> dict | None:
     }
 
 
+def _activity_card(run: RfmRun | None) -> dict:
+    """The activity card: DAU over the last 30 days and WAU over the last 12 weeks (all members),
+    and the retention of the new members of the last 30 days (``workspace.activity``)."""
+    report = activity.dashboard_activity(run_id=run.pk if run else None)
+    daily, weekly = report["daily"], report["weekly"]
+
+    def line(buckets, label, colour):
+        return json.dumps(
+            {
+                "labels": [f"{bucket.start:%m-%d}" for bucket in buckets],
+                "datasets": [
+                    {
+                        "label": label,
+                        "data": [bucket.active for bucket in buckets],
+                        "borderColor": colour,
+                        "backgroundColor": colour,
+                        "pointRadius": 2,
+                        "tension": 0,
+                        "cubicInterpolationMode": "default",
+                    }
+                ],
+            },
+            ensure_ascii=False,
+        )
+
+    context = activity_context(report)
+    return {
+        "days": report["days"],
+        "weeks": report["weeks"],
+        "today_active": context["today_active"],
+        "dau_average": context["dau_average"],
+        "wau_last": context["wau_last"],
+        "new": context["total"]["new"],
+        "retention": [
+            {"days": n, "rate": percent(rate) if rate is not None else "—"}
+            for n, rate in zip(activity.RETENTION_DAYS, context["total"]["rates"], strict=True)
+        ],
+        "daily_chart": line(daily, _("Daily active"), "#dc2626"),
+        "weekly_chart": line(weekly, _("Weekly active"), "#2563eb"),
+        "url": _url("admin:workspace_report_activity"),
+        "rolled_up": report["rolled_up_at"] is not None,
+    }
+
+
 def _campaign_rows(campaigns: list[dict]) -> list[dict]:
     rows = []
     for item in campaigns:
@@ -422,6 +471,7 @@ def dashboard_context(request) -> dict:
         "campaigns_url": _url("admin:campaigns_campaign_changelist", query={"status__exact": "running"}),
         "recompute": _status_context(request, after=last.pk if last else 0, polling=False),
         "clv": _clv_context(data["clv"]),
+        "activity": _activity_card(data["run"]),
     }
 
 
