@@ -105,6 +105,9 @@ def counts(conninfo: dict) -> dict[str, int]:
         "favourite categories": "SELECT COUNT(*) FROM segmentation_membercategory",
         "rule tags": "SELECT COUNT(*) FROM members_membertag WHERE rule_id IS NOT NULL",
         "tag rules with members": "SELECT COUNT(*) FROM members_tagrule WHERE member_count > 0",
+        "days of activity rolled up": (
+            "SELECT COUNT(DISTINCT start) FROM workspace_activityrollup WHERE period = 'day' AND active > 0"
+        ),
     }
     with psycopg.connect(**conninfo) as conn:
         return {label: conn.execute(sql).fetchone()[0] for label, sql in queries.items()}
@@ -130,6 +133,7 @@ def test_the_run_commands_setup_creates_a_living_brand_once(empty_database, tmp_
     assert found["members with a tier"] == 1000
     assert found["campaigns ended"] >= 2
     assert found["RFM runs"] >= 2 and found["days between the first and last run"] >= 14
+    assert found["days of activity rolled up"] >= 85  # the dashboard's activity card has its 30 days and more
     # and the ended campaigns' effect reports compare treated members with their control group
     reports = effect_reports(url, tmp_path)
     with_control = [report for report in reports if report["held_out"] and report["treated"]]
