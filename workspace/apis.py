@@ -13,7 +13,6 @@ Amounts and rates travel as decimal strings (rates as fractions: ``0.5000`` is 5
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -21,8 +20,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.response import Response
 
-from campaigns.apis.effect import StaffReportApi, csv_response
-from segmentation.models import RfmRun, Segment
+from campaigns.apis.effect import StaffReportApi, csv_response, succeeded_run_pair
+from segmentation.models import Segment
 from workspace import activity, reports
 from workspace.admin.reports import MAX_REFERRAL_DAYS, activity_csv_rows
 
@@ -211,13 +210,7 @@ class SegmentGrowthApi(OperatorReportApi):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         if "from_run" in data:
-            runs = RfmRun.objects.filter(status=RfmRun.Status.SUCCEEDED)
-            from_run = get_object_or_404(runs, pk=data["from_run"])
-            to_run = get_object_or_404(runs, pk=data["to_run"])
-            if to_run.as_of < from_run.as_of:
-                raise serializers.ValidationError(
-                    {"to_run": [_("Choose a run as of the same day as the first, or later.")]}
-                )
+            from_run, to_run = succeeded_run_pair(from_run_id=data["from_run"], to_run_id=data["to_run"])
         else:
             from_run, to_run = reports.default_runs()
             if from_run is None:

@@ -58,6 +58,16 @@ def csv_response(rows: list[list], filename: str) -> Response:
     return Response(rows, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+def succeeded_run_pair(*, from_run_id: int, to_run_id: int) -> tuple[RfmRun, RfmRun]:
+    """The two successful runs a report compares (404 when one is not), the second not older (400)."""
+    runs = RfmRun.objects.filter(status=RfmRun.Status.SUCCEEDED)
+    from_run = get_object_or_404(runs, pk=from_run_id)
+    to_run = get_object_or_404(runs, pk=to_run_id)
+    if to_run.as_of < from_run.as_of:
+        raise serializers.ValidationError({"to_run": [_("Choose a run as of the same day as the first, or later.")]})
+    return from_run, to_run
+
+
 def _money(**kwargs):
     return serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True, **kwargs)
 
@@ -228,13 +238,7 @@ class SegmentReportApi(StaffReportApi):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        runs = RfmRun.objects.filter(status=RfmRun.Status.SUCCEEDED)
-        from_run = get_object_or_404(runs, pk=data["from_run"])
-        to_run = get_object_or_404(runs, pk=data["to_run"])
-        if to_run.as_of < from_run.as_of:
-            raise serializers.ValidationError(
-                {"to_run": [_("Choose a run as of the same day as the first, or later.")]}
-            )
+        from_run, to_run = succeeded_run_pair(from_run_id=data["from_run"], to_run_id=data["to_run"])
         report = segment_report(from_run=from_run, to_run=to_run, lapsed_days=data.get("lapsed_days"))
         if request.accepted_renderer.format == "csv":
             return csv_response(segment_report_csv_rows(report), f"segments-{from_run.pk}-{to_run.pk}.csv")
