@@ -348,7 +348,7 @@ TRIGGERS = {
         "birthday_days_before": 3,
         "coupon_template": "playbook-birthday-30",
         "message_template": "birthday_greeting",
-        "cap": (1, 365),
+        "cap": (1, 300),  # once a year comes from the cause; a year's cap would refuse next year's earlier sweep
     },
 }
 

@@ -341,7 +341,7 @@ class SegmentRule(TimeStampedModel):
         max_length=TAG_NAME_MAX_LENGTH,
         blank=True,
         validators=[RegexValidator(r"^[^,，;；|]*$", _("A tag cannot hold , ; or |."))],
-        help_text=_("Only members who carry this tag (added by staff). Empty: any member."),
+        help_text=_("Only members who carry this tag (added by staff or by a tag rule). Empty: any member."),
     )
 
     class Meta:

@@ -119,7 +119,9 @@ def _quoted(text: str) -> str:
     if "\x00" in text:
         raise ValueError("a tag cannot hold NUL")
     escaped = str(text).replace("\\", "\\\\").replace("'", "''")
-    return f"E'{escaped}'"
+    # the statements run with parameters, where a bare % would be read as a placeholder
+    escaped = escaped.replace("%", "' || chr(37) || '")
+    return f"(E'{escaped}')"
 
 
 def rule_holds(rule: Mapping, values: Mapping, *, high_level: Levels) -> bool:

@@ -7,7 +7,8 @@ scope and the search apply as well. The class keeps its name, so that the export
 (``memberresource_mobile``…) stay what scripts and tests post.
 
 The export adds the member's ``tags`` (staff's and the rules', joined by ``|`` as the product
-import reads tags), read with the rows in one query (a correlated array per member).
+import reads tags), read with the rows in one query (a correlated array per member); without
+personal data, the birthday-month rule's tag is left out too.
 """
 
 from django.contrib.postgres.expressions import ArraySubquery
@@ -16,7 +17,7 @@ from import_export import fields
 
 from members import resources
 from members.mobile import mask_mobile
-from members.models import MemberTag
+from members.models import MemberTag, TagRule
 from members.resources import MEMBER_COLUMNS, TagsWidget
 from members.selectors import mobile_shown
 from workspace.selectors import PERSONAL_DATA_PERMISSION
@@ -50,5 +51,8 @@ class MemberResource(resources.MemberResource):
         return super().export_field(field, instance, **kwargs)
 
     def filter_export(self, queryset, **kwargs):
-        names = MemberTag.objects.filter(member_id=OuterRef("pk")).order_by("name").values("name")
+        names = MemberTag.objects.filter(member_id=OuterRef("pk"))
+        if not self.personal_data:  # 生日月 tells the birth month the birthday column leaves blank
+            names = names.exclude(rule__kind=TagRule.Kind.BIRTHDAY_MONTH)
+        names = names.order_by("name").values("name")
         return super().filter_export(queryset, **kwargs).annotate(tag_names=ArraySubquery(names))

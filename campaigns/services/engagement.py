@@ -95,7 +95,11 @@ def _is_tracked(url: str) -> bool:
 
 def payload_with_tracked_links(payload: Any, *, message_id: int) -> Any:
     """``payload`` with every web address in its texts (at any depth) replaced by a tracked link of
-    message ``message_id``. Mini-program pages (``pages/...``) are not web addresses and stay."""
+    message ``message_id``. Mini-program pages (``pages/...``) are not web addresses and stay.
+    Without ``HUIYUAN_TRACKED_LINK_BASE`` the payload goes out as it is: a bare path would be a dead
+    link in an SMS, so clicks are then not tracked (opens reported by the mini-program still are)."""
+    if not str(getattr(settings, "HUIYUAN_TRACKED_LINK_BASE", "") or "").strip():
+        return payload
 
     def rewrite(value: Any) -> Any:
         if isinstance(value, str):

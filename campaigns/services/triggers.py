@@ -35,8 +35,11 @@ Evaluation:
   the broker) and the subscriber queues a task with that countdown; the sweep fires pending firings
   that are due, so a lost task only delays them.
 - *birthday* — the member's next birthday (29 February: 28 February in other years) is at most
-  ``birthday_days_before`` days away in the brand's local date; the cause is that birthday's year,
-  so a sweep that missed a day still greets before the day, and once a year.
+  ``birthday_days_before`` days away in the brand's local date, from ``HUIYUAN_TRIGGER_BIRTHDAY_HOUR``
+  (10:00) on; the cause is that birthday's year, so a sweep that missed a day still greets before
+  the day, and once a year.
+- A firing that came due while its trigger was switched off (an after-order firing pending over
+  the pause) is skipped when the trigger is switched on again (``activated_at``).
 - *inactivity*, *pattern* and *birthday* — ``triggers_due`` selects candidates set-based (one query per chunk
   of member ids) and yields them in chunks of ``SWEEP_CHUNK``, which ``triggers_sweep_task`` fires
   in Celery tasks. It holds an advisory lock (``members.advisory_locks``, namespace
@@ -110,6 +113,11 @@ def any_after_order_trigger() -> bool:
     return bool(_active_index()["after_order"])
 
 
+def birthday_hour() -> int:
+    """The local hour from which the day's birthday greetings go out (``HUIYUAN_TRIGGER_BIRTHDAY_HOUR``)."""
+    return int(getattr(settings, "HUIYUAN_TRIGGER_BIRTHDAY_HOUR", 10))
+
+
 def catchup() -> dt.timedelta:
     return dt.timedelta(days=int(getattr(settings, "HUIYUAN_TRIGGER_CATCHUP_DAYS", 7)))
 
@@ -159,7 +167,7 @@ def trigger_fire(*, trigger: Trigger, member_id: int, cause_key: str, now: dt.da
         if firing.status != Status.PENDING or (firing.due_at is not None and firing.due_at > now):
             return firing
         trigger = Trigger.objects.select_related("coupon_template", "campaign").get(pk=trigger.pk)
-        reason = _skip_reason(trigger, member=member, cause_key=cause_key, now=now)
+        reason = _skip_reason(trigger, member=member, cause_key=cause_key, now=now, due_at=firing.due_at)
         if reason:
             firing.status, firing.skip_reason = Status.SKIPPED, reason
             firing.save(update_fields=["status", "skip_reason", "updated_at"])
@@ -170,9 +178,13 @@ def trigger_fire(*, trigger: Trigger, member_id: int, cause_key: str, now: dt.da
     return firing
 
 
-def _skip_reason(trigger: Trigger, *, member: Member, cause_key: str, now: dt.datetime) -> str:
+def _skip_reason(
+    trigger: Trigger, *, member: Member, cause_key: str, now: dt.datetime, due_at: dt.datetime | None = None
+) -> str:
     if not trigger.is_active:
         return "trigger inactive"
+    if trigger.activated_at and due_at is not None and due_at < trigger.activated_at:
+        return "came due while switched off"  # "3 days after your order", months late, would be odd
     if trigger.kind == Kind.ENTERED_SEGMENT:
         current = MemberRfm.objects.filter(member_id=member.pk).values_list("segment_id", flat=True).first()
         if current != trigger.segment_id:
@@ -425,6 +437,8 @@ def birthday_candidates(trigger: Trigger, *, now: dt.datetime, after: int = 0, l
     """``(member_id, cause_key)`` of active members whose next birthday (today included, in the
     brand's local date) is at most ``birthday_days_before`` days away and who were not greeted for
     it yet (and are in the trigger's segment, when set). One query, member-id order."""
+    if timezone.localtime(now).hour < birthday_hour():
+        return []  # greetings go out in the day, not from the first sweep after midnight
     today = timezone.localdate(now)
     this_year, next_year = _birthday_in("%(year)s::int"), _birthday_in("(%(year)s::int + 1)")
     segment_join = (

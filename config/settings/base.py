@@ -382,6 +382,8 @@ HUIYUAN_SMS_TEMPLATES = env.json("HUIYUAN_SMS_TEMPLATES", default={})
 # (/t/<token>), which only work inside the mini-program's web view (campaigns.services.engagement).
 HUIYUAN_TRACKED_LINK_BASE = env.str("HUIYUAN_TRACKED_LINK_BASE", default="")
 HUIYUAN_TRIGGER_CATCHUP_DAYS = env.int("HUIYUAN_TRIGGER_CATCHUP_DAYS", default=7)
+# Birthday triggers act from this local hour on (not from the first sweep after midnight).
+HUIYUAN_TRIGGER_BIRTHDAY_HOUR = env.int("HUIYUAN_TRIGGER_BIRTHDAY_HOUR", default=10)
 # The nightly CLV run's horizon (days of expected spend added up) and annual discount rate; also the
 # admin's "fit now" defaults.
 HUIYUAN_CLV_HORIZON_DAYS = env.int("HUIYUAN_CLV_HORIZON_DAYS", default=365)

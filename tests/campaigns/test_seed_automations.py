@@ -39,7 +39,7 @@ def switch_on(trigger: Trigger) -> Trigger:
     return trigger
 
 
-def at_local(year, month, day, hour=9) -> dt.datetime:
+def at_local(year, month, day, hour=11) -> dt.datetime:
     return dt.datetime(year, month, day, hour, tzinfo=LOCAL)
 
 
@@ -128,8 +128,10 @@ def test_a_loyal_member_is_greeted_three_days_before_the_birthday_once_a_year(pl
 
     sweep(at_local(2026, 6, 11))  # four days before: not yet
     assert not Coupon.objects.exists()
-    sweep(at_local(2026, 6, 12))  # three days before
-    sweep(at_local(2026, 6, 12, 15))  # the next hourly sweep
+    sweep(at_local(2026, 6, 12, 0))  # three days before, but just after midnight: not yet
+    assert not Coupon.objects.exists()
+    sweep(at_local(2026, 6, 12, 15))  # three days before, in the afternoon
+    sweep(at_local(2026, 6, 12, 16))  # the next hourly sweep
     sweep(at_local(2026, 6, 15))  # and on the day
     coupon = Coupon.objects.get()
     assert (coupon.member_id, coupon.template.slug) == (loyal.pk, "playbook-birthday-30")
@@ -141,7 +143,7 @@ def test_a_loyal_member_is_greeted_three_days_before_the_birthday_once_a_year(pl
     )
     assert TriggerFiring.objects.get().cause_key == f"birthday:2026:{loyal.pk}"
 
-    sweep(at_local(2027, 6, 12))  # a year later: greeted again
+    sweep(at_local(2027, 6, 12, hour=10))  # a year later, at an earlier hour: greeted again
     assert Coupon.objects.filter(member=loyal).count() == 2
 
 
@@ -179,3 +181,23 @@ def test_a_blocked_member_is_not_greeted(playbook):
     trigger.refresh_from_db()
     MemberFactory(birthday=dt.date(1990, 5, 5), is_active=False)
     assert birthday_candidates(trigger, now=at_local(2026, 5, 4)) == []
+
+
+@pytest.mark.django_db
+def test_switching_a_trigger_back_on_skips_what_came_due_while_it_was_off(playbook, place):
+    from campaigns.services.triggers import trigger_set_active, triggers_schedule_for_order
+
+    trigger = switch_on(playbook["Champions: related products 3 days after an order"])
+    trigger_set_active(trigger_ids=[trigger.pk], active=True)
+    member = MemberFactory()
+    place(member, "champions")
+    order = OrderFactory(member=member, paid_at=timezone.now() - dt.timedelta(days=1))
+    [firing] = triggers_schedule_for_order(order_id=order.pk)
+    assert firing.status == TriggerFiring.Status.PENDING
+    trigger_set_active(trigger_ids=[trigger.pk], active=False)  # off over the due day
+    trigger_set_active(trigger_ids=[trigger.pk], active=True)  # on again, later
+    Trigger.objects.filter(pk=trigger.pk).update(activated_at=timezone.now() + dt.timedelta(days=5))
+    sweep(timezone.now() + dt.timedelta(days=6))
+    firing.refresh_from_db()
+    assert (firing.status, firing.skip_reason) == (TriggerFiring.Status.SKIPPED, "came due while switched off")
+    assert not OutboxMessage.objects.exists()

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
 from audit.models import AuditedMemberTag
 from campaigns.services.campaigns import campaign_estimate
@@ -291,3 +291,22 @@ def test_a_new_installation_ships_four_rules_switched_off():
         "偏好·": (Kind.FAVOURITE_CATEGORY, False),
     }
     assert rule_tags_recompute(now=NOW).rules == 0
+
+
+@pytest.mark.django_db
+def test_an_analyst_export_leaves_out_the_birthday_month_tag(client):
+    stores = two_stores()
+    TagRuleFactory(name="生日月", kind=Kind.BIRTHDAY_MONTH, average_at_least=None)
+    member = stores.our_member
+    member.birthday = timezone.localdate().replace(year=1990, day=1)
+    member.save(update_fields=["birthday"])
+    rule_tags_recompute()
+    member_tag_add(member=member, name="企业客户")
+    data = {"format": "0", "resource": "0"} | {f"memberresource_{name}": "on" for name in EXPORT_COLUMNS}
+    shown = {}
+    for role in ("operator", "analyst"):
+        client.force_login(role_user(role, username=role))
+        response = client.post(reverse("admin:members_member_export"), data)
+        rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+        shown[role] = "+".join(row["tags"] for row in rows if row["tags"])
+    assert shown == {"operator": "企业客户|生日月", "analyst": "企业客户"}

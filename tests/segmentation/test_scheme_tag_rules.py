@@ -81,3 +81,15 @@ def test_a_tag_with_quotes_and_backslashes_is_a_literal_not_sql(default_scheme):
     assert slug(plain) == "promising"
     assert MemberTag._meta.db_table == TAG_TABLE
     assert "E'O''Brien\\\\'' OR 1=1 --'" in rule_sql({"kind": "everyone_else", "tag": name}, high_level=1)
+
+
+def test_a_tag_with_a_percent_sign_or_a_quote_works_in_the_recompute(default_scheme):
+    # a % would be read as a placeholder by the driver, a quote would end the literal
+    segment = Segment.objects.create(scheme=default_scheme, slug="discount", name_zh="九折客", name_en="Discount")
+    SegmentRule.objects.create(scheme=default_scheme, segment=segment, priority=1, kind="cell", tag="9折%'s")
+    tagged, plain = member(), member()
+    for who in (tagged, plain):
+        order(who, days_ago=3, amount="800.00")
+    MemberTag.objects.create(member=tagged, name="9折%'s")
+    segment_recompute(as_of=AS_OF)
+    assert (slug(tagged), slug(plain)) == ("discount", "big_spenders")

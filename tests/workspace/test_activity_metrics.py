@@ -222,3 +222,19 @@ def test_the_rollup_counts_a_member_who_came_back_the_next_day():
     cohort = next(c for c in report["retention"]["days"] if c.key == day(3))
     assert (cohort.new, cohort.retained[1], cohort.rate(1)) == (1, 1, Decimal("1.0000"))
     assert next(b for b in report["daily"] if b.start == day(2)).active == 1
+
+
+def test_the_nightly_task_catches_up_on_nights_it_missed():
+    from workspace.tasks import activity_rollup_task
+
+    today = timezone.localdate()
+    member = MemberFactory(registered_at=at(today - dt.timedelta(days=10), 9))
+    for back in (2, 3, 4, 5):  # active on the four days the scheduler was down
+        InteractionFactory(member=member, occurred_at=at(today - dt.timedelta(days=back), 12), kind=3)
+    activity_rollup(days=2, today=today - dt.timedelta(days=4))  # the last night it ran
+    counts = activity_rollup_task()
+    assert counts["days"] == 4  # not just the default two
+    active_days = set(
+        ActivityRollup.objects.filter(period=ActivityRollup.Period.DAY, active__gt=0).values_list("start", flat=True)
+    )
+    assert {today - dt.timedelta(days=back) for back in (2, 3, 4, 5)} <= active_days
