@@ -20,7 +20,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.response import Response
 
-from campaigns.apis.effect import StaffReportApi, csv_response, succeeded_run_pair
+from campaigns.apis.effect import RunRefSerializer, StaffReportApi, csv_response, succeeded_run_pair
 from segmentation.models import Segment
 from workspace import activity, reports
 from workspace.admin.reports import MAX_REFERRAL_DAYS, activity_csv_rows
@@ -150,11 +150,6 @@ class ActivityReportApi(OperatorReportApi):
 
 
 # --- growth -----------------------------------------------------------------------------------
-
-
-class RunRefSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    as_of = serializers.DateField()
 
 
 class SegmentGrowthSerializer(serializers.Serializer):
