@@ -454,3 +454,41 @@ def test_a_mixed_spend_refunded_after_the_top_up_refund_gives_back_only_its_othe
     with pytest.raises(ValidationError):
         wallet_refund_spend(spend_entry=spent, idempotency_key="again")
     assert_ledgers_hold()
+
+
+@pytest.mark.django_db
+def test_uses_recorded_before_the_restriction_was_kept_get_the_one_they_were_granted(sleeping, seed_offers, products):
+    from importlib import import_module
+
+    from django.db import connection
+
+    from campaigns.models import OfferTopUp
+    from campaigns.services.offers import offer_top_up
+
+    migration = import_module("campaigns.migrations.0019_offertopup_restriction")
+    offer = seed_offers[SLEEPING]
+    TopUpOffer.objects.filter(pk=offer.pk).update(per_member_limit=3)
+    # given: a use topped up under 唤醒商品, one of the offer while it had no restriction, one still waiting
+    offer_top_up(member=sleeping, offer=offer, amount_paid="300.00", idempotency_key="tagged")
+    TopUpOffer.objects.filter(pk=offer.pk).update(product_tags="")
+    offer_top_up(member=sleeping, offer=offer, amount_paid="300.00", idempotency_key="plain")
+    OfferTopUp.objects.create(
+        offer=offer, member=sleeping, sequence=3, amount_paid=D("300.00"), bonus=D("50.00"), idempotency_key="w"
+    )
+    # and the offer is now for 果茶; none of the uses held a restriction (as before the migration)
+    TopUpOffer.objects.filter(pk=offer.pk).update(product_categories="果茶")
+    OfferTopUp.objects.update(product_tags="", product_categories="")
+    # when: the migration's backfill runs
+    with connection.cursor() as cursor:
+        cursor.execute(migration.FROM_THE_BONUS)
+        cursor.execute(migration.FROM_THE_OFFER)
+    # then: each use holds what it granted (or, still waiting, what the offer gives now)
+    held = dict(OfferTopUp.objects.values_list("idempotency_key", "product_tags"))
+    categories = dict(OfferTopUp.objects.values_list("idempotency_key", "product_categories"))
+    assert (held, categories) == (
+        {"tagged": "唤醒商品", "plain": "", "w": ""},
+        {"tagged": "", "plain": "", "w": "果茶"},
+    )
+    # and a retry of the recorded ones replays them
+    again = offer_top_up(member=sleeping, offer=offer, amount_paid="300.00", idempotency_key="tagged")
+    assert restricted_to(again.pk) == (["唤醒商品"], [])
