@@ -18,7 +18,8 @@ bonus share is ``amount × B / (P + B)`` rounded *down* to the cent and the prin
 If one part cannot cover its share, the other pays the remainder. The rule is applied to:
 
 - a spend, with P and B the wallet's balances just before the spend;
-- a spend refund, with P and B what that spend took and has not yet been refunded — so a refund goes
+- a spend refund, with P and B what that spend took and has not yet been refunded (less what it took
+  from a restricted bonus whose top-up was refunded since: see below) — so a refund goes
   back to the parts the spend came from, partial refunds in proportion to them, and refunds of a
   spend never exceed it, in total or per part.
 

@@ -253,6 +253,22 @@ def test_the_mini_programs_top_up_intent_carries_the_offers_restriction(sleeping
     assert (intent.bonus, intent.restriction) == (D("50.00"), WAKE_UP)
 
 
+@pytest.mark.django_db
+def test_a_mini_program_top_up_paid_after_the_offer_was_edited_keeps_the_intents_restriction(sleeping, seed_offers):
+    from members.services.top_ups import top_up_intent_confirm
+
+    offer = seed_offers[SLEEPING]
+    intent = offer_top_up_intent_create(member=sleeping, amount="300.00", offer_id=offer.pk)
+    # when: the operator moves the offer to 果茶 before WeChat Pay's callback, which then comes twice
+    TopUpOffer.objects.filter(pk=offer.pk).update(product_tags="", product_categories="果茶")
+    paid = top_up_intent_confirm(out_trade_no=intent.out_trade_no, transaction_id="wx-1", amount_cents=30000)
+    again = top_up_intent_confirm(out_trade_no=intent.out_trade_no, transaction_id="wx-1", amount_cents=30000)
+    # then: credited once, the bonus for 唤醒商品 as shown to the member
+    assert paid.wallet_entry_id == again.wallet_entry_id
+    assert restricted_to(paid.wallet_entry_id) == (["唤醒商品"], [])
+    assert wallet_of(sleeping) == (D("300.00"), D("50.00"), D("50.00"))
+
+
 # --- coupons -----------------------------------------------------------------------------------------------
 
 
