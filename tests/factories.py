@@ -664,6 +664,8 @@ class OfferTopUpFactory(factory.django.DjangoModelFactory):
     sequence = 1
     amount_paid = factory.SelfAttribute("offer.min_amount")
     bonus = factory.SelfAttribute("offer.bonus_amount")
+    product_tags = factory.SelfAttribute("offer.product_tags")
+    product_categories = factory.SelfAttribute("offer.product_categories")
     idempotency_key = factory.Sequence(lambda n: f"offer-top-up-{n}")
 
 

@@ -5,7 +5,9 @@
   with one of ``product_tags`` or in one of ``product_categories``), for members of
   the chosen segments (none chosen: everyone), in a window, a limited number of times per member.
 - ``OfferTopUp`` — one use of an offer: the wallet top-up it made. ``(offer, member, sequence)`` is
-  unique with ``sequence ≤ per_member_limit``, so the limit holds under concurrency.
+  unique with ``sequence ≤ per_member_limit``, so the limit holds under concurrency. Like its
+  ``bonus``, the use keeps the offer's product restriction as it was when the use was claimed: the
+  top-up (and any retry of it) grants exactly that, whatever the operator changes on the offer later.
 - ``ReferralRewardRule`` — what a completed referral gives both sides, by the referrer's segment
   (no segment: the default rule); at most one active rule per segment and one active default.
 
@@ -103,8 +105,11 @@ class TopUpOffer(LocalTexts, ProductRestricted, TimeStampedModel):
         return local_name(self.restriction_note, self.restriction_note_en)
 
 
-class OfferTopUp(TimeStampedModel):
-    """One use of a top-up offer by a member. ``wallet_entry`` is empty only until the top-up is recorded."""
+class OfferTopUp(ProductRestricted, TimeStampedModel):
+    """One use of a top-up offer by a member. ``wallet_entry`` is empty only until the top-up is recorded.
+
+    ``bonus`` and the restriction (``product_tags``, ``product_categories``) are the offer's when the
+    use was claimed: what the top-up grants, also when it is retried after the offer was edited."""
 
     offer = models.ForeignKey(TopUpOffer, verbose_name=_("offer"), on_delete=models.PROTECT, related_name="uses")
     member = models.ForeignKey(Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="+")

@@ -21,6 +21,9 @@ durable transaction; key ``offer-top-up:<use id>``; the ceilings of the ``store`
 with the offer's bonus and code, then links the entry and gives the offer's points multiplier.
 Every step is idempotent, so a retry with the same key after a crash between them finishes the job
 and never pays twice; a top-up the wallet refuses (a ceiling, a blocked member) gives the use back.
+The use keeps the bonus and the product restriction of the offer as they were when it was claimed,
+and the top-up grants those: a retry after an operator edited the offer's restriction replays the
+first answer (or finishes the interrupted top-up) with the restriction first promised.
 
 Topping up with an offer from the mini-program (``POST /me/top-ups`` with ``offer``) is
 ``offer_top_up_intent_create``: the offer the member asked for is checked now — they qualify
@@ -283,6 +286,8 @@ def _claim_use(key: str, *, offer: TopUpOffer, member: Member, amount, bonus) ->
                     sequence=used + 1,
                     amount_paid=amount,
                     bonus=bonus,
+                    product_tags=offer.product_tags,
+                    product_categories=offer.product_categories,
                     idempotency_key=key,
                 )
                 use.offer = offer
@@ -310,7 +315,7 @@ def _complete_use(
             reason=reason or _g("Top-up offer %(name)s") % {"name": offer.name},
             reference=(reference or f"offer:{offer.code}")[:100],
             store=store,
-            restriction=offer.restriction,
+            restriction=use.restriction,  # as claimed: a retry grants what the first attempt did
         )
     except IdempotencyConflict:
         # The top-up of this use may already be in the wallet: keep the use, never pay it twice.

@@ -18,7 +18,8 @@ bonus share is ``amount × B / (P + B)`` rounded *down* to the cent and the prin
 If one part cannot cover its share, the other pays the remainder. The rule is applied to:
 
 - a spend, with P and B the wallet's balances just before the spend;
-- a spend refund, with P and B what that spend took and has not yet been refunded — so a refund goes
+- a spend refund, with P and B what that spend took and has not yet been refunded (less what it took
+  from a restricted bonus whose top-up was refunded since: see below) — so a refund goes
   back to the parts the spend came from, partial refunds in proportion to them, and refunds of a
   spend never exceed it, in total or per part.
 
@@ -48,8 +49,10 @@ first, then the oldest; within it, the lines fewest bonuses can pay first), and 
 spend is split between the principal and the **unrestricted** bonus by the proportional rule. A
 spend without lines never touches a restricted bonus. A spend refund gives back to the parts the
 spend came from (its restricted share in proportion to the bonus it took); a top-up refund claws
-back what is left of its own restricted bonus. The lines are part of the request: the same key with
-other lines is a conflict.
+back what is left of its own restricted bonus, and closes it: what spends took from that bonus is no
+longer refundable (a spend refund after the top-up's refund gives back only the spend's other parts,
+so the member never regains bonus of a refunded top-up; a refund asking for more is ``over_refund``).
+The lines are part of the request: the same key with other lines is a conflict.
 """
 
 import hashlib
@@ -62,7 +65,7 @@ from typing import NamedTuple
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.utils.translation import gettext_lazy as _
 
 from members.lock_objects import wallet_lock
@@ -337,7 +340,8 @@ def wallet_refund_spend(
     """Give back (part of) a spend, to the parts it came from.
 
     Name the spend by its entry or by the idempotency key it was made with. ``amount`` defaults to
-    all that is still refundable (the whole spend if nothing was refunded yet).
+    all that is still refundable (the whole spend if nothing was refunded yet). What the spend took
+    from a restricted bonus whose top-up was refunded since is not refundable (see the module's doc).
     """
     spend = _refunded_entry(
         entry=spend_entry, key=spend_idempotency_key, kind=Kind.SPEND, field="spend_entry", label=_("a spend")
@@ -356,24 +360,31 @@ def wallet_refund_spend(
             principal=Sum("principal_delta", default=ZERO), bonus=Sum("bonus_delta", default=ZERO)
         )
         restricted_left = _restricted_left_of(spend)
+        # What the spend took from a restricted bonus whose top-up was refunded since stays gone.
+        forfeited = sum((left for bonus, left in restricted_left.items() if bonus.top_up_refunded), ZERO)
+        restricted_left = {bonus: left for bonus, left in restricted_left.items() if not bonus.top_up_refunded}
         left_principal = -spend.principal_delta - refunded["principal"]
-        left_bonus = -spend.bonus_delta - refunded["bonus"]
+        left_bonus = -spend.bonus_delta - refunded["bonus"] - forfeited
         to_refund = left_principal + left_bonus if amount is None else amount
         if to_refund <= 0 or to_refund > left_principal + left_bonus:
-            raise ValidationError(
-                {
-                    "amount": _(
-                        "Refunds of a spend cannot exceed it: spent %(spent)s, already refunded %(refunded)s, "
-                        "this refund %(amount)s."
-                    )
-                    % {
-                        "spent": -spend.amount,
-                        "refunded": refunded["principal"] + refunded["bonus"],
-                        "amount": to_refund,
-                    }
-                },
-                code="over_refund",
-            )
+            values = {
+                "spent": -spend.amount,
+                "refunded": refunded["principal"] + refunded["bonus"],
+                "amount": to_refund,
+                "forfeited": forfeited,
+            }
+            if forfeited:
+                message = _(
+                    "Refunds of a spend cannot exceed it: spent %(spent)s, already refunded %(refunded)s, "
+                    "this refund %(amount)s; %(forfeited)s of it was paid with the bonus of a top-up refunded "
+                    "since, which does not come back."
+                )
+            else:
+                message = _(
+                    "Refunds of a spend cannot exceed it: spent %(spent)s, already refunded %(refunded)s, "
+                    "this refund %(amount)s."
+                )
+            raise ValidationError({"amount": ValidationError(message % values, code="over_refund")})
         split = split_proportionally(amount=to_refund, principal=left_principal, bonus=left_bonus)
         restricted_total = sum(restricted_left.values(), ZERO)
         # Of the bonus share, the restricted part in proportion to what the spend took and has left.
@@ -535,7 +546,8 @@ def _move_restricted(entry: WalletEntry, move: _Movement) -> None:
 
 
 def _restricted_left_of(spend: WalletEntry) -> dict[RestrictedBonus, Decimal]:
-    """What ``spend`` took from each restricted bonus and its refunds have not given back, oldest bonus first."""
+    """What ``spend`` took from each restricted bonus and its refunds have not given back, oldest bonus first;
+    each bonus annotated with ``top_up_refunded`` (whether the top-up that granted it was refunded)."""
     rows = (
         RestrictedBonusMove.objects.filter(
             Q(entry=spend) | Q(entry__related_entry=spend, entry__kind=Kind.SPEND_REFUND)
@@ -545,7 +557,9 @@ def _restricted_left_of(spend: WalletEntry) -> dict[RestrictedBonus, Decimal]:
         .order_by("bonus_id")
     )
     left = {row["bonus_id"]: -row["net"] for row in rows if row["net"] < 0}
-    return {bonus: left[bonus.pk] for bonus in RestrictedBonus.objects.filter(pk__in=left).order_by("pk")}
+    refunds = WalletEntry.objects.filter(kind=Kind.TOP_UP_REFUND, related_entry_id=OuterRef("top_up_id"))
+    bonuses = RestrictedBonus.objects.filter(pk__in=left).annotate(top_up_refunded=Exists(refunds)).order_by("pk")
+    return {bonus: left[bonus.pk] for bonus in bonuses}
 
 
 def _clean_request(request: _Request) -> str:

@@ -8,6 +8,7 @@ the eligible lines. Ledgers stay append-only and reconcile, also with tills raci
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
 from campaigns.models import CouponTemplate, TopUpOffer
@@ -252,6 +253,22 @@ def test_the_mini_programs_top_up_intent_carries_the_offers_restriction(sleeping
     assert (intent.bonus, intent.restriction) == (D("50.00"), WAKE_UP)
 
 
+@pytest.mark.django_db
+def test_a_mini_program_top_up_paid_after_the_offer_was_edited_keeps_the_intents_restriction(sleeping, seed_offers):
+    from members.services.top_ups import top_up_intent_confirm
+
+    offer = seed_offers[SLEEPING]
+    intent = offer_top_up_intent_create(member=sleeping, amount="300.00", offer_id=offer.pk)
+    # when: the operator moves the offer to 果茶 before WeChat Pay's callback, which then comes twice
+    TopUpOffer.objects.filter(pk=offer.pk).update(product_tags="", product_categories="果茶")
+    paid = top_up_intent_confirm(out_trade_no=intent.out_trade_no, transaction_id="wx-1", amount_cents=30000)
+    again = top_up_intent_confirm(out_trade_no=intent.out_trade_no, transaction_id="wx-1", amount_cents=30000)
+    # then: credited once, the bonus for 唤醒商品 as shown to the member
+    assert paid.wallet_entry_id == again.wallet_entry_id
+    assert restricted_to(paid.wallet_entry_id) == (["唤醒商品"], [])
+    assert wallet_of(sleeping) == (D("300.00"), D("50.00"), D("50.00"))
+
+
 # --- coupons -----------------------------------------------------------------------------------------------
 
 
@@ -338,3 +355,156 @@ def test_reconcile_reports_a_restricted_bonus_changed_outside_its_moves(member_a
     RestrictedBonus.objects.update(remaining=D("4.00"))
     [found] = balances_reconcile()
     assert "remaining 4.00 vs its moves 5.00" in found.detail
+
+
+# --- a promise kept: the restriction a top-up was granted under ------------------------------------------
+
+
+def restricted_to(entry_id: int) -> tuple[list[str], list[str]]:
+    bonus = RestrictedBonus.objects.get(top_up_id=entry_id)
+    return bonus.tags, bonus.categories
+
+
+def top_up_ids() -> list[int]:
+    return list(WalletEntry.objects.filter(kind="top_up").order_by("pk").values_list("pk", flat=True))
+
+
+@pytest.mark.django_db
+def test_a_retried_offer_top_up_keeps_the_restriction_it_was_granted_under(pos_a, sleeping, seed_offers, products):
+    offer = seed_offers[SLEEPING]
+    TopUpOffer.objects.filter(pk=offer.pk).update(per_member_limit=2)
+    body = {"mobile": sleeping.mobile, "amount": "300.00", "offer": offer.pk}
+    # given: ¥300 with the sleeping offer, its ¥50 for 唤醒商品
+    first = post(pos_a, TOP_UP, body, key="t1")
+    assert first.status_code == 201, first.content
+    [granted] = top_up_ids()
+    assert restricted_to(granted) == (["唤醒商品"], [])
+    # when: the operator limits the offer to the category 果茶 instead, and the till retries
+    TopUpOffer.objects.filter(pk=offer.pk).update(product_tags="", product_categories="果茶")
+    again = post(pos_a, TOP_UP, body, key="t1")
+    # then: the same answer, once, the bonus still for 唤醒商品
+    assert again.status_code == 201, again.content
+    assert again.json() == first.json()
+    assert top_up_ids() == [granted]
+    assert restricted_to(granted) == (["唤醒商品"], [])
+    # and a new top-up gets the offer as it is now
+    second = post(pos_a, TOP_UP, body, key="t2")
+    assert second.status_code == 201, second.content
+    assert restricted_to(top_up_ids()[-1]) == ([], ["果茶"])
+    assert wallet_of(sleeping) == (D("600.00"), D("100.00"), D("100.00"))
+    assert_ledgers_hold()
+
+
+@pytest.mark.django_db
+def test_an_offer_top_up_finished_after_a_crash_keeps_the_restriction_of_its_claim(
+    sleeping, seed_offers, products, monkeypatch
+):
+    from campaigns.services import offers as offer_services
+
+    offer = seed_offers[SLEEPING]
+    # given: the use of the offer is claimed (for 唤醒商品), then the process dies before the wallet moves
+    crash = RuntimeError("worker killed")
+
+    def dies(**kwargs):
+        raise crash
+
+    monkeypatch.setattr(offer_services, "wallet_top_up", dies)
+    with pytest.raises(RuntimeError):
+        offer_services.offer_top_up(member=sleeping, offer=offer, amount_paid="300.00", idempotency_key="k")
+    monkeypatch.undo()
+    assert WalletEntry.objects.count() == 0
+    # when: the offer is edited to 果茶, and the request is retried
+    TopUpOffer.objects.filter(pk=offer.pk).update(product_tags="", product_categories="果茶")
+    entry = offer_services.offer_top_up(member=sleeping, offer=offer, amount_paid="300.00", idempotency_key="k")
+    # then: the bonus is what the claimed use promised
+    assert restricted_to(entry.pk) == (["唤醒商品"], [])
+    assert_ledgers_hold()
+
+
+@pytest.mark.django_db
+def test_a_spend_refunded_after_its_bonus_top_up_was_refunded_does_not_revive_that_bonus(member_a, products):
+    # given: ¥300 with ¥50 for wake-up products; ¥30 of it spent on wake-up fruit tea
+    top_up = wallet_top_up(
+        member=member_a, amount_paid="300.00", bonus="50.00", restriction=WAKE_UP, idempotency_key="r"
+    )
+    spent = wallet_spend(member=member_a, amount="30.00", lines=[("FT-01", D("30.00"))], idempotency_key="s")
+    assert (spent.principal_delta, spent.bonus_delta) == (D("0.00"), D("-30.00"))
+    # and the top-up is refunded: its ¥300 and the ¥20 left of its bonus go
+    refund = wallet_refund_top_up(top_up_entry=top_up, idempotency_key="back")
+    assert (refund.principal_delta, refund.bonus_delta) == (D("-300.00"), D("-20.00"))
+    assert wallet_of(member_a) == (D("0.00"), D("0.00"), D("0.00"))
+    # when: the fruit tea is returned
+    with pytest.raises(ValidationError) as refused:
+        wallet_refund_spend(spend_entry=spent, idempotency_key="tea back")
+    # then: nothing comes back — the bonus it was paid with belonged to a refunded top-up
+    assert refused.value.error_dict["amount"][0].code == "over_refund"
+    assert wallet_of(member_a) == (D("0.00"), D("0.00"), D("0.00"))
+    assert RestrictedBonus.objects.get().remaining == D("0.00")
+    assert_ledgers_hold()
+
+
+@pytest.mark.django_db
+def test_a_mixed_spend_refunded_after_the_top_up_refund_gives_back_only_its_other_parts(member_a, products):
+    # given: ¥100 of plain money, then ¥300 with ¥50 for wake-up products
+    wallet_top_up(member=member_a, amount_paid="100.00", idempotency_key="plain")
+    top_up = wallet_top_up(
+        member=member_a, amount_paid="300.00", bonus="50.00", restriction=WAKE_UP, idempotency_key="r"
+    )
+    # and ¥30 of wake-up fruit tea (restricted bonus) with ¥20 of milk tea (principal)
+    spent = wallet_spend(
+        member=member_a,
+        amount="50.00",
+        lines=[("FT-01", D("30.00")), ("MT-01", D("20.00"))],
+        idempotency_key="s",
+    )
+    assert (spent.principal_delta, spent.bonus_delta) == (D("-20.00"), D("-30.00"))
+    wallet_refund_top_up(top_up_entry=top_up, idempotency_key="back")
+    assert wallet_of(member_a) == (D("80.00"), D("0.00"), D("0.00"))
+    # when: more than the milk tea is asked back, it is refused; the whole order gives back the milk tea
+    with pytest.raises(ValidationError):
+        wallet_refund_spend(spend_entry=spent, amount="21.00", idempotency_key="too much")
+    back = wallet_refund_spend(spend_entry=spent, idempotency_key="order back")
+    # then: the ¥20 of principal, and none of the refunded top-up's bonus
+    assert (back.principal_delta, back.bonus_delta) == (D("20.00"), D("0.00"))
+    assert wallet_of(member_a) == (D("100.00"), D("0.00"), D("0.00"))
+    with pytest.raises(ValidationError):
+        wallet_refund_spend(spend_entry=spent, idempotency_key="again")
+    assert_ledgers_hold()
+
+
+@pytest.mark.django_db
+def test_uses_recorded_before_the_restriction_was_kept_get_the_one_they_were_granted(sleeping, seed_offers, products):
+    from importlib import import_module
+
+    from django.db import connection
+
+    from campaigns.models import OfferTopUp
+    from campaigns.services.offers import offer_top_up
+
+    migration = import_module("campaigns.migrations.0019_offertopup_restriction")
+    offer = seed_offers[SLEEPING]
+    TopUpOffer.objects.filter(pk=offer.pk).update(per_member_limit=3)
+    # given: a use topped up under 唤醒商品, one of the offer while it had no restriction, one still waiting
+    offer_top_up(member=sleeping, offer=offer, amount_paid="300.00", idempotency_key="tagged")
+    TopUpOffer.objects.filter(pk=offer.pk).update(product_tags="")
+    offer_top_up(member=sleeping, offer=offer, amount_paid="300.00", idempotency_key="plain")
+    OfferTopUp.objects.create(
+        offer=offer, member=sleeping, sequence=3, amount_paid=D("300.00"), bonus=D("50.00"), idempotency_key="w"
+    )
+    # and the offer is now for 果茶; none of the uses held a restriction (as before the migration)
+    TopUpOffer.objects.filter(pk=offer.pk).update(product_categories="果茶")
+    OfferTopUp.objects.update(product_tags="", product_categories="")
+    # when: the migration's backfill runs
+    with connection.cursor() as cursor:
+        cursor.execute(migration.FROM_THE_BONUS)
+        cursor.execute(migration.FROM_THE_OFFER)
+    # then: each use holds what it granted (or, still waiting, what the offer gives now)
+    held = dict(OfferTopUp.objects.values_list("idempotency_key", "product_tags"))
+    categories = dict(OfferTopUp.objects.values_list("idempotency_key", "product_categories"))
+    assert (held, categories) == (
+        {"tagged": "唤醒商品", "plain": "", "w": ""},
+        {"tagged": "", "plain": "", "w": "果茶"},
+    )
+    # and a retry of the recorded ones replays them
+    again = offer_top_up(member=sleeping, offer=offer, amount_paid="300.00", idempotency_key="tagged")
+    assert restricted_to(again.pk) == (["唤醒商品"], [])
