@@ -7,9 +7,10 @@ Stamping (``stamps_collect_for_order``)
     The service checks each active card against the order in three small queries (the order, its
     categories, the member's current segment) and, for the cards it qualifies for, in one
     transaction: locks the member (``member_lock``: a member's stamps and completions queue behind
-    each other, so two orders completing a card at once give one reward), inserts the stamps with
-    ``ON CONFLICT DO NOTHING`` on ``(card, order)`` — a retried task or a re-sent order never stamps
-    twice — and completes every card on which the member now holds N unused valid stamps.
+    each other, so two orders completing a card at once give one reward), reads the order again
+    (a refund may have committed since), inserts the stamps with ``ON CONFLICT DO NOTHING`` on
+    ``(card, order)`` — a retried task or a re-sent order never stamps twice — and completes every
+    card on which the member now holds N unused valid stamps.
 
     An order counts for a card when it was paid while the card ran (``starts_at``/``ends_at``) and
     within the card's window of today, its amount net of refunds is at least ``min_order_amount``,
@@ -26,7 +27,11 @@ Completing
     is noted; if nothing at all could be given the completion is undone and the stamps wait.
 
 Reversing (``stamps_reverse_for_order``)
-    ``refund_recorded`` → ``stamp_refund_task``. A stamp is voided when its order no longer
+    ``refund_recorded`` → ``stamp_refund_task`` (queued while a card is active even if the order has
+    no stamp yet). The task locks the member before it reads the order's stamps, so a refund and the
+    order's stamp task end the same in either order: the stamp task, run second, reads the refunded
+    order under the lock and stamps nothing; run first, it commits its stamp before the refund task
+    reads, and the refund task voids it. (The refund itself does not lock the member.) A stamp is voided when its order no longer
     qualifies for the card after the refund: refunded in full, or net amount below the card's
     minimum, or (category cards) every line of the category refunded in full. A voided stamp that
     was not used yet is just gone. A voided stamp already used for a completion undoes the
@@ -146,6 +151,14 @@ def _qualifying_cards(order: Order, cards: Iterable[ActiveCard], *, now: dt.date
     return cards
 
 
+def _still_counting(order_id: int, cards: list[ActiveCard]) -> list[ActiveCard]:
+    """The ``cards`` the order still counts for, read again (the member locked): refunds aside,
+    nothing that decided them changes."""
+    order = Order.objects.get(pk=order_id)
+    categories = _live_categories(order_id) if any(card.category for card in cards) else None
+    return [card for card in cards if _order_counts(card, order, categories=categories)]
+
+
 # --- stamping and completing -------------------------------------------------------------------------
 
 
@@ -164,6 +177,11 @@ def stamps_collect_for_order(*, order_id: int, now: dt.datetime | None = None) -
         return []
     with transaction.atomic():
         member_lock(member_id=order.member_id)
+        # Again under the lock: a refund committed since the first read (its stamp reversal waits
+        # for this lock and would find no stamp to void if it ran before this transaction).
+        cards = _still_counting(order.pk, cards)
+        if not cards:
+            return []
         Stamp.objects.bulk_create(
             [
                 Stamp(card_id=card.id, member_id=order.member_id, order_id=order.pk, paid_at=order.paid_at)
@@ -255,14 +273,19 @@ def stamps_reverse_for_order(*, order_id: int, now: dt.datetime | None = None) -
     back (or keep, when used) the rewards they went into. Returns how many stamps were voided.
     Safe to run twice."""
     now = now or timezone.now()
-    stamps = list(Stamp.objects.filter(order_id=order_id, void_at__isnull=True).select_related("card"))
-    if not stamps:
+    member_id = Order.objects.filter(pk=order_id).values_list("member_id", flat=True).first()
+    if member_id is None:
         return 0
-    order = Order.objects.get(pk=order_id)
-    categories = _live_categories(order_id) if any(stamp.card.category for stamp in stamps) else None
     voided = 0
     with transaction.atomic():
-        member_lock(member_id=order.member_id)
+        # The member first: a stamp task of this order still running commits its stamp before the
+        # stamps and the order are read here.
+        member_lock(member_id=member_id)
+        stamps = list(Stamp.objects.filter(order_id=order_id, void_at__isnull=True).select_related("card"))
+        if not stamps:
+            return 0
+        order = Order.objects.get(pk=order_id)
+        categories = _live_categories(order_id) if any(stamp.card.category for stamp in stamps) else None
         for stamp in stamps:
             card = _as_active(stamp.card)
             if _order_counts(card, order, categories=categories):
