@@ -31,13 +31,16 @@ Reversing (``stamps_reverse_for_order``)
     no stamp yet). The task locks the member before it reads the order's stamps, so a refund and the
     order's stamp task end the same in either order: the stamp task, run second, reads the refunded
     order under the lock and stamps nothing; run first, it commits its stamp before the refund task
-    reads, and the refund task voids it. (The refund itself does not lock the member.) A stamp is voided when its order no longer
-    qualifies for the card after the refund: refunded in full, or net amount below the card's
-    minimum, or (category cards) every line of the category refunded in full. A voided stamp that
-    was not used yet is just gone. A voided stamp already used for a completion undoes the
-    completion if its reward can be taken back whole — the coupon unused (revoked) and the points
-    still in the balance (reversed) — and puts the completion's other stamps back; otherwise the
-    reward is kept, and the completion says so (``kept``): a balance never goes negative and a
+    reads, and the refund task voids it. (The refund itself does not lock the member.)
+
+    A stamp is voided when its order no longer qualifies for the card after the refund: refunded
+    in full, or net amount below the card's minimum, or (category cards) every line of the
+    category refunded in full. A voided stamp that was not used yet is just gone. A voided stamp
+    already used for a completion undoes the completion if its reward can be taken back whole — the
+    coupon unused (revoked) and the points still in the balance (reversed; the member's lots past
+    their end are expired first, so points that expired but were not swept yet do not count) — and
+    puts the completion's other stamps back; otherwise the reward is kept, and the completion says
+    so (``kept``): a balance never goes negative, taking a reward back never leaves a debt, and a
     member never loses what they already used.
 """
 
@@ -59,7 +62,7 @@ from campaigns.services.coupons import CouponUnavailable, coupon_grant, coupon_r
 from members.caching import ProcessCache
 from members.lock_objects import member_lock, points_account_lock
 from members.models import Order, OrderLine, PointsEntry
-from members.services.points import points_grant_locked, points_reverse_locked
+from members.services.points import points_expire_due_locked, points_grant_locked, points_reverse_locked
 from segmentation.models import MemberRfm
 
 __all__ = [
@@ -325,8 +328,12 @@ def _undo_completion(completion_id: int, *, now: dt.datetime) -> None:
     if completion.status != StampCompletion.Status.REWARDED:
         return
     account = points_account_lock(member_id=completion.member_id) if completion.points_entry is not None else None
-    if account is not None and account.balance < completion.points_entry.points:
-        return _keep(completion, _g("the points were spent"))
+    if account is not None:
+        # Points past their end are gone even before the nightly sweep: expire them first, so that
+        # the balance compared is what the reversal can take (never a debt).
+        points_expire_due_locked(account=account)
+        if account.balance < completion.points_entry.points:
+            return _keep(completion, _g("the points were spent or have expired"))
     reason = _g("An order of stamp card %(card)s was refunded") % {"card": completion.card.name}
     if completion.coupon is not None:
         # Conditional, like a redemption: of a revocation and a redemption at once, one wins.

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, connections
+from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -23,9 +24,9 @@ from campaigns.services.stamps import (
     stamps_reverse_for_order,
 )
 from campaigns.tasks import stamp_order_task
-from members.models import PointsAccount, PointsEntry
+from members.models import PointsAccount, PointsEntry, PointsLot
 from members.services.orders import order_record, refund_record
-from members.services.points import points_redeem
+from members.services.points import points_expire, points_grant, points_redeem
 from members.services.products import LineIn
 from tests.api.conftest import member_client
 from tests.campaigns.conftest import run_in_threads
@@ -312,6 +313,61 @@ def test_spent_reward_points_are_kept_never_a_negative_balance(django_capture_on
     # the order's own earned point is clawed back as members does (debt); the reward is not taken back
     assert account.balance == 0 and account.debt <= 1
     assert not PointsEntry.objects.filter(reverses=completion.points_entry).exists()
+
+
+def test_reward_points_expired_before_the_refund_task_are_not_taken_back_as_debt(django_capture_on_commit_callbacks):
+    # given: 满2次送100积分, completed by two orders
+    make_card(coupon_template=None, bonus_points=100, stamps_required=2)
+    member = MemberFactory()
+    orders = [buy(django_capture_on_commit_callbacks, member) for _ in range(2)]
+    completion = StampCompletion.objects.get()
+    # when: the second order is refunded in full; before its stamp task runs, the 100 points reach
+    # their end (the nightly expiry has not swept them yet: the balance still counts them)
+    with django_capture_on_commit_callbacks() as events:
+        refund_record(external_id=f"R-{next(_numbers)}", order=orders[1], amount=orders[1].amount)
+    PointsLot.objects.filter(source_entry=completion.points_entry).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    before = PointsAccount.objects.get(member=member)
+    assert before.balance >= 100  # what the check used to read
+    for event in events:
+        event()
+    points_expire(as_of=timezone.now())
+    # then: the expired points are not "in the balance": the reward is kept, with a note, and the
+    # member owes nothing; what the first order earned is still there
+    completion.refresh_from_db()
+    assert completion.status == StampCompletion.Status.KEPT and completion.note
+    assert not PointsEntry.objects.filter(reverses=completion.points_entry).exists()
+    account = PointsAccount.objects.get(member=member)
+    first_earned = PointsEntry.objects.get(order=orders[0], kind=PointsEntry.Kind.EARN).points
+    assert (account.balance, account.debt) == (first_earned, 0)
+    lots = PointsLot.objects.filter(member=member).aggregate(total=Sum("remaining"))["total"]
+    entries = PointsEntry.objects.filter(member=member).aggregate(total=Sum("points"))["total"]
+    assert account.balance == lots == entries
+
+
+def test_reward_points_expired_but_covered_by_other_points_are_taken_back_without_debt(
+    django_capture_on_commit_callbacks,
+):
+    # given: a completed 满2次送100积分 card whose 100 points expired unswept, and 150 other points
+    make_card(coupon_template=None, bonus_points=100, stamps_required=2)
+    member = MemberFactory()
+    orders = [buy(django_capture_on_commit_callbacks, member) for _ in range(2)]
+    completion = StampCompletion.objects.get()
+    PointsLot.objects.filter(source_entry=completion.points_entry).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    points_grant(
+        member=member, points=150, kind=PointsEntry.Kind.CAMPAIGN_REWARD, reason="gift", idempotency_key="gift-150"
+    )
+    # when
+    refund(django_capture_on_commit_callbacks, orders[1])
+    # then: the reward is taken back from the points still valid; nothing is owed
+    completion.refresh_from_db()
+    assert completion.status == StampCompletion.Status.REVERSED
+    account = PointsAccount.objects.get(member=member)
+    first_earned = PointsEntry.objects.get(order=orders[0], kind=PointsEntry.Kind.EARN).points
+    assert (account.balance, account.debt) == (first_earned + 150 - 100, 0)
 
 
 def test_reversing_twice_changes_nothing(django_capture_on_commit_callbacks):
