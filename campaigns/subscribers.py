@@ -10,8 +10,9 @@
   firings (fired later by a task, or the sweep).
 - ``order_recorded`` → ``on_order_recorded_collect_stamps``: an active stamp card exists (cached,
   ``campaigns.services.stamps.active_stamp_cards``): queue ``stamp_order_task``.
-- ``refund_recorded`` → ``on_refund_recorded_reverse_stamps``: the order has stamps: queue
-  ``stamp_refund_task`` (voids the stamps the order no longer earns, takes back unused rewards).
+- ``refund_recorded`` → ``on_refund_recorded_reverse_stamps``: the order has stamps, or a card is
+  active (its stamp task may still be running): queue ``stamp_refund_task`` (voids the stamps the
+  order no longer earns, takes back unused rewards).
 - ``referral_completed`` → ``referral_rewards_task``: the referral rule of the referrer's segment
   (coupons, extra points); ``referral_reversed`` → ``referral_rewards_revoke_task`` takes them back.
 - ``member_erased`` → ``on_member_erased_forget_texts``: the member's messages lose their payloads
@@ -75,8 +76,10 @@ def on_order_recorded_collect_stamps(*, order_id: int, **_payload) -> None:
 
 
 def on_refund_recorded_reverse_stamps(*, order_id: int, **_payload) -> None:
-    """A refund was recorded: an order with stamps may no longer earn them."""
-    if Stamp.objects.filter(order_id=order_id, void_at__isnull=True).exists():
+    """A refund was recorded: an order with stamps may no longer earn them. While a card is active
+    the order's stamp task may still be running, its stamp not committed yet: the refund task is
+    queued anyway and waits for it (the member lock)."""
+    if active_stamp_cards() or Stamp.objects.filter(order_id=order_id, void_at__isnull=True).exists():
         stamp_refund_task.delay(order_id)
 
 

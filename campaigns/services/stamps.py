@@ -7,9 +7,10 @@ Stamping (``stamps_collect_for_order``)
     The service checks each active card against the order in three small queries (the order, its
     categories, the member's current segment) and, for the cards it qualifies for, in one
     transaction: locks the member (``member_lock``: a member's stamps and completions queue behind
-    each other, so two orders completing a card at once give one reward), inserts the stamps with
-    ``ON CONFLICT DO NOTHING`` on ``(card, order)`` — a retried task or a re-sent order never stamps
-    twice — and completes every card on which the member now holds N unused valid stamps.
+    each other, so two orders completing a card at once give one reward), reads the order again
+    (a refund may have committed since), inserts the stamps with ``ON CONFLICT DO NOTHING`` on
+    ``(card, order)`` — a retried task or a re-sent order never stamps twice — and completes every
+    card on which the member now holds N unused valid stamps.
 
     An order counts for a card when it was paid while the card ran (``starts_at``/``ends_at``) and
     within the card's window of today, its amount net of refunds is at least ``min_order_amount``,
@@ -26,13 +27,20 @@ Completing
     is noted; if nothing at all could be given the completion is undone and the stamps wait.
 
 Reversing (``stamps_reverse_for_order``)
-    ``refund_recorded`` → ``stamp_refund_task``. A stamp is voided when its order no longer
-    qualifies for the card after the refund: refunded in full, or net amount below the card's
-    minimum, or (category cards) every line of the category refunded in full. A voided stamp that
-    was not used yet is just gone. A voided stamp already used for a completion undoes the
-    completion if its reward can be taken back whole — the coupon unused (revoked) and the points
-    still in the balance (reversed) — and puts the completion's other stamps back; otherwise the
-    reward is kept, and the completion says so (``kept``): a balance never goes negative and a
+    ``refund_recorded`` → ``stamp_refund_task`` (queued while a card is active even if the order has
+    no stamp yet). The task locks the member before it reads the order's stamps, so a refund and the
+    order's stamp task end the same in either order: the stamp task, run second, reads the refunded
+    order under the lock and stamps nothing; run first, it commits its stamp before the refund task
+    reads, and the refund task voids it. (The refund itself does not lock the member.)
+
+    A stamp is voided when its order no longer qualifies for the card after the refund: refunded
+    in full, or net amount below the card's minimum, or (category cards) every line of the
+    category refunded in full. A voided stamp that was not used yet is just gone. A voided stamp
+    already used for a completion undoes the completion if its reward can be taken back whole — the
+    coupon unused (revoked) and the points still in the balance (reversed; the member's lots past
+    their end are expired first, so points that expired but were not swept yet do not count) — and
+    puts the completion's other stamps back; otherwise the reward is kept, and the completion says
+    so (``kept``): a balance never goes negative, taking a reward back never leaves a debt, and a
     member never loses what they already used.
 """
 
@@ -54,7 +62,7 @@ from campaigns.services.coupons import CouponUnavailable, coupon_grant, coupon_r
 from members.caching import ProcessCache
 from members.lock_objects import member_lock, points_account_lock
 from members.models import Order, OrderLine, PointsEntry
-from members.services.points import points_grant_locked, points_reverse_locked
+from members.services.points import points_expire_due_locked, points_grant_locked, points_reverse_locked
 from segmentation.models import MemberRfm
 
 __all__ = [
@@ -146,6 +154,14 @@ def _qualifying_cards(order: Order, cards: Iterable[ActiveCard], *, now: dt.date
     return cards
 
 
+def _still_counting(order_id: int, cards: list[ActiveCard]) -> list[ActiveCard]:
+    """The ``cards`` the order still counts for, read again (the member locked): refunds aside,
+    nothing that decided them changes."""
+    order = Order.objects.get(pk=order_id)
+    categories = _live_categories(order_id) if any(card.category for card in cards) else None
+    return [card for card in cards if _order_counts(card, order, categories=categories)]
+
+
 # --- stamping and completing -------------------------------------------------------------------------
 
 
@@ -164,6 +180,11 @@ def stamps_collect_for_order(*, order_id: int, now: dt.datetime | None = None) -
         return []
     with transaction.atomic():
         member_lock(member_id=order.member_id)
+        # Again under the lock: a refund committed since the first read (its stamp reversal waits
+        # for this lock and would find no stamp to void if it ran before this transaction).
+        cards = _still_counting(order.pk, cards)
+        if not cards:
+            return []
         Stamp.objects.bulk_create(
             [
                 Stamp(card_id=card.id, member_id=order.member_id, order_id=order.pk, paid_at=order.paid_at)
@@ -255,14 +276,19 @@ def stamps_reverse_for_order(*, order_id: int, now: dt.datetime | None = None) -
     back (or keep, when used) the rewards they went into. Returns how many stamps were voided.
     Safe to run twice."""
     now = now or timezone.now()
-    stamps = list(Stamp.objects.filter(order_id=order_id, void_at__isnull=True).select_related("card"))
-    if not stamps:
+    member_id = Order.objects.filter(pk=order_id).values_list("member_id", flat=True).first()
+    if member_id is None:
         return 0
-    order = Order.objects.get(pk=order_id)
-    categories = _live_categories(order_id) if any(stamp.card.category for stamp in stamps) else None
     voided = 0
     with transaction.atomic():
-        member_lock(member_id=order.member_id)
+        # The member first: a stamp task of this order still running commits its stamp before the
+        # stamps and the order are read here.
+        member_lock(member_id=member_id)
+        stamps = list(Stamp.objects.filter(order_id=order_id, void_at__isnull=True).select_related("card"))
+        if not stamps:
+            return 0
+        order = Order.objects.get(pk=order_id)
+        categories = _live_categories(order_id) if any(stamp.card.category for stamp in stamps) else None
         for stamp in stamps:
             card = _as_active(stamp.card)
             if _order_counts(card, order, categories=categories):
@@ -302,8 +328,12 @@ def _undo_completion(completion_id: int, *, now: dt.datetime) -> None:
     if completion.status != StampCompletion.Status.REWARDED:
         return
     account = points_account_lock(member_id=completion.member_id) if completion.points_entry is not None else None
-    if account is not None and account.balance < completion.points_entry.points:
-        return _keep(completion, _g("the points were spent"))
+    if account is not None:
+        # Points past their end are gone even before the nightly sweep: expire them first, so that
+        # the balance compared is what the reversal can take (never a debt).
+        points_expire_due_locked(account=account)
+        if account.balance < completion.points_entry.points:
+            return _keep(completion, _g("the points were spent or have expired"))
     reason = _g("An order of stamp card %(card)s was refunded") % {"card": completion.card.name}
     if completion.coupon is not None:
         # Conditional, like a redemption: of a revocation and a redemption at once, one wins.

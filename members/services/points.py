@@ -462,6 +462,15 @@ def points_grant_locked(
     )
 
 
+def points_expire_due_locked(*, account: PointsAccount, as_of: datetime | None = None) -> int:
+    """Expire the member's lots due by ``as_of`` (now) before the nightly sweep gets to them, inside
+    the caller's transaction, ``account`` locked by the caller; ``account.balance`` is then what can
+    be spent or taken back. Returns the points expired. Every debit does this first; a caller that
+    decides on the balance before a debit (campaigns: "the balance covers the reward") calls it
+    before it reads the balance."""
+    return _expire_due_lots({account.member_id: account}, as_of=as_of or timezone.now())
+
+
 def points_redeem_locked(
     *,
     account: PointsAccount,
@@ -884,6 +893,7 @@ __all__ = [
     "points_clawback_locked",
     "points_earn_for_order",
     "points_expire",
+    "points_expire_due_locked",
     "points_for_order",
     "points_grant",
     "points_grant_locked",

@@ -3,25 +3,30 @@ gives the reward once, refunds take stamps (and unused rewards) back, and the me
 in the 360 and the mini-program."""
 
 import datetime as dt
+import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
+from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns import tasks as campaigns_tasks
 from campaigns.models import Coupon, Stamp, StampCard, StampCompletion
 from campaigns.selectors.stamps import member_stamp_cards
+from campaigns.services import stamps as stamps_service
 from campaigns.services.coupons import coupon_redeem
 from campaigns.services.stamps import (
     forget_active_stamp_cards,
     stamps_collect_for_order,
     stamps_reverse_for_order,
 )
-from members.models import PointsAccount, PointsEntry
+from campaigns.tasks import stamp_order_task
+from members.models import PointsAccount, PointsEntry, PointsLot
 from members.services.orders import order_record, refund_record
-from members.services.points import points_redeem
+from members.services.points import points_expire, points_grant, points_redeem
 from members.services.products import LineIn
 from tests.api.conftest import member_client
 from tests.campaigns.conftest import run_in_threads
@@ -310,6 +315,61 @@ def test_spent_reward_points_are_kept_never_a_negative_balance(django_capture_on
     assert not PointsEntry.objects.filter(reverses=completion.points_entry).exists()
 
 
+def test_reward_points_expired_before_the_refund_task_are_not_taken_back_as_debt(django_capture_on_commit_callbacks):
+    # given: 满2次送100积分, completed by two orders
+    make_card(coupon_template=None, bonus_points=100, stamps_required=2)
+    member = MemberFactory()
+    orders = [buy(django_capture_on_commit_callbacks, member) for _ in range(2)]
+    completion = StampCompletion.objects.get()
+    # when: the second order is refunded in full; before its stamp task runs, the 100 points reach
+    # their end (the nightly expiry has not swept them yet: the balance still counts them)
+    with django_capture_on_commit_callbacks() as events:
+        refund_record(external_id=f"R-{next(_numbers)}", order=orders[1], amount=orders[1].amount)
+    PointsLot.objects.filter(source_entry=completion.points_entry).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    before = PointsAccount.objects.get(member=member)
+    assert before.balance >= 100  # what the check used to read
+    for event in events:
+        event()
+    points_expire(as_of=timezone.now())
+    # then: the expired points are not "in the balance": the reward is kept, with a note, and the
+    # member owes nothing; what the first order earned is still there
+    completion.refresh_from_db()
+    assert completion.status == StampCompletion.Status.KEPT and completion.note
+    assert not PointsEntry.objects.filter(reverses=completion.points_entry).exists()
+    account = PointsAccount.objects.get(member=member)
+    first_earned = PointsEntry.objects.get(order=orders[0], kind=PointsEntry.Kind.EARN).points
+    assert (account.balance, account.debt) == (first_earned, 0)
+    lots = PointsLot.objects.filter(member=member).aggregate(total=Sum("remaining"))["total"]
+    entries = PointsEntry.objects.filter(member=member).aggregate(total=Sum("points"))["total"]
+    assert account.balance == lots == entries
+
+
+def test_reward_points_expired_but_covered_by_other_points_are_taken_back_without_debt(
+    django_capture_on_commit_callbacks,
+):
+    # given: a completed 满2次送100积分 card whose 100 points expired unswept, and 150 other points
+    make_card(coupon_template=None, bonus_points=100, stamps_required=2)
+    member = MemberFactory()
+    orders = [buy(django_capture_on_commit_callbacks, member) for _ in range(2)]
+    completion = StampCompletion.objects.get()
+    PointsLot.objects.filter(source_entry=completion.points_entry).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    points_grant(
+        member=member, points=150, kind=PointsEntry.Kind.CAMPAIGN_REWARD, reason="gift", idempotency_key="gift-150"
+    )
+    # when
+    refund(django_capture_on_commit_callbacks, orders[1])
+    # then: the reward is taken back from the points still valid; nothing is owed
+    completion.refresh_from_db()
+    assert completion.status == StampCompletion.Status.REVERSED
+    account = PointsAccount.objects.get(member=member)
+    first_earned = PointsEntry.objects.get(order=orders[0], kind=PointsEntry.Kind.EARN).points
+    assert (account.balance, account.debt) == (first_earned + 150 - 100, 0)
+
+
 def test_reversing_twice_changes_nothing(django_capture_on_commit_callbacks):
     make_card(stamps_required=2)
     member = MemberFactory()
@@ -427,3 +487,132 @@ def test_the_stamp_card_admin_lists_and_the_completions_are_read_only(client, dj
     assert client.get(reverse("admin:campaigns_stampcard_add")).status_code == 200
     assert client.get(reverse("admin:campaigns_stampcompletion_changelist")).status_code == 200
     assert client.get(reverse("admin:campaigns_stampcompletion_add")).status_code == 403
+
+
+# --- a refund racing the stamp task ---------------------------------------------------------------
+
+
+def test_an_order_refunded_before_its_stamp_task_runs_is_not_stamped(django_capture_on_commit_callbacks):
+    # given: an order whose stamp task has not run yet (a busy worker)
+    card = make_card()
+    member = MemberFactory()
+    order = OrderFactory(member=member, store=member.home_store)
+    # when: the till refunds it in full, and only then the stamp task runs
+    refund(django_capture_on_commit_callbacks, order)
+    made = stamps_collect_for_order(order_id=order.pk)
+    # then
+    assert made == []
+    assert not Stamp.objects.filter(card=card, order=order).exists()
+    assert progress(member, card) == 0
+
+
+def _race_refund_with_stamp_task(monkeypatch, *, pause_at: str, card: StampCard, order, **refund_fields):
+    """Run the order's stamp task in a thread that stops at ``pause_at`` (a name in the stamps
+    service); meanwhile the till records the refund in another thread, its events run (the refund
+    task in that thread). The stamp task goes on once the refund task has started — or, when no
+    refund task comes, once the refund has committed."""
+    paused, resume = threading.Event(), threading.Event()
+    original = getattr(stamps_service, pause_at)
+
+    def pausing(*args, **kwargs):
+        if threading.current_thread().name == "stamp-task" and not paused.is_set():
+            paused.set()
+            resume.wait(timeout=10)
+        return original(*args, **kwargs)
+
+    reverse = campaigns_tasks.stamps_reverse_for_order
+
+    def reversing(**kwargs):
+        resume.set()
+        return reverse(**kwargs)
+
+    monkeypatch.setattr(stamps_service, pause_at, pausing)
+    monkeypatch.setattr(campaigns_tasks, "stamps_reverse_for_order", reversing)
+    outcome = {}
+
+    def stamp_task():
+        try:
+            outcome["stamp"] = stamp_order_task(order.pk)
+        finally:
+            connections.close_all()
+
+    def till():
+        try:
+            outcome["refund"] = refund_record(external_id=f"R-{next(_numbers)}", order=order, **refund_fields).refund
+        finally:
+            connections.close_all()
+
+    stamping = threading.Thread(target=stamp_task, name="stamp-task")
+    stamping.start()
+    assert paused.wait(timeout=10)
+    refunding = threading.Thread(target=till, name="till")
+    refunding.start()
+    refunding.join(timeout=10)  # with the fix it waits for the stamp task's member lock: released below
+    resume.set()
+    stamping.join(timeout=30)
+    refunding.join(timeout=30)
+    assert not stamping.is_alive() and not refunding.is_alive()
+    assert "stamp" in outcome and "refund" in outcome, outcome
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "pause_at",
+    [
+        "member_lock",  # the task has read the order (it qualified) and is about to lock the member
+        "_complete_full_cards",  # the task has written the stamp and not committed yet
+    ],
+)
+def test_a_refund_while_the_stamp_task_runs_leaves_no_stamp(monkeypatch, pause_at):
+    # given: a 满2次 card with one stamp; a second order whose stamp task is running
+    card = make_card(stamps_required=2, bonus_points=50)
+    store = StoreFactory()
+    member = MemberFactory(home_store=store)
+    first = OrderFactory(member=member, store=store, external_id="FIRST")
+    stamps_collect_for_order(order_id=first.pk)
+    order = OrderFactory(member=member, store=store, external_id="RACED", amount=Decimal("38.00"))
+    # when: the second order is refunded in full while its stamp task runs
+    _race_refund_with_stamp_task(monkeypatch, pause_at=pause_at, card=card, order=order, amount=Decimal("38.00"))
+    # then: the refunded order holds no valid stamp, nothing completed, and the card shows 1/2
+    assert not Stamp.objects.filter(order=order, void_at__isnull=True).exists()
+    assert not StampCompletion.objects.filter(status=StampCompletion.Status.REWARDED).exists()
+    assert not Coupon.objects.filter(member=member, status=Coupon.Status.ISSUED).exists()
+    assert progress(member, card) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_partial_refund_under_the_minimum_racing_the_stamp_task_leaves_no_stamp(monkeypatch):
+    card = make_card(min_order_amount=Decimal("30.00"))
+    store = StoreFactory()
+    member = MemberFactory(home_store=store)
+    order = OrderFactory(member=member, store=store, amount=Decimal("35.00"))
+
+    _race_refund_with_stamp_task(
+        monkeypatch, pause_at="_complete_full_cards", card=card, order=order, amount=Decimal("10.00")
+    )
+
+    assert not Stamp.objects.filter(order=order, void_at__isnull=True).exists()
+    assert progress(member, card) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stamp_tasks_and_refunds_released_together_leave_no_refunded_order_stamped():
+    # given: six orders, none stamped yet
+    card = make_card(stamps_required=3)
+    store = StoreFactory()
+    member = MemberFactory(home_store=store)
+    orders = [OrderFactory(member=member, store=store, external_id=f"ORD-{i}") for i in range(6)]
+    # when: each order's stamp task and its full refund start at the same moment
+    for order in orders:
+        results = run_in_threads(
+            2,
+            lambda index, order=order: (
+                stamps_collect_for_order(order_id=order.pk)
+                if index == 0
+                else refund_record(external_id=f"R-{order.external_id}", order=order, amount=order.amount).refund.pk
+            ),
+        )
+        assert not any(isinstance(result, Exception) for result in results), results
+    # then
+    assert not Stamp.objects.filter(card=card, void_at__isnull=True).exists()
+    assert not StampCompletion.objects.filter(status=StampCompletion.Status.REWARDED).exists()

@@ -8,7 +8,7 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
@@ -23,6 +23,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from members.lock_objects import points_account_lock
 from members.models import LoyaltyProgram, MemberPointsMultiplier, PointsAccount, PointsEntry, PointsLot, Tier
 from members.services.orders import IdempotencyConflict, refund_record
 from members.services.points import (
@@ -30,6 +31,7 @@ from members.services.points import (
     points_clawback_for_refund,
     points_earn_for_order,
     points_expire,
+    points_expire_due_locked,
     points_grant,
     points_redeem,
     points_reverse,
@@ -220,6 +222,24 @@ def test_points_past_their_expiry_cannot_be_spent_before_the_daily_run():
     assert entry.balance_after == 0
     assert PointsEntry.objects.filter(member=member, kind=Kind.EXPIRE).get().points == -60
     assert_books_balance(member)
+
+
+def test_a_caller_deciding_on_the_balance_sees_it_without_the_points_past_their_expiry():
+    # given: 60 points from an order paid 13 months ago (due, not yet swept) and 10 fresh ones
+    member = MemberFactory()
+    earn(member, "60.00", timezone.now() - dt.timedelta(days=400))
+    earn(member, "10.00")
+    assert account_of(member).balance == 70
+    # when: a campaign about to take points back expires the due lots under the account lock
+    with transaction.atomic():
+        account = points_account_lock(member_id=member.pk)
+        expired = points_expire_due_locked(account=account)
+        seen = account.balance
+        again = points_expire_due_locked(account=account)
+    # then
+    assert (expired, seen, again) == (60, 10, 0)
+    assert assert_books_balance(member).balance == 10
+    assert PointsEntry.objects.filter(member=member, kind=Kind.EXPIRE).get().points == -60
 
 
 @pytest.mark.django_db(transaction=True)
