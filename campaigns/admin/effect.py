@@ -56,9 +56,28 @@ class RunChoiceField(forms.ModelChoiceField):
         return f"{date_format(obj.as_of)} · {obj.scheme.name} (#{obj.pk})"
 
 
-class SegmentReportForm(forms.Form):
-    from_run = RunChoiceField(label=_("From run"), queryset=RfmRun.objects.none(), widget=UnfoldAdminSelectWidget)
-    to_run = RunChoiceField(label=_("To run"), queryset=RfmRun.objects.none(), widget=UnfoldAdminSelectWidget)
+class RunPairForm(forms.Form):
+    """Two successful runs to compare, newest first in the choosers; the second not older."""
+
+    runs_required = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        runs = RfmRun.objects.filter(status=RfmRun.Status.SUCCEEDED).select_related("scheme").order_by("-as_of", "-pk")
+        for name, label in (("from_run", _("From run")), ("to_run", _("To run"))):
+            self.fields[name] = RunChoiceField(
+                label=label, queryset=runs, widget=UnfoldAdminSelectWidget, required=self.runs_required
+            )
+        self.order_fields(["from_run", "to_run"])
+
+    def clean(self):
+        data = super().clean()
+        if data.get("from_run") and data.get("to_run") and data["to_run"].as_of < data["from_run"].as_of:
+            raise forms.ValidationError(_("Choose a second run as of the same day as the first, or later."))
+        return data
+
+
+class SegmentReportForm(RunPairForm):
     lapsed_days = forms.IntegerField(
         label=_("Lapsed after (days)"),
         min_value=1,
@@ -67,18 +86,6 @@ class SegmentReportForm(forms.Form):
         help_text=_("Empty: the scheme's R threshold."),
         widget=UnfoldAdminIntegerFieldWidget,
     )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        runs = RfmRun.objects.filter(status=RfmRun.Status.SUCCEEDED).select_related("scheme").order_by("-as_of", "-pk")
-        self.fields["from_run"].queryset = runs
-        self.fields["to_run"].queryset = runs
-
-    def clean(self):
-        data = super().clean()
-        if data.get("from_run") and data.get("to_run") and data["to_run"].as_of < data["from_run"].as_of:
-            raise forms.ValidationError(_("Choose a second run as of the same day as the first, or later."))
-        return data
 
 
 @admin.register(CampaignEffect)

@@ -20,28 +20,19 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from unfold.widgets import UnfoldAdminDateWidget, UnfoldAdminIntegerFieldWidget, UnfoldAdminSelectWidget
+from unfold.widgets import UnfoldAdminDateWidget, UnfoldAdminIntegerFieldWidget
 
-from campaigns.apis.effect import CsvRenderer
-from segmentation.models import RfmRun, Segment
+from campaigns.admin.effect import RunPairForm, csv_download
+from segmentation.models import Segment
 from workspace import activity, reports
 from workspace.admin.activity_figures import activity_context
 from workspace.admin.dashboard import shows_dashboard
 
 MAX_REFERRAL_DAYS = 3 * 366
-
-
-def _csv(rows: list[list], filename: str) -> HttpResponse:
-    """The API's CSV (``campaigns.apis.effect.CsvRenderer``: UTF-8 with a BOM for spreadsheets)."""
-    response = HttpResponse(CsvRenderer().render(rows), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 def _context(request, title: str, **extra) -> dict:
@@ -118,7 +109,7 @@ def activity_view(request):
     weeks = data.get("weeks") or activity.DEFAULT_WEEKS
     report = activity.activity_report(days=days, weeks=weeks)
     if request.GET.get("format") == "csv":
-        return _csv(activity_csv_rows(report), f"activity-{report['today']}.csv")
+        return csv_download(activity_csv_rows(report), f"activity-{report['today']}.csv")
     query = request.GET.copy()
     query["format"] = "csv"
     return TemplateResponse(
@@ -138,31 +129,13 @@ def activity_view(request):
 # --- growth between two runs ------------------------------------------------------------------
 
 
-class RunChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj):
-        return f"{date_format(obj.as_of)} · {obj.scheme.name} (#{obj.pk})"
-
-
-class GrowthForm(forms.Form):
-    from_run = RunChoiceField(
-        label=gettext_lazy("From run"), queryset=RfmRun.objects.none(), widget=UnfoldAdminSelectWidget, required=False
-    )
-    to_run = RunChoiceField(
-        label=gettext_lazy("To run"), queryset=RfmRun.objects.none(), widget=UnfoldAdminSelectWidget, required=False
-    )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        runs = RfmRun.objects.filter(status=RfmRun.Status.SUCCEEDED).select_related("scheme").order_by("-as_of", "-pk")
-        self.fields["from_run"].queryset = runs
-        self.fields["to_run"].queryset = runs
+class GrowthForm(RunPairForm):
+    runs_required = False  # neither: the current run and the one before
 
     def clean(self):
         data = super().clean()
         if bool(data.get("from_run")) != bool(data.get("to_run")):
             raise forms.ValidationError(_("Choose both runs, or neither for the current run and the one before."))
-        if data.get("from_run") and data.get("to_run") and data["to_run"].as_of < data["from_run"].as_of:
-            raise forms.ValidationError(_("Choose a second run as of the same day as the first, or later."))
         return data
 
 
@@ -180,7 +153,7 @@ def growth_view(request):
     if from_run is not None and to_run is not None:
         report = reports.growth_report(from_run=from_run, to_run=to_run)
         if request.GET.get("format") == "csv":
-            return _csv(reports.growth_csv_rows(report), f"growth-{from_run.pk}-{to_run.pk}.csv")
+            return csv_download(reports.growth_csv_rows(report), f"growth-{from_run.pk}-{to_run.pk}.csv")
     return TemplateResponse(
         request,
         "admin/workspace/reports/growth.html",
@@ -224,7 +197,7 @@ def referral_view(request):
             form = ReferralForm(initial={"start": start, "end": end})
         report = reports.referral_report(start=start, end=end)
         if request.GET.get("format") == "csv":
-            return _csv(reports.referral_csv_rows(report), f"referrals-{start}-{end}.csv")
+            return csv_download(reports.referral_csv_rows(report), f"referrals-{start}-{end}.csv")
     return TemplateResponse(
         request,
         "admin/workspace/reports/referrals.html",
