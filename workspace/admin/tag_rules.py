@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from members import formatting
@@ -69,7 +70,9 @@ class TagRuleAdmin(ModelAdmin):
         url = reverse("admin:members_member_changelist")
         if obj.kind == Kind.FAVOURITE_CATEGORY:
             return formatting.count(obj.member_count)
-        return format_html('<a href="{}?tag={}">{}</a>', url, obj.name, formatting.count(obj.member_count))
+        return format_html(
+            '<a href="{}?{}">{}</a>', url, urlencode({"tag": obj.name}), formatting.count(obj.member_count)
+        )
 
     @admin.action(description=_("Activate the selected tag rules"), permissions=["change"])
     def activate(self, request, queryset):
