@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 CENT = Decimal("0.01")
+RATE = Decimal("0.0001")  # rates and shares to four places: 0.1234 is 12.34%
 MAX_AMOUNT = Decimal("9999999999.99")  # what Decimal(12, 2) holds
 
 
@@ -33,3 +34,15 @@ def to_money(value, *, field: str = "amount", allow_zero: bool = False) -> Decim
     if amount < 0 or (amount == 0 and not allow_zero):
         raise ValidationError({field: _("An amount must be greater than zero.")})
     return amount.quantize(CENT)
+
+
+def cents(value) -> Decimal:
+    """A sum or average from SQL (None for no rows) as money: two places, half up."""
+    return Decimal(value or 0).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def ratio(part, whole) -> Decimal | None:
+    """``part / whole`` to four places, half up; None when ``whole`` is 0 or None (no rate)."""
+    if not whole:
+        return None
+    return (Decimal(part) / Decimal(whole)).quantize(RATE, rounding=ROUND_HALF_UP)

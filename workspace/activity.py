@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
@@ -47,6 +47,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from members.models import Interaction, Member, Order
+from members.money import ratio
 from segmentation.models import MemberRfm
 from workspace.models import ActivityRollup, RetentionRollup
 
@@ -56,18 +57,11 @@ MAX_DAYS = 366
 MAX_WEEKS = 104
 RETENTION_DAYS = (1, 7, 30)
 CACHE_SECONDS = 10 * 60
-RATE = Decimal("0.0001")
 
 _ORDER = Order._meta.db_table
 _INTERACTION = Interaction._meta.db_table
 _MEMBER = Member._meta.db_table
 _RFM = MemberRfm._meta.db_table
-
-
-def _rate(part: int, whole: int) -> Decimal | None:
-    if not whole:
-        return None
-    return (Decimal(part) / Decimal(whole)).quantize(RATE, rounding=ROUND_HALF_UP)
 
 
 def _day_start(day: dt.date) -> dt.datetime:
@@ -184,7 +178,7 @@ class Cohort:
     def rate(self, n: int) -> Decimal | None:
         if self.retained.get(n) is None:
             return None
-        return _rate(self.retained[n], self.observed[n])
+        return ratio(self.retained[n], self.observed[n])
 
 
 def retention_rows(*, first: dt.date, last: dt.date, observed_until: dt.date) -> list[tuple]:

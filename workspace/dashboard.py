@@ -43,6 +43,7 @@ from campaigns.models import Campaign
 from campaigns.selectors.effect import campaign_effect
 from members.formatting import local_name
 from members.models import Member, Order, PointsAccount, PointsEntry, Wallet, WalletEntry
+from members.money import RATE, cents, ratio
 from segmentation.clv_selectors import clv_by_segment, current_clv_run, p_alive_distribution
 from segmentation.models import MemberRfm, RfmRun, Scheme, Segment
 from segmentation.selectors import ABSENT, current_run, segment_migration_matrix
@@ -53,8 +54,6 @@ CAMPAIGNS_SHOWN = 6
 HISTORY_RUNS = 12
 MATRIX_CACHE_SECONDS = 7 * 24 * 3600
 KPI_WORK_MEM = "64MB"
-CENT = Decimal("0.01")
-RATE = Decimal("0.0001")
 
 # Ranges of the R, F and M histograms: (from, to), both inclusive; None is open. The member list
 # filters by the same bounds (``rfm__recency_days_from`` / ``_to`` …), so a bar and its list agree.
@@ -117,16 +116,6 @@ class Kpi:
         return None if change is None or change == 0 else change > 0
 
 
-def _money(value) -> Decimal:
-    return Decimal(value or 0).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _rate(part, whole) -> Decimal | None:
-    if not whole:
-        return None
-    return (Decimal(part) / Decimal(whole)).quantize(RATE, rounding=ROUND_HALF_UP)
-
-
 # --- KPIs -------------------------------------------------------------------------------------
 
 
@@ -169,7 +158,7 @@ def _order_figures(period: Period) -> dict[bool, dict]:
                 "buyers": buyers,
                 "repeaters": repeaters,
                 "orders": int(orders or 0),
-                "revenue": _money(net),
+                "revenue": cents(net),
             }
     return figures
 
@@ -179,12 +168,12 @@ def _wallet_liability(period: Period) -> dict:
     moved = WalletEntry.objects.filter(created_at__gte=period.start).aggregate(
         principal=Sum("principal_delta"), bonus=Sum("bonus_delta")
     )
-    principal, bonus = _money(now["principal"]), _money(now["bonus"])
+    principal, bonus = cents(now["principal"]), cents(now["bonus"])
     return {
         "principal": principal,
         "bonus": bonus,
-        "previous_principal": principal - _money(moved["principal"]),
-        "previous_bonus": bonus - _money(moved["bonus"]),
+        "previous_principal": principal - cents(moved["principal"]),
+        "previous_bonus": bonus - cents(moved["bonus"]),
     }
 
 
@@ -223,15 +212,15 @@ def dashboard_kpis(*, period: Period) -> list[Kpi]:
         Kpi("active", now["buyers"], before["buyers"], "count"),
         Kpi(
             "repurchase_rate",
-            _rate(now["repeaters"], now["buyers"]),
-            _rate(before["repeaters"], before["buyers"]),
+            ratio(now["repeaters"], now["buyers"]),
+            ratio(before["repeaters"], before["buyers"]),
             "rate",
             {"repeaters": now["repeaters"]},
         ),
         Kpi(
             "average_order_value",
-            _money(now["revenue"] / now["orders"]) if now["orders"] else None,
-            _money(before["revenue"] / before["orders"]) if before["orders"] else None,
+            cents(now["revenue"] / now["orders"]) if now["orders"] else None,
+            cents(before["revenue"] / before["orders"]) if before["orders"] else None,
             "money",
             {"orders": now["orders"]},
         ),
@@ -257,7 +246,7 @@ def _segment_row(segment: Segment | None, count: int, total: int) -> dict:
         "name": local_name(segment.name_zh, segment.name_en, segment.slug) if segment else None,
         "colour": segment.colour if segment else "#9e9e9e",
         "count": count,
-        "share": _rate(count, total),
+        "share": ratio(count, total),
     }
 
 

@@ -22,29 +22,24 @@ One statement per report besides reading the runs and segments. Nothing here wri
 from __future__ import annotations
 
 import datetime as dt
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.db import connection
 from django.utils import timezone
 
 from members.formatting import local_name
 from members.models import Member, Order, Referral
+from members.money import cents, ratio
 from segmentation.models import MemberRfm, RfmRun, Segment
 
-CENT = Decimal("0.01")
-RATE = Decimal("0.0001")
 DEFAULT_REFERRAL_DAYS = 30
-
-
-def _money(value) -> Decimal:
-    return Decimal(value or 0).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def growth_rate(before, after) -> Decimal | None:
     """(after − before) / before, to four places (0.5 is +50%); None when ``before`` is 0 or unknown."""
-    if before is None or after is None or not before:
+    if before is None or after is None:
         return None
-    return ((Decimal(after) - Decimal(before)) / Decimal(before)).quantize(RATE, rounding=ROUND_HALF_UP)
+    return ratio(Decimal(after) - Decimal(before), before)
 
 
 # --- growth between two runs ------------------------------------------------------------------
@@ -73,7 +68,7 @@ def _run_figures(run: RfmRun) -> dict[str, dict]:
         monetary = Decimal(str(stats["avg_monetary"])) if stats.get("avg_monetary") is not None else None
         figures[slug] = {
             "size": members,
-            "spend": _money(monetary * members) if monetary is not None else Decimal("0.00"),
+            "spend": cents(monetary * members) if monetary is not None else Decimal("0.00"),
             "frequency": frequency if members else None,
         }
     return figures
@@ -218,7 +213,7 @@ def referral_report(*, start: dt.date, end: dt.date) -> dict:
     rows = []
     for segment_id, segment in keyed:
         referrers, referred, buyers, first_value, spend, orders = figures.get(segment_id, (0, 0, 0, 0, 0, 0))
-        first_value, spend = _money(first_value), _money(spend)
+        first_value, spend = cents(first_value), cents(spend)
         rows.append(
             {
                 "segment_id": segment_id,
@@ -230,14 +225,12 @@ def referral_report(*, start: dt.date, end: dt.date) -> dict:
                 "referrers": int(referrers),
                 "referred": int(referred),
                 "buyers": int(buyers),
-                "conversion_rate": (Decimal(buyers) / referred).quantize(RATE, rounding=ROUND_HALF_UP)
-                if referred
-                else None,
+                "conversion_rate": ratio(buyers, referred),
                 "first_order_value": first_value,
-                "average_first_order": _money(first_value / buyers) if buyers else None,
+                "average_first_order": cents(first_value / buyers) if buyers else None,
                 "spend": spend,
                 "orders": int(orders),
-                "spend_per_referred": _money(spend / referred) if referred else None,
+                "spend_per_referred": cents(spend / referred) if referred else None,
             }
         )
     totals = {

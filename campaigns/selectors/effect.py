@@ -49,12 +49,11 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignBenefit, CampaignGrant, Coupon, OutboxMessage
 from members.models import Order
+from members.money import RATE, cents, ratio
 from segmentation.models import MemberRfm, RfmRun, Segment, SegmentSnapshot, SegmentTransition
 from segmentation.scoring import window_for
 from segmentation.selectors import ABSENT, segment_migration_matrix
 
-CENT = Decimal("0.01")
-RATE = Decimal("0.0001")
 Z_95 = Decimal(str(round(NormalDist().inv_cdf(0.975), 6)))  # 1.959964
 DEFAULT_DAYS = 14
 BENEFIT_KEYS = ["coupons", "points", "multipliers", "offers", "follow_ups"]
@@ -65,16 +64,6 @@ _MESSAGE = OutboxMessage._meta.db_table
 _SNAPSHOT = SegmentSnapshot._meta.db_table
 _TRANSITION = SegmentTransition._meta.db_table
 _MEMBER_RFM = MemberRfm._meta.db_table
-
-
-def _money(value) -> Decimal:
-    return Decimal(value or 0).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _rate(part, whole) -> Decimal | None:
-    if not whole:
-        return None
-    return (Decimal(part) / Decimal(whole)).quantize(RATE, rounding=ROUND_HALF_UP)
 
 
 # --- per campaign ------------------------------------------------------------------------------------
@@ -163,8 +152,8 @@ def _engagement(campaign_id: int) -> dict:
             "delivered": int(delivered),
             "opened": int(opened),
             "clicked": int(clicked),
-            "open_rate": _rate(opened, sent),
-            "click_rate": _rate(clicked, sent),
+            "open_rate": ratio(opened, sent),
+            "click_rate": ratio(clicked, sent),
         }
 
     total = figures(0, 0, 0, 0, 0)
@@ -228,12 +217,12 @@ def campaign_effect(*, campaign: Campaign, days: int = DEFAULT_DAYS) -> dict:
         redeemed_members=Count("member_id", filter=Q(status=Coupon.Status.REDEEMED), distinct=True),
         discount=Sum("discount", filter=Q(status=Coupon.Status.REDEEMED)),
     )
-    grant_cost = _money(
+    grant_cost = cents(
         CampaignGrant.objects.filter(campaign_id=campaign.pk, is_control=False).aggregate(total=Sum("cost"))["total"]
     )
-    coupon_estimate = _money(_coupon_face_value_in_grants(campaign))
-    redeemed_discount = _money(coupons["discount"])
-    cost = _money(max(grant_cost - coupon_estimate, Decimal(0)) + redeemed_discount)
+    coupon_estimate = cents(_coupon_face_value_in_grants(campaign))
+    redeemed_discount = cents(coupons["discount"])
+    cost = cents(max(grant_cost - coupon_estimate, Decimal(0)) + redeemed_discount)
 
     uplift = ci_low = ci_high = standard_error = None
     if treated["mean"] is not None and control["mean"] is not None:
@@ -252,10 +241,10 @@ def campaign_effect(*, campaign: Campaign, days: int = DEFAULT_DAYS) -> dict:
         return {
             "members": stats["members"],
             "converted": stats["converted"],
-            "conversion_rate": _rate(stats["converted"], stats["members"]),
-            "revenue": _money(stats["revenue"]),
-            "revenue_per_member": None if stats["mean"] is None else _money(stats["mean"]),
-            "revenue_variance": None if stats["variance"] is None else _money(stats["variance"]),
+            "conversion_rate": ratio(stats["converted"], stats["members"]),
+            "revenue": cents(stats["revenue"]),
+            "revenue_per_member": None if stats["mean"] is None else cents(stats["mean"]),
+            "revenue_variance": None if stats["variance"] is None else cents(stats["variance"]),
         }
 
     return {
@@ -270,15 +259,15 @@ def campaign_effect(*, campaign: Campaign, days: int = DEFAULT_DAYS) -> dict:
         "redeemed_members": coupons["redeemed_members"],
         "treated_group": group(treated),
         "control_group": group(control),
-        "uplift_per_member": None if uplift is None else _money(uplift),
-        "uplift_standard_error": None if standard_error is None else _money(standard_error),
-        "uplift_ci_low": None if ci_low is None else _money(ci_low),
-        "uplift_ci_high": None if ci_high is None else _money(ci_high),
+        "uplift_per_member": None if uplift is None else cents(uplift),
+        "uplift_standard_error": None if standard_error is None else cents(standard_error),
+        "uplift_ci_low": None if ci_low is None else cents(ci_low),
+        "uplift_ci_high": None if ci_high is None else cents(ci_high),
         "grant_cost": grant_cost,
         "coupon_face_value_in_grants": coupon_estimate,
         "redeemed_discount": redeemed_discount,
         "cost": cost,
-        "incremental_revenue": None if incremental is None else _money(incremental),
+        "incremental_revenue": None if incremental is None else cents(incremental),
         "roi": roi,
         "engagement": _engagement(campaign.pk),
     }
@@ -394,7 +383,7 @@ def segment_report(*, from_run: RfmRun, to_run: RfmRun, lapsed_days: int | None 
             segment_id, (0, 0, 0, 0, 0, 0, 0, 0)
         )
         size, orders = int(size or 0), int(orders or 0)
-        spend = _money(spend)
+        spend = cents(spend)
         rows.append(
             {
                 "segment_id": segment_id,
@@ -404,18 +393,18 @@ def segment_report(*, from_run: RfmRun, to_run: RfmRun, lapsed_days: int | None 
                 "size": size,
                 "size_to": int(sizes_to.get(segment_id, 0)),
                 "repurchasers": int(repurchasers or 0),
-                "repurchase_rate": _rate(repurchasers or 0, size),
+                "repurchase_rate": ratio(repurchasers or 0, size),
                 "lapsed": int(lapsed_n or 0),
                 "reactivated": int(reactivated or 0),
-                "reactivation_rate": _rate(reactivated or 0, lapsed_n or 0),
+                "reactivation_rate": ratio(reactivated or 0, lapsed_n or 0),
                 "revenue": spend,
                 "orders": orders,
-                "spend_per_member": _money(spend / size) if size else None,
-                "average_order_value": _money(spend / orders) if orders else None,
+                "spend_per_member": cents(spend / size) if size else None,
+                "average_order_value": cents(spend / orders) if orders else None,
                 "retained_7d": int(kept_7 or 0),
-                "retention_7d": _rate(kept_7 or 0, size),
+                "retention_7d": ratio(kept_7 or 0, size),
                 "retained_30d": int(kept_30 or 0),
-                "retention_30d": _rate(kept_30 or 0, size),
+                "retention_30d": ratio(kept_30 or 0, size),
             }
         )
     return {
