@@ -7,16 +7,17 @@ The commands only read arguments and print: what an import does is decided by
 import os
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import reset_queries
 from django.utils.translation import gettext_lazy as _
 from tqdm import tqdm
 
 from members.csv_import import CsvFileError, file_size
+from members.management.translated import TranslatedHelpCommand
 from members.services.imports import HISTORICAL_HELP, HISTORICAL_LABEL, ImportResult
 
 
-class ImportCommand(BaseCommand):
+class ImportCommand(TranslatedHelpCommand):
     """A subclass names its service (``stores_import`` …) in ``run_import`` and what it imports.
 
     Bad rows are printed to stderr as they are found, all of them; the command then fails with a

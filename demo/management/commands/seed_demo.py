@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from django.apps import apps
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -37,6 +37,7 @@ from tqdm import tqdm
 from demo.brand import LIVE_DAYS, DemoBrand
 from members.demo_data import PAID, DemoData, DemoMember, DemoOrder, DemoRefund
 from members.events import orders_imported
+from members.management.translated import TranslatedHelpCommand
 from members.models import Member, Order, OrderLine, Product, Refund, Store
 from segmentation.models import RfmRun
 from segmentation.services import product_preferences_recompute, rule_tags_recompute
@@ -82,7 +83,7 @@ def _as_of(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(_("“%(value)s” is not a date: use YYYY-MM-DD.") % {"value": value}) from None
 
 
-class Command(BaseCommand):
+class Command(TranslatedHelpCommand):
     help = gettext_lazy(
         "Create realistic, reproducible demo data: stores, members, orders and refunds. "
         "The same arguments and as-of date always give the same data."
