@@ -61,6 +61,7 @@ and message as they are found (the jobs' error report).
 import os
 import re
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -571,40 +572,49 @@ def _assign_referral_codes(members: list[Member]) -> None:
 #
 # Set-based, in four steps inside the file's transaction (``_OrderStaging``):
 #
-# 1. **Stage.** The file is streamed once (``CsvReader.records``) and COPied into a temporary table
-#    with each row's line. Cells in the usual spellings (11-digit mobile, ``38.50``, a local
-#    ``2024-03-01 12:00``) pass a cheap pattern and go in as text for PostgreSQL to convert; any
-#    other row is parsed by the cell parsers every import uses (``+86 …``, ``¥38.5``, an offset),
-#    and a row they refuse is staged with its message instead of its values. Stores (few) are
-#    resolved here, members are not.
+# 1. **Stage.** The file's text is COPied as it is into a table of raw cells, and the rows in the
+#    tills' spelling (11-digit mobile, ``38.50``, a local ``2024-03-01 12:00``) are parsed there by
+#    one ``CREATE TABLE … AS SELECT`` (which PostgreSQL may run on several cores); any other row is
+#    parsed by the cell parsers every import uses (``+86 …``, ``¥38.5``, an offset), and a row they
+#    refuse is staged with its message instead of its values. Stores (few) are resolved here,
+#    members are not. A file COPY cannot read that way (quoted cells) is read row by row instead.
 # 2. **Check** in one statement: members joined by mobile; each row's reference — the order of the
 #    same store and id already recorded, or else the first row of the file with that store and id
-#    — compared field by field: new, unchanged, or a conflict naming the fields that differ.
+#    — compared field by field: new, unchanged, or a conflict naming the fields that differ. A
+#    unique index on the result proves that no id repeats in the file (the usual case); only a
+#    file where one does is ranked by a window over all its rows.
 # 3. **Report** every bad row in line order from one query (the parse errors of step 1, unknown
 #    members and conflicts of step 2), read through a server-side cursor.
-# 4. **Write**, only if there was none: historical, one ``INSERT … SELECT`` of the new rows; loyalty,
-#    the new rows in file order through ``order_record``, a batch of members at a time.
+# 4. **Write**, only if there was none: historical, one ``INSERT … SELECT`` of the new rows — when
+#    they are many against the orders already there, into the table without its secondary indexes,
+#    which are then built again (``_OrderStaging.insert``); loyalty, the new rows in file order
+#    through ``order_record``, a batch of members at a time.
+#
+# The work tables are unlogged tables of this transaction (temporary ones when the connection may
+# not create tables: those are never read in parallel), named for this import and dropped at its
+# end; a rolled-back import leaves nothing behind.
 #
 # Memory stays bounded: Python holds one row (one batch of members in loyalty mode), PostgreSQL
-# the staging tables.
+# the work tables.
 
-ORDER_STAGING = "import_order_staging"
-ORDER_CHECKED = "import_order_checked"
-#: PostgreSQL memory for the check's sort and hash joins (per node, this transaction only).
+#: PostgreSQL memory for the check's sort and hash joins and the index builds (this transaction only).
 IMPORT_WORK_MEM = "64MB"
+IMPORT_MAINTENANCE_WORK_MEM = "256MB"
+#: A historical import of at least this many new orders, and at least as many as the table holds,
+#: drops the orders table's secondary indexes, inserts, and builds them again: at 1,000,000 rows
+#: 8 s against 16–18 s of inserting into five indexes (README, *Benchmarks*). Meanwhile the table
+#: is locked (``ACCESS EXCLUSIVE``) until the import commits: a brand bringing its history, whose
+#: tills are not live yet. A live table with more orders than the file keeps its indexes.
+INDEX_REBUILD_MIN_ROWS = 100_000
+#: How long the rebuild waits for that lock before it inserts with the indexes in place instead.
+INDEX_REBUILD_LOCK_TIMEOUT = "2s"
 _FAST_MOBILE = re.compile(r"1[3-9][0-9]{9}")
 _FAST_AMOUNT = re.compile(r"(?=[0-9.]*[1-9])[0-9]{1,10}(?:\.[0-9]{1,2})?")  # > 0, ≤ MAX_AMOUNT, 2 places
 _FAST_LOCAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?)?")
 #: A naive time at least this far before the local "now" cannot be in the future in any time
 #: zone's transitions: it skips the exact (slower) check.
 _SURELY_PAST = timedelta(days=1)
-#: The rows in the tills' spelling are parsed in PostgreSQL (``_OrderStaging._parse_in_database``):
-#: a subset of what the cell parsers accept, read the same way; a day past the month's end, a time
-#: with an offset or fractions, a cell ``clean_cell`` would change and anything else go to the parsers.
-ORDER_RAW = "import_order_raw"
-_STAGING_COPY = (
-    f"COPY {ORDER_STAGING} (line, external_id, mobile, store_id, paid_local, paid_at, amount, error) FROM STDIN"
-)
+_STAGING_COLUMNS = "line, external_id, mobile, store_id, paid_local, paid_at, amount, error"
 _ORDER_FIELDS = ("member", "paid_at", "amount")  # what a conflict compares (the store is part of the id)
 
 
@@ -677,40 +687,62 @@ def orders_import(
 
 
 class _OrderStaging:
-    """The temporary tables of one orders import, on the default connection, in its transaction."""
+    """The work tables of one orders import, on the default connection, in its transaction:
+    ``raw`` (the file's cells, fast path only), ``staging`` (rows parsed in Python, each with its
+    values or its message) and ``checked`` (every row without a message, resolved and compared)."""
 
     def __init__(self, *, batch_size: int, on_rows: ProgressCallback | None):
         self.batch_size = max(1, batch_size)
         self.on_rows = on_rows
         self.rows_reported = 0  # the last figure given to ``on_rows``
         self.without_row_triggers = False  # whether ``insert`` could check the references in bulk
+        self.indexes_rebuilt = False  # whether ``insert`` dropped the orders' indexes and built them again
+        self.in_python = 0  # rows parsed here (into ``staging``) rather than in the database
+        self.checked_made = False  # whether ``checked`` exists (the fast path makes it while staging)
         self.tz = timezone.get_default_timezone_name()
+        name = f"import_order_%s_{uuid.uuid4().hex[:12]}"
+        self.raw, self.staging, self.checked = (name % part for part in ("raw", "staging", "checked"))
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {ORDER_STAGING}, {ORDER_CHECKED}")
-            cursor.execute("SELECT set_config('work_mem', %s, true)", [IMPORT_WORK_MEM])
-            # ``paid_local``: a naive time, to be read in TIME_ZONE; ``paid_at``: a parsed aware one.
             cursor.execute(
-                f"CREATE TEMPORARY TABLE {ORDER_STAGING} (line integer NOT NULL, external_id text, mobile text, "
+                "SELECT set_config('work_mem', %s, true), has_schema_privilege(current_schema(), 'CREATE')",
+                [IMPORT_WORK_MEM],
+            )
+            # Unlogged: written without WAL, and read by parallel workers (a temporary table is not).
+            self.kind = "UNLOGGED" if cursor.fetchone()[1] else "TEMPORARY"
+            cursor.execute(
+                f"CREATE {self.kind} TABLE {self.staging} (line integer NOT NULL, external_id text, mobile text, "
                 "store_id bigint, paid_local timestamp, paid_at timestamptz, amount numeric(14, 2), error text)"
             )
 
     # 1. stage ----------------------------------------------------------------------------------
 
     def stage(self, reader: CsvReader, *, reread: Callable[[], CsvReader]) -> int:
-        """Every row of the file into the staging table, parsed; the number of rows.
+        """Every row of the file staged, parsed; the number of rows.
 
         First the fast way (``_stage_in_database``): the text itself COPYed into a table of raw
-        cells, the rows in the simple spelling tills write parsed there in one statement, and only
-        the others through the cell parsers here. Should the file not suit it — quoted cells, a
-        line COPY cannot read, a row of the wrong width — the file is read again (``reread``) row
-        by row, the way that gives every line its message."""
+        cells, the rows in the simple spelling tills write parsed, resolved and compared there in
+        one statement, and only the others through the cell parsers here. Should the file not suit
+        it — quoted cells, a line COPY cannot read, a row of the wrong width — the file is read
+        again (``reread``) row by row, the way that gives every line its message."""
         self._parsers = _OrderCellParsers()
         staged = self._stage_in_database(reader)
         if staged is None:
             staged = self._stage_in_python(reread())
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {ORDER_STAGING}")
+        if self.in_python:
+            with connection.cursor() as cursor:
+                self._analyze(cursor, self.staging)
         return staged
+
+    @staticmethod
+    def _analyze(cursor, table: str) -> None:
+        """Statistics of a work table for the next statements' plans: from a sample of 3,000 rows
+        (a tenth of the default, and as good for the joins here)."""
+        cursor.execute("SELECT set_config('default_statistics_target', '10', true)")
+        cursor.execute(f"ANALYZE {table}")
+        cursor.execute("SET LOCAL default_statistics_target TO DEFAULT")
+
+    def _copy_staged(self, cursor):
+        return cursor.copy(f"COPY {self.staging} ({_STAGING_COLUMNS}) FROM STDIN")
 
     def _stage_in_python(self, reader: CsvReader) -> int:
         """COPY every row of ``reader`` into the staging table, parsed here; the number of rows."""
@@ -718,7 +750,7 @@ class _OrderStaging:
         count = 0
         next_report = self.batch_size
         connection.ensure_connection()
-        with connection.connection.cursor() as cursor, cursor.copy(_STAGING_COPY) as copy:
+        with connection.connection.cursor() as cursor, self._copy_staged(cursor) as copy:
             write = copy.write_row
             for line, cells in reader.records(_ORDER_CELLS):
                 count += 1
@@ -726,10 +758,11 @@ class _OrderStaging:
                     next_report += self.batch_size
                     parsers.tick()
                 write(parsers.row(line, cells))
+        self.in_python = count
         return count
 
     def _stage_in_database(self, reader: CsvReader) -> int | None:
-        """The file's text COPYed as it is into ``ORDER_RAW`` (one text column per header cell,
+        """The file's text COPYed as it is into the raw table (one text column per header cell,
         numbered lines), then parsed in SQL; None, with nothing left behind, when the file cannot
         be read that way. Line numbers hold because every line must be one row: the rows COPY
         read are counted against the lines of the text, and a file with a quote character (a
@@ -744,13 +777,12 @@ class _OrderStaging:
         connection.ensure_connection()
         try:
             with transaction.atomic(), connection.connection.cursor() as cursor:
-                cursor.execute(f"DROP TABLE IF EXISTS {ORDER_RAW}")
                 cursor.execute(
-                    f"CREATE TEMPORARY TABLE {ORDER_RAW} "
+                    f"CREATE {self.kind} TABLE {self.raw} "
                     f"(line integer GENERATED ALWAYS AS IDENTITY (START WITH {reader.header_lines + 1}), {cells})"
                 )
                 columns = ", ".join(f"c{index}" for index in range(width))
-                with cursor.copy(f"COPY {ORDER_RAW} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+                with cursor.copy(f"COPY {self.raw} ({columns}) FROM STDIN (FORMAT csv)") as copy:
                     for chunk in reader.text_chunks():
                         if '"' in chunk:
                             raise _NotForCopy
@@ -760,19 +792,23 @@ class _OrderStaging:
                 copied = cursor.rowcount
                 if copied != lines + (not ends_with_newline):
                     raise _NotForCopy
-                self._parse_in_database(cursor, positions, width)
-                cursor.execute(f"DROP TABLE {ORDER_RAW}")
+                self._parse_in_database(cursor, positions, width, copied)
+                cursor.execute(f"DROP TABLE {self.raw}")
         except (_NotForCopy, DatabaseError, psycopg.Error):
+            self.in_python, self.checked_made = 0, False
             return None
         return copied - self._parsers.blank_rows
 
-    def _parse_in_database(self, cursor, positions: list[int], width: int) -> None:
-        """Stage the raw rows: those in the tills' spelling by one ``INSERT … SELECT``; the others
-        (another spelling of a time or a mobile, a bad cell, a blank row) through the parsers.
-        The checks are string functions rather than regular expressions: a third of the time."""
+    def _parse_in_database(self, cursor, positions: list[int], width: int, copied: int) -> None:
+        """Check the raw rows in the tills' spelling — a subset of what the cell parsers accept,
+        read the same way — straight from the raw table, in one ``CREATE TABLE … AS SELECT``
+        (``_compared``); stage the others — another spelling of a time or a mobile, a day past the
+        month's end, a time with an offset or fractions, a cell ``clean_cell`` would change, a bad
+        cell, a blank row — through the parsers, to be checked with the rest (``check``). The
+        filters are string functions rather than regular expressions: a third of the time."""
         external_id, mobile, store_code, paid, amount = (f"r.c{position}" for position in positions)
         _now, surely_past = self._parsers.tick()
-        cursor.execute(f"ANALYZE {ORDER_RAW}")
+        self._analyze(cursor, self.raw)
         shape = f"translate({paid}, '0123456789', '9999999999')"
         year = f"substr({paid}, 1, 4)"
         month = f"substr({paid}, 6, 2)"
@@ -795,91 +831,157 @@ class _OrderStaging:
                               AND length({amount}) - strpos({amount}, '.') IN (1, 2)
                 ELSE false
             END AND translate({amount}, '0.', '') <> ''"""
-        # The filters' selectivities multiply to an estimate of a handful of rows, for which the
-        # planner would compare every row with every store: a hash join it is.
-        cursor.execute("SET LOCAL enable_nestloop = off")
+        # One CASE rather than a chain of ANDs: the planner would multiply their selectivities to
+        # an estimate of a handful of rows (and compare each with every store and order by nested
+        # loops); a CASE it takes for half of them.
+        in_tills_spelling = f"""
+            CASE WHEN length({external_id}) BETWEEN 1 AND %(id_length)s
+                  AND btrim({external_id}, %(whitespace)s) = {external_id} AND left({external_id}, 1) <> %(guard)s
+                  AND translate({mobile}, '0123456789', '9999999999') = '99999999999'
+                  AND left({mobile}, 1) = '1' AND substr({mobile}, 2, 1) >= '3'
+                  AND {amount_ok}
+                  AND CASE WHEN {time_ok} THEN {paid}::timestamp < %(surely_past)s END
+            THEN true ELSE false END"""
+        resolved = f"""
+            SELECT r.line, {external_id} AS external_id, {mobile} AS mobile, s.id AS store_id, m.id AS member_id,
+                   {paid}::timestamp AT TIME ZONE %(tz)s AS paid_at, {amount}::numeric(14, 2) AS amount
+            FROM {self.raw} r JOIN {Store._meta.db_table} s ON s.code = {store_code}
+            LEFT JOIN {Member._meta.db_table} m ON m.mobile = {mobile}
+            WHERE {in_tills_spelling}
+        """  # noqa: S608 -- table and column names are ours
         cursor.execute(
-            f"""
-            INSERT INTO {ORDER_STAGING} (line, external_id, mobile, store_id, paid_local, amount)
-            SELECT r.line, {external_id}, {mobile}, s.id, {paid}::timestamp, {amount}::numeric(14, 2)
-            FROM {ORDER_RAW} r JOIN {Store._meta.db_table} s ON s.code = {store_code}
-            WHERE length({external_id}) BETWEEN 1 AND %(id_length)s
-              AND btrim({external_id}, %(whitespace)s) = {external_id} AND left({external_id}, 1) <> %(guard)s
-              AND translate({mobile}, '0123456789', '9999999999') = '99999999999'
-              AND left({mobile}, 1) = '1' AND substr({mobile}, 2, 1) >= '3'
-              AND {amount_ok}
-              AND CASE WHEN {time_ok} THEN {paid}::timestamp < %(surely_past)s END
-            """,  # noqa: S608 -- table and column names are ours
+            f"CREATE {self.kind} TABLE {self.checked} AS {self._compared(resolved)}",
             {
                 "id_length": Order._meta.get_field("external_id").max_length,
                 "whitespace": WHITESPACE,
                 "guard": FORMULA_GUARD,
                 "surely_past": surely_past,
+                "tz": self.tz,
             },
         )
-        cursor.execute("SET LOCAL enable_nestloop TO DEFAULT")
+        self.checked_made = True
+        if cursor.rowcount == copied:  # every row in the tills' spelling: nothing left for the parsers
+            return
         columns = ", ".join(f"r.c{index}" for index in range(width))
         parsers = self._parsers
         with connection.connection.cursor(name="import_order_unparsed") as unparsed:  # bounded memory
             unparsed.execute(
-                f"SELECT r.line, {columns} FROM {ORDER_RAW} r "  # noqa: S608
-                f"WHERE NOT EXISTS (SELECT FROM {ORDER_STAGING} s WHERE s.line = r.line) ORDER BY r.line"
+                f"SELECT r.line, {columns} FROM {self.raw} r "  # noqa: S608
+                f"WHERE NOT EXISTS (SELECT FROM {self.checked} c WHERE c.line = r.line) ORDER BY r.line"
             )
             while chunk := unparsed.fetchmany(self.batch_size):
                 rows = [parsers.raw_row(line, record, positions) for line, *record in chunk]
-                with cursor.copy(_STAGING_COPY) as copy:
+                with self._copy_staged(cursor) as copy:
                     for row in rows:
                         if row is not None:
                             copy.write_row(row)
+                            self.in_python += 1
                 parsers.tick()
 
     # 2. check ----------------------------------------------------------------------------------
 
+    def _compared(self, resolved: str) -> str:
+        """The rows of ``resolved`` (line, cells, ``member_id`` or NULL, ``paid_at``, ``amount``),
+        each compared with the order of its store and id already recorded: ``outcome`` and, for a
+        row of a recorded id, which fields differ. (A repeat within the file is for
+        ``_check_repeats``.)"""
+        return f"""
+            WITH resolved AS ({resolved})
+            SELECT r.line, r.external_id, r.mobile, r.store_id, r.member_id, r.paid_at, r.amount,
+                   CASE WHEN r.member_id IS NULL THEN 'no_member'
+                        WHEN o.id IS NULL THEN 'new'
+                        WHEN (o.member_id, o.paid_at, o.amount) = (r.member_id, r.paid_at, r.amount) THEN 'unchanged'
+                        ELSE 'conflict' END AS outcome,
+                   CASE WHEN r.member_id IS NOT NULL AND o.id IS NOT NULL THEN
+                       ARRAY[r.member_id <> o.member_id, r.paid_at <> o.paid_at, r.amount <> o.amount] END AS differs
+            FROM resolved r
+            LEFT JOIN {Order._meta.db_table} o ON o.store_id = r.store_id AND o.external_id = r.external_id
+        """  # noqa: S608 -- table names are ours
+
     def check(self) -> dict[str, int]:
         """Classify every staged row without an error: ``new``, ``unchanged``, ``no_member`` or
-        ``conflict`` (with the fields that differ); the number of rows of each outcome."""
+        ``conflict`` (with the fields that differ); the number of rows of each outcome.
+
+        Each row is compared with the order of its store and id already recorded. When an id
+        repeats in the file, the first row of the file with it is the reference of the others
+        (unless the store recorded it before); proving that none repeats — a unique index on the
+        result — costs a fifth of ranking every row by a window, which only such a file gets."""
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                CREATE TEMPORARY TABLE {ORDER_CHECKED} AS
-                WITH resolved AS (
+            if self.in_python or not self.checked_made:
+                compared = self._compared(
+                    f"""
                     SELECT s.line, s.external_id, s.mobile, s.store_id, m.id AS member_id,
                            COALESCE(s.paid_at, s.paid_local AT TIME ZONE %(tz)s) AS paid_at, s.amount
-                    FROM {ORDER_STAGING} s LEFT JOIN {Member._meta.db_table} m ON m.mobile = s.mobile
+                    FROM {self.staging} s LEFT JOIN {Member._meta.db_table} m ON m.mobile = s.mobile
                     WHERE s.error IS NULL
-                ),
-                candidate AS (  -- the first row of the file with a store and id is the reference of the others
-                    SELECT r.*,
-                           first_value(r.line) OVER same_id AS first_line,
-                           first_value(r.member_id) OVER same_id AS first_member_id,
-                           first_value(r.paid_at) OVER same_id AS first_paid_at,
-                           first_value(r.amount) OVER same_id AS first_amount
-                    FROM resolved r WHERE r.member_id IS NOT NULL
-                    WINDOW same_id AS (PARTITION BY r.store_id, r.external_id ORDER BY r.line)
-                ),
-                compared AS (  -- ... unless the store recorded the id before: then that order is
-                    SELECT c.line, c.external_id, c.mobile, c.store_id, c.member_id, c.paid_at, c.amount,
-                           o.id IS NULL AND c.line = c.first_line AS is_new,
-                           ARRAY[c.member_id <> COALESCE(o.member_id, c.first_member_id),
-                                 c.paid_at <> COALESCE(o.paid_at, c.first_paid_at),
-                                 c.amount <> COALESCE(o.amount, c.first_amount)] AS differs
-                    FROM candidate c
-                    LEFT JOIN {Order._meta.db_table} o ON o.store_id = c.store_id AND o.external_id = c.external_id
+                    """  # noqa: S608 -- table names are ours
                 )
-                SELECT line, external_id, mobile, store_id, member_id, paid_at, amount,
-                       CASE WHEN is_new THEN 'new' WHEN true <> ALL (differs) THEN 'unchanged' ELSE 'conflict' END
-                           AS outcome,
-                       differs
-                FROM compared
-                UNION ALL
-                SELECT line, external_id, mobile, store_id, NULL, paid_at, amount, 'no_member', NULL
-                FROM resolved WHERE member_id IS NULL
-                """,  # noqa: S608 -- table names are constants
-                {"tz": self.tz},
+                into = (
+                    f"INSERT INTO {self.checked}"
+                    if self.checked_made
+                    else f"CREATE {self.kind} TABLE {self.checked} AS"
+                )
+                cursor.execute(f"{into} {compared}", {"tz": self.tz})
+                self.checked_made = True
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    f'CREATE UNIQUE INDEX {self.checked}_once ON {self.checked} (store_id, (external_id COLLATE "C")) '
+                    "WHERE member_id IS NOT NULL"
+                )
+        except IntegrityError:  # an id repeats in the file
+            with connection.cursor() as cursor:
+                self._check_repeats(cursor)
+        with connection.cursor() as cursor:
+            self._analyze(cursor, self.checked)
+            cursor.execute(
+                f"SELECT outcome, count(*), min(member_id), max(member_id) FROM {self.checked} GROUP BY outcome"  # noqa: S608
             )
-            cursor.execute(f"ANALYZE {ORDER_CHECKED}")
-            cursor.execute(f"SELECT outcome, count(*) FROM {ORDER_CHECKED} GROUP BY outcome")  # noqa: S608
-            return dict(cursor.fetchall())
+            self.counts, self.member_ranges = {}, {}
+            for outcome, count, first, last in cursor.fetchall():
+                self.counts[outcome], self.member_ranges[outcome] = count, (first, last)
+            return self.counts
+
+    def _check_repeats(self, cursor) -> None:
+        """Check again a file in which an id repeats: a window ranks the rows of each store and id,
+        and the first of them is the reference of the others."""
+        checked_once = f"{self.checked}_each"
+        cursor.execute(f"ALTER TABLE {self.checked} RENAME TO {checked_once}")
+        cursor.execute(
+            f"""
+            CREATE {self.kind} TABLE {self.checked} AS
+            WITH resolved AS (
+                SELECT line, external_id, mobile, store_id, member_id, paid_at, amount FROM {checked_once}
+            ),
+            candidate AS (  -- the first row of the file with a store and id is the reference of the others
+                SELECT r.*,
+                       first_value(r.line) OVER same_id AS first_line,
+                       first_value(r.member_id) OVER same_id AS first_member_id,
+                       first_value(r.paid_at) OVER same_id AS first_paid_at,
+                       first_value(r.amount) OVER same_id AS first_amount
+                FROM resolved r WHERE r.member_id IS NOT NULL
+                WINDOW same_id AS (PARTITION BY r.store_id, r.external_id COLLATE "C" ORDER BY r.line)
+            ),
+            compared AS (  -- ... unless the store recorded the id before: then that order is
+                SELECT c.line, c.external_id, c.mobile, c.store_id, c.member_id, c.paid_at, c.amount,
+                       o.id IS NULL AND c.line = c.first_line AS is_new,
+                       ARRAY[c.member_id <> COALESCE(o.member_id, c.first_member_id),
+                             c.paid_at <> COALESCE(o.paid_at, c.first_paid_at),
+                             c.amount <> COALESCE(o.amount, c.first_amount)] AS differs
+                FROM candidate c
+                LEFT JOIN {Order._meta.db_table} o ON o.store_id = c.store_id AND o.external_id = c.external_id
+            )
+            SELECT line, external_id, mobile, store_id, member_id, paid_at, amount,
+                   CASE WHEN is_new THEN 'new' WHEN true <> ALL (differs) THEN 'unchanged' ELSE 'conflict' END
+                       AS outcome,
+                   differs
+            FROM compared
+            UNION ALL
+            SELECT line, external_id, mobile, store_id, NULL, paid_at, amount, 'no_member', NULL
+            FROM resolved WHERE member_id IS NULL
+            """  # noqa: S608 -- table names are ours
+        )
+        cursor.execute(f"DROP TABLE {checked_once}")
 
     # 3. report ---------------------------------------------------------------------------------
 
@@ -889,7 +991,7 @@ class _OrderStaging:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT c.line, c.outcome, c.external_id, c.mobile, s.code, c.paid_at, c.amount "  # noqa: S608
-                f"FROM {ORDER_CHECKED} c JOIN {Store._meta.db_table} s ON s.id = c.store_id "
+                f"FROM {self.checked} c JOIN {Store._meta.db_table} s ON s.id = c.store_id "
                 "WHERE c.outcome IN ('new', 'unchanged') ORDER BY c.line LIMIT %s",
                 [show_rows],
             )
@@ -898,14 +1000,16 @@ class _OrderStaging:
 
     def report(self, run: "_Run") -> None:
         """Every bad row, in line order, a thousand at a time from a server-side cursor."""
+        if not (self._parsers.bad_rows or self.counts.get("no_member") or self.counts.get("conflict")):
+            return
         bad_rows: list[tuple[int, str]] = []
         with connection.chunked_cursor() as cursor:
             cursor.execute(
                 f"""
-                SELECT line, error, NULL, NULL, NULL FROM {ORDER_STAGING} WHERE error IS NOT NULL
+                SELECT line, error, NULL, NULL, NULL FROM {self.staging} WHERE error IS NOT NULL
                 UNION ALL
                 SELECT line, NULL, outcome, CASE WHEN outcome = 'no_member' THEN mobile ELSE external_id END, differs
-                FROM {ORDER_CHECKED} WHERE outcome IN ('no_member', 'conflict')
+                FROM {self.checked} WHERE outcome IN ('no_member', 'conflict')
                 ORDER BY 1
                 """  # noqa: S608
             )
@@ -928,36 +1032,112 @@ class _OrderStaging:
         (its insert then waits for ours, or ours for its): it is unchanged if it says the same,
         else a bad row.
 
+        Many new rows against the orders already there (``INDEX_REBUILD_MIN_ROWS``) go into the
+        table without its secondary indexes, which are built again afterwards
+        (``_indexes_dropped``); should the table's lock not come in time, or a till have recorded
+        one of the rows meanwhile (the unique index will not build), that is undone and the rows
+        go in the usual way.
+
         The orders' foreign keys check each new row's member and store with a trigger per row
-        — half the time of the whole insert. Where the connection may switch row triggers off
-        (``session_replication_role``: a superuser, or ``GRANT SET ON PARAMETER
-        session_replication_role``), the references are checked and held once per member and
-        store instead (``_references_held``: the same ``FOR KEY SHARE`` lock each trigger would
-        take, so none of them can go before this transaction ends) and the statement runs without
-        row triggers; otherwise the triggers run as usual. The orders table has no other trigger."""
+        — half the time of an insert into the indexes. Where the connection may switch row
+        triggers off (``session_replication_role``: a superuser, or ``GRANT SET ON PARAMETER
+        session_replication_role``), the references are checked in bulk instead and the
+        statement runs without row triggers (``_references_held``); otherwise the triggers run
+        as usual. The orders table has no other trigger."""
         now = timezone.now()
         sql = f"""
             INSERT INTO {Order._meta.db_table}
                 (created_at, updated_at, external_id, member_id, store_id, paid_at, amount, refunded_amount, status)
             SELECT %(now)s, %(now)s, external_id, member_id, store_id, paid_at, amount, 0, %(paid)s
-            FROM {ORDER_CHECKED} WHERE outcome = 'new' ORDER BY paid_at, line
-        """  # noqa: S608 -- in time order: two of the five indexes lead with the time or the store and time
+            FROM {self.checked} WHERE outcome = 'new'
+        """  # noqa: S608 -- table names are ours
         params = {"now": now, "paid": Order.Status.PAID}
-        try:
-            # A plain INSERT first: cheaper than ON CONFLICT's speculative insertion, and a till
-            # recording one of these orders meanwhile is rare.
-            with transaction.atomic(), connection.cursor() as cursor:
-                without_triggers = self._row_triggers_off(cursor) and self._references_held(cursor)
-                cursor.execute(sql, params)
-                inserted = cursor.rowcount
-                cursor.execute("SET LOCAL session_replication_role = DEFAULT")
-            self.without_row_triggers = without_triggers
-        except IntegrityError:
-            with connection.cursor() as cursor:
-                cursor.execute(sql + " ON CONFLICT (store_id, external_id) DO NOTHING", params)
-                inserted = cursor.rowcount
+        inserted = None
+        if self._rebuild_pays(run.result.created):
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    rebuild = self._indexes_dropped(cursor)
+                    inserted = self._insert_plain(cursor, sql, params, table_locked=True)
+                    cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [IMPORT_MAINTENANCE_WORK_MEM])
+                    for statement in rebuild:
+                        cursor.execute(statement)
+                self.indexes_rebuilt = True
+            except DatabaseError:  # the lock did not come, or a till recorded one of the rows: as usual
+                inserted = None
+        if inserted is None:
+            # In time order: two of the five indexes lead with the time, or the store and time.
+            sql += " ORDER BY paid_at, line"
+            try:
+                # A plain INSERT first: cheaper than ON CONFLICT's speculative insertion, and a till
+                # recording one of these orders meanwhile is rare.
+                with transaction.atomic(), connection.cursor() as cursor:
+                    inserted = self._insert_plain(cursor, sql, params)
+            except IntegrityError:
+                with connection.cursor() as cursor:
+                    cursor.execute(sql + " ON CONFLICT (store_id, external_id) DO NOTHING", params)
+                    inserted = cursor.rowcount
         if inserted != run.result.created:
             self._recorded_meanwhile(run, inserted, since=now)
+
+    def _insert_plain(self, cursor, sql: str, params: dict, *, table_locked: bool = False) -> int:
+        """Run the insert, without row triggers where it may; the rows inserted."""
+        without_triggers = self._row_triggers_off(cursor) and self._references_held(cursor, table_locked=table_locked)
+        cursor.execute(sql, params)
+        inserted = cursor.rowcount
+        cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+        self.without_row_triggers = without_triggers
+        return inserted
+
+    @staticmethod
+    def _rebuild_pays(new_rows: int) -> bool:
+        """Whether ``new_rows`` are many enough, and at least as many as the orders table holds
+        (the planner's estimate), for dropping and building its indexes to beat inserting into
+        them."""
+        if new_rows < INDEX_REBUILD_MIN_ROWS:
+            return False
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass", [Order._meta.db_table]
+            )
+            (held,) = cursor.fetchone()
+        return new_rows >= held
+
+    @staticmethod
+    def _indexes_dropped(cursor) -> list[str]:
+        """Lock the orders table (``ACCESS EXCLUSIVE``, waiting ``INDEX_REBUILD_LOCK_TIMEOUT`` at
+        most) and drop its secondary indexes and the constraints they back; the statements that
+        build them again, exactly as they were. The primary key, which other tables' foreign keys
+        reference, stays."""
+        table = Order._meta.db_table
+        cursor.execute(
+            "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+            [INDEX_REBUILD_LOCK_TIMEOUT],
+        )
+        (lock_timeout, _set) = cursor.fetchone()
+        cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
+        cursor.execute(
+            """
+            SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.conname, pg_get_constraintdef(c.oid)
+            FROM pg_index i
+            LEFT JOIN pg_constraint c
+                   ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('u', 'x')
+            WHERE i.indrelid = %s::regclass AND NOT i.indisprimary AND i.indisvalid
+              AND NOT EXISTS (SELECT FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid)
+            ORDER BY 1
+            """,
+            [table],
+        )
+        rebuild = []
+        for index, index_sql, constraint, constraint_sql in cursor.fetchall():
+            if constraint is None:
+                cursor.execute(f"DROP INDEX {index}")
+                rebuild.append(index_sql)
+            else:
+                name = connection.ops.quote_name(constraint)
+                cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+                rebuild.append(f"ALTER TABLE {table} ADD CONSTRAINT {name} {constraint_sql}")
+        return rebuild
 
     @staticmethod
     def _row_triggers_off(cursor) -> bool:
@@ -969,23 +1149,42 @@ class _OrderStaging:
             return False
         return True
 
-    @staticmethod
-    def _references_held(cursor) -> bool:
-        """Lock the member and the store of every new row ``FOR KEY SHARE``, once each; whether
-        all of them are there. If one is not (deleted since the check), row triggers go back on
-        and the foreign keys will say so."""
-        for table, column in ((Member._meta.db_table, "member_id"), (Store._meta.db_table, "store_id")):
+    def _references_held(self, cursor, *, table_locked: bool = False) -> bool:
+        """Whether the member and the store of every new row are there, and stay there until this
+        transaction ends, as the foreign keys' row triggers would make sure; if one is not
+        (deleted since the check), row triggers go back on and the foreign keys will say so.
+
+        Usually each member and store is locked ``FOR KEY SHARE``, once, as each trigger would
+        lock it. With the orders table locked ``ACCESS EXCLUSIVE`` (``table_locked``) being there
+        is enough: deleting a member or a store runs the foreign key's own check on the orders
+        table, which has to wait for this transaction to end and will then find its rows (and a
+        deletion committed before the lock came is seen here). One anti-join then replaces
+        200,000 row locks at 1,000,000 orders."""
+        if table_locked:
             cursor.execute(
                 f"""
-                WITH wanted AS (SELECT DISTINCT {column} AS id FROM {ORDER_CHECKED} WHERE outcome = 'new'),
-                     held AS (SELECT t.id FROM {table} t JOIN wanted w ON w.id = t.id ORDER BY t.id FOR KEY SHARE OF t)
-                SELECT (SELECT count(*) FROM wanted), (SELECT count(*) FROM held)
+                SELECT count(*) FROM {self.checked} c
+                LEFT JOIN {Member._meta.db_table} m ON m.id = c.member_id
+                LEFT JOIN {Store._meta.db_table} s ON s.id = c.store_id
+                WHERE c.outcome = 'new' AND (m.id IS NULL OR s.id IS NULL)
                 """  # noqa: S608
             )
-            wanted, held = cursor.fetchone()
-            if held != wanted:
-                cursor.execute("SET LOCAL session_replication_role = DEFAULT")
-                return False
+            missing = cursor.fetchone()[0]
+        else:
+            missing = 0
+            for table, column in ((Member._meta.db_table, "member_id"), (Store._meta.db_table, "store_id")):
+                cursor.execute(
+                    f"""
+                    WITH wanted AS (SELECT DISTINCT {column} AS id FROM {self.checked} WHERE outcome = 'new'),
+                         held AS (SELECT t.id FROM {table} t JOIN wanted w ON w.id = t.id
+                                  ORDER BY t.id FOR KEY SHARE OF t)
+                    SELECT (SELECT count(*) FROM wanted) - (SELECT count(*) FROM held)
+                    """  # noqa: S608
+                )
+                missing += cursor.fetchone()[0]
+        if missing:
+            cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+            return False
         return True
 
     def _recorded_meanwhile(self, run: "_Run", inserted: int, *, since: datetime) -> None:
@@ -996,7 +1195,7 @@ class _OrderStaging:
                 f"""
                 SELECT c.line, c.external_id,
                        ARRAY[c.member_id <> o.member_id, c.paid_at <> o.paid_at, c.amount <> o.amount]
-                FROM {ORDER_CHECKED} c
+                FROM {self.checked} c
                 JOIN {Order._meta.db_table} o ON o.store_id = c.store_id AND o.external_id = c.external_id
                 WHERE c.outcome = 'new' AND o.created_at <> %s
                   AND (c.member_id <> o.member_id OR c.paid_at <> o.paid_at OR c.amount <> o.amount)
@@ -1018,7 +1217,7 @@ class _OrderStaging:
         result = run.result
         with connection.chunked_cursor() as cursor:
             cursor.execute(
-                f"SELECT line, external_id, member_id, store_id, paid_at, amount FROM {ORDER_CHECKED} "  # noqa: S608
+                f"SELECT line, external_id, member_id, store_id, paid_at, amount FROM {self.checked} "  # noqa: S608
                 "WHERE outcome = 'new' ORDER BY line"
             )
             done = 0
@@ -1034,15 +1233,14 @@ class _OrderStaging:
                     self.rows_reported = done
 
     def member_range(self) -> tuple[int, int]:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT min(member_id), max(member_id) FROM {ORDER_CHECKED} WHERE outcome = 'new'")  # noqa: S608
-            return cursor.fetchone()
+        """The lowest and highest member id of the new rows (from ``check``)."""
+        return self.member_ranges["new"]
 
     def drop(self) -> None:
         """Drop the tables now: an import inside a longer transaction (a test, a second file) must
         find the names free. A rolled-back import loses them anyway."""
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {ORDER_STAGING}, {ORDER_CHECKED}")
+            cursor.execute(f"DROP TABLE IF EXISTS {self.raw}, {self.staging}, {self.checked}")
 
 
 _ORDER_CELLS = tuple(column.name for column in ORDER_COLUMNS)
@@ -1061,6 +1259,7 @@ class _OrderCellParsers:
         self.stores = {code: store.pk for code, store in self.store_objects.items()}
         self.id_length = Order._meta.get_field("external_id").max_length
         self.blank_rows = 0  # raw rows (``raw_row``) without a cell
+        self.bad_rows = 0  # rows staged with a message instead of values
         self.tick()
 
     def tick(self) -> tuple[datetime, datetime]:
@@ -1090,6 +1289,7 @@ class _OrderCellParsers:
             fields.parse("amount", parse_money, amount),
         )
         if fields.errors:
+            self.bad_rows += 1
             return (line, None, None, None, None, None, None, fields.message)
         external_id, mobile, store, paid_at, amount = parsed
         return (line, external_id, mobile, store.pk, None, paid_at, amount, None)

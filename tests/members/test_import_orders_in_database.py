@@ -226,16 +226,16 @@ def test_without_the_privilege_the_row_triggers_run(shop, inserts, monkeypatch):
 
 def test_a_member_gone_since_the_check_turns_the_row_triggers_back_on(shop):
     # given a checked row whose member is not there
+    staging = imports._OrderStaging(batch_size=10, on_rows=None)
     with connection.cursor() as cursor:
-        table = imports.ORDER_CHECKED
-        cursor.execute(f"CREATE TEMPORARY TABLE {table} (member_id bigint, store_id bigint, outcome text)")
+        cursor.execute(f"CREATE TEMPORARY TABLE {staging.checked} (member_id bigint, store_id bigint, outcome text)")
         cursor.execute(
-            f"INSERT INTO {imports.ORDER_CHECKED} VALUES (%s, %s, 'new'), (%s, %s, 'new')",
+            f"INSERT INTO {staging.checked} VALUES (%s, %s, 'new'), (%s, %s, 'new')",
             [shop.members.first().pk, shop.pk, 987654321, shop.pk],
         )
-        assert imports._OrderStaging._row_triggers_off(cursor)
+        assert staging._row_triggers_off(cursor)
         # when
-        held = imports._OrderStaging._references_held(cursor)
-        cursor.execute(f"DROP TABLE {imports.ORDER_CHECKED}")
+        held = staging._references_held(cursor)
+    staging.drop()
     # then the foreign keys' own triggers will check the rows
     assert held is False and replication_role() == "origin"
