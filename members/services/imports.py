@@ -703,16 +703,19 @@ class _OrderStaging:
         name = f"import_order_%s_{uuid.uuid4().hex[:12]}"
         self.raw, self.staging, self.checked = (name % part for part in ("raw", "staging", "checked"))
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('work_mem', %s, true), has_schema_privilege(current_schema(), 'CREATE')",
-                [IMPORT_WORK_MEM],
-            )
-            # Unlogged: written without WAL, and read by parallel workers (a temporary table is not).
-            self.kind = "UNLOGGED" if cursor.fetchone()[1] else "TEMPORARY"
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [IMPORT_WORK_MEM])
+            self.kind = self._work_table_kind(cursor)
             cursor.execute(
                 f"CREATE {self.kind} TABLE {self.staging} (line integer NOT NULL, external_id text, mobile text, "
                 "store_id bigint, paid_local timestamp, paid_at timestamptz, amount numeric(14, 2), error text)"
             )
+
+    @staticmethod
+    def _work_table_kind(cursor) -> str:
+        """``UNLOGGED`` where the connection may create tables — written without WAL, and read by
+        parallel workers, which a temporary table is not — else ``TEMPORARY``."""
+        cursor.execute("SELECT has_schema_privilege(current_schema(), 'CREATE')")
+        return "UNLOGGED" if cursor.fetchone()[0] else "TEMPORARY"
 
     # 1. stage ----------------------------------------------------------------------------------
 

@@ -749,7 +749,7 @@ def test_import_orders_leaves_no_staging_tables_behind(tmp_path, members):
     # then
     assert result.created == 1
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'import_order_%%' AND relpersistence = 't'")
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'import_order_%%'")
         assert cursor.fetchone() == (0,)
 
 

@@ -8,8 +8,9 @@ import datetime as dt
 import io
 from decimal import Decimal
 
+import psycopg
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -239,3 +240,201 @@ def test_a_member_gone_since_the_check_turns_the_row_triggers_back_on(shop):
     staging.drop()
     # then the foreign keys' own triggers will check the rows
     assert held is False and replication_role() == "origin"
+
+
+# --- the work tables ------------------------------------------------------------------------
+
+
+def work_tables() -> list[tuple[str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, relpersistence FROM pg_class WHERE relname LIKE 'import_order_%%'")
+        return cursor.fetchall()
+
+
+@pytest.mark.parametrize("kind", ["UNLOGGED", "TEMPORARY"])
+def test_the_work_tables_are_unlogged_or_temporary_and_gone_after(shop, monkeypatch, kind):
+    # given a connection that may create tables (unlogged work tables), or one that may not
+    seen: list[str] = []
+
+    def chosen(cursor):
+        seen.append(kind)
+        return kind
+
+    monkeypatch.setattr(imports._OrderStaging, "_work_table_kind", staticmethod(chosen))
+    text = HEADER + (
+        "A-1,13800138000,S001,2025-05-11 15:46:46,972.96\n"
+        "A-2, 139 0013 9000 ,S001,2025/05/12 09:30,¥12.50\n"  # parsed in Python
+        "A-1,13800138000,S001,2025-05-11 15:46:46,972.96\n"  # repeated: unchanged
+    )
+    # when
+    result, bad = run(text)
+    # then the same answer either way, and nothing left behind
+    assert seen == [kind] and bad == [] and (result.created, result.unchanged) == (2, 1)
+    assert work_tables() == []
+
+
+def test_the_default_work_tables_are_unlogged(shop):
+    staging = imports._OrderStaging(batch_size=10, on_rows=None)
+    assert staging.kind == "UNLOGGED"  # the test database's owner may create tables
+    assert dict(work_tables()) == {staging.staging: "u"}
+    staging.drop()
+    assert work_tables() == []
+
+
+def test_repeated_ids_through_the_database_are_compared_with_their_first_row(shop, paths):
+    # given ids repeated in a file in the tills' spelling: the same order, and another amount
+    text = HEADER + (
+        "A-1,13800138000,S001,2025-05-11 15:46:46,972.96\n"  # 2
+        "A-2,13900139000,S001,2025-05-12 10:00,10\n"  # 3
+        "A-1,13800138000,S001,2025-05-11 15:46:46,972.96\n"  # 4: the same as line 2
+        "A-2,13900139000,S001,2025-05-12 10:00,11\n"  # 5: another amount than line 3
+        "A-2,13900139000,S002,2025-05-12 10:00,11\n"  # 6: another store's A-2
+    )
+    # when
+    result, bad = run(text, dry_run=True)
+    # then
+    assert paths == ["database"]
+    assert [line for line, _message in bad] == [5] and "amount" in bad[0][1]
+    assert (result.created, result.unchanged) == (3, 1)
+    assert (bad, result.created) == (run_in_python(text)[1], run_in_python(text)[0].created)
+
+
+# --- large historical files: the indexes built again ---------------------------------------
+
+ORDER_TABLE = Order._meta.db_table
+
+
+def order_indexes() -> list[tuple]:
+    """Every index and constraint of the orders table, as PostgreSQL would write it again."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid), indisvalid, indisready, indisunique "
+            "FROM pg_index WHERE indrelid = %s::regclass ORDER BY 1",
+            [ORDER_TABLE],
+        )
+        indexes = cursor.fetchall()
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint "
+            "WHERE conrelid = %s::regclass ORDER BY 1",
+            [ORDER_TABLE],
+        )
+        return indexes + cursor.fetchall()
+
+
+@pytest.fixture
+def rebuilds(monkeypatch):
+    """Whether each historical insert dropped the orders' indexes and built them again; any
+    file of new orders is large enough."""
+    monkeypatch.setattr(imports, "INDEX_REBUILD_MIN_ROWS", 1)
+    seen: list[bool] = []
+    insert = imports._OrderStaging.insert
+
+    def watched(self, run):
+        insert(self, run)
+        seen.append(self.indexes_rebuilt)
+
+    monkeypatch.setattr(imports._OrderStaging, "insert", watched)
+    return seen
+
+
+FILE = HEADER + (
+    "A-1,13800138000,S001,2025-05-11 15:46:46,972.96\n"
+    "A-2,13900139000,S002,2025-05-12,10\n"
+    "A-3, 139 0013 9000 ,S001,2025/05/12 09:30,¥12.50\n"
+)
+
+
+def test_a_large_file_goes_in_without_the_indexes_which_come_back_as_they_were(shop, rebuilds):
+    # given
+    before = order_indexes()
+    assert len(before) >= 6  # the primary key, four indexes, a unique constraint and the checks
+    # when
+    result, bad = run(FILE)
+    # then the orders are written, and every index and constraint is back, valid
+    assert rebuilds == [True] and bad == [] and result.created == 3
+    assert order_indexes() == before
+    assert sorted(Order.objects.values_list("external_id", "store__code")) == [
+        ("A-1", "S001"),
+        ("A-2", "S002"),
+        ("A-3", "S001"),
+    ]
+    # and the unique constraint holds again
+    order = Order.objects.get(external_id="A-1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Order.objects.create(
+            external_id="A-1", member=order.member, store=order.store, paid_at=order.paid_at, amount=Decimal(1)
+        )
+
+
+def test_a_reimport_of_a_large_file_changes_nothing(shop, rebuilds):
+    run(FILE)
+    result, bad = run(FILE)
+    assert (result.created, result.unchanged, bad) == (0, 3, [])
+    assert rebuilds == [True] and Order.objects.count() == 3  # nothing new: no insert the second time
+
+
+def test_a_large_file_with_a_bad_row_writes_nothing_and_keeps_the_indexes(shop, rebuilds):
+    before = order_indexes()
+    result, bad = run(FILE + "A-4,13700137000,S001,2025-05-12,10\n")  # no such member
+    assert [line for line, _message in bad] == [5] and not result.ok
+    assert rebuilds == [] and Order.objects.count() == 0 and order_indexes() == before
+
+
+def test_only_a_file_at_least_as_large_as_the_table_rebuilds(shop, rebuilds, monkeypatch):
+    # given a table of five orders, known to the planner
+    monkeypatch.setattr(imports, "INDEX_REBUILD_MIN_ROWS", 2)
+    run(HEADER + "".join(f"B-{n},13800138000,S001,2025-05-1{n} 10:00,10\n" for n in range(5)))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {ORDER_TABLE}")
+    # when a file of one order (under the minimum) and one of three (fewer than the table's) come
+    run(HEADER + "C-1,13800138000,S001,2025-05-11 10:00,10\n")
+    run(FILE)
+    # then only the first file, of five against none, went in without the indexes
+    assert rebuilds == [True, False, False] and Order.objects.count() == 9
+
+
+def test_a_table_another_transaction_reads_keeps_its_indexes(shop, rebuilds, monkeypatch):
+    # given another connection reading the orders table, in a transaction still open
+    monkeypatch.setattr(imports, "INDEX_REBUILD_LOCK_TIMEOUT", "200ms")
+    params = {
+        key: value
+        for key, value in connection.get_connection_params().items()
+        if key in ("dbname", "user", "password", "host", "port")
+    }
+    with psycopg.connect(**params) as reader:
+        reader.execute(f"SELECT count(*) FROM {ORDER_TABLE}")
+        before = order_indexes()
+        # when
+        result, bad = run(FILE)
+        # then the import did not wait for it: the rows went in with the indexes in place
+        assert rebuilds == [False] and bad == [] and result.created == 3
+        assert order_indexes() == before
+        reader.rollback()
+
+
+@pytest.mark.parametrize(("amount", "outcome"), [("972.96", "unchanged"), ("40.00", "conflict")])
+def test_a_till_recording_a_row_of_a_large_file_meanwhile(shop, rebuilds, monkeypatch, amount, outcome):
+    # given: after the check, a till records A-1 (the same order, or another amount)
+    check = imports._OrderStaging.check
+
+    def check_then_a_till_records(staging):
+        counts = check(staging)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {ORDER_TABLE} (created_at, updated_at, external_id, member_id, store_id, paid_at, "
+                "amount, refunded_amount, status) SELECT now(), now(), 'A-1', m.id, %s, %s, %s, 0, 'paid' "
+                "FROM members_member m WHERE m.mobile = '13800138000'",
+                [shop.pk, dt.datetime(2025, 5, 11, 15, 46, 46, tzinfo=timezone.get_default_timezone()), amount],
+            )
+        return counts
+
+    monkeypatch.setattr(imports._OrderStaging, "check", check_then_a_till_records)
+    before = order_indexes()
+    # when
+    result, bad = run(FILE)
+    # then the unique index would not build again: the rows went in the usual way
+    assert rebuilds == [False] and order_indexes() == before
+    if outcome == "unchanged":
+        assert (result.created, result.unchanged, bad) == (2, 1, []) and Order.objects.count() == 3
+    else:
+        assert [line for line, _message in bad] == [2] and "amount" in bad[0][1]
