@@ -157,6 +157,7 @@ class CsvReader:
         on_progress: Callable[[int], object] | None = None,
     ):
         self.encoding = detect_encoding(file)
+        self._file, self._start = file, file.tell()
         self._text = io.TextIOWrapper(
             io.BufferedReader(CountingReader(file, on_progress), CHUNK_SIZE), encoding=self.encoding, newline=""
         )
@@ -203,15 +204,31 @@ class CsvReader:
         except StopIteration:
             return None
         except UnicodeDecodeError:
+            line = self._undecodable_line() or self._reader.line_num + 1
             raise CsvFileError(
-                _("Line %(line)s: the file is neither UTF-8 nor GBK text.") % {"line": self._reader.line_num + 1},
-                code="encoding",
+                _("Line %(line)s: the file is neither UTF-8 nor GBK text.") % {"line": line}, code="encoding"
             ) from None
         except csv.Error as exc:
             raise CsvFileError(
                 _("Line %(line)s: the CSV cannot be read (%(error)s).") % {"line": self._reader.line_num, "error": exc},
                 code="csv",
             ) from None
+
+    def _undecodable_line(self) -> int | None:
+        """The number of the first line that does not decode. The text is decoded a buffer ahead of
+        the rows read, so the error comes before the CSV reader reaches that line: the file is read
+        again, line by line (a newline byte is never part of a UTF-8 or GBK character)."""
+        position = self._file.tell()
+        try:
+            self._file.seek(self._start)
+            for number, raw in enumerate(iter(self._file.readline, b""), 1):
+                try:
+                    raw.decode(self.encoding)
+                except UnicodeDecodeError:
+                    return number
+            return None
+        finally:
+            self._file.seek(position)
 
     def __iter__(self) -> Iterator[CsvRow]:
         positions = self._positions.items()

@@ -51,7 +51,7 @@ An order already recorded is unchanged in either mode, so a file imported once h
 then again in loyalty mode (or the reverse) earns nothing the second time.
 
 Memory stays bounded whatever the file's size: rows are read and handled a batch at a time (orders:
-one row at a time into a temporary table).
+the file's text streamed into a work table of the database, 64 kB at a time).
 Progress is reported by two optional callbacks: ``on_progress`` with the bytes of each read (the
 commands' progress bar) and ``on_rows`` with the rows handled so far, after each batch (the
 admin's import jobs, ``members.services.import_jobs``); ``on_bad_row`` gets each bad row's line
@@ -572,17 +572,17 @@ def _assign_referral_codes(members: list[Member]) -> None:
 #
 # Set-based, in four steps inside the file's transaction (``_OrderStaging``):
 #
-# 1. **Stage.** The file's text is COPied as it is into a table of raw cells, and the rows in the
-#    tills' spelling (11-digit mobile, ``38.50``, a local ``2024-03-01 12:00``) are parsed there by
-#    one ``CREATE TABLE … AS SELECT`` (which PostgreSQL may run on several cores); any other row is
-#    parsed by the cell parsers every import uses (``+86 …``, ``¥38.5``, an offset), and a row they
-#    refuse is staged with its message instead of its values. Stores (few) are resolved here,
-#    members are not. A file COPY cannot read that way (quoted cells) is read row by row instead.
-# 2. **Check** in one statement: members joined by mobile; each row's reference — the order of the
-#    same store and id already recorded, or else the first row of the file with that store and id
-#    — compared field by field: new, unchanged, or a conflict naming the fields that differ. A
-#    unique index on the result proves that no id repeats in the file (the usual case); only a
-#    file where one does is ranked by a window over all its rows.
+# 1. **Stage.** The file's text is COPied as it is into a table of raw cells. The rows in the
+#    tills' spelling (11-digit mobile, ``38.50``, a local ``2024-03-01 12:00``, a known store) are
+#    parsed, resolved and compared there (step 2) by one ``CREATE TABLE … AS SELECT``, which
+#    PostgreSQL may run on several cores; any other row is parsed by the cell parsers every import
+#    uses (``+86 …``, ``¥38.5``, an offset), and a row they refuse is staged with its message
+#    instead of its values. A file COPY cannot read that way (quoted cells) is read row by row.
+# 2. **Check**: members joined by mobile; each row's reference — the order of the same store and id
+#    already recorded, or else the first row of the file with that store and id — compared field
+#    by field: new, unchanged, or a conflict naming the fields that differ. A unique index on the
+#    result proves that no id repeats in the file (the usual case); only a file where one does is
+#    ranked by a window over all its rows.
 # 3. **Report** every bad row in line order from one query (the parse errors of step 1, unknown
 #    members and conflicts of step 2), read through a server-side cursor.
 # 4. **Write**, only if there was none: historical, one ``INSERT … SELECT`` of the new rows — when
@@ -597,7 +597,8 @@ def _assign_referral_codes(members: list[Member]) -> None:
 # Memory stays bounded: Python holds one row (one batch of members in loyalty mode), PostgreSQL
 # the work tables.
 
-#: PostgreSQL memory for the check's sort and hash joins and the index builds (this transaction only).
+#: PostgreSQL memory for the check's sorts and hash joins (per node), and for building the orders'
+#: indexes again (``INDEX_REBUILD_MIN_ROWS``); this transaction only.
 IMPORT_WORK_MEM = "64MB"
 IMPORT_MAINTENANCE_WORK_MEM = "256MB"
 #: A historical import of at least this many new orders, and at least as many as the table holds,
@@ -797,7 +798,7 @@ class _OrderStaging:
                     raise _NotForCopy
                 self._parse_in_database(cursor, positions, width, copied)
                 cursor.execute(f"DROP TABLE {self.raw}")
-        except (_NotForCopy, DatabaseError, psycopg.Error):
+        except (_NotForCopy, DatabaseError, psycopg.Error, UnicodeDecodeError):  # the parsers say which line
             self.in_python, self.checked_made = 0, False
             return None
         return copied - self._parsers.blank_rows

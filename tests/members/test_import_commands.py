@@ -605,6 +605,32 @@ def test_detect_encoding_streams_the_whole_file_and_rewinds(data, expected):
     assert file.tell() == 0
 
 
+@pytest.mark.parametrize(
+    ("command", "header", "row"),
+    [
+        ("import_orders", "order_id,member_mobile,store_code,paid_at,amount", "A-{n},13800138000,SH01,2024-03-01,1"),
+        ("import_members", "mobile,name", "138{n:08d},Wang"),
+    ],
+)
+@pytest.mark.parametrize("historical", [False, True])
+def test_bytes_that_are_not_text_far_into_a_file_are_refused_with_their_line(
+    tmp_path, members, command, header, row, historical
+):
+    # given a file of valid UTF-8 but for two bytes on line 2,997: the text is decoded ahead of the
+    # rows read, so the decoder meets them before the CSV reader reaches their line
+    lines = [line.encode() for line in (header, *(row.format(n=n) for n in range(3_000)))]
+    lines[2_996] += b"\xff\xfe"
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    # when
+    message, _ = run_failing(command, path, *(["--historical"] if historical else []))
+
+    # then
+    assert message == "Line 2997: the file is neither UTF-8 nor GBK text."
+    assert not Order.objects.exists() and Member.objects.count() == len(members)
+
+
 def test_members_import_keeps_a_bounded_number_of_messages_but_counts_all(tmp_path, stores, monkeypatch):
     # given
     monkeypatch.setattr(imports, "MAX_KEPT_ERRORS", 2)
