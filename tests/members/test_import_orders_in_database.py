@@ -194,18 +194,23 @@ def replication_role() -> str:
         return cursor.fetchone()[0]
 
 
-@pytest.fixture
-def inserts(monkeypatch):
-    """Whether each historical insert went without the foreign keys' row triggers."""
+def watch_inserts(monkeypatch, attribute: str) -> list[bool]:
+    """``attribute`` of the staging after each historical insert, in order."""
     seen: list[bool] = []
     insert = imports._OrderStaging.insert
 
     def watched(self, run):
         insert(self, run)
-        seen.append(self.without_row_triggers)
+        seen.append(getattr(self, attribute))
 
     monkeypatch.setattr(imports._OrderStaging, "insert", watched)
     return seen
+
+
+@pytest.fixture
+def inserts(monkeypatch):
+    """Whether each historical insert went without the foreign keys' row triggers."""
+    return watch_inserts(monkeypatch, "without_row_triggers")
 
 
 def test_the_references_are_checked_once_per_member_and_row_triggers_are_back_on_after(shop, inserts):
@@ -328,15 +333,7 @@ def rebuilds(monkeypatch):
     table keeps the pages of other tests' rolled-back orders)."""
     monkeypatch.setattr(imports, "INDEX_REBUILD_MIN_ROWS", 1)
     monkeypatch.setattr(imports._OrderStaging, "_orders_held", staticmethod(lambda: 0))
-    seen: list[bool] = []
-    insert = imports._OrderStaging.insert
-
-    def watched(self, run):
-        insert(self, run)
-        seen.append(self.indexes_rebuilt)
-
-    monkeypatch.setattr(imports._OrderStaging, "insert", watched)
-    return seen
+    return watch_inserts(monkeypatch, "indexes_rebuilt")
 
 
 FILE = HEADER + (
