@@ -94,6 +94,7 @@ from members.csv_import import (
 )
 from members.events import orders_imported
 from members.models import Member, Order, PointsEntry, Store, TierChange
+from members.pg_tables import analyze_sampled, lock_exclusive
 from members.referral_codes import new_referral_code
 from members.services.members import member_register
 from members.services.orders import moment_check, order_record
@@ -611,7 +612,7 @@ IMPORT_MAINTENANCE_WORK_MEM = "256MB"
 #: tills are not live yet. A live table with more orders than the file keeps its indexes.
 INDEX_REBUILD_MIN_ROWS = 100_000
 #: How long the rebuild waits for that lock before it inserts with the indexes in place instead.
-INDEX_REBUILD_LOCK_TIMEOUT = "2s"
+INDEX_REBUILD_LOCK_TIMEOUT_MS = 2000
 #: Orders an 8 kB page of the table holds (79 at 1,000,000 orders in 103 MB).
 ORDERS_PER_PAGE = 80
 _FAST_MOBILE = re.compile(r"1[3-9][0-9]{9}")
@@ -739,16 +740,8 @@ class _OrderStaging:
             staged = self._stage_in_python(reread())
         if self.in_python:
             with connection.cursor() as cursor:
-                self._analyze(cursor, self.staging)
+                analyze_sampled(cursor, self.staging)
         return staged
-
-    @staticmethod
-    def _analyze(cursor, table: str) -> None:
-        """Statistics of a work table for the next statements' plans: from a sample of 3,000 rows
-        (a tenth of the default, and as good for the joins here)."""
-        cursor.execute("SELECT set_config('default_statistics_target', '10', true)")
-        cursor.execute(f"ANALYZE {table}")
-        cursor.execute("SET LOCAL default_statistics_target TO DEFAULT")
 
     def _copy_staged(self, cursor):
         return cursor.copy(f"COPY {self.staging} ({_STAGING_COLUMNS}) FROM STDIN")
@@ -817,7 +810,7 @@ class _OrderStaging:
         filters are string functions rather than regular expressions: a third of the time."""
         external_id, mobile, store_code, paid, amount = (f"r.c{position}" for position in positions)
         _now, surely_past = self._parsers.tick()
-        self._analyze(cursor, self.raw)
+        analyze_sampled(cursor, self.raw)
         shape = f"translate({paid}, '0123456789', '9999999999')"
         year = f"substr({paid}, 1, 4)"
         month = f"substr({paid}, 6, 2)"
@@ -942,7 +935,7 @@ class _OrderStaging:
             with connection.cursor() as cursor:
                 self._check_repeats(cursor)
         with connection.cursor() as cursor:
-            self._analyze(cursor, self.checked)
+            analyze_sampled(cursor, self.checked)
             cursor.execute(
                 f"SELECT outcome, count(*), min(member_id), max(member_id) FROM {self.checked} GROUP BY outcome"  # noqa: S608
             )
@@ -1119,18 +1112,12 @@ class _OrderStaging:
 
     @staticmethod
     def _indexes_dropped(cursor) -> list[str]:
-        """Lock the orders table (``ACCESS EXCLUSIVE``, waiting ``INDEX_REBUILD_LOCK_TIMEOUT`` at
+        """Lock the orders table (``ACCESS EXCLUSIVE``, waiting ``INDEX_REBUILD_LOCK_TIMEOUT_MS`` at
         most) and drop its secondary indexes and the constraints they back; the statements that
         build them again, exactly as they were. The primary key, which other tables' foreign keys
         reference, stays."""
         table = Order._meta.db_table
-        cursor.execute(
-            "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
-            [INDEX_REBUILD_LOCK_TIMEOUT],
-        )
-        (lock_timeout, _set) = cursor.fetchone()
-        cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
+        lock_exclusive(cursor, table, timeout_ms=INDEX_REBUILD_LOCK_TIMEOUT_MS)
         cursor.execute(
             """
             SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.conname, pg_get_constraintdef(c.oid)

@@ -97,6 +97,7 @@ from django.utils.translation import gettext as _
 
 from members.advisory_locks import namespace_key, try_xact_lock
 from members.models import Member
+from members.pg_tables import analyze_sampled, lock_exclusive
 from members.services.tiers import rfm_scores_wanted, tiers_upgrade_on_score
 from segmentation.events import segment_changed
 from segmentation.models import (
@@ -564,10 +565,7 @@ def _build_indexes(cursor, plan: list[dict]) -> None:
             cursor.execute(
                 f"ALTER TABLE {NEXT_TABLE} ADD CONSTRAINT {item['temporary']} {what} USING INDEX {item['temporary']}"
             )
-    # A small sample is enough for the statements of this transaction; autovacuum refines it later.
-    cursor.execute("SET LOCAL default_statistics_target = 10")
-    cursor.execute(f"ANALYZE {NEXT_TABLE}")
-    cursor.execute("RESET default_statistics_target")
+    analyze_sampled(cursor, NEXT_TABLE)
 
 
 def _swap_lock_settings() -> tuple[int, int, float]:
@@ -591,14 +589,11 @@ def _lock_live_table(cursor) -> None:
     for attempt in range(1, attempts + 1):
         try:
             with transaction.atomic():
-                cursor.execute(f"SET LOCAL lock_timeout = {timeout_ms}")
-                cursor.execute(f"LOCK TABLE {CURRENT_TABLE} IN ACCESS EXCLUSIVE MODE")
-            cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
+                lock_exclusive(cursor, CURRENT_TABLE, timeout_ms=timeout_ms)
             return
         except OperationalError as exc:
             if getattr(getattr(exc, "__cause__", None), "sqlstate", None) != "55P03":  # lock_not_available
                 raise
-            cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
             if attempt == attempts:
                 raise SwapLockTimeout(
                     _(

@@ -421,7 +421,7 @@ def orders_written(count: int) -> None:
 
 def test_a_table_another_transaction_reads_keeps_its_indexes(shop, rebuilds, monkeypatch):
     # given another connection reading the orders table, in a transaction still open
-    monkeypatch.setattr(imports, "INDEX_REBUILD_LOCK_TIMEOUT", "200ms")
+    monkeypatch.setattr(imports, "INDEX_REBUILD_LOCK_TIMEOUT_MS", 200)
     params = {
         key: value
         for key, value in connection.get_connection_params().items()
