@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import statistics
@@ -563,6 +564,8 @@ def per_order(count: int, seed: int) -> dict:
     # As in production: the rows every order reads (tier ladder, loyalty program) are cached per
     # process (the test settings the child runs with turn that off).
     settings.HUIYUAN_SETTINGS_CACHE_SECONDS = 10
+    # The refresh tasks run eagerly here; a log line per task would bury the report.
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
     detach_other_subscribers()
     saved = order_recorded.handlers
     for handler in saved:
