@@ -23,11 +23,11 @@ The definitions are PRODUCT.md's (section *RFM*); how they are computed is in
   keys are not database constraints on purpose (``db_constraint=False``): checking three
   foreign keys per row costs more than the whole computation at a million members, and the only
   writer copies ids it has just read in the same transaction.
-- ``SegmentSnapshot`` — history, compactly: per run and segment, the JSON array of its member ids
-  (about 8 bytes per member per run as text, 3.5 MB per run per million members once TOAST has
-  compressed it — measured by the benchmark — against ~80 MB for a row per member and run). The
-  migration matrix between any two runs is one SQL statement over two runs' snapshots
-  (``selectors.segment_migration_matrix``).
+- ``SegmentSnapshot`` — history, compactly: per run and segment, the array of its member ids
+  (``bigint[]``: 8 bytes per member per run before TOAST compresses it, against ~80 MB per million
+  members for a row per member and run). The migration matrix between any two runs is one SQL
+  statement over two runs' snapshots (``selectors.segment_migration_matrix``), which ``unnest``
+  reads without parsing text.
 - ``SegmentTransition`` — every member whose segment changed: by a run (``source=run``) or by the
   per-order refresh (``source=live``). Each one is published once as ``segment_changed``.
 - ``MemberCategory`` and ``RelatedProduct`` — product preference, computed by the nightly run of
@@ -508,14 +508,14 @@ class RfmStagingRow(models.Model):
 
 
 class SegmentSnapshot(TimeStampedModel):
-    """Which members a run put in a segment: ``member_ids`` is a JSON array of ids (text)."""
+    """Which members a run put in a segment: ``member_ids``, in no particular order."""
 
     run = models.ForeignKey(RfmRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="snapshots")
     segment = models.ForeignKey(
         Segment, verbose_name=_("segment"), on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     member_count = models.PositiveIntegerField(_("members"))
-    member_ids = models.TextField(_("member ids (JSON)"))
+    member_ids = ArrayField(models.BigIntegerField(), verbose_name=_("member ids"))
 
     class Meta:
         ordering = ["run", "segment"]

@@ -267,10 +267,10 @@ def segment_migration_matrix(*, from_run: RfmRun, to_run: RfmRun) -> dict:
     statement over the two runs' snapshots. Keys are ``(from_segment_id, to_segment_id)``; None is
     "no segment" and ``"absent"`` "not in that run" (registered later, or removed)."""
     table = SegmentSnapshot._meta.db_table
-    ids = "CROSS JOIN LATERAL json_array_elements_text(CAST(s.member_ids AS JSON)) AS e(value)"
+    ids = "CROSS JOIN LATERAL unnest(s.member_ids) AS e(member_id)"
     sql = f"""
-        WITH a AS (SELECT s.segment_id, CAST(e.value AS BIGINT) AS member_id FROM {table} s {ids} WHERE s.run_id = %s),
-             b AS (SELECT s.segment_id, CAST(e.value AS BIGINT) AS member_id FROM {table} s {ids} WHERE s.run_id = %s)
+        WITH a AS (SELECT s.segment_id, e.member_id FROM {table} s {ids} WHERE s.run_id = %s),
+             b AS (SELECT s.segment_id, e.member_id FROM {table} s {ids} WHERE s.run_id = %s)
         SELECT fa, fb, COUNT(*) FROM (
             SELECT COALESCE(a.segment_id, 0) AS fa,
                    CASE WHEN b.member_id IS NULL THEN -1 ELSE COALESCE(b.segment_id, 0) END AS fb

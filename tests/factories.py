@@ -550,7 +550,7 @@ class SegmentSnapshotFactory(factory.django.DjangoModelFactory):
     run = factory.SubFactory(RfmRunFactory)
     segment = factory.SubFactory(SegmentFactory, scheme=factory.SelfAttribute("..run.scheme"))
     member_count = 2
-    member_ids = "[1, 2]"
+    member_ids = [1, 2]
 
 
 class SegmentTransitionFactory(factory.django.DjangoModelFactory):

@@ -335,8 +335,8 @@ def segment_report(*, from_run: RfmRun, to_run: RfmRun, lapsed_days: int | None 
     day7, day30 = a_end + dt.timedelta(days=7), a_end + dt.timedelta(days=30)
     sql = f"""
         WITH a AS (
-            SELECT s.segment_id, CAST(e.value AS BIGINT) AS member_id
-            FROM {_SNAPSHOT} s CROSS JOIN LATERAL json_array_elements_text(CAST(s.member_ids AS JSON)) AS e(value)
+            SELECT s.segment_id, e.member_id
+            FROM {_SNAPSHOT} s CROSS JOIN LATERAL unnest(s.member_ids) AS e(member_id)
             WHERE s.run_id = %(run)s
         ),
         per AS (

@@ -5,7 +5,6 @@ and CSV, staff only) and the admin pages must all give the numbers worked out he
 import csv
 import datetime as dt
 import io
-import json
 import math
 import statistics
 from decimal import Decimal
@@ -241,7 +240,7 @@ def two_runs(default_scheme):
                 run=run,
                 segment=segments[slug],
                 member_count=len(members),
-                member_ids=json.dumps([member.pk for member in members]),
+                member_ids=[member.pk for member in members],
             )
     a_end = window_for(a_day, 1).end
 

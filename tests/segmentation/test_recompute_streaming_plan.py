@@ -25,10 +25,7 @@ def results() -> list:
 
 
 def snapshot(run: RfmRun) -> dict:
-    return {
-        s.segment_id: sorted(int(i) for i in s.member_ids.strip("[]").split(",") if i.strip())
-        for s in SegmentSnapshot.objects.filter(run=run)
-    }
+    return {s.segment_id: sorted(s.member_ids) for s in SegmentSnapshot.objects.filter(run=run)}
 
 
 def transitions(run: RfmRun) -> set:

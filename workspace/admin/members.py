@@ -222,8 +222,8 @@ class RegisteredFilter(admin.SimpleListFilter):
 
 
 _SNAPSHOT_IDS = (
-    f"SELECT CAST(e.value AS BIGINT) FROM {SegmentSnapshot._meta.db_table} s "  # noqa: S608
-    "CROSS JOIN LATERAL json_array_elements_text(CAST(s.member_ids AS JSON)) AS e(value) WHERE s.run_id = %s"
+    f"SELECT e.member_id FROM {SegmentSnapshot._meta.db_table} s "  # noqa: S608
+    "CROSS JOIN LATERAL unnest(s.member_ids) AS e(member_id) WHERE s.run_id = %s"
 )
 ABSENT_TOKEN, NONE_TOKEN = "x", "0"
 
