@@ -27,9 +27,10 @@ then, in one transaction:
    refunded_amount)`` the statement streams (``_streaming_plan``: an index-only scan in member
    order, group by group, merge-joined to the members and the current results — no hash table of
    everyone: the fastest plan, and the server's memory does not grow with members);
-3. from that table: quintile cut points, counts and averages per segment, the per-run snapshot
-   (JSON array of member ids per segment) and the transitions (one ``INSERT … SELECT`` joining the
-   live table: members whose segment differs, or who are new);
+3. from that table, in one pass (``rfm_sql.summary_sql``): counts and averages per segment, the
+   per-run snapshot (the ``bigint[]`` of member ids per segment) and the transitions (members whose
+   segment differs from the one joined in, or who are new); after the indexes, the quintile cut
+   points;
 4. the swap: lock the live table — a bounded wait (``lock_timeout``) per attempt, a backoff that
    lets refunds' refreshes through, a few attempts, then ``SwapLockTimeout``: the run is recorded
    failed and its task retries later (``_lock_live_table``) — keep the rows an order refreshed
@@ -365,12 +366,12 @@ def _execute(run: RfmRun, spec: SchemeSpec, scored: tuple[str, list]) -> None:
         _report_progress("aggregating", run.pk)
         _build_next(cursor, run, scored)
         _report_progress("transitions", run.pk)
-        run.transition_count = _record_transitions(cursor, run)
+        _summarise(cursor, run, spec)
         _finish_next(cursor)
         _report_progress("indexes", run.pk)
         _build_indexes(cursor, indexes)
         _report_progress("summarising", run.pk)
-        _summarise(cursor, run, spec)
+        run.cut_points = _cut_points(cursor, NEXT_TABLE, spec) if spec.mode == QUINTILES else {}
         _report_progress("swapping", run.pk)
         _swap(cursor, run, indexes, keep_live=keep_live)
         _report_progress("scores", run.pk)
@@ -497,18 +498,6 @@ def _build_next(cursor, run: RfmRun, scored: tuple[str, list]) -> None:
                 SELECT {select_list}, x.previous_segment_id FROM ({scored_sql}) x""",  # noqa: S608
             [*params, *scored_params],
         )
-
-
-def _record_transitions(cursor, run: RfmRun) -> int:
-    now = connection.ops.adapt_datetimefield_value(run.started_at)
-    cursor.execute(
-        f"""INSERT INTO {TRANSITION_TABLE} (run_id, member_id, from_segment_id, to_segment_id, source,
-                                            created_at, updated_at)
-            SELECT %s, member_id, previous_segment_id, segment_id, 'run', %s, %s FROM {NEXT_TABLE}
-            WHERE COALESCE(previous_segment_id, 0) <> COALESCE(segment_id, 0)""",  # noqa: S608
-        [run.pk, now, now],
-    )
-    return max(cursor.rowcount, 0)
 
 
 def _finish_next(cursor) -> None:
@@ -659,12 +648,16 @@ def _number(value, places: int = 2) -> str | None:
 
 
 def _summarise(cursor, run: RfmRun, spec: SchemeSpec) -> None:
-    """Counts and averages per segment, cut points, and the snapshot of this run (from the next table)."""
+    """Counts and averages per segment, the snapshot of this run and its transitions, in one pass
+    over the next table while it still has ``previous_segment_id`` (``rfm_sql.summary_sql``)."""
     slugs = dict(Segment.objects.filter(pk__in=[rule["segment_id"] for rule in spec.rules]).values_list("pk", "slug"))
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    cursor.execute(rfm_sql.stats_and_snapshot_sql(NEXT_TABLE, SNAPSHOT_TABLE, spec), [run.pk, now, now])
-    stats, members, buyers = {}, 0, 0
-    for segment_id, count, avg_r, avg_f, avg_m, segment_buyers in cursor.fetchall():
+    cursor.execute(
+        rfm_sql.summary_sql(NEXT_TABLE, SNAPSHOT_TABLE, TRANSITION_TABLE, spec),
+        {"run": run.pk, "now": connection.ops.adapt_datetimefield_value(run.started_at)},
+    )
+    stats, members, buyers, run.transition_count = {}, 0, 0, 0
+    for segment_id, count, avg_r, avg_f, avg_m, segment_buyers, transitions in cursor.fetchall():
+        run.transition_count = transitions
         stats[slugs.get(segment_id, "") if segment_id else ""] = {
             "segment_id": segment_id,
             "count": count,
@@ -675,7 +668,6 @@ def _summarise(cursor, run: RfmRun, spec: SchemeSpec) -> None:
         members += count
         buyers += segment_buyers or 0
     run.segment_stats, run.member_count, run.buyer_count = stats, members, buyers
-    run.cut_points = _cut_points(cursor, NEXT_TABLE, spec) if spec.mode == QUINTILES else {}
 
 
 def _cut_points(cursor, table: str, spec: SchemeSpec) -> dict:

@@ -49,7 +49,7 @@ def test_a_run_that_crashes_midway_leaves_the_previous_results(default_scheme, m
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(recompute, "_summarise", crash)  # after the new results and transitions are written
+    monkeypatch.setattr(recompute, "_build_indexes", crash)  # after the new results and transitions are written
     # when
     with pytest.raises(RuntimeError, match="disk full"):
         segment_recompute(as_of=AS_OF)
