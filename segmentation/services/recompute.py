@@ -138,7 +138,7 @@ class SwapLockTimeout(Exception):
 
 PROGRESS_PREFIX = "huiyuan-rfm"
 ALIVE_PREFIX = "huiyuan-rfm-run"
-PROGRESS_PHASES = ("started", "aggregating", "transitions", "indexes", "summarising", "swapping", "scores")
+PROGRESS_PHASES = ("started", "aggregating", "summarising", "indexes", "swapping", "scores")
 
 
 def _report_progress(phase: str, run_id: int | None = None) -> None:
@@ -365,13 +365,11 @@ def _execute(run: RfmRun, spec: SchemeSpec, scored: tuple[str, list]) -> None:
         indexes = _index_plan(cursor)
         _report_progress("aggregating", run.pk)
         _build_next(cursor, run, scored)
-        _report_progress("transitions", run.pk)
+        _report_progress("summarising", run.pk)
         _summarise(cursor, run, spec)
         _finish_next(cursor)
         _report_progress("indexes", run.pk)
         _build_indexes(cursor, indexes)
-        _report_progress("summarising", run.pk)
-        run.cut_points = _cut_points(cursor, NEXT_TABLE, spec) if spec.mode == QUINTILES else {}
         _report_progress("swapping", run.pk)
         _swap(cursor, run, indexes, keep_live=keep_live)
         _report_progress("scores", run.pk)
@@ -655,9 +653,10 @@ def _summarise(cursor, run: RfmRun, spec: SchemeSpec) -> None:
         rfm_sql.summary_sql(NEXT_TABLE, SNAPSHOT_TABLE, TRANSITION_TABLE, spec),
         {"run": run.pk, "now": connection.ops.adapt_datetimefield_value(run.started_at)},
     )
-    stats, members, buyers, run.transition_count = {}, 0, 0, 0
-    for segment_id, count, avg_r, avg_f, avg_m, segment_buyers, transitions in cursor.fetchall():
+    stats, members, buyers, run.transition_count, cuts = {}, 0, 0, 0, []
+    for segment_id, count, avg_r, avg_f, avg_m, segment_buyers, transitions, *segment_cuts in cursor.fetchall():
         run.transition_count = transitions
+        cuts.append(segment_cuts)
         stats[slugs.get(segment_id, "") if segment_id else ""] = {
             "segment_id": segment_id,
             "count": count,
@@ -668,17 +667,23 @@ def _summarise(cursor, run: RfmRun, spec: SchemeSpec) -> None:
         members += count
         buyers += segment_buyers or 0
     run.segment_stats, run.member_count, run.buyer_count = stats, members, buyers
+    run.cut_points = _cut_points(cuts, buyers) if spec.mode == QUINTILES else {}
 
 
-def _cut_points(cursor, table: str, spec: SchemeSpec) -> dict:
-    cursor.execute(rfm_sql.cut_points_sql(table, spec))
-    row = cursor.fetchone()
-    r, f, m = row[0:4], row[4:8], row[8:12]
+def _cut_points(per_segment: list[list], buyers: int) -> dict:
+    """The run's cut points from each segment's (``rfm_sql.cut_point_aggregates``): the least good
+    value scoring ≥ s anywhere is the largest R, the smallest F and M of the segments'."""
+    combined = []
+    for index, (_dim, _column, agg) in enumerate(rfm_sql.CUT_POINT_COLUMNS):
+        for step in range(4):
+            values = [row[index * 4 + step] for row in per_segment if row[index * 4 + step] is not None]
+            combined.append((max if agg == "MAX" else min)(values) if values else None)
+    r, f, m = combined[0:4], combined[4:8], combined[8:12]
     return {
         "r": [None if v is None else int(v) for v in r],
         "f": [None if v is None else int(v) for v in f],
         "m": [_number(v) for v in m],
-        "buyers": row[12],
+        "buyers": buyers,
     }
 
 

@@ -24,7 +24,7 @@ orders, with one ``FILTER`` per window. With separate windows "bought in the win
 ranked, who is scored) means an order in F's or M's window (``bought_sql``). In thresholds mode a
 dimension with a medium limit scores 2 (高), 1 (中) or 0 (低) (``threshold_exprs``).
 
-A run's cut points (``cut_points_sql``) let the per-order refresh score one member as the run
+A run's cut points (``cut_point_aggregates``, in ``summary_sql``) let the per-order refresh score one member as the run
 scored everyone (``member_score_exprs``: ``1 + the number of cut points reached``).
 ``member_rfm_score_sql`` copies R + F + M of the current results into ``MemberRfmScore``, the
 figure tier rules read (or empties it, when no tier rule reads scores).
@@ -37,7 +37,7 @@ from decimal import Decimal
 from members.models import Interaction, Member, MemberRfmScore, Order
 from segmentation.models import RfmStagingRow
 from segmentation.rules import segment_case_sql
-from segmentation.scoring import THRESHOLDS, SchemeSpec, Window, brand_timezone
+from segmentation.scoring import QUINTILES, THRESHOLDS, SchemeSpec, Window, brand_timezone
 
 MEMBER_TABLE = Member._meta.db_table
 SCORE_TABLE = MemberRfmScore._meta.db_table
@@ -205,14 +205,20 @@ def scored_sql(spec: SchemeSpec, aggregate: tuple[str, list], *, previous: bool 
     return sql, list(agg_params)
 
 
-def cut_points_sql(table: str, spec: SchemeSpec | None = None) -> str:
-    """One row: for s = 2..5 the least good R, F and M that still score ≥ s, the buyer count
-    (buyers: ``bought_sql`` of ``spec``; F ≥ 1 without one)."""
-    parts = []
-    for dim, column, agg in (("r", "recency_days", "MAX"), ("f", "frequency", "MIN"), ("m", "monetary", "MIN")):
-        parts += [f"{agg}(CASE WHEN {dim}_score >= {s} THEN {column} END)" for s in range(2, 6)]
-    bought = bought_sql(spec, table, money="monetary") if spec is not None else "frequency > 0"
-    return f"SELECT {', '.join(parts)}, COUNT(*) FROM {table} WHERE {bought}"  # noqa: S608
+#: The cut points' aggregates, per dimension: the column and whether the least good value is the
+#: largest (R, days) or the smallest (F, M).
+CUT_POINT_COLUMNS = (("r", "recency_days", "MAX"), ("f", "frequency", "MIN"), ("m", "monetary", "MIN"))
+
+
+def cut_point_aggregates(bought: str) -> list[str]:
+    """For R, F and M and s = 2..5, the least good value among buyers (``bought``) that still
+    scores ≥ s: twelve aggregates, of any group of a run's results (the least good of the groups'
+    is the run's)."""
+    return [
+        f"{agg}(CASE WHEN {bought} AND {dim}_score >= {s} THEN {column} END)"
+        for dim, column, agg in CUT_POINT_COLUMNS
+        for s in range(2, 6)
+    ]
 
 
 def summary_sql(table: str, snapshot_table: str, transition_table: str, spec: SchemeSpec | None = None) -> str:
@@ -223,16 +229,20 @@ def summary_sql(table: str, snapshot_table: str, transition_table: str, spec: Sc
     everyone; ``array_agg`` and lz4 write 3M ids in 0.18 s less than JSON text, and readers
     ``unnest`` them); and a transition for every member whose segment differs from the previous
     one, collected per segment in the same pass (a second scan of the table for them took 0.2 s
-    at 3M members). Parameters: ``run``, ``now``."""
+    at 3M members). In quintile mode each row ends with the segment's ``cut_point_aggregates``.
+    Parameters: ``run``, ``now``."""
     bought = bought_sql(spec, table, money="monetary") if spec is not None else "frequency > 0"
     moved = "COALESCE(previous_segment_id, 0) <> COALESCE(segment_id, 0)"
+    cuts = cut_point_aggregates(bought) if spec is not None and spec.mode == QUINTILES else []
+    cut_columns = "".join(f", cut_{index}" for index in range(len(cuts)))
+    cut_aggregates = "".join(f", {aggregate} AS cut_{index}" for index, aggregate in enumerate(cuts))
     return f"""
         WITH g AS (
             SELECT segment_id, COUNT(*) AS members, AVG(recency_days) AS avg_r, AVG(frequency) AS avg_f,
                    AVG(monetary) AS avg_m, SUM(CASE WHEN {bought} THEN 1 ELSE 0 END) AS buyers,
                    array_agg(member_id) AS ids,
                    array_agg(member_id) FILTER (WHERE {moved}) AS moved_ids,
-                   array_agg(previous_segment_id) FILTER (WHERE {moved}) AS moved_from
+                   array_agg(previous_segment_id) FILTER (WHERE {moved}) AS moved_from{cut_aggregates}
             FROM {table} GROUP BY segment_id
         ), snapshot AS (
             INSERT INTO {snapshot_table} (run_id, segment_id, member_count, member_ids, created_at, updated_at)
@@ -244,7 +254,7 @@ def summary_sql(table: str, snapshot_table: str, transition_table: str, spec: Sc
             FROM g CROSS JOIN LATERAL unnest(g.moved_ids, g.moved_from) AS t(member_id, from_segment_id)
             RETURNING 1
         )
-        SELECT segment_id, members, avg_r, avg_f, avg_m, buyers, (SELECT COUNT(*) FROM moved) FROM g
+        SELECT segment_id, members, avg_r, avg_f, avg_m, buyers, (SELECT COUNT(*) FROM moved){cut_columns} FROM g
     """  # noqa: S608
 
 

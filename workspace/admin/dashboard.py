@@ -509,9 +509,8 @@ def _status_context(request, *, after: int, polling: bool) -> dict:
     phases = {
         "started": _("starting"),
         "aggregating": _("reading the orders"),
-        "transitions": _("recording segment changes"),
+        "summarising": _("counting segments and recording changes"),
         "indexes": _("building indexes"),
-        "summarising": _("counting segments"),
         "swapping": _("switching to the new results"),
         "scores": _("updating tier scores"),
     }
