@@ -646,16 +646,22 @@ def _number(value, places: int = 2) -> str | None:
 
 
 def _summarise(cursor, run: RfmRun, spec: SchemeSpec) -> None:
-    """Counts and averages per segment, the snapshot of this run and its transitions, in one pass
-    over the next table while it still has ``previous_segment_id`` (``rfm_sql.summary_sql``)."""
+    """Counts and averages per segment, the snapshot of this run and its transitions, from the next
+    table while it still has ``previous_segment_id``: in one pass (``rfm_sql.summary_sql``), but
+    for a run that moves most members (``_most_members_move``), whose transitions are inserted
+    in member order by a statement of their own (``rfm_sql.transitions_sql``)."""
     slugs = dict(Segment.objects.filter(pk__in=[rule["segment_id"] for rule in spec.rules]).values_list("pk", "slug"))
-    cursor.execute(
-        rfm_sql.summary_sql(NEXT_TABLE, SNAPSHOT_TABLE, TRANSITION_TABLE, spec),
-        {"run": run.pk, "now": connection.ops.adapt_datetimefield_value(run.started_at)},
-    )
-    stats, members, buyers, run.transition_count, cuts = {}, 0, 0, 0, []
+    params = {"run": run.pk, "now": connection.ops.adapt_datetimefield_value(run.started_at)}
+    apart = _most_members_move(run)
+    if apart:
+        cursor.execute(rfm_sql.transitions_sql(NEXT_TABLE, TRANSITION_TABLE), params)
+        run.transition_count = max(cursor.rowcount, 0)
+    summary = rfm_sql.summary_sql(NEXT_TABLE, SNAPSHOT_TABLE, TRANSITION_TABLE, spec, transitions=not apart)
+    cursor.execute(summary, params)
+    stats, members, buyers, cuts = {}, 0, 0, []
     for segment_id, count, avg_r, avg_f, avg_m, segment_buyers, transitions, *segment_cuts in cursor.fetchall():
-        run.transition_count = transitions
+        if not apart:
+            run.transition_count = transitions
         cuts.append(segment_cuts)
         stats[slugs.get(segment_id, "") if segment_id else ""] = {
             "segment_id": segment_id,
@@ -668,6 +674,14 @@ def _summarise(cursor, run: RfmRun, spec: SchemeSpec) -> None:
         buyers += segment_buyers or 0
     run.segment_stats, run.member_count, run.buyer_count = stats, members, buyers
     run.cut_points = _cut_points(cuts, buyers) if spec.mode == QUINTILES else {}
+
+
+def _most_members_move(run: RfmRun) -> bool:
+    """Whether the run probably moves most members to another segment: a first run (no current
+    results), or one with other rules than the current run's (another scheme, or the same one
+    edited). A guess only decides how the transitions are inserted, never which."""
+    current = RfmRun.objects.filter(is_current=True).exclude(pk=run.pk).values_list("scheme_id", "params").first()
+    return current is None or current != (run.scheme_id, run.params)
 
 
 def _cut_points(per_segment: list[list], buyers: int) -> dict:

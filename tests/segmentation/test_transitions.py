@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from segmentation.models import Segment, SegmentTransition
+from segmentation.models import MemberRfm, RfmRun, Segment, SegmentTransition
 from segmentation.selectors import ABSENT, segment_migration_matrix
 from segmentation.services import run_transitions_publish, segment_recompute
 
@@ -98,3 +98,40 @@ def test_the_migration_matrix_between_two_runs(default_scheme):
     }
     assert newcomer.pk
     assert segment_migration_matrix(from_run=run_2, to_run=run_1)["cells"][(slug_id("no_purchase"), ABSENT)] == 1
+
+
+@pytest.mark.parametrize("most_move", [True, False])
+def test_transitions_are_the_same_from_the_summary_pass_or_a_statement_of_their_own(
+    default_scheme, monkeypatch, most_move
+):
+    # given: a first run, then a mover, a stayer and a newcomer
+    from segmentation.services import recompute
+
+    mover, stayer = member(), member()
+    order(mover, days_ago=40)
+    order(stayer, days_ago=2)
+    segment_recompute(as_of=AS_OF)
+    was = MemberRfm.objects.get(member=mover).segment_id
+    order(mover, days_ago=1)
+    newcomer = member()
+    # when: the second run inserts its transitions apart (as a first run does) or in the summary's pass
+    monkeypatch.setattr(recompute, "_most_members_move", lambda run: most_move)
+    run = segment_recompute(as_of=AS_OF)
+    # then: the same transitions, counted
+    rows = set(SegmentTransition.objects.filter(run=run).values_list("member_id", "from_segment_id", "to_segment_id"))
+    assert rows == {
+        (mover.pk, was, slug_id("promising")),
+        (newcomer.pk, None, slug_id("no_purchase")),
+    }
+    assert run.transition_count == 2
+
+
+def test_only_a_first_run_or_changed_rules_insert_transitions_apart(default_scheme):
+    from segmentation.services import recompute
+
+    order(member(), days_ago=2)
+    assert recompute._most_members_move(RfmRun(scheme=default_scheme, params={})) is True  # nothing current
+    first = segment_recompute(as_of=AS_OF)
+    assert recompute._most_members_move(RfmRun(scheme=default_scheme, params=first.params)) is False
+    edited = RfmRun(scheme=default_scheme, params={**first.params, "r_max_days": 999})
+    assert recompute._most_members_move(edited) is True
