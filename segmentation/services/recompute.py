@@ -28,9 +28,9 @@ then, in one transaction:
    order, group by group, merge-joined to the members and the current results — no hash table of
    everyone: the fastest plan, and the server's memory does not grow with members);
 3. from that table, in one pass (``rfm_sql.summary_sql``): counts and averages per segment, the
-   per-run snapshot (the ``bigint[]`` of member ids per segment) and the transitions (members whose
-   segment differs from the one joined in, or who are new); after the indexes, the quintile cut
-   points;
+   quintile cut points, the per-run snapshot (the ``bigint[]`` of member ids per segment) and the
+   transitions (members whose segment differs from the one joined in, or who are new — apart, in
+   member order, when most members move: ``_most_members_move``);
 4. the swap: lock the live table — a bounded wait (``lock_timeout``) per attempt, a backoff that
    lets refunds' refreshes through, a few attempts, then ``SwapLockTimeout``: the run is recorded
    failed and its task retries later (``_lock_live_table``) — keep the rows an order refreshed
@@ -658,10 +658,9 @@ def _summarise(cursor, run: RfmRun, spec: SchemeSpec) -> None:
         run.transition_count = max(cursor.rowcount, 0)
     summary = rfm_sql.summary_sql(NEXT_TABLE, SNAPSHOT_TABLE, TRANSITION_TABLE, spec, transitions=not apart)
     cursor.execute(summary, params)
-    stats, members, buyers, cuts = {}, 0, 0, []
-    for segment_id, count, avg_r, avg_f, avg_m, segment_buyers, transitions, *segment_cuts in cursor.fetchall():
-        if not apart:
-            run.transition_count = transitions
+    stats, members, buyers, moved, cuts = {}, 0, 0, 0, []
+    for segment_id, count, avg_r, avg_f, avg_m, segment_buyers, segment_moved, *segment_cuts in cursor.fetchall():
+        moved += segment_moved
         cuts.append(segment_cuts)
         stats[slugs.get(segment_id, "") if segment_id else ""] = {
             "segment_id": segment_id,
@@ -673,6 +672,8 @@ def _summarise(cursor, run: RfmRun, spec: SchemeSpec) -> None:
         members += count
         buyers += segment_buyers or 0
     run.segment_stats, run.member_count, run.buyer_count = stats, members, buyers
+    if not apart:
+        run.transition_count = moved
     run.cut_points = _cut_points(cuts, buyers) if spec.mode == QUINTILES else {}
 
 

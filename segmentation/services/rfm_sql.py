@@ -24,8 +24,8 @@ orders, with one ``FILTER`` per window. With separate windows "bought in the win
 ranked, who is scored) means an order in F's or M's window (``bought_sql``). In thresholds mode a
 dimension with a medium limit scores 2 (高), 1 (中) or 0 (低) (``threshold_exprs``).
 
-A run's cut points (``cut_point_aggregates``, in ``summary_sql``) let the per-order refresh score one member as the run
-scored everyone (``member_score_exprs``: ``1 + the number of cut points reached``).
+A run's cut points (``cut_point_aggregates``, in ``summary_sql``) let the per-order refresh score
+one member as the run scored everyone (``member_score_exprs``: ``1 + the number of cut points reached``).
 ``member_rfm_score_sql`` copies R + F + M of the current results into ``MemberRfmScore``, the
 figure tier rules read (or empties it, when no tier rule reads scores).
 """
@@ -239,17 +239,15 @@ def transitions_sql(table: str, transition_table: str) -> str:
 def summary_sql(
     table: str, snapshot_table: str, transition_table: str, spec: SchemeSpec | None = None, *, transitions: bool = True
 ) -> str:
-    """One pass over ``table`` (a run's new results, with each member's ``previous_segment_id``)
-    for up to three things: count, average R, F and M and buyers per segment (the rows returned,
-    with the number of transitions after them); one snapshot row per segment — run, segment,
-    count, the ``bigint[]`` of its member ids, in no particular order (sorting them would cost a
-    sort of everyone; ``array_agg`` and lz4 write 3M ids in 0.18 s less than JSON text, and
-    readers ``unnest`` them); and, with ``transitions``, a transition for every member who moved,
-    collected per segment in the same pass — 0.2 s less at 3M members than ``transitions_sql``'s
-    scan when a few move, but 3 s more when all of them do (a first run: three million
-    transitions inserted in segment order rather than the members'), where ``transitions_sql``
-    is for (the column is then 0). In quintile mode each row ends with the segment's
-    ``cut_point_aggregates``. Parameters: ``run``, ``now``."""
+    """One pass over ``table`` (a run's new results, with each member's ``previous_segment_id``).
+    Returns per segment: count, average R, F and M, buyers, the members who moved (0 without
+    ``transitions``) and, in quintile mode, its ``cut_point_aggregates``. Writes one snapshot row
+    per segment — the ``bigint[]`` of its member ids, in no particular order (sorting them would
+    cost a sort of everyone) — and, with ``transitions``, a transition per member who moved,
+    collected per segment in the same pass: 0.2 s less at 3M members than ``transitions_sql``'s
+    scan when a few move, 3 s more when all do (three million rows inserted in segment order
+    rather than the members'), which is what ``transitions_sql`` is for. Parameters: ``run``,
+    ``now``."""
     bought = bought_sql(spec, table, money="monetary") if spec is not None else "frequency > 0"
     cuts = cut_point_aggregates(bought) if spec is not None and spec.mode == QUINTILES else []
     cut_columns = "".join(f", cut_{index}" for index in range(len(cuts)))
@@ -265,9 +263,8 @@ def summary_sql(
                                             created_at, updated_at)
             SELECT %(run)s, t.member_id, t.from_segment_id, g.segment_id, 'run', %(now)s, %(now)s
             FROM g CROSS JOIN LATERAL unnest(g.moved_ids, g.moved_from) AS t(member_id, from_segment_id)
-            RETURNING 1
         )"""  # noqa: S608
-        moved_count = "(SELECT COUNT(*) FROM moved)"
+        moved_count = "COALESCE(cardinality(moved_ids), 0)"
     return f"""
         WITH g AS (
             SELECT segment_id, COUNT(*) AS members, AVG(recency_days) AS avg_r, AVG(frequency) AS avg_f,
