@@ -7,7 +7,7 @@ import pytest
 
 from segmentation.models import MemberRfm, RfmRun, Segment, SegmentTransition
 from segmentation.selectors import ABSENT, segment_migration_matrix
-from segmentation.services import run_transitions_publish, segment_recompute
+from segmentation.services import recompute, run_transitions_publish, segment_recompute
 
 from .builders import AS_OF, local, member, order
 
@@ -105,8 +105,6 @@ def test_transitions_are_the_same_from_the_summary_pass_or_a_statement_of_their_
     default_scheme, monkeypatch, most_move
 ):
     # given: a first run, then a mover, a stayer and a newcomer
-    from segmentation.services import recompute
-
     mover, stayer = member(), member()
     order(mover, days_ago=40)
     order(stayer, days_ago=2)
@@ -127,11 +125,13 @@ def test_transitions_are_the_same_from_the_summary_pass_or_a_statement_of_their_
 
 
 def test_only_a_first_run_or_changed_rules_insert_transitions_apart(default_scheme):
-    from segmentation.services import recompute
-
+    # given: a buyer, and no run yet
     order(member(), days_ago=2)
-    assert recompute._most_members_move(RfmRun(scheme=default_scheme, params={})) is True  # nothing current
+    # then: a first run moves everyone
+    assert recompute._most_members_move(RfmRun(scheme=default_scheme, params={})) is True
+    # when: a run is current
     first = segment_recompute(as_of=AS_OF)
+    # then: a run with its rules moves few, one with edited rules most
     assert recompute._most_members_move(RfmRun(scheme=default_scheme, params=first.params)) is False
     edited = RfmRun(scheme=default_scheme, params={**first.params, "r_max_days": 999})
     assert recompute._most_members_move(edited) is True
